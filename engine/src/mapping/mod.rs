@@ -1,0 +1,45 @@
+//! Declarative mappings from source records to the unified model.
+//!
+//! The pipeline follows the modules: [`spec`] (documents as written) → [`resolve`]
+//! (a connection's overrides layered on a system's default from [`defaults`]) →
+//! [`compile`] (targets, paths and transforms checked once, into a [`Plan`]) → [`run`]
+//! (a plan applied to records taken out of their [`payload`] envelope). [`transform`]
+//! holds the built-in transforms and [`error`] what can go wrong at each step.
+
+pub mod compile;
+pub mod defaults;
+pub mod error;
+pub mod payload;
+pub mod resolve;
+pub mod run;
+pub mod spec;
+pub mod transform;
+
+pub use compile::Plan;
+pub use defaults::{SYSTEMS, System};
+pub use error::{FieldError, RecordError, SpecError, SpecErrors};
+pub use payload::{Payload, PayloadError};
+pub use resolve::{Origin, ResolvedMapping, ResolvedRule};
+pub use run::MapOptions;
+pub use spec::{Document, Format, MappingSpec, OverrideRule, OverrideSpec, RuleSpec, TransformStep};
+
+use crate::model::Entity;
+
+/// The mapping that runs for `system` and `entity`: the system's default with
+/// `overrides` applied.
+pub fn resolve(
+    system: &str,
+    entity: Entity,
+    overrides: Option<&OverrideSpec>,
+) -> Result<ResolvedMapping, SpecErrors> {
+    let default = System::get(system)?.default_mapping(entity)?;
+    match overrides {
+        None => Ok(ResolvedMapping::from_spec(&default)),
+        Some(o) => ResolvedMapping::resolve(&default, o),
+    }
+}
+
+/// Resolves and compiles in one step.
+pub fn plan(system: &str, entity: Entity, overrides: Option<&OverrideSpec>) -> Result<Plan, SpecErrors> {
+    Plan::compile(&resolve(system, entity, overrides)?)
+}

@@ -1,0 +1,238 @@
+//! Running a [`Plan`] on source records.
+//!
+//! Each record starts as the entity's skeleton (every field empty) and each rule fills
+//! its target: evaluate the source, run the transform chain, apply the default, fit the
+//! value to the target's model type, check `required`. A field that fails either fails
+//! the record (`strict`) or becomes `null` with an entry in the record's `errors`.
+
+use serde_json::{Map, Value};
+
+use super::compile::{Nested, Plan, Rule, Source, is_currency, is_date, is_datetime};
+use super::error::{FieldError, RecordError, quote, type_name};
+use super::transform::{Ctx, number};
+use crate::model::FieldType;
+
+/// How records are mapped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MapOptions {
+    /// A field-level failure fails the whole record, instead of giving `null` and an
+    /// entry in the record's `errors`.
+    pub strict: bool,
+    /// Add the raw source record to the output as `remote_data`.
+    pub remote_data: bool,
+}
+
+impl Plan {
+    /// Maps one source record to a unified record.
+    pub fn map_record(&self, source: &Value, options: MapOptions) -> Result<Value, RecordError> {
+        if !source.is_object() {
+            return Err(RecordError::NotAnObject { found: type_name(source) });
+        }
+        let mut out = self.entity.skeleton().clone();
+        let mut errors = Vec::new();
+        run_rules(&self.rules, source, &mut out, "", options, &mut errors)?;
+        let record = out.as_object_mut().expect("skeleton is an object");
+        if !errors.is_empty() {
+            record.insert(
+                "errors".into(),
+                serde_json::to_value(&errors).expect("field errors serialize"),
+            );
+        }
+        if options.remote_data {
+            record.insert("remote_data".into(), source.clone());
+        }
+        Ok(out)
+    }
+}
+
+fn run_rules(
+    rules: &[Rule],
+    source: &Value,
+    out: &mut Value,
+    prefix: &str,
+    options: MapOptions,
+    errors: &mut Vec<FieldError>,
+) -> Result<(), RecordError> {
+    for rule in rules {
+        let value = match &rule.nested {
+            Some(nested) => run_nested(rule, nested, source, prefix, options, errors)?,
+            None => run_rule(rule, source, prefix, options, errors)?,
+        };
+        set(out, &rule.keys, value);
+    }
+    Ok(())
+}
+
+fn run_nested(
+    rule: &Rule,
+    nested: &Nested,
+    source: &Value,
+    prefix: &str,
+    options: MapOptions,
+    errors: &mut Vec<FieldError>,
+) -> Result<Value, RecordError> {
+    let base = match &rule.source {
+        Source::None => source.clone(),
+        other => select(other, source),
+    };
+    let target = format!("{prefix}{}", rule.target);
+    let map_one = |element: &Value, prefix: String, errors: &mut Vec<FieldError>| -> Result<Value, RecordError> {
+        let mut item = nested.skeleton.clone();
+        if element.is_object() {
+            run_rules(&nested.rules, element, &mut item, &prefix, options, errors)?;
+        } else if !element.is_null() {
+            let e = FieldError {
+                target: prefix.trim_end_matches('.').to_owned(),
+                path: rule.source.describe(),
+                value: Some(quote(element)),
+                message: format!("expects an object to map with nested rules, not {}", type_name(element)),
+            };
+            fail(e, options, errors)?;
+        }
+        Ok(item)
+    };
+    if nested.many {
+        let elements = match base {
+            Value::Array(items) => items,
+            Value::Null => Vec::new(),
+            one => vec![one],
+        };
+        let mut items = Vec::with_capacity(elements.len());
+        for (i, element) in elements.iter().enumerate() {
+            items.push(map_one(element, format!("{target}[{i}]."), errors)?);
+        }
+        Ok(Value::Array(items))
+    } else {
+        let element = match base {
+            Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
+            Value::Array(_) => Value::Null,
+            one => one,
+        };
+        map_one(&element, format!("{target}."), errors)
+    }
+}
+
+fn run_rule(
+    rule: &Rule,
+    source: &Value,
+    prefix: &str,
+    options: MapOptions,
+    errors: &mut Vec<FieldError>,
+) -> Result<Value, RecordError> {
+    let mut value = select(&rule.source, source);
+    let ctx = Ctx { record: source };
+    let field_error = |message: String| FieldError {
+        target: format!("{prefix}{}", rule.target),
+        path: rule.source.describe(),
+        value: Some(quote(&select(&rule.source, source))),
+        message,
+    };
+    for t in &rule.transforms {
+        match t.apply(value, &ctx) {
+            Ok(v) => value = v,
+            Err(m) => {
+                fail(field_error(format!("transform `{}`: {m}", t.name())), options, errors)?;
+                return Ok(Value::Null);
+            }
+        }
+    }
+    if value.is_null()
+        && let Some(d) = &rule.default
+    {
+        value = d.clone();
+    }
+    if let Some(ty) = rule.ty {
+        match fit(value, ty) {
+            Ok(v) => value = v,
+            Err(m) => {
+                fail(field_error(m), options, errors)?;
+                return Ok(Value::Null);
+            }
+        }
+    }
+    if value.is_null() && rule.required {
+        return Err(RecordError::Required {
+            target: format!("{prefix}{}", rule.target),
+            path: rule.source.describe(),
+        });
+    }
+    Ok(value)
+}
+
+/// Records a field error, or fails the record when strict.
+fn fail(e: FieldError, options: MapOptions, errors: &mut Vec<FieldError>) -> Result<(), RecordError> {
+    if options.strict {
+        Err(RecordError::Field(e))
+    } else {
+        errors.push(e);
+        Ok(())
+    }
+}
+
+fn select(source: &Source, record: &Value) -> Value {
+    match source {
+        Source::None => Value::Null,
+        Source::Path(p) => p.select(record),
+        Source::Const(v) => v.clone(),
+        Source::Coalesce(paths) => paths
+            .iter()
+            .map(|p| p.select(record))
+            .find(|v| !(v.is_null() || v.as_str() == Some("")))
+            .unwrap_or(Value::Null),
+    }
+}
+
+/// Fits a value to a model type, converting where that loses nothing.
+fn fit(value: Value, ty: &FieldType) -> Result<Value, String> {
+    let wrong = |hint: &str| {
+        Err(format!(
+            "expects {}, not {}{hint}",
+            ty.describe(),
+            type_name(&value)
+        ))
+    };
+    match (ty, &value) {
+        (_, Value::Null) => Ok(value),
+        (FieldType::String, Value::String(_)) => Ok(value),
+        (FieldType::String, Value::Number(_) | Value::Bool(_)) => {
+            Ok(super::transform::scalar_text(&value).map(Value::String).unwrap_or(Value::Null))
+        }
+        (FieldType::Currency, Value::String(s)) if is_currency(s) => Ok(value),
+        (FieldType::Currency, Value::String(_)) => wrong(" that is not a three-letter ISO 4217 code (add `upper` or a `lookup`)"),
+        (FieldType::Number, Value::Number(n)) => number(n.as_f64().unwrap_or(f64::NAN)),
+        (FieldType::Number, Value::String(_)) => wrong(" (add `to_number`)"),
+        (FieldType::Integer, Value::Number(n)) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 => number(f),
+            _ => wrong(" with a fraction (add `round`)"),
+        },
+        (FieldType::Integer, Value::String(_)) => wrong(" (add `to_integer`)"),
+        (FieldType::Date, Value::String(s)) if is_date(s) => Ok(value),
+        (FieldType::Date, Value::String(_)) => wrong(" in YYYY-MM-DD form (add `date`)"),
+        (FieldType::DateTime, Value::String(s)) if is_datetime(s) => Ok(value),
+        (FieldType::DateTime, Value::String(_)) => wrong(" in RFC 3339 UTC form (add `datetime`)"),
+        (FieldType::Enum(members), Value::String(s)) => {
+            if members.iter().any(|m| m == s) {
+                Ok(value)
+            } else {
+                Ok(Value::String("unknown".into()))
+            }
+        }
+        (FieldType::Custom, Value::Object(_)) => Ok(value),
+        _ => wrong(""),
+    }
+}
+
+/// Sets `value` at `keys` in `out`, creating objects on the way.
+fn set(out: &mut Value, keys: &[String], value: Value) {
+    let mut node = out;
+    for key in &keys[..keys.len() - 1] {
+        let map = node.as_object_mut().expect("targets resolve through objects");
+        node = map.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
+        if node.is_null() {
+            *node = Value::Object(Map::new());
+        }
+    }
+    if let Some(map) = node.as_object_mut() {
+        map.insert(keys[keys.len() - 1].clone(), value);
+    }
+}

@@ -1,0 +1,114 @@
+//! `datetime`: a date-time as RFC 3339 in UTC (`2024-03-15T10:30:00Z`).
+//!
+//! Reads what [`date`](super::date) reads. Values with an offset are converted to UTC;
+//! values without one are taken in `timezone` (a fixed offset such as `+01:00`, UTC by
+//! default), and a date alone is midnight there.
+//!
+//! ```yaml
+//! transforms: [datetime]   # "2024-03-15T10:30:00-05:00" → "2024-03-15T15:30:00Z"
+//! transforms: [{datetime: {timezone: "+01:00"}}]   # "2024-03-15T10:30:00" → "2024-03-15T09:30:00Z"
+//! ```
+
+use chrono::{FixedOffset, SecondsFormat, TimeZone, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::date::{Moment, check_formats, parse};
+use super::{TransformDef, expected, object_args};
+
+pub(super) const DEF: TransformDef = TransformDef {
+    name: "datetime",
+    summary: "SAP /Date(ms)/, ISO date-times or given patterns → RFC 3339 UTC with Z",
+};
+
+/// Extra patterns, and the offset of values that carry none.
+#[derive(Debug, Clone)]
+pub struct DateTimeArgs {
+    formats: Vec<String>,
+    timezone: FixedOffset,
+}
+
+impl DateTimeArgs {
+    pub(super) fn compile(args: Option<&Value>) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Args {
+            #[serde(default)]
+            formats: Vec<String>,
+            timezone: Option<String>,
+        }
+        let utc = FixedOffset::east_opt(0).expect("zero offset");
+        let Some(v) = args else {
+            return Ok(DateTimeArgs { formats: Vec::new(), timezone: utc });
+        };
+        let Args { formats, timezone } = object_args(v)?;
+        check_formats(&formats)?;
+        let timezone = match timezone.as_deref() {
+            None | Some("Z" | "UTC") => utc,
+            Some(tz) => parse_offset(tz)
+                .ok_or_else(|| format!("`timezone` must be a fixed offset such as +01:00 or Z, not `{tz}`"))?,
+        };
+        Ok(DateTimeArgs { formats, timezone })
+    }
+
+    pub(super) fn apply(&self, value: Value) -> Result<Value, String> {
+        let Value::String(text) = &value else {
+            return Err(expected("date-time text", &value));
+        };
+        let utc = match parse(text, &self.formats)? {
+            None => return Ok(Value::Null),
+            Some(Moment::Instant(dt)) => dt.with_timezone(&Utc),
+            Some(Moment::Local(dt)) => self.local(dt)?,
+            Some(Moment::Date(d)) => self.local(d.and_hms_opt(0, 0, 0).expect("midnight"))?,
+        };
+        Ok(Value::String(utc.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
+    }
+
+    fn local(&self, dt: chrono::NaiveDateTime) -> Result<chrono::DateTime<Utc>, String> {
+        self.timezone
+            .from_local_datetime(&dt)
+            .single()
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| "the time does not exist at the given offset".into())
+    }
+}
+
+fn parse_offset(tz: &str) -> Option<FixedOffset> {
+    let (sign, rest) = match tz.as_bytes().first()? {
+        b'+' => (1, &tz[1..]),
+        b'-' => (-1, &tz[1..]),
+        _ => return None,
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let hours: i32 = digits[..2].parse().ok()?;
+    let minutes: i32 = digits[2..].parse().ok()?;
+    FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn to_utc() {
+        give(json!("datetime"), json!("/Date(1710498600000)/"), json!("2024-03-15T10:30:00Z"));
+        give(json!("datetime"), json!("/Date(1710498600000+0060)/"), json!("2024-03-15T10:30:00Z"));
+        give(json!("datetime"), json!("2024-03-15T10:30:00-05:00"), json!("2024-03-15T15:30:00Z"));
+        give(json!("datetime"), json!("2024-03-15T10:30:00.250Z"), json!("2024-03-15T10:30:00.250Z"));
+        give(json!("datetime"), json!("2024-03-15"), json!("2024-03-15T00:00:00Z"));
+        give(json!("datetime"), json!(""), Value::Null);
+        fails(json!("datetime"), json!("yesterday"), "not a date in a known format");
+    }
+
+    #[test]
+    fn values_without_offset_use_the_timezone() {
+        let step = json!({"datetime": {"timezone": "+01:00"}});
+        give(step.clone(), json!("2024-03-15T10:30:00"), json!("2024-03-15T09:30:00Z"));
+        give(step, json!("2024-03-15T10:30:00Z"), json!("2024-03-15T10:30:00Z"));
+        rejects(json!({"datetime": {"timezone": "Europe/Berlin"}}), "fixed offset");
+    }
+}

@@ -1,0 +1,43 @@
+//! `multiply`: a number times a constant or another field of the record.
+//!
+//! ```yaml
+//! transforms: [to_number, {multiply: 0.01}]                    # cents → units
+//! transforms: [to_number, {multiply: {by_path: "$.Quantity"}}]  # unit price → line amount
+//! ```
+
+use serde_json::Value;
+
+use super::{Ctx, Operand, TransformDef, expected, number};
+
+pub(super) const DEF: TransformDef = TransformDef {
+    name: "multiply",
+    summary: "multiplies a number by a constant (`by`) or a field (`by_path`)",
+};
+
+pub(super) fn apply(value: Value, by: &Operand, ctx: &Ctx<'_>) -> Result<Value, String> {
+    let Some(x) = value.as_f64() else {
+        return Err(expected("a number (use to_number first for text)", &value));
+    };
+    match by.value(ctx)? {
+        None => Ok(Value::Null),
+        Some(factor) => number(x * factor),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn by_constant_or_path() {
+        give(json!({"multiply": 4}), json!(2.5), json!(10));
+        give(json!({"multiply": {"by": 0.1}}), json!(3), json!(0.3));
+        let record = json!({"Quantity": "3.000", "None": null});
+        assert_eq!(run_on(json!({"multiply": {"by_path": "$.Quantity"}}), json!(2.5), &record), Ok(json!(7.5)));
+        assert_eq!(run_on(json!({"multiply": {"by_path": "$.None"}}), json!(2.5), &record), Ok(Value::Null));
+        fails(json!({"multiply": 2}), json!("2"), "use to_number first");
+        rejects(json!({"multiply": {"by": 1, "by_path": "$.a"}}), "exactly one");
+        rejects(json!({"multiply": {"by_path": "$.a[*]"}}), "singular");
+    }
+}
