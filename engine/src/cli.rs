@@ -1,0 +1,341 @@
+//! The `crosswalk` command line: map payloads, inspect and check mappings, query JSON.
+//!
+//! Every command reads files or stdin and writes JSON or a table to stdout; errors go
+//! to stderr with a non-zero exit code (1 for a mapping or payload error, 2 for a
+//! usage error or an invalid JSONPath selector).
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path as FsPath, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use crate::mapping::{
+    self, Document, Format, MapOptions, OverrideSpec, Payload, Plan, ResolvedMapping, SYSTEMS,
+    System,
+};
+use crate::model::Entity;
+use crate::path::Path;
+
+/// Crosswalk maps source-system payloads (SAP S/4HANA, IBM Maximo, Dynamics 365) to one
+/// unified model.
+#[derive(Debug, Parser)]
+#[command(name = "crosswalk", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Map source records (one, an array or a collection envelope) to unified records.
+    Map {
+        /// The source system, e.g. sap-s4hana.
+        #[arg(long)]
+        system: String,
+        /// The unified entity, e.g. purchase_order.
+        #[arg(long)]
+        entity: Entity,
+        /// A connection's override file (YAML or JSON).
+        #[arg(long)]
+        overrides: Option<PathBuf>,
+        /// The payload file; stdin when absent.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Add the raw source record as `remote_data`.
+        #[arg(long)]
+        remote_data: bool,
+        /// Fail a record on its first field error instead of mapping the field to null.
+        #[arg(long)]
+        strict: bool,
+        /// One JSON document per line instead of indented JSON.
+        #[arg(long)]
+        compact: bool,
+    },
+    /// Show, check or describe mappings.
+    Mapping {
+        #[command(subcommand)]
+        command: MappingCommand,
+    },
+    /// List the source systems and the entities they map.
+    Systems,
+    /// Print the RFC 9535 nodelist of a JSONPath query as a JSON array.
+    Query {
+        /// The JSONPath query, e.g. '$.d.results[*].PurchaseOrder'.
+        query: String,
+        /// The JSON file; stdin when absent.
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+    /// The unified model.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MappingCommand {
+    /// Print the resolved mapping: every target with its source, transforms and origin.
+    Show {
+        /// The source system.
+        #[arg(long)]
+        system: String,
+        /// The unified entity.
+        #[arg(long)]
+        entity: Entity,
+        /// A connection's override file to apply.
+        #[arg(long)]
+        overrides: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Table)]
+        format: ShowFormat,
+    },
+    /// Validate a mapping or override file and report every problem.
+    Check {
+        /// The file (YAML or JSON).
+        file: PathBuf,
+    },
+    /// Print the JSON Schema of mapping and override documents.
+    Schema,
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Print an entity's JSON Schema.
+    Show {
+        /// The entity, e.g. purchase_order.
+        entity: Entity,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ShowFormat {
+    Table,
+    Json,
+}
+
+/// A failure that decides its own exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct Exit {
+    code: u8,
+    message: String,
+}
+
+/// Runs the command line and returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut stdout = io::stdout().lock();
+    match run(cli, &mut stdout) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.downcast_ref::<Exit>().map(|x| x.code).unwrap_or(1);
+            if e.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
+    match cli.command {
+        Command::Map { system, entity, overrides, input, remote_data, strict, compact } => {
+            let overrides = overrides.as_deref().map(read_overrides).transpose()?;
+            let plan = mapping::plan(&system, entity, overrides.as_ref())
+                .with_context(|| format!("cannot map {system} {entity}"))?;
+            let text = read_input(input.as_deref())?;
+            let payload = Payload::parse(&text)?;
+            map(&plan, payload, MapOptions { strict, remote_data }, compact, out)
+        }
+        Command::Mapping { command: MappingCommand::Show { system, entity, overrides, format } } => {
+            let overrides = overrides.as_deref().map(read_overrides).transpose()?;
+            let resolved = mapping::resolve(&system, entity, overrides.as_ref())?;
+            Plan::compile(&resolved)?;
+            match format {
+                ShowFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resolved)?)?,
+                ShowFormat::Table => write_table(&resolved, out)?,
+            }
+            Ok(())
+        }
+        Command::Mapping { command: MappingCommand::Check { file } } => check(&file, out),
+        Command::Mapping { command: MappingCommand::Schema } => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&mapping::spec::json_schema())?)?;
+            Ok(())
+        }
+        Command::Systems => {
+            for s in SYSTEMS {
+                let entities: Vec<&str> = s.entities().map(Entity::as_str).collect();
+                writeln!(out, "{:<16} {:<46} {}", s.id, s.name, entities.join(", "))?;
+            }
+            Ok(())
+        }
+        Command::Query { query, input } => {
+            let path = Path::parse(&query).map_err(|e| Exit { code: 2, message: e.to_string() })?;
+            let text = read_input(input.as_deref())?;
+            let doc: Value = serde_json::from_str(&text).map_err(|e| Exit {
+                code: 1,
+                message: format!("the input is not valid JSON: {e}"),
+            })?;
+            let nodes: Vec<&Value> = path.nodes(&doc);
+            writeln!(out, "{}", serde_json::to_string_pretty(&nodes)?)?;
+            Ok(())
+        }
+        Command::Model { command: ModelCommand::Show { entity } } => {
+            write!(out, "{}", entity.schema_text())?;
+            Ok(())
+        }
+    }
+}
+
+fn map(plan: &Plan, payload: Payload, options: MapOptions, compact: bool, out: &mut impl Write) -> Result<()> {
+    let print = |value: &Value, out: &mut dyn Write| -> Result<()> {
+        if compact {
+            writeln!(out, "{}", serde_json::to_string(value)?)?;
+        } else {
+            writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
+        }
+        Ok(())
+    };
+    match payload {
+        Payload::One(record) => {
+            let mapped = plan.map_record(&record, options)?;
+            print(&mapped, out)
+        }
+        Payload::Many(records) => {
+            let mut mapped = Vec::with_capacity(records.len());
+            let mut failures = Vec::new();
+            for (i, record) in records.iter().enumerate() {
+                match plan.map_record(record, options) {
+                    Ok(m) => mapped.push(m),
+                    Err(e) => failures.push(format!("record {i}: {e}")),
+                }
+            }
+            if !failures.is_empty() {
+                bail!("{} of {} records failed to map:\n  {}", failures.len(), records.len(), failures.join("\n  "));
+            }
+            if compact {
+                for m in &mapped {
+                    print(m, out)?;
+                }
+                Ok(())
+            } else {
+                print(&Value::Array(mapped), out)
+            }
+        }
+    }
+}
+
+fn check(file: &FsPath, out: &mut impl Write) -> Result<()> {
+    let text = fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = file.display();
+    let document = Document::parse(&text, Format::of_file(file)).with_context(|| format!("{name}"))?;
+    match document {
+        Document::Mapping(spec) => {
+            let plan = Plan::compile(&ResolvedMapping::from_spec(&spec)).with_context(|| format!("{name}"))?;
+            writeln!(out, "ok: {name}: mapping of {} {}, {} rules", spec.system, plan.entity(), spec.rules.len())?;
+        }
+        Document::Overrides(spec) => {
+            let (Some(system), Some(entity)) = (&spec.system, spec.entity) else {
+                bail!("{name}: an override file checked on its own must name its `system` and `entity`");
+            };
+            System::get(system).with_context(|| format!("{name}"))?;
+            mapping::plan(system, entity, Some(&spec)).with_context(|| format!("{name}"))?;
+            writeln!(out, "ok: {name}: overrides of {system} {entity}, {} changes", spec.overrides.len())?;
+        }
+    }
+    Ok(())
+}
+
+fn write_table(resolved: &ResolvedMapping, out: &mut impl Write) -> Result<()> {
+    let rows: Vec<[String; 4]> = resolved
+        .rows()
+        .into_iter()
+        .map(|(target, rule)| {
+            let spec = &rule.spec;
+            let source = if let Some(p) = &spec.path {
+                p.clone()
+            } else if let Some(c) = &spec.constant {
+                format!("const {c}")
+            } else if let Some(ps) = &spec.coalesce {
+                format!("coalesce {}", ps.join(" | "))
+            } else if rule.rules.is_some() {
+                "$".into()
+            } else {
+                "-".into()
+            };
+            let mut transforms: Vec<String> = spec.transforms.iter().map(|s| step_label(&s.0)).collect();
+            if let Some(d) = &spec.default {
+                transforms.push(format!("default {d}"));
+            }
+            let transforms = if transforms.is_empty() { "-".into() } else { transforms.join(", ") };
+            let target = if spec.required { format!("{target} (required)") } else { target };
+            let origin = if rule.disabled {
+                format!("{} (disabled)", rule.origin.as_str())
+            } else {
+                rule.origin.as_str().into()
+            };
+            [target, source, transforms, origin]
+        })
+        .collect();
+    let header = ["TARGET", "SOURCE", "TRANSFORMS", "ORIGIN"].map(String::from);
+    let mut widths = [0usize; 4];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    writeln!(out, "{} {}", resolved.system, resolved.entity)?;
+    for row in std::iter::once(&header).chain(&rows) {
+        let line = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            row[0], row[1], row[2], row[3],
+            w0 = widths[0], w1 = widths[1], w2 = widths[2]
+        );
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// `date`, `round(2)`, `lookup(5 values)`: a transform step in a table cell.
+fn step_label(step: &Value) -> String {
+    match step {
+        Value::String(name) => name.clone(),
+        Value::Object(map) if map.len() == 1 => {
+            let (name, args) = map.iter().next().expect("one entry");
+            let args = match (name.as_str(), args) {
+                ("lookup", a) => format!("{} values", a["map"].as_object().map_or(0, |m| m.len())),
+                (_, Value::String(s)) => format!("{s:?}"),
+                (_, a) => a.to_string(),
+            };
+            let args: String = if args.chars().count() > 40 {
+                format!("{}…", args.chars().take(40).collect::<String>())
+            } else {
+                args
+            };
+            format!("{name}({args})")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn read_overrides(file: &FsPath) -> Result<OverrideSpec> {
+    let text = fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    OverrideSpec::parse(&text, Format::of_file(file)).with_context(|| format!("{}", file.display()))
+}
+
+fn read_input(file: Option<&FsPath>) -> Result<String> {
+    match file {
+        Some(f) => fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display())),
+        None => {
+            let mut text = String::new();
+            io::stdin().read_to_string(&mut text).context("cannot read stdin")?;
+            Ok(text)
+        }
+    }
+}
