@@ -3,23 +3,40 @@
 //! Every source a mapping reads goes through [`Path`]: the query text is parsed when the
 //! mapping is compiled, never per record, and the same code answers `crosswalk query` and
 //! the JSONPath Compliance Test Suite, so what the suite proves holds for mappings too.
-//! The grammar and evaluation come from the `jsonpath-rust` crate; this module adds the
-//! error position, the RFC's notion of a *singular query*, and the value a mapping sees.
+//!
+//! The grammar comes from the `jsonpath-rust` crate's parser. [`query`] lowers its syntax
+//! tree into a compiled form and enforces the RFC's type rules; [`eval`] evaluates it,
+//! handing out references into the document. Evaluation is ours rather than the crate's
+//! for two reasons: the crate orders the results of a descendant segment with several
+//! selectors differently from the RFC and misses nested filters, and it builds a
+//! normalized path string for every node, which a mapping never needs and would pay for
+//! on every field of every record. Singular queries (`$.a.b[0]`), nearly all of what
+//! mappings use, take a direct walk.
+
+mod eval;
+mod query;
 
 use std::fmt;
 
 use jsonpath_rust::parser::errors::JsonPathError;
-use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
 use jsonpath_rust::parser::parse_json_path;
-use jsonpath_rust::query::js_path_process;
 use serde_json::Value;
+
+use query::{Query, Sel};
 
 /// A compiled JSONPath query.
 #[derive(Debug, Clone)]
 pub struct Path {
     text: String,
-    query: JpQuery,
-    singular: bool,
+    query: Query,
+    /// The steps of a singular query, walked directly.
+    singular: Option<Vec<Step>>,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Name(String),
+    Index(i64),
 }
 
 /// A query that is not valid RFC 9535 JSONPath.
@@ -44,8 +61,27 @@ impl Path {
     /// # Ok::<(), crosswalk::path::PathError>(())
     /// ```
     pub fn parse(text: &str) -> Result<Self, PathError> {
-        let query = parse_json_path(text).map_err(|e| PathError::new(text, e))?;
-        let singular = query.segments.iter().all(is_singular_segment);
+        let parsed = parse_json_path(text).map_err(|e| PathError::new(text, e))?;
+        let query = query::lower(&parsed).map_err(|e| {
+            let position = e
+                .function
+                .and_then(|f| text.find(&format!("{f}(")))
+                .map_or(1, |i| text[..i].chars().count() + 1);
+            PathError {
+                query: text.to_owned(),
+                position,
+                message: e.message,
+            }
+        })?;
+        let singular = query
+            .segments
+            .iter()
+            .map(|s| match (s.descendant, s.selectors.as_slice()) {
+                (false, [Sel::Name(n)]) => Some(Step::Name(n.clone())),
+                (false, [Sel::Index(i)]) => Some(Step::Index(*i)),
+                _ => None,
+            })
+            .collect();
         Ok(Path {
             text: text.to_owned(),
             query,
@@ -61,26 +97,23 @@ impl Path {
     /// Whether this is a singular query (RFC 9535 §2.3.5.1): only name and index
     /// selectors, so that it selects at most one node.
     pub fn is_singular(&self) -> bool {
-        self.singular
+        self.singular.is_some()
     }
 
     /// The nodelist of the query against `value`, in document order.
     pub fn nodes<'a>(&self, value: &'a Value) -> Vec<&'a Value> {
-        // Evaluation of a parsed query cannot fail for serde_json values; an error here
-        // would be a defect of the crate, and "no nodes" is the safe answer.
-        js_path_process(&self.query, value)
-            .map(|nodes| nodes.into_iter().map(|n| n.val).collect())
-            .unwrap_or_default()
+        match &self.singular {
+            Some(steps) => walk(steps, value).into_iter().collect(),
+            None => eval::select(&self.query, value, value),
+        }
     }
 
     /// The value a mapping sees: for a singular query the value of its node (`null`
     /// when there is none); for any other query an array of the values of its nodes.
     pub fn select(&self, value: &Value) -> Value {
-        let nodes = self.nodes(value);
-        if self.singular {
-            nodes.first().map(|v| (*v).clone()).unwrap_or(Value::Null)
-        } else {
-            Value::Array(nodes.into_iter().cloned().collect())
+        match &self.singular {
+            Some(steps) => walk(steps, value).cloned().unwrap_or(Value::Null),
+            None => Value::Array(eval::select(&self.query, value, value).into_iter().cloned().collect()),
         }
     }
 }
@@ -91,16 +124,19 @@ impl fmt::Display for Path {
     }
 }
 
-fn is_singular_selector(selector: &Selector) -> bool {
-    matches!(selector, Selector::Name(_) | Selector::Index(_))
-}
-
-fn is_singular_segment(segment: &Segment) -> bool {
-    match segment {
-        Segment::Selector(s) => is_singular_selector(s),
-        Segment::Selectors(s) => s.len() == 1 && is_singular_selector(&s[0]),
-        Segment::Descendant(_) => false,
+/// The node a singular query selects, if any.
+fn walk<'a>(steps: &[Step], mut node: &'a Value) -> Option<&'a Value> {
+    for step in steps {
+        node = match (step, node) {
+            (Step::Name(n), Value::Object(map)) => map.get(n)?,
+            (Step::Index(i), Value::Array(items)) => {
+                let at = if *i < 0 { items.len() as i64 + i } else { *i };
+                items.get(usize::try_from(at).ok()?)?
+            }
+            _ => return None,
+        };
     }
+    Some(node)
 }
 
 impl PathError {
@@ -158,6 +194,25 @@ mod tests {
         assert_eq!(Path::parse("$.a.b[*]").unwrap().select(&doc), json!([10, 20]));
         assert_eq!(Path::parse("$['c','a']").unwrap().select(&doc), json!([3, {"b": [10, 20]}]));
         assert_eq!(Path::parse("$.x[*]").unwrap().select(&doc), json!([]));
+    }
+
+    #[test]
+    fn type_rules_are_enforced() {
+        let e = Path::parse("$[?length(@.*) < 3]").unwrap_err();
+        assert_eq!(e.position, 4, "{e}");
+        assert!(e.message.contains("singular query"), "{e}");
+        assert!(Path::parse("$[?count(@..*)]").unwrap_err().message.contains("must be compared"));
+        assert!(Path::parse("$[?nope(@)]").is_err());
+    }
+
+    #[test]
+    fn filters_and_descendants() {
+        let doc = json!([{"a": "b", "d": "e"}, {"a": "c", "d": "f"}]);
+        assert_eq!(Path::parse("$..['a','d']").unwrap().select(&doc), json!(["b", "e", "c", "f"]));
+        let doc = json!([[0, 1, 2], [42], [1], "x"]);
+        assert_eq!(Path::parse("$[?@[?@>1]]").unwrap().select(&doc), json!([[0, 1, 2], [42]]));
+        let doc = json!({"items": [{"q": "2"}, {"q": "PC"}]});
+        assert_eq!(Path::parse("$.items[?match(@.q, '[0-9]+')].q").unwrap().select(&doc), json!(["2"]));
     }
 
     #[test]

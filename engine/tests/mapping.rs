@@ -1,0 +1,316 @@
+//! Data-driven tests of the mapping engine, through its library API.
+//!
+//! - every sample payload under `examples/payloads/<system>/<entity>/` maps to its
+//!   `.expected.json`, and the output validates against the model's JSON Schema;
+//! - every override example under `examples/overrides/<system>/<case>/` maps its
+//!   `input.json` to `expected.json`, and changes only the targets it names;
+//! - `tests/fixtures/overrides/<case>/` cover each kind of override;
+//! - `tests/fixtures/errors/<case>/` hold bad specs and payloads with the error each
+//!   must give.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crosswalk::mapping::{
+    self, Document, Format, MapOptions, OverrideSpec, Payload, Plan, ResolvedMapping, SYSTEMS,
+};
+use crosswalk::model::Entity;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn dirs(path: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = fs::read_dir(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Maps a payload (one record or a collection) as the CLI does.
+fn map_payload(plan: &Plan, payload: Value, options: MapOptions) -> Result<Value, String> {
+    match Payload::unwrap(payload) {
+        Payload::One(r) => plan.map_record(&r, options).map_err(|e| e.to_string()),
+        Payload::Many(rs) => rs
+            .iter()
+            .map(|r| plan.map_record(r, options).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+    }
+}
+
+fn validate(entity: Entity, record: &Value, what: &str) {
+    let validator = jsonschema::validator_for(entity.schema()).expect("the model's schema compiles");
+    let problems: Vec<String> = validator
+        .iter_errors(record)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(problems.is_empty(), "{what} does not validate against {entity}:\n{}", problems.join("\n"));
+}
+
+/// The first differences between two JSON values, as paths.
+fn diff(expected: &Value, actual: &Value, at: &str, out: &mut Vec<String>) {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for key in e.keys().chain(a.keys()).collect::<BTreeSet<_>>() {
+                let here = format!("{at}.{key}");
+                match (e.get(key), a.get(key)) {
+                    (Some(x), Some(y)) => diff(x, y, &here, out),
+                    (x, y) => out.push(format!("{here}: expected {x:?}, got {y:?}")),
+                }
+            }
+        }
+        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
+            for (i, (x, y)) in e.iter().zip(a).enumerate() {
+                diff(x, y, &format!("{at}[{i}]"), out);
+            }
+        }
+        (x, y) if x != y => out.push(format!("{at}: expected {x}, got {y}")),
+        _ => {}
+    }
+}
+
+#[test]
+fn samples_map_to_their_expected_output() {
+    let root = repo().join("examples/payloads");
+    let mut count = 0;
+    let mut failures = Vec::new();
+    for system in SYSTEMS {
+        for entity in system.entities() {
+            let dir = root.join(system.id).join(entity.as_str());
+            let plan = mapping::plan(system.id, entity, None).unwrap_or_else(|e| panic!("{} {entity}: {e}", system.id));
+            let mut cases: Vec<PathBuf> = fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .map(|e| e.expect("entry").path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.to_string_lossy().ends_with(".expected.json"))
+                .collect();
+            cases.sort();
+            assert!(cases.len() >= 3, "{}: fewer than 3 samples", dir.display());
+            for case in cases {
+                let expected_path = case.with_extension("expected.json");
+                let expected = read_json(&expected_path);
+                let name = case.strip_prefix(&root).expect("under root").display().to_string();
+                match map_payload(&plan, read_json(&case), MapOptions { strict: true, remote_data: false }) {
+                    Ok(actual) => {
+                        let mut d = Vec::new();
+                        diff(&expected, &actual, "$", &mut d);
+                        if !d.is_empty() {
+                            failures.push(format!("{name}:\n    {}", d.join("\n    ")));
+                        }
+                        match &actual {
+                            Value::Array(records) => records.iter().for_each(|r| validate(entity, r, &name)),
+                            record => validate(entity, record, &name),
+                        }
+                    }
+                    Err(e) => failures.push(format!("{name}: {e}")),
+                }
+                count += 1;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {count} samples differ:\n{}", failures.len(), failures.join("\n"));
+    println!("{count} samples mapped to their expected output");
+}
+
+/// Runs `<dir>/{overrides.yaml,input.json,expected.json}`; returns the override, the
+/// plan of the default and the output.
+fn run_override_case(dir: &Path) -> (OverrideSpec, Value, Value) {
+    let text = fs::read_to_string(dir.join("overrides.yaml")).expect("overrides.yaml");
+    let spec = OverrideSpec::parse(&text, Format::Yaml).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let system = spec.system.clone().expect("override examples name their system");
+    let entity = spec.entity.expect("override examples name their entity");
+    let plan = mapping::plan(&system, entity, Some(&spec)).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let input = read_json(&dir.join("input.json"));
+    let output = map_payload(&plan, input.clone(), MapOptions { strict: true, remote_data: false })
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let default = mapping::plan(&system, entity, None).expect("default");
+    let baseline = map_payload(&default, input, MapOptions { strict: true, remote_data: false }).expect("default maps");
+    validate(entity, &output, &dir.display().to_string());
+    (spec, baseline, output)
+}
+
+/// Asserts that every difference between `baseline` and `output` lies under a target
+/// the override names, and that every target it names (that the input fills) changed
+/// or was already equal.
+fn assert_changes_only_named(spec: &OverrideSpec, baseline: &Value, output: &Value, name: &str) {
+    let mut d = Vec::new();
+    diff(baseline, output, "$", &mut d);
+    let named: Vec<String> = spec.overrides.iter().map(|o| o.target.clone()).collect();
+    for change in d {
+        let path = change.split(':').next().unwrap_or_default().trim_start_matches("$.").to_owned();
+        // `lines[0].unit_price` is named by `lines.unit_price`; `custom_fields` by any custom target.
+        let plain: String = path.split('[').map(|p| p.split_once(']').map_or(p, |(_, rest)| rest)).collect();
+        let covered = named.iter().any(|t| plain == *t || plain.starts_with(&format!("{t}.")) || t.starts_with(&format!("{plain}.")));
+        assert!(covered, "{name}: the override changed `{path}`, which it does not name ({change})");
+    }
+}
+
+#[test]
+fn override_examples_map_and_change_only_what_they_name() {
+    let mut count = 0;
+    for system_dir in dirs(&repo().join("examples/overrides")) {
+        for dir in dirs(&system_dir) {
+            let (spec, baseline, output) = run_override_case(&dir);
+            let expected = read_json(&dir.join("expected.json"));
+            let mut d = Vec::new();
+            diff(&expected, &output, "$", &mut d);
+            assert!(d.is_empty(), "{}:\n    {}", dir.display(), d.join("\n    "));
+            assert_changes_only_named(&spec, &baseline, &output, &dir.display().to_string());
+            count += 1;
+        }
+    }
+    assert!(count >= 4, "only {count} override examples");
+}
+
+#[test]
+fn override_fixtures() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/overrides");
+    let mut kinds = BTreeSet::new();
+    for dir in dirs(&root) {
+        let (spec, baseline, output) = run_override_case(&dir);
+        let expected = read_json(&dir.join("expected.json"));
+        let mut d = Vec::new();
+        diff(&expected, &output, "$", &mut d);
+        assert!(d.is_empty(), "{}:\n    {}", dir.display(), d.join("\n    "));
+        assert_changes_only_named(&spec, &baseline, &output, &dir.display().to_string());
+        // The override changes something: an override fixture that maps like the
+        // default would prove nothing.
+        assert_ne!(baseline, output, "{}: the override changed nothing", dir.display());
+        kinds.insert(dir.file_name().unwrap().to_string_lossy().split('-').next().unwrap().to_owned());
+    }
+    for kind in ["remap", "custom", "disable", "transforms", "nested"] {
+        assert!(kinds.contains(kind), "no override fixture of kind `{kind}`");
+    }
+}
+
+#[test]
+fn error_fixtures_give_their_errors() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/errors");
+    let mut count = 0;
+    for dir in dirs(&root) {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let expected = fs::read_to_string(dir.join("error.txt")).expect("error.txt");
+        let message = error_of(&dir);
+        for line in expected.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(message.contains(line.trim()), "{name}: the error\n{message}\ndoes not contain\n{line}");
+        }
+        count += 1;
+    }
+    println!("{count} error fixtures");
+}
+
+/// The error a fixture gives: a spec (`mapping.yaml` or `overrides.yaml`) that does not
+/// compile, or an `input.json` (with `strict` in `options.json`) that does not map.
+fn error_of(dir: &Path) -> String {
+    let options: Value = if dir.join("options.json").exists() {
+        read_json(&dir.join("options.json"))
+    } else {
+        Value::Null
+    };
+    let strict = options["strict"].as_bool().unwrap_or(true);
+    let plan = if let Some(file) = ["mapping.yaml", "overrides.yaml", "mapping.json"].iter().map(|f| dir.join(f)).find(|p| p.exists()) {
+        let text = fs::read_to_string(&file).expect("spec");
+        let doc = match Document::parse(&text, Format::of_file(&file)) {
+            Ok(doc) => doc,
+            Err(e) => return e.to_string(),
+        };
+        let compiled = match doc {
+            Document::Mapping(m) => Plan::compile(&ResolvedMapping::from_spec(&m)),
+            Document::Overrides(o) => {
+                let system = options["system"].as_str().map(str::to_owned).or(o.system.clone()).unwrap_or_else(|| "sap-s4hana".into());
+                let entity = options["entity"].as_str().map(|e| e.parse().expect("entity")).or(o.entity).unwrap_or(Entity::PurchaseOrder);
+                mapping::plan(&system, entity, Some(&o))
+            }
+        };
+        match compiled {
+            Ok(plan) => plan,
+            Err(e) => return e.to_string(),
+        }
+    } else {
+        mapping::plan("sap-s4hana", Entity::PurchaseOrder, None).expect("default")
+    };
+    let input = fs::read_to_string(dir.join("input.json")).unwrap_or_else(|_| panic!("{}: the spec compiled and there is no input.json", dir.display()));
+    let payload = match Payload::parse(&input) {
+        Ok(p) => p,
+        Err(e) => return e.to_string(),
+    };
+    let mut messages = Vec::new();
+    for record in payload.into_records() {
+        match plan.map_record(&record, MapOptions { strict, remote_data: false }) {
+            Err(e) => messages.push(e.to_string()),
+            Ok(out) => messages.push(serde_json::to_string(&out["errors"]).expect("json")),
+        }
+    }
+    messages.join("\n")
+}
+
+#[test]
+fn every_default_mapping_compiles_and_maps_the_whole_model_it_can() {
+    for system in SYSTEMS {
+        for entity in system.entities() {
+            let resolved = mapping::resolve(system.id, entity, None).unwrap_or_else(|e| panic!("{e}"));
+            Plan::compile(&resolved).unwrap_or_else(|e| panic!("{} {entity}: {e}", system.id));
+            let targets: Vec<String> = resolved.rows().into_iter().map(|(t, _)| t).collect();
+            assert!(targets.iter().any(|t| t == "id"), "{} {entity} does not map id", system.id);
+            assert!(resolved.rules.iter().find(|r| r.spec.target == "id").unwrap().spec.required, "{} {entity}: id must be required", system.id);
+        }
+    }
+}
+
+#[test]
+fn remote_data_carries_the_raw_source() {
+    let plan = mapping::plan("ibm-maximo", Entity::WorkOrder, None).unwrap();
+    let source = serde_json::json!({"wonum": "1001", "status": "WEIRD", "siteid": "BEDFORD"});
+    let record = plan.map_record(&source, MapOptions { strict: false, remote_data: true }).unwrap();
+    assert_eq!(record["status"], "unknown");
+    assert_eq!(record["remote_data"], source);
+    validate(Entity::WorkOrder, &record, "remote_data record");
+}
+
+#[test]
+fn the_published_mapping_schema_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/mapping.schema.json");
+    let generated = serde_json::to_string_pretty(&mapping::spec::json_schema()).unwrap() + "\n";
+    if std::env::var_os("CROSSWALK_BLESS").is_some() {
+        fs::write(&path, &generated).unwrap();
+    }
+    let published = fs::read_to_string(&path).unwrap_or_default();
+    assert!(published == generated, "{} is out of date: run the tests with CROSSWALK_BLESS=1 to regenerate it", path.display());
+}
+
+#[test]
+fn published_schema_accepts_every_shipped_document() {
+    let schema = mapping::spec::json_schema();
+    let validator = jsonschema::validator_for(&schema).expect("the mapping schema compiles");
+    let mut files: Vec<PathBuf> = Vec::new();
+    for system_dir in dirs(&repo().join("engine/mappings")) {
+        files.extend(fs::read_dir(&system_dir).unwrap().map(|e| e.unwrap().path()));
+    }
+    for system_dir in dirs(&repo().join("examples/overrides")) {
+        files.extend(dirs(&system_dir).into_iter().map(|d| d.join("overrides.yaml")));
+    }
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        let value: Value = serde_yaml_ng::from_str(&text).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{e} at {}", e.instance_path)).collect();
+        assert!(errors.is_empty(), "{}: {}", file.display(), errors.join("; "));
+    }
+}
+
+#[test]
+fn docs_list_every_transform() {
+    let docs = fs::read_to_string(repo().join("docs/mapping-spec.md")).unwrap();
+    for t in mapping::transform::CATALOG {
+        assert!(docs.contains(&format!("| `{}` |", t.name)), "docs/mapping-spec.md does not document `{}`", t.name);
+    }
+}
