@@ -311,6 +311,14 @@ fn step_label(step: &Value) -> String {
             let args = match (name.as_str(), args) {
                 ("lookup", a) => format!("{} values", a["map"].as_object().map_or(0, |m| m.len())),
                 (_, Value::String(s)) => format!("{s:?}"),
+                (_, Value::Object(args)) => args
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Value::String(s) => format!("{k}={s}"),
+                        v => format!("{k}={v}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 (_, a) => a.to_string(),
             };
             let args: String = if args.chars().count() > 40 {
