@@ -16,7 +16,10 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 struct Output {
@@ -35,7 +38,9 @@ fn crosswalk(args: &[&str], stdin: Option<&[u8]>) -> Output {
         .spawn()
         .expect("the binary starts");
     let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.unwrap_or_default()).expect("write stdin");
+    input
+        .write_all(stdin.unwrap_or_default())
+        .expect("write stdin");
     drop(input);
     let out = child.wait_with_output().expect("the binary finishes");
     Output {
@@ -57,11 +62,16 @@ fn golden_cases() {
     let mut failures = Vec::new();
     for case in &cases {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
-        let args_text = fs::read_to_string(case.join("args")).unwrap_or_else(|_| panic!("{name}: no args file"));
+        let args_text = fs::read_to_string(case.join("args"))
+            .unwrap_or_else(|_| panic!("{name}: no args file"));
         let args: Vec<&str> = args_text.lines().collect();
         let stdin = fs::read(case.join("stdin")).ok();
         let out = crosswalk(&args, stdin.as_deref());
-        let actual = [("stdout", out.stdout), ("stderr", out.stderr), ("code", format!("{}\n", out.code))];
+        let actual = [
+            ("stdout", out.stdout),
+            ("stderr", out.stderr),
+            ("code", format!("{}\n", out.code)),
+        ];
         for (file, text) in actual {
             let path = case.join(file);
             if bless {
@@ -70,12 +80,19 @@ fn golden_cases() {
             }
             let expected = fs::read_to_string(&path).unwrap_or_default();
             if expected != text {
-                failures.push(format!("{name}/{file}:\n--- expected\n{expected}--- actual\n{text}"));
+                failures.push(format!(
+                    "{name}/{file}:\n--- expected\n{expected}--- actual\n{text}"
+                ));
             }
         }
     }
     assert!(cases.len() >= 15, "only {} golden cases", cases.len());
-    assert!(failures.is_empty(), "{} differences (CROSSWALK_BLESS=1 rewrites them):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} differences (CROSSWALK_BLESS=1 rewrites them):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -102,8 +119,10 @@ fn every_sample_maps_through_the_binary() {
                 let out = crosswalk(&args, None);
                 assert_eq!(out.code, 0, "{name}: {}", out.stderr);
                 let actual: Value = serde_json::from_str(&out.stdout).expect("JSON on stdout");
-                let expected: Value =
-                    serde_json::from_str(&fs::read_to_string(name.replace(".json", ".expected.json")).unwrap()).unwrap();
+                let expected: Value = serde_json::from_str(
+                    &fs::read_to_string(name.replace(".json", ".expected.json")).unwrap(),
+                )
+                .unwrap();
                 assert_eq!(actual, expected, "{name}");
                 count += 1;
             }

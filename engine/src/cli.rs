@@ -134,7 +134,9 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.downcast_ref::<Exit>().map(|x| x.code).unwrap_or(1);
-            if e.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe) {
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {e:#}");
@@ -145,15 +147,40 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
     match cli.command {
-        Command::Map { system, entity, overrides, input, remote_data, strict, compact } => {
+        Command::Map {
+            system,
+            entity,
+            overrides,
+            input,
+            remote_data,
+            strict,
+            compact,
+        } => {
             let overrides = overrides.as_deref().map(read_overrides).transpose()?;
             let plan = mapping::plan(&system, entity, overrides.as_ref())
                 .with_context(|| format!("cannot map {system} {entity}"))?;
             let text = read_input(input.as_deref())?;
             let payload = Payload::parse(&text)?;
-            map(&plan, payload, MapOptions { strict, remote_data }, compact, out)
+            map(
+                &plan,
+                payload,
+                MapOptions {
+                    strict,
+                    remote_data,
+                },
+                compact,
+                out,
+            )
         }
-        Command::Mapping { command: MappingCommand::Show { system, entity, overrides, format } } => {
+        Command::Mapping {
+            command:
+                MappingCommand::Show {
+                    system,
+                    entity,
+                    overrides,
+                    format,
+                },
+        } => {
             let overrides = overrides.as_deref().map(read_overrides).transpose()?;
             let resolved = mapping::resolve(&system, entity, overrides.as_ref())?;
             Plan::compile(&resolved)?;
@@ -163,9 +190,17 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             }
             Ok(())
         }
-        Command::Mapping { command: MappingCommand::Check { file } } => check(&file, out),
-        Command::Mapping { command: MappingCommand::Schema } => {
-            writeln!(out, "{}", serde_json::to_string_pretty(&mapping::spec::json_schema())?)?;
+        Command::Mapping {
+            command: MappingCommand::Check { file },
+        } => check(&file, out),
+        Command::Mapping {
+            command: MappingCommand::Schema,
+        } => {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&mapping::spec::json_schema())?
+            )?;
             Ok(())
         }
         Command::Systems => {
@@ -176,7 +211,10 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             Ok(())
         }
         Command::Query { query, input } => {
-            let path = Path::parse(&query).map_err(|e| Exit { code: 2, message: e.to_string() })?;
+            let path = Path::parse(&query).map_err(|e| Exit {
+                code: 2,
+                message: e.to_string(),
+            })?;
             let text = read_input(input.as_deref())?;
             let doc: Value = serde_json::from_str(&text).map_err(|e| Exit {
                 code: 1,
@@ -186,14 +224,22 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             writeln!(out, "{}", serde_json::to_string_pretty(&nodes)?)?;
             Ok(())
         }
-        Command::Model { command: ModelCommand::Show { entity } } => {
+        Command::Model {
+            command: ModelCommand::Show { entity },
+        } => {
             write!(out, "{}", entity.schema_text())?;
             Ok(())
         }
     }
 }
 
-fn map(plan: &Plan, payload: Payload, options: MapOptions, compact: bool, out: &mut impl Write) -> Result<()> {
+fn map(
+    plan: &Plan,
+    payload: Payload,
+    options: MapOptions,
+    compact: bool,
+    out: &mut impl Write,
+) -> Result<()> {
     let print = |value: &Value, out: &mut dyn Write| -> Result<()> {
         if compact {
             writeln!(out, "{}", serde_json::to_string(value)?)?;
@@ -217,7 +263,12 @@ fn map(plan: &Plan, payload: Payload, options: MapOptions, compact: bool, out: &
                 }
             }
             if !failures.is_empty() {
-                bail!("{} of {} records failed to map:\n  {}", failures.len(), records.len(), failures.join("\n  "));
+                bail!(
+                    "{} of {} records failed to map:\n  {}",
+                    failures.len(),
+                    records.len(),
+                    failures.join("\n  ")
+                );
             }
             if compact {
                 for m in &mapped {
@@ -232,21 +283,36 @@ fn map(plan: &Plan, payload: Payload, options: MapOptions, compact: bool, out: &
 }
 
 fn check(file: &FsPath, out: &mut impl Write) -> Result<()> {
-    let text = fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = file.display();
-    let document = Document::parse(&text, Format::of_file(file)).with_context(|| format!("{name}"))?;
+    let document =
+        Document::parse(&text, Format::of_file(file)).with_context(|| format!("{name}"))?;
     match document {
         Document::Mapping(spec) => {
-            let plan = Plan::compile(&ResolvedMapping::from_spec(&spec)).with_context(|| format!("{name}"))?;
-            writeln!(out, "ok: {name}: mapping of {} {}, {} rules", spec.system, plan.entity(), spec.rules.len())?;
+            let plan = Plan::compile(&ResolvedMapping::from_spec(&spec))
+                .with_context(|| format!("{name}"))?;
+            writeln!(
+                out,
+                "ok: {name}: mapping of {} {}, {} rules",
+                spec.system,
+                plan.entity(),
+                spec.rules.len()
+            )?;
         }
         Document::Overrides(spec) => {
             let (Some(system), Some(entity)) = (&spec.system, spec.entity) else {
-                bail!("{name}: an override file checked on its own must name its `system` and `entity`");
+                bail!(
+                    "{name}: an override file checked on its own must name its `system` and `entity`"
+                );
             };
             System::get(system).with_context(|| format!("{name}"))?;
             mapping::plan(system, entity, Some(&spec)).with_context(|| format!("{name}"))?;
-            writeln!(out, "ok: {name}: overrides of {system} {entity}, {} changes", spec.overrides.len())?;
+            writeln!(
+                out,
+                "ok: {name}: overrides of {system} {entity}, {} changes",
+                spec.overrides.len()
+            )?;
         }
     }
     Ok(())
@@ -269,12 +335,21 @@ fn write_table(resolved: &ResolvedMapping, out: &mut impl Write) -> Result<()> {
             } else {
                 "-".into()
             };
-            let mut transforms: Vec<String> = spec.transforms.iter().map(|s| step_label(&s.0)).collect();
+            let mut transforms: Vec<String> =
+                spec.transforms.iter().map(|s| step_label(&s.0)).collect();
             if let Some(d) = &spec.default {
                 transforms.push(format!("default {d}"));
             }
-            let transforms = if transforms.is_empty() { "-".into() } else { transforms.join(", ") };
-            let target = if spec.required { format!("{target} (required)") } else { target };
+            let transforms = if transforms.is_empty() {
+                "-".into()
+            } else {
+                transforms.join(", ")
+            };
+            let target = if spec.required {
+                format!("{target} (required)")
+            } else {
+                target
+            };
             let origin = if rule.disabled {
                 format!("{} (disabled)", rule.origin.as_str())
             } else {
@@ -294,8 +369,13 @@ fn write_table(resolved: &ResolvedMapping, out: &mut impl Write) -> Result<()> {
     for row in std::iter::once(&header).chain(&rows) {
         let line = format!(
             "{:<w0$}  {:<w1$}  {:<w2$}  {}",
-            row[0], row[1], row[2], row[3],
-            w0 = widths[0], w1 = widths[1], w2 = widths[2]
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
         );
         writeln!(out, "{}", line.trim_end())?;
     }
@@ -333,7 +413,8 @@ fn step_label(step: &Value) -> String {
 }
 
 fn read_overrides(file: &FsPath) -> Result<OverrideSpec> {
-    let text = fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     OverrideSpec::parse(&text, Format::of_file(file)).with_context(|| format!("{}", file.display()))
 }
 
@@ -342,7 +423,9 @@ fn read_input(file: Option<&FsPath>) -> Result<String> {
         Some(f) => fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display())),
         None => {
             let mut text = String::new();
-            io::stdin().read_to_string(&mut text).context("cannot read stdin")?;
+            io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read stdin")?;
             Ok(text)
         }
     }

@@ -85,7 +85,8 @@ impl Entity {
 
     fn model(self) -> &'static EntityModel {
         static MODELS: OnceLock<Vec<EntityModel>> = OnceLock::new();
-        let models = MODELS.get_or_init(|| Entity::ALL.iter().map(|e| EntityModel::load(*e)).collect());
+        let models =
+            MODELS.get_or_init(|| Entity::ALL.iter().map(|e| EntityModel::load(*e)).collect());
         &models[self as usize]
     }
 }
@@ -271,9 +272,13 @@ mod tests {
         assert_eq!(po.field("currency"), Some(&FieldType::Currency));
         assert_eq!(po.field("created_at"), Some(&FieldType::DateTime));
         assert_eq!(po.field("custom_fields"), Some(&FieldType::Custom));
-        let Some(FieldType::Array(line)) = po.field("lines") else { panic!("lines") };
+        let Some(FieldType::Array(line)) = po.field("lines") else {
+            panic!("lines")
+        };
         assert_eq!(line.field("line_number"), Some(&FieldType::Integer));
-        let Some(FieldType::Enum(statuses)) = po.field("status") else { panic!("status") };
+        let Some(FieldType::Enum(statuses)) = po.field("status") else {
+            panic!("status")
+        };
         assert!(statuses.contains(&"unknown".to_owned()));
         assert!(!statuses.iter().any(|s| s == "null"));
     }
@@ -283,13 +288,22 @@ mod tests {
         let s = Entity::Vendor.skeleton();
         assert_eq!(s["custom_fields"], serde_json::json!({}));
         assert_eq!(s["address"]["city"], Value::Null);
-        assert_eq!(Entity::PurchaseOrder.skeleton()["lines"], serde_json::json!([]));
+        assert_eq!(
+            Entity::PurchaseOrder.skeleton()["lines"],
+            serde_json::json!([])
+        );
     }
 
     #[test]
     fn entity_names_parse() {
         assert_eq!("work_order".parse::<Entity>(), Ok(Entity::WorkOrder));
         assert_eq!("work-order".parse::<Entity>(), Ok(Entity::WorkOrder));
-        assert!("invoice".parse::<Entity>().unwrap_err().to_string().contains("invoice"));
+        assert!(
+            "invoice"
+                .parse::<Entity>()
+                .unwrap_err()
+                .to_string()
+                .contains("invoice")
+        );
     }
 }

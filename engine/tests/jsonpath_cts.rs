@@ -19,7 +19,8 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[];
 fn suite_path() -> PathBuf {
     match std::env::var_os("CROSSWALK_JSONPATH_CTS") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/jsonpath-cts/cts.json"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/testdata/jsonpath-cts/cts.json"),
     }
 }
 
@@ -37,10 +38,21 @@ fn run_case(case: &Value) -> Result<(), String> {
     let nodes: Vec<Value> = path.nodes(&case["document"]).into_iter().cloned().collect();
     let got = Value::Array(nodes);
     if let Some(expected) = case.get("result") {
-        return if &got == expected { Ok(()) } else { Err(format!("expected {expected}, got {got}")) };
+        return if &got == expected {
+            Ok(())
+        } else {
+            Err(format!("expected {expected}, got {got}"))
+        };
     }
     if let Some(Value::Array(any)) = case.get("results") {
-        return if any.contains(&got) { Ok(()) } else { Err(format!("expected one of {}, got {got}", Value::Array(any.clone()))) };
+        return if any.contains(&got) {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected one of {}, got {got}",
+                Value::Array(any.clone())
+            ))
+        };
     }
     Err("the case has no result".into())
 }
@@ -63,10 +75,13 @@ fn rfc9535_compliance_test_suite() {
     for case in cases {
         let name = case["name"].as_str().unwrap_or("?");
         let known = KNOWN_FAILURES.iter().find(|(n, _)| *n == name);
-        let outcome = std::panic::catch_unwind(|| run_case(case)).unwrap_or_else(|_| Err("panicked".into()));
+        let outcome =
+            std::panic::catch_unwind(|| run_case(case)).unwrap_or_else(|_| Err("panicked".into()));
         match (outcome, known) {
             (Ok(()), None) => passed += 1,
-            (Ok(()), Some(_)) => unexpected.push(format!("{name}: listed as a known failure but passes now; remove it from KNOWN_FAILURES")),
+            (Ok(()), Some(_)) => unexpected.push(format!(
+                "{name}: listed as a known failure but passes now; remove it from KNOWN_FAILURES"
+            )),
             (Err(e), None) => unexpected.push(format!("{name} ({}): {e}", case["selector"])),
             (Err(_), Some(_)) => known_failed.push(name),
         }
@@ -77,5 +92,10 @@ fn rfc9535_compliance_test_suite() {
         known_failed.len(),
         unexpected.len()
     );
-    assert!(unexpected.is_empty(), "{} unexpected results:\n{}", unexpected.len(), unexpected.join("\n"));
+    assert!(
+        unexpected.is_empty(),
+        "{} unexpected results:\n{}",
+        unexpected.len(),
+        unexpected.join("\n")
+    );
 }

@@ -19,7 +19,10 @@ use crosswalk::model::Entity;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn read_json(path: &Path) -> Value {
@@ -50,12 +53,17 @@ fn map_payload(plan: &Plan, payload: Value, options: MapOptions) -> Result<Value
 }
 
 fn validate(entity: Entity, record: &Value, what: &str) {
-    let validator = jsonschema::validator_for(entity.schema()).expect("the model's schema compiles");
+    let validator =
+        jsonschema::validator_for(entity.schema()).expect("the model's schema compiles");
     let problems: Vec<String> = validator
         .iter_errors(record)
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect();
-    assert!(problems.is_empty(), "{what} does not validate against {entity}:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{what} does not validate against {entity}:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// The first differences between two JSON values, as paths.
@@ -88,19 +96,34 @@ fn samples_map_to_their_expected_output() {
     for system in SYSTEMS {
         for entity in system.entities() {
             let dir = root.join(system.id).join(entity.as_str());
-            let plan = mapping::plan(system.id, entity, None).unwrap_or_else(|e| panic!("{} {entity}: {e}", system.id));
+            let plan = mapping::plan(system.id, entity, None)
+                .unwrap_or_else(|e| panic!("{} {entity}: {e}", system.id));
             let mut cases: Vec<PathBuf> = fs::read_dir(&dir)
                 .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
                 .map(|e| e.expect("entry").path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.to_string_lossy().ends_with(".expected.json"))
+                .filter(|p| {
+                    p.extension().is_some_and(|x| x == "json")
+                        && !p.to_string_lossy().ends_with(".expected.json")
+                })
                 .collect();
             cases.sort();
             assert!(cases.len() >= 3, "{}: fewer than 3 samples", dir.display());
             for case in cases {
                 let expected_path = case.with_extension("expected.json");
                 let expected = read_json(&expected_path);
-                let name = case.strip_prefix(&root).expect("under root").display().to_string();
-                match map_payload(&plan, read_json(&case), MapOptions { strict: true, remote_data: false }) {
+                let name = case
+                    .strip_prefix(&root)
+                    .expect("under root")
+                    .display()
+                    .to_string();
+                match map_payload(
+                    &plan,
+                    read_json(&case),
+                    MapOptions {
+                        strict: true,
+                        remote_data: false,
+                    },
+                ) {
                     Ok(actual) => {
                         let mut d = Vec::new();
                         diff(&expected, &actual, "$", &mut d);
@@ -108,7 +131,9 @@ fn samples_map_to_their_expected_output() {
                             failures.push(format!("{name}:\n    {}", d.join("\n    ")));
                         }
                         match &actual {
-                            Value::Array(records) => records.iter().for_each(|r| validate(entity, r, &name)),
+                            Value::Array(records) => {
+                                records.iter().for_each(|r| validate(entity, r, &name))
+                            }
                             record => validate(entity, record, &name),
                         }
                     }
@@ -118,7 +143,12 @@ fn samples_map_to_their_expected_output() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {count} samples differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} samples differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     println!("{count} samples mapped to their expected output");
 }
 
@@ -126,15 +156,35 @@ fn samples_map_to_their_expected_output() {
 /// plan of the default and the output.
 fn run_override_case(dir: &Path) -> (OverrideSpec, Value, Value) {
     let text = fs::read_to_string(dir.join("overrides.yaml")).expect("overrides.yaml");
-    let spec = OverrideSpec::parse(&text, Format::Yaml).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let system = spec.system.clone().expect("override examples name their system");
-    let entity = spec.entity.expect("override examples name their entity");
-    let plan = mapping::plan(&system, entity, Some(&spec)).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let input = read_json(&dir.join("input.json"));
-    let output = map_payload(&plan, input.clone(), MapOptions { strict: true, remote_data: false })
+    let spec = OverrideSpec::parse(&text, Format::Yaml)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let system = spec
+        .system
+        .clone()
+        .expect("override examples name their system");
+    let entity = spec.entity.expect("override examples name their entity");
+    let plan = mapping::plan(&system, entity, Some(&spec))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let input = read_json(&dir.join("input.json"));
+    let output = map_payload(
+        &plan,
+        input.clone(),
+        MapOptions {
+            strict: true,
+            remote_data: false,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let default = mapping::plan(&system, entity, None).expect("default");
-    let baseline = map_payload(&default, input, MapOptions { strict: true, remote_data: false }).expect("default maps");
+    let baseline = map_payload(
+        &default,
+        input,
+        MapOptions {
+            strict: true,
+            remote_data: false,
+        },
+    )
+    .expect("default maps");
     validate(entity, &output, &dir.display().to_string());
     (spec, baseline, output)
 }
@@ -147,11 +197,26 @@ fn assert_changes_only_named(spec: &OverrideSpec, baseline: &Value, output: &Val
     diff(baseline, output, "$", &mut d);
     let named: Vec<String> = spec.overrides.iter().map(|o| o.target.clone()).collect();
     for change in d {
-        let path = change.split(':').next().unwrap_or_default().trim_start_matches("$.").to_owned();
+        let path = change
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("$.")
+            .to_owned();
         // `lines[0].unit_price` is named by `lines.unit_price`; `custom_fields` by any custom target.
-        let plain: String = path.split('[').map(|p| p.split_once(']').map_or(p, |(_, rest)| rest)).collect();
-        let covered = named.iter().any(|t| plain == *t || plain.starts_with(&format!("{t}.")) || t.starts_with(&format!("{plain}.")));
-        assert!(covered, "{name}: the override changed `{path}`, which it does not name ({change})");
+        let plain: String = path
+            .split('[')
+            .map(|p| p.split_once(']').map_or(p, |(_, rest)| rest))
+            .collect();
+        let covered = named.iter().any(|t| {
+            plain == *t
+                || plain.starts_with(&format!("{t}."))
+                || t.starts_with(&format!("{plain}."))
+        });
+        assert!(
+            covered,
+            "{name}: the override changed `{path}`, which it does not name ({change})"
+        );
     }
 }
 
@@ -185,8 +250,21 @@ fn override_fixtures() {
         assert_changes_only_named(&spec, &baseline, &output, &dir.display().to_string());
         // The override changes something: an override fixture that maps like the
         // default would prove nothing.
-        assert_ne!(baseline, output, "{}: the override changed nothing", dir.display());
-        kinds.insert(dir.file_name().unwrap().to_string_lossy().split('-').next().unwrap().to_owned());
+        assert_ne!(
+            baseline,
+            output,
+            "{}: the override changed nothing",
+            dir.display()
+        );
+        kinds.insert(
+            dir.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .split('-')
+                .next()
+                .unwrap()
+                .to_owned(),
+        );
     }
     for kind in ["remap", "custom", "disable", "transforms", "nested"] {
         assert!(kinds.contains(kind), "no override fixture of kind `{kind}`");
@@ -202,7 +280,10 @@ fn error_fixtures_give_their_errors() {
         let expected = fs::read_to_string(dir.join("error.txt")).expect("error.txt");
         let message = error_of(&dir);
         for line in expected.lines().filter(|l| !l.trim().is_empty()) {
-            assert!(message.contains(line.trim()), "{name}: the error\n{message}\ndoes not contain\n{line}");
+            assert!(
+                message.contains(line.trim()),
+                "{name}: the error\n{message}\ndoes not contain\n{line}"
+            );
         }
         count += 1;
     }
@@ -218,7 +299,11 @@ fn error_of(dir: &Path) -> String {
         Value::Null
     };
     let strict = options["strict"].as_bool().unwrap_or(true);
-    let plan = if let Some(file) = ["mapping.yaml", "overrides.yaml", "mapping.json"].iter().map(|f| dir.join(f)).find(|p| p.exists()) {
+    let plan = if let Some(file) = ["mapping.yaml", "overrides.yaml", "mapping.json"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.exists())
+    {
         let text = fs::read_to_string(&file).expect("spec");
         let doc = match Document::parse(&text, Format::of_file(&file)) {
             Ok(doc) => doc,
@@ -227,8 +312,16 @@ fn error_of(dir: &Path) -> String {
         let compiled = match doc {
             Document::Mapping(m) => Plan::compile(&ResolvedMapping::from_spec(&m)),
             Document::Overrides(o) => {
-                let system = options["system"].as_str().map(str::to_owned).or(o.system.clone()).unwrap_or_else(|| "sap-s4hana".into());
-                let entity = options["entity"].as_str().map(|e| e.parse().expect("entity")).or(o.entity).unwrap_or(Entity::PurchaseOrder);
+                let system = options["system"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .or(o.system.clone())
+                    .unwrap_or_else(|| "sap-s4hana".into());
+                let entity = options["entity"]
+                    .as_str()
+                    .map(|e| e.parse().expect("entity"))
+                    .or(o.entity)
+                    .unwrap_or(Entity::PurchaseOrder);
                 mapping::plan(&system, entity, Some(&o))
             }
         };
@@ -239,14 +332,25 @@ fn error_of(dir: &Path) -> String {
     } else {
         mapping::plan("sap-s4hana", Entity::PurchaseOrder, None).expect("default")
     };
-    let input = fs::read_to_string(dir.join("input.json")).unwrap_or_else(|_| panic!("{}: the spec compiled and there is no input.json", dir.display()));
+    let input = fs::read_to_string(dir.join("input.json")).unwrap_or_else(|_| {
+        panic!(
+            "{}: the spec compiled and there is no input.json",
+            dir.display()
+        )
+    });
     let payload = match Payload::parse(&input) {
         Ok(p) => p,
         Err(e) => return e.to_string(),
     };
     let mut messages = Vec::new();
     for record in payload.into_records() {
-        match plan.map_record(&record, MapOptions { strict, remote_data: false }) {
+        match plan.map_record(
+            &record,
+            MapOptions {
+                strict,
+                remote_data: false,
+            },
+        ) {
             Err(e) => messages.push(e.to_string()),
             Ok(out) => messages.push(serde_json::to_string(&out["errors"]).expect("json")),
         }
@@ -258,11 +362,26 @@ fn error_of(dir: &Path) -> String {
 fn every_default_mapping_compiles_and_maps_the_whole_model_it_can() {
     for system in SYSTEMS {
         for entity in system.entities() {
-            let resolved = mapping::resolve(system.id, entity, None).unwrap_or_else(|e| panic!("{e}"));
+            let resolved =
+                mapping::resolve(system.id, entity, None).unwrap_or_else(|e| panic!("{e}"));
             Plan::compile(&resolved).unwrap_or_else(|e| panic!("{} {entity}: {e}", system.id));
             let targets: Vec<String> = resolved.rows().into_iter().map(|(t, _)| t).collect();
-            assert!(targets.iter().any(|t| t == "id"), "{} {entity} does not map id", system.id);
-            assert!(resolved.rules.iter().find(|r| r.spec.target == "id").unwrap().spec.required, "{} {entity}: id must be required", system.id);
+            assert!(
+                targets.iter().any(|t| t == "id"),
+                "{} {entity} does not map id",
+                system.id
+            );
+            assert!(
+                resolved
+                    .rules
+                    .iter()
+                    .find(|r| r.spec.target == "id")
+                    .unwrap()
+                    .spec
+                    .required,
+                "{} {entity}: id must be required",
+                system.id
+            );
         }
     }
 }
@@ -271,7 +390,15 @@ fn every_default_mapping_compiles_and_maps_the_whole_model_it_can() {
 fn remote_data_carries_the_raw_source() {
     let plan = mapping::plan("ibm-maximo", Entity::WorkOrder, None).unwrap();
     let source = serde_json::json!({"wonum": "1001", "status": "WEIRD", "siteid": "BEDFORD"});
-    let record = plan.map_record(&source, MapOptions { strict: false, remote_data: true }).unwrap();
+    let record = plan
+        .map_record(
+            &source,
+            MapOptions {
+                strict: false,
+                remote_data: true,
+            },
+        )
+        .unwrap();
     assert_eq!(record["status"], "unknown");
     assert_eq!(record["remote_data"], source);
     validate(Entity::WorkOrder, &record, "remote_data record");
@@ -285,7 +412,11 @@ fn the_published_mapping_schema_is_current() {
         fs::write(&path, &generated).unwrap();
     }
     let published = fs::read_to_string(&path).unwrap_or_default();
-    assert!(published == generated, "{} is out of date: run the tests with CROSSWALK_BLESS=1 to regenerate it", path.display());
+    assert!(
+        published == generated,
+        "{} is out of date: run the tests with CROSSWALK_BLESS=1 to regenerate it",
+        path.display()
+    );
 }
 
 #[test]
@@ -294,16 +425,32 @@ fn published_schema_accepts_every_shipped_document() {
     let validator = jsonschema::validator_for(&schema).expect("the mapping schema compiles");
     let mut files: Vec<PathBuf> = Vec::new();
     for system_dir in dirs(&repo().join("engine/mappings")) {
-        files.extend(fs::read_dir(&system_dir).unwrap().map(|e| e.unwrap().path()));
+        files.extend(
+            fs::read_dir(&system_dir)
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        );
     }
     for system_dir in dirs(&repo().join("examples/overrides")) {
-        files.extend(dirs(&system_dir).into_iter().map(|d| d.join("overrides.yaml")));
+        files.extend(
+            dirs(&system_dir)
+                .into_iter()
+                .map(|d| d.join("overrides.yaml")),
+        );
     }
     for file in files {
         let text = fs::read_to_string(&file).unwrap();
         let value: Value = serde_yaml_ng::from_str(&text).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{e} at {}", e.instance_path)).collect();
-        assert!(errors.is_empty(), "{}: {}", file.display(), errors.join("; "));
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| format!("{e} at {}", e.instance_path))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{}: {}",
+            file.display(),
+            errors.join("; ")
+        );
     }
 }
 
@@ -311,6 +458,10 @@ fn published_schema_accepts_every_shipped_document() {
 fn docs_list_every_transform() {
     let docs = fs::read_to_string(repo().join("docs/mapping-spec.md")).unwrap();
     for t in mapping::transform::CATALOG {
-        assert!(docs.contains(&format!("| `{}` |", t.name)), "docs/mapping-spec.md does not document `{}`", t.name);
+        assert!(
+            docs.contains(&format!("| `{}` |", t.name)),
+            "docs/mapping-spec.md does not document `{}`",
+            t.name
+        );
     }
 }

@@ -56,7 +56,9 @@ impl Source {
         match self {
             Source::None | Source::Const(_) => None,
             Source::Path(p) => Some(p.as_str().to_owned()),
-            Source::Coalesce(ps) => Some(ps.iter().map(Path::as_str).collect::<Vec<_>>().join(" | ")),
+            Source::Coalesce(ps) => {
+                Some(ps.iter().map(Path::as_str).collect::<Vec<_>>().join(" | "))
+            }
         }
     }
 }
@@ -121,13 +123,19 @@ fn compile_rules(rules: &[ResolvedRule], scope: &Scope, errors: &mut Vec<SpecErr
         let Some((keys, ty)) = resolve_target(scope, &r.spec.target, &full, errors) else {
             continue;
         };
-        if let Some(other) = seen.iter().find(|k| k.starts_with(&keys) || keys.starts_with(k)) {
+        if let Some(other) = seen
+            .iter()
+            .find(|k| k.starts_with(&keys) || keys.starts_with(k))
+        {
             let hint = if *other == keys {
                 String::new()
             } else {
                 format!(" (it overlaps `{}{}`)", scope.prefix, other.join("."))
             };
-            errors.push(SpecError::DuplicateTarget { target: full.clone(), hint });
+            errors.push(SpecError::DuplicateTarget {
+                target: full.clone(),
+                hint,
+            });
         }
         seen.insert(keys.clone());
         let source = compile_source(r, &full, errors);
@@ -145,7 +153,9 @@ fn compile_rules(rules: &[ResolvedRule], scope: &Scope, errors: &mut Vec<SpecErr
                     skeleton: inner.ty.empty(),
                 })
             }
-            (Some(nested), Some(FieldType::Array(item))) if matches!(**item, FieldType::Object(_)) => {
+            (Some(nested), Some(FieldType::Array(item)))
+                if matches!(**item, FieldType::Object(_)) =>
+            {
                 let inner = Scope {
                     name: full.clone(),
                     prefix: format!("{full}."),
@@ -160,7 +170,9 @@ fn compile_rules(rules: &[ResolvedRule], scope: &Scope, errors: &mut Vec<SpecErr
             (Some(_), other) => {
                 errors.push(SpecError::NestedOnScalar {
                     target: full.clone(),
-                    found: other.map(FieldType::describe).unwrap_or_else(|| "a custom field".into()),
+                    found: other
+                        .map(FieldType::describe)
+                        .unwrap_or_else(|| "a custom field".into()),
                 });
                 None
             }
@@ -257,7 +269,11 @@ fn resolve_target(
             }
         }
     }
-    let ty = if matches!(ty, FieldType::Custom) { None } else { Some(ty) };
+    let ty = if matches!(ty, FieldType::Custom) {
+        None
+    } else {
+        Some(ty)
+    };
     Some((keys, ty))
 }
 
@@ -364,8 +380,17 @@ fn check_kind(
             .iter()
             .find(|v| !fits_const(v, ty))
             .map(|v| mismatch(format!("{by} can give {v}"))),
-        (Kind::String, FieldType::String | FieldType::Currency | FieldType::Enum(_) | FieldType::Date | FieldType::DateTime) => None,
-        (Kind::Number | Kind::Integer | Kind::Bool, FieldType::String | FieldType::Currency) => None,
+        (
+            Kind::String,
+            FieldType::String
+            | FieldType::Currency
+            | FieldType::Enum(_)
+            | FieldType::Date
+            | FieldType::DateTime,
+        ) => None,
+        (Kind::Number | Kind::Integer | Kind::Bool, FieldType::String | FieldType::Currency) => {
+            None
+        }
         (Kind::Number | Kind::Integer, FieldType::Number | FieldType::Integer) => None,
         (Kind::Date | Kind::DateTime, FieldType::String) => None,
         (Kind::Date, FieldType::Date) | (Kind::DateTime, FieldType::DateTime) => None,

@@ -70,10 +70,13 @@ pub const SYSTEMS: &[System] = &[
 impl System {
     /// Looks a system up by id.
     pub fn get(id: &str) -> Result<&'static System, SpecError> {
-        SYSTEMS.iter().find(|s| s.id == id).ok_or_else(|| SpecError::UnknownSystem {
-            system: id.to_owned(),
-            known: SYSTEMS.iter().map(|s| s.id).collect::<Vec<_>>().join(", "),
-        })
+        SYSTEMS
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| SpecError::UnknownSystem {
+                system: id.to_owned(),
+                known: SYSTEMS.iter().map(|s| s.id).collect::<Vec<_>>().join(", "),
+            })
     }
 
     /// The entities this system has default mappings for.
@@ -90,7 +93,11 @@ impl System {
             .ok_or_else(|| SpecError::NoDefaultMapping {
                 system: self.id.to_owned(),
                 entity: entity.to_string(),
-                known: self.entities().map(Entity::as_str).collect::<Vec<_>>().join(", "),
+                known: self
+                    .entities()
+                    .map(Entity::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 

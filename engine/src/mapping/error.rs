@@ -98,7 +98,9 @@ pub enum SpecError {
         sources: String,
     },
     /// Nested rules on a target that is neither an object nor an array of objects.
-    #[error("target `{target}`: nested `rules` need an object or array target, but `{target}` is {found}")]
+    #[error(
+        "target `{target}`: nested `rules` need an object or array target, but `{target}` is {found}"
+    )]
     NestedOnScalar {
         /// The target.
         target: String,
@@ -106,7 +108,9 @@ pub enum SpecError {
         found: String,
     },
     /// An object or array target mapped without nested rules.
-    #[error("target `{target}` is {found}: map it with nested `rules` (or map its fields as `{target}.<field>`)")]
+    #[error(
+        "target `{target}` is {found}: map it with nested `rules` (or map its fields as `{target}.<field>`)"
+    )]
     MissingNestedRules {
         /// The target.
         target: String,
@@ -114,7 +118,9 @@ pub enum SpecError {
         found: String,
     },
     /// An override that adds a target without giving it a source.
-    #[error("target `{target}`: the default mapping does not map it, so the override needs a source (`path`, `const` or `coalesce`)")]
+    #[error(
+        "target `{target}`: the default mapping does not map it, so the override needs a source (`path`, `const` or `coalesce`)"
+    )]
     MissingSource {
         /// The target.
         target: String,
@@ -284,7 +290,10 @@ mod tests {
 
     #[test]
     fn suggestions_pick_the_closest() {
-        assert_eq!(did_you_mean("totl_amount", ["total_amount", "status"]), ", did you mean `total_amount`?");
+        assert_eq!(
+            did_you_mean("totl_amount", ["total_amount", "status"]),
+            ", did you mean `total_amount`?"
+        );
         assert_eq!(did_you_mean("zzz", ["total_amount"]), "");
     }
 }

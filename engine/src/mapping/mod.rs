@@ -21,7 +21,9 @@ pub use error::{FieldError, RecordError, SpecError, SpecErrors};
 pub use payload::{Payload, PayloadError};
 pub use resolve::{Origin, ResolvedMapping, ResolvedRule};
 pub use run::MapOptions;
-pub use spec::{Document, Format, MappingSpec, OverrideRule, OverrideSpec, RuleSpec, TransformStep};
+pub use spec::{
+    Document, Format, MappingSpec, OverrideRule, OverrideSpec, RuleSpec, TransformStep,
+};
 
 use crate::model::Entity;
 
@@ -40,6 +42,10 @@ pub fn resolve(
 }
 
 /// Resolves and compiles in one step.
-pub fn plan(system: &str, entity: Entity, overrides: Option<&OverrideSpec>) -> Result<Plan, SpecErrors> {
+pub fn plan(
+    system: &str,
+    entity: Entity,
+    overrides: Option<&OverrideSpec>,
+) -> Result<Plan, SpecErrors> {
     Plan::compile(&resolve(system, entity, overrides)?)
 }

@@ -37,7 +37,11 @@ impl Payload {
                 Some(i) => message[..i].to_owned(),
                 None => message,
             };
-            PayloadError { line: e.line(), column: e.column(), message }
+            PayloadError {
+                line: e.line(),
+                column: e.column(),
+                message,
+            }
         })?;
         Ok(Payload::unwrap(value))
     }
@@ -62,7 +66,8 @@ impl Payload {
                     let only_meta = map.keys().all(|k| {
                         k == key
                             || (envelope == "@" && k.starts_with("@odata."))
-                            || (envelope.is_empty() && matches!(k.as_str(), "href" | "responseInfo"))
+                            || (envelope.is_empty()
+                                && matches!(k.as_str(), "href" | "responseInfo"))
                     });
                     if only_meta && map.get(key).is_some_and(Value::is_array) {
                         return Payload::Many(take_array(&mut map, key));
@@ -86,7 +91,9 @@ impl Payload {
 /// `{"results": [...]}`, with the optional `__count` and `__next` of OData V2.
 fn is_results(map: &serde_json::Map<String, Value>) -> bool {
     map.get("results").is_some_and(Value::is_array)
-        && map.keys().all(|k| matches!(k.as_str(), "results" | "__count" | "__next"))
+        && map
+            .keys()
+            .all(|k| matches!(k.as_str(), "results" | "__count" | "__next"))
 }
 
 fn take_array(map: &mut serde_json::Map<String, Value>, key: &str) -> Vec<Value> {
@@ -104,7 +111,10 @@ mod tests {
     #[test]
     fn envelopes() {
         let one = |v: Value| Payload::unwrap(v);
-        assert_eq!(one(json!({"d": {"PurchaseOrder": "1"}})), Payload::One(json!({"PurchaseOrder": "1"})));
+        assert_eq!(
+            one(json!({"d": {"PurchaseOrder": "1"}})),
+            Payload::One(json!({"PurchaseOrder": "1"}))
+        );
         assert_eq!(
             one(json!({"d": {"results": [{"a": 1}], "__next": "x"}})),
             Payload::Many(vec![json!({"a": 1})])

@@ -130,7 +130,11 @@ impl ResolvedMapping {
 
     /// The rules flattened to one row per target (`lines.unit_price`), in order.
     pub fn rows(&self) -> Vec<(String, &ResolvedRule)> {
-        fn walk<'a>(prefix: &str, rules: &'a [ResolvedRule], out: &mut Vec<(String, &'a ResolvedRule)>) {
+        fn walk<'a>(
+            prefix: &str,
+            rules: &'a [ResolvedRule],
+            out: &mut Vec<(String, &'a ResolvedRule)>,
+        ) {
             for r in rules {
                 let target = format!("{prefix}{}", r.spec.target);
                 out.push((target.clone(), r));
@@ -166,7 +170,9 @@ fn apply(rules: &mut Vec<ResolvedRule>, target: &str, o: &OverrideRule) -> Resul
         });
     }
     if o.path.is_none() && o.constant.is_none() && o.coalesce.is_none() && o.rules.is_none() {
-        return Err(SpecError::MissingSource { target: o.target.clone() });
+        return Err(SpecError::MissingSource {
+            target: o.target.clone(),
+        });
     }
     let origin = if o.target.starts_with("custom_fields.") {
         Origin::Custom

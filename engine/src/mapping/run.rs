@@ -26,7 +26,9 @@ impl Plan {
     /// Maps one source record to a unified record.
     pub fn map_record(&self, source: &Value, options: MapOptions) -> Result<Value, RecordError> {
         if !source.is_object() {
-            return Err(RecordError::NotAnObject { found: type_name(source) });
+            return Err(RecordError::NotAnObject {
+                found: type_name(source),
+            });
         }
         let mut out = self.entity.skeleton().clone();
         let mut errors = Vec::new();
@@ -76,7 +78,10 @@ fn run_nested(
         other => select(other, source),
     };
     let target = format!("{prefix}{}", rule.target);
-    let map_one = |element: &Value, prefix: String, errors: &mut Vec<FieldError>| -> Result<Value, RecordError> {
+    let map_one = |element: &Value,
+                   prefix: String,
+                   errors: &mut Vec<FieldError>|
+     -> Result<Value, RecordError> {
         let mut item = nested.skeleton.clone();
         if element.is_object() {
             run_rules(&nested.rules, element, &mut item, &prefix, options, errors)?;
@@ -85,7 +90,10 @@ fn run_nested(
                 target: prefix.trim_end_matches('.').to_owned(),
                 path: rule.source.describe(),
                 value: Some(quote(element)),
-                message: format!("expects an object to map with nested rules, not {}", type_name(element)),
+                message: format!(
+                    "expects an object to map with nested rules, not {}",
+                    type_name(element)
+                ),
             };
             fail(e, options, errors)?;
         }
@@ -131,7 +139,11 @@ fn run_rule(
         match t.apply(value, &ctx) {
             Ok(v) => value = v,
             Err(m) => {
-                fail(field_error(format!("transform `{}`: {m}", t.name())), options, errors)?;
+                fail(
+                    field_error(format!("transform `{}`: {m}", t.name())),
+                    options,
+                    errors,
+                )?;
                 return Ok(Value::Null);
             }
         }
@@ -160,7 +172,11 @@ fn run_rule(
 }
 
 /// Records a field error, or fails the record when strict.
-fn fail(e: FieldError, options: MapOptions, errors: &mut Vec<FieldError>) -> Result<(), RecordError> {
+fn fail(
+    e: FieldError,
+    options: MapOptions,
+    errors: &mut Vec<FieldError>,
+) -> Result<(), RecordError> {
     if options.strict {
         Err(RecordError::Field(e))
     } else {
@@ -195,10 +211,14 @@ fn fit(value: Value, ty: &FieldType) -> Result<Value, String> {
         (_, Value::Null) => Ok(value),
         (FieldType::String, Value::String(_)) => Ok(value),
         (FieldType::String, Value::Number(_) | Value::Bool(_)) => {
-            Ok(super::transform::scalar_text(&value).map(Value::String).unwrap_or(Value::Null))
+            Ok(super::transform::scalar_text(&value)
+                .map(Value::String)
+                .unwrap_or(Value::Null))
         }
         (FieldType::Currency, Value::String(s)) if is_currency(s) => Ok(value),
-        (FieldType::Currency, Value::String(_)) => wrong(" that is not a three-letter ISO 4217 code (add `upper` or a `lookup`)"),
+        (FieldType::Currency, Value::String(_)) => {
+            wrong(" that is not a three-letter ISO 4217 code (add `upper` or a `lookup`)")
+        }
         (FieldType::Number, Value::Number(n)) => number(n.as_f64().unwrap_or(f64::NAN)),
         (FieldType::Number, Value::String(_)) => wrong(" (add `to_number`)"),
         (FieldType::Integer, Value::Number(n)) => match n.as_f64() {
@@ -226,8 +246,12 @@ fn fit(value: Value, ty: &FieldType) -> Result<Value, String> {
 fn set(out: &mut Value, keys: &[String], value: Value) {
     let mut node = out;
     for key in &keys[..keys.len() - 1] {
-        let map = node.as_object_mut().expect("targets resolve through objects");
-        node = map.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
+        let map = node
+            .as_object_mut()
+            .expect("targets resolve through objects");
+        node = map
+            .entry(key.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
         if node.is_null() {
             *node = Value::Object(Map::new());
         }

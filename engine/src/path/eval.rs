@@ -52,7 +52,9 @@ fn apply<'a>(selector: &Sel, node: &'a Value, root: &'a Value, out: &mut Vec<&'a
         (Sel::Name(n), Value::Object(map)) => out.extend(map.get(n)),
         (Sel::Wildcard, Value::Object(map)) => out.extend(map.values()),
         (Sel::Wildcard, Value::Array(items)) => out.extend(items.iter()),
-        (Sel::Index(i), Value::Array(items)) => out.extend(index(items.len(), *i).map(|i| &items[i])),
+        (Sel::Index(i), Value::Array(items)) => {
+            out.extend(index(items.len(), *i).map(|i| &items[i]))
+        }
         (Sel::Slice(start, end, step), Value::Array(items)) => {
             slice(items.len(), *start, *end, *step, |i| out.push(&items[i]))
         }
@@ -73,7 +75,13 @@ fn index(len: usize, i: i64) -> Option<usize> {
 }
 
 /// RFC 9535 §2.3.4.2.2.
-fn slice(len: usize, start: Option<i64>, end: Option<i64>, step: Option<i64>, mut f: impl FnMut(usize)) {
+fn slice(
+    len: usize,
+    start: Option<i64>,
+    end: Option<i64>,
+    step: Option<i64>,
+    mut f: impl FnMut(usize),
+) {
     let len = len as i64;
     let step = step.unwrap_or(1);
     if step == 0 {
@@ -105,15 +113,25 @@ fn test(expr: &Expr, root: &Value, current: &Value) -> bool {
         Expr::And(items) => items.iter().all(|e| test(e, root, current)),
         Expr::Not(e) => !test(e, root, current),
         Expr::Exists(q) => !select(q, root, current).is_empty(),
-        Expr::Compare(op, a, b) => compare(*op, value(a, root, current).as_ref(), value(b, root, current).as_ref()),
-        Expr::Regex { full, subject, pattern } => {
+        Expr::Compare(op, a, b) => compare(
+            *op,
+            value(a, root, current).as_ref(),
+            value(b, root, current).as_ref(),
+        ),
+        Expr::Regex {
+            full,
+            subject,
+            pattern,
+        } => {
             let Some(Value::String(subject)) = value(subject, root, current) else {
                 return false;
             };
             match pattern {
                 Pattern::Compiled(re) => re.as_ref().is_some_and(|re| re.is_match(&subject)),
                 Pattern::Dynamic(p) => match value(p, root, current) {
-                    Some(Value::String(p)) => compile_iregexp(&p, *full).is_some_and(|re| re.is_match(&subject)),
+                    Some(Value::String(p)) => {
+                        compile_iregexp(&p, *full).is_some_and(|re| re.is_match(&subject))
+                    }
                     _ => false,
                 },
             }
@@ -163,9 +181,13 @@ fn equal(a: Option<&Value>, b: Option<&Value>) -> bool {
 fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => number_cmp(x, y) == Some(Ordering::Equal),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
         }
         (a, b) => a == b,
     }
@@ -173,7 +195,9 @@ fn json_equal(a: &Value, b: &Value) -> bool {
 
 fn less(a: Option<&Value>, b: Option<&Value>) -> bool {
     match (a, b) {
-        (Some(Value::Number(x)), Some(Value::Number(y))) => number_cmp(x, y) == Some(Ordering::Less),
+        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+            number_cmp(x, y) == Some(Ordering::Less)
+        }
         (Some(Value::String(x)), Some(Value::String(y))) => x < y,
         _ => false,
     }

@@ -113,7 +113,12 @@ impl Path {
     pub fn select(&self, value: &Value) -> Value {
         match &self.singular {
             Some(steps) => walk(steps, value).cloned().unwrap_or(Value::Null),
-            None => Value::Array(eval::select(&self.query, value, value).into_iter().cloned().collect()),
+            None => Value::Array(
+                eval::select(&self.query, value, value)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+            ),
         }
     }
 }
@@ -184,15 +189,27 @@ mod tests {
     fn singular_queries_give_one_value_or_null() {
         let doc = json!({"a": {"b": [10, 20]}});
         assert_eq!(Path::parse("$.a.b[1]").unwrap().select(&doc), json!(20));
-        assert_eq!(Path::parse("$['a']['b'][0]").unwrap().select(&doc), json!(10));
-        assert_eq!(Path::parse("$.a.missing").unwrap().select(&doc), Value::Null);
+        assert_eq!(
+            Path::parse("$['a']['b'][0]").unwrap().select(&doc),
+            json!(10)
+        );
+        assert_eq!(
+            Path::parse("$.a.missing").unwrap().select(&doc),
+            Value::Null
+        );
     }
 
     #[test]
     fn other_queries_give_arrays() {
         let doc = json!({"a": {"b": [10, 20]}, "c": 3});
-        assert_eq!(Path::parse("$.a.b[*]").unwrap().select(&doc), json!([10, 20]));
-        assert_eq!(Path::parse("$['c','a']").unwrap().select(&doc), json!([3, {"b": [10, 20]}]));
+        assert_eq!(
+            Path::parse("$.a.b[*]").unwrap().select(&doc),
+            json!([10, 20])
+        );
+        assert_eq!(
+            Path::parse("$['c','a']").unwrap().select(&doc),
+            json!([3, {"b": [10, 20]}])
+        );
         assert_eq!(Path::parse("$.x[*]").unwrap().select(&doc), json!([]));
     }
 
@@ -201,18 +218,34 @@ mod tests {
         let e = Path::parse("$[?length(@.*) < 3]").unwrap_err();
         assert_eq!(e.position, 4, "{e}");
         assert!(e.message.contains("singular query"), "{e}");
-        assert!(Path::parse("$[?count(@..*)]").unwrap_err().message.contains("must be compared"));
+        assert!(
+            Path::parse("$[?count(@..*)]")
+                .unwrap_err()
+                .message
+                .contains("must be compared")
+        );
         assert!(Path::parse("$[?nope(@)]").is_err());
     }
 
     #[test]
     fn filters_and_descendants() {
         let doc = json!([{"a": "b", "d": "e"}, {"a": "c", "d": "f"}]);
-        assert_eq!(Path::parse("$..['a','d']").unwrap().select(&doc), json!(["b", "e", "c", "f"]));
+        assert_eq!(
+            Path::parse("$..['a','d']").unwrap().select(&doc),
+            json!(["b", "e", "c", "f"])
+        );
         let doc = json!([[0, 1, 2], [42], [1], "x"]);
-        assert_eq!(Path::parse("$[?@[?@>1]]").unwrap().select(&doc), json!([[0, 1, 2], [42]]));
+        assert_eq!(
+            Path::parse("$[?@[?@>1]]").unwrap().select(&doc),
+            json!([[0, 1, 2], [42]])
+        );
         let doc = json!({"items": [{"q": "2"}, {"q": "PC"}]});
-        assert_eq!(Path::parse("$.items[?match(@.q, '[0-9]+')].q").unwrap().select(&doc), json!(["2"]));
+        assert_eq!(
+            Path::parse("$.items[?match(@.q, '[0-9]+')].q")
+                .unwrap()
+                .select(&doc),
+            json!(["2"])
+        );
     }
 
     #[test]

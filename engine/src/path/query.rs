@@ -47,7 +47,11 @@ pub(super) enum Expr {
     Exists(Query),
     Compare(Op, Operand, Operand),
     /// `match()` or `search()`.
-    Regex { full: bool, subject: Operand, pattern: Pattern },
+    Regex {
+        full: bool,
+        subject: Operand,
+        pattern: Pattern,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,18 +103,27 @@ pub(super) fn lower(query: &JpQuery) -> Lowered<Query> {
 }
 
 fn lower_segments(segments: &[Segment], absolute: bool) -> Lowered<Query> {
-    let segments = segments.iter().map(lower_segment).collect::<Lowered<Vec<_>>>()?;
+    let segments = segments
+        .iter()
+        .map(lower_segment)
+        .collect::<Lowered<Vec<_>>>()?;
     Ok(Query { absolute, segments })
 }
 
 fn lower_segment(segment: &Segment) -> Lowered<Seg> {
     Ok(match segment {
-        Segment::Selector(s) => Seg { descendant: false, selectors: vec![lower_selector(s)?] },
+        Segment::Selector(s) => Seg {
+            descendant: false,
+            selectors: vec![lower_selector(s)?],
+        },
         Segment::Selectors(s) => Seg {
             descendant: false,
             selectors: s.iter().map(lower_selector).collect::<Lowered<_>>()?,
         },
-        Segment::Descendant(inner) => Seg { descendant: true, ..lower_segment(inner)? },
+        Segment::Descendant(inner) => Seg {
+            descendant: true,
+            ..lower_segment(inner)?
+        },
     })
 }
 
@@ -159,11 +172,20 @@ fn lower_logical_function(f: &TestFunction) -> Lowered<Expr> {
                 Operand::Literal(_) => Pattern::Compiled(None),
                 other => Pattern::Dynamic(Box::new(other)),
             };
-            Ok(Expr::Regex { full, subject, pattern })
+            Ok(Expr::Regex {
+                full,
+                subject,
+                pattern,
+            })
         }
         TestFunction::Length(_) | TestFunction::Count(_) | TestFunction::Value(_) => {
             let name = function_name(f);
-            Err(error(Some(name), format!("the result of `{name}()` is a value and must be compared, e.g. `{name}(…) > 0`")))
+            Err(error(
+                Some(name),
+                format!(
+                    "the result of `{name}()` is a value and must be compared, e.g. `{name}(…) > 0`"
+                ),
+            ))
         }
         TestFunction::Custom(name, _) => Err(unknown_function(name)),
     }
@@ -197,7 +219,12 @@ fn value_function(f: &TestFunction) -> Lowered<Operand> {
         TestFunction::Value(arg) => Ok(Operand::Value(nodes_arg(arg, "value")?)),
         TestFunction::Match(..) | TestFunction::Search(..) => {
             let name = function_name(f);
-            Err(error(Some(name), format!("`{name}()` gives true or false and cannot be compared; use it alone as a test")))
+            Err(error(
+                Some(name),
+                format!(
+                    "`{name}()` gives true or false and cannot be compared; use it alone as a test"
+                ),
+            ))
         }
         TestFunction::Custom(name, _) => Err(unknown_function(name)),
     }
@@ -212,18 +239,28 @@ fn value_arg(arg: &FnArg, function: &str) -> Lowered<Operand> {
             Test::AbsQuery(q) => singular_query(lower(q)?, function),
             Test::Function(f) => value_function(f),
         },
-        FnArg::Filter(_) => Err(error(Some(function), format!("`{function}()` takes a value, not a logical expression"))),
+        FnArg::Filter(_) => Err(error(
+            Some(function),
+            format!("`{function}()` takes a value, not a logical expression"),
+        )),
     }
 }
 
 fn singular_query(q: Query, function: &str) -> Lowered<Operand> {
     let singular = q.segments.iter().all(|s| {
-        !s.descendant && s.selectors.len() == 1 && matches!(s.selectors[0], Sel::Name(_) | Sel::Index(_))
+        !s.descendant
+            && s.selectors.len() == 1
+            && matches!(s.selectors[0], Sel::Name(_) | Sel::Index(_))
     });
     if singular {
         Ok(Operand::Query(q))
     } else {
-        Err(error(Some(function), format!("`{function}()` takes a singular query (names and indexes only), not one that can select several nodes")))
+        Err(error(
+            Some(function),
+            format!(
+                "`{function}()` takes a singular query (names and indexes only), not one that can select several nodes"
+            ),
+        ))
     }
 }
 
@@ -233,9 +270,15 @@ fn nodes_arg(arg: &FnArg, function: &str) -> Lowered<Query> {
         FnArg::Test(t) => match &**t {
             Test::RelQuery(segments) => lower_segments(segments, false),
             Test::AbsQuery(q) => lower(q),
-            Test::Function(_) => Err(error(Some(function), format!("`{function}()` takes a query, not a function result"))),
+            Test::Function(_) => Err(error(
+                Some(function),
+                format!("`{function}()` takes a query, not a function result"),
+            )),
         },
-        _ => Err(error(Some(function), format!("`{function}()` takes a query"))),
+        _ => Err(error(
+            Some(function),
+            format!("`{function}()` takes a query"),
+        )),
     }
 }
 
@@ -262,7 +305,9 @@ fn singular(q: &SingularQuery) -> Query {
 fn literal(l: &Literal) -> Value {
     match l {
         Literal::Int(i) => Value::Number(Number::from(*i)),
-        Literal::Float(f) => Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
+        Literal::Float(f) => Number::from_f64(*f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         Literal::String(s) => Value::String(s.clone()),
         Literal::Bool(b) => Value::Bool(*b),
         Literal::Null => Value::Null,
@@ -281,7 +326,12 @@ fn function_name(f: &TestFunction) -> &'static str {
 }
 
 fn unknown_function(name: &str) -> TypeError {
-    error(Some(name), format!("unknown function `{name}()`: RFC 9535 defines length, count, match, search and value"))
+    error(
+        Some(name),
+        format!(
+            "unknown function `{name}()`: RFC 9535 defines length, count, match, search and value"
+        ),
+    )
 }
 
 /// Translates an I-Regexp (RFC 9485) into the `regex` crate's syntax: outside character

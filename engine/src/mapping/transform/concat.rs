@@ -35,8 +35,12 @@ impl Concat {
         }
         match args {
             None => Ok(Concat::default()),
-            Some(Value::String(s)) => Ok(Concat { separator: s.clone() }),
-            Some(v @ Value::Object(_)) => object_args::<Args>(v).map(|a| Concat { separator: a.separator }),
+            Some(Value::String(s)) => Ok(Concat {
+                separator: s.clone(),
+            }),
+            Some(v @ Value::Object(_)) => object_args::<Args>(v).map(|a| Concat {
+                separator: a.separator,
+            }),
             Some(_) => Err("takes the separator as text, or `{separator: \" \"}`".into()),
         }
     }
@@ -54,11 +58,17 @@ impl Concat {
                 v => match scalar_text(v) {
                     Some(t) if t.is_empty() => {}
                     Some(t) => texts.push(t),
-                    None => return Err(format!("cannot join {}", super::super::error::type_name(v))),
+                    None => {
+                        return Err(format!("cannot join {}", super::super::error::type_name(v)));
+                    }
                 },
             }
         }
-        Ok(if texts.is_empty() { Value::Null } else { Value::String(texts.join(&self.separator)) })
+        Ok(if texts.is_empty() {
+            Value::Null
+        } else {
+            Value::String(texts.join(&self.separator))
+        })
     }
 }
 
@@ -69,8 +79,16 @@ mod tests {
 
     #[test]
     fn joins() {
-        give(json!({"concat": " "}), json!(["Main St", null, "", 12]), json!("Main St 12"));
-        give(json!({"concat": {"separator": "-"}}), json!(["a", "b"]), json!("a-b"));
+        give(
+            json!({"concat": " "}),
+            json!(["Main St", null, "", 12]),
+            json!("Main St 12"),
+        );
+        give(
+            json!({"concat": {"separator": "-"}}),
+            json!(["a", "b"]),
+            json!("a-b"),
+        );
         give(json!("concat"), json!(["a", "b"]), json!("ab"));
         give(json!("concat"), json!([]), Value::Null);
         give(json!("concat"), json!("x"), json!("x"));

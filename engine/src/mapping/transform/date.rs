@@ -65,7 +65,9 @@ impl DateArgs {
             None => Value::Null,
             Some(Moment::Date(d)) => Value::String(d.format("%Y-%m-%d").to_string()),
             Some(Moment::Local(dt)) => Value::String(dt.date().format("%Y-%m-%d").to_string()),
-            Some(Moment::Instant(dt)) => Value::String(dt.date_naive().format("%Y-%m-%d").to_string()),
+            Some(Moment::Instant(dt)) => {
+                Value::String(dt.date_naive().format("%Y-%m-%d").to_string())
+            }
         })
     }
 }
@@ -98,7 +100,11 @@ pub(super) fn parse(text: &str, formats: &[String]) -> Result<Option<Moment>, St
             return Ok(Some(Moment::Instant(dt)));
         }
     }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(t, f) {
             return Ok(Some(Moment::Local(dt)));
         }
@@ -132,7 +138,11 @@ pub(super) fn parse(text: &str, formats: &[String]) -> Result<Option<Moment>, St
 /// `1710460800000`, `1710460800000+0060`, `-86400000`: milliseconds since the epoch in
 /// UTC, then an optional offset in minutes (OData V2 `Edm.DateTimeOffset`).
 fn odata_v2(inner: &str) -> Result<Moment, String> {
-    let bad = || format!("`/Date({inner})/` is not an OData date: expected /Date(<milliseconds>[+|-<minutes>])/");
+    let bad = || {
+        format!(
+            "`/Date({inner})/` is not an OData date: expected /Date(<milliseconds>[+|-<minutes>])/"
+        )
+    };
     let split = inner
         .char_indices()
         .skip(1)
@@ -159,24 +169,56 @@ mod tests {
 
     #[test]
     fn sap_odata_dates() {
-        give(json!("date"), json!("/Date(1710460800000)/"), json!("2024-03-15"));
-        give(json!("date"), json!("/Date(1710460800000+0000)/"), json!("2024-03-15"));
+        give(
+            json!("date"),
+            json!("/Date(1710460800000)/"),
+            json!("2024-03-15"),
+        );
+        give(
+            json!("date"),
+            json!("/Date(1710460800000+0000)/"),
+            json!("2024-03-15"),
+        );
         // 23:30 UTC on the 14th is already the 15th at +01:00 (60 minutes).
-        give(json!("date"), json!("/Date(1710459000000+0060)/"), json!("2024-03-15"));
-        give(json!("date"), json!("/Date(-86400000)/"), json!("1969-12-31"));
+        give(
+            json!("date"),
+            json!("/Date(1710459000000+0060)/"),
+            json!("2024-03-15"),
+        );
+        give(
+            json!("date"),
+            json!("/Date(-86400000)/"),
+            json!("1969-12-31"),
+        );
         fails(json!("date"), json!("/Date(abc)/"), "not an OData date");
     }
 
     #[test]
     fn iso_and_sap_text() {
         give(json!("date"), json!("2024-03-15"), json!("2024-03-15"));
-        give(json!("date"), json!("2024-03-15T23:00:00-05:00"), json!("2024-03-15"));
-        give(json!("date"), json!("2024-03-15T12:00:00Z"), json!("2024-03-15"));
-        give(json!("date"), json!("2024-03-15T08:00:00"), json!("2024-03-15"));
+        give(
+            json!("date"),
+            json!("2024-03-15T23:00:00-05:00"),
+            json!("2024-03-15"),
+        );
+        give(
+            json!("date"),
+            json!("2024-03-15T12:00:00Z"),
+            json!("2024-03-15"),
+        );
+        give(
+            json!("date"),
+            json!("2024-03-15T08:00:00"),
+            json!("2024-03-15"),
+        );
         give(json!("date"), json!("20240315"), json!("2024-03-15"));
         give(json!("date"), json!("00000000"), Value::Null);
         give(json!("date"), json!(""), Value::Null);
-        fails(json!("date"), json!("15/03/2024"), "not a date in a known format");
+        fails(
+            json!("date"),
+            json!("15/03/2024"),
+            "not a date in a known format",
+        );
         fails(json!("date"), json!(1710460800000i64), "not a number");
     }
 
@@ -185,7 +227,10 @@ mod tests {
         let step = json!({"date": {"formats": ["%d.%m.%Y"]}});
         give(step.clone(), json!("15.03.2024"), json!("2024-03-15"));
         fails(step, json!("2024/03/15"), "%d.%m.%Y");
-        rejects(json!({"date": {"formats": ["%Q"]}}), "not a valid chrono format");
+        rejects(
+            json!({"date": {"formats": ["%Q"]}}),
+            "not a valid chrono format",
+        );
         rejects(json!({"date": {"format": "%d"}}), "unknown field `format`");
     }
 }

@@ -39,14 +39,18 @@ impl DateTimeArgs {
         }
         let utc = FixedOffset::east_opt(0).expect("zero offset");
         let Some(v) = args else {
-            return Ok(DateTimeArgs { formats: Vec::new(), timezone: utc });
+            return Ok(DateTimeArgs {
+                formats: Vec::new(),
+                timezone: utc,
+            });
         };
         let Args { formats, timezone } = object_args(v)?;
         check_formats(&formats)?;
         let timezone = match timezone.as_deref() {
             None | Some("Z" | "UTC") => utc,
-            Some(tz) => parse_offset(tz)
-                .ok_or_else(|| format!("`timezone` must be a fixed offset such as +01:00 or Z, not `{tz}`"))?,
+            Some(tz) => parse_offset(tz).ok_or_else(|| {
+                format!("`timezone` must be a fixed offset such as +01:00 or Z, not `{tz}`")
+            })?,
         };
         Ok(DateTimeArgs { formats, timezone })
     }
@@ -61,7 +65,9 @@ impl DateTimeArgs {
             Some(Moment::Local(dt)) => self.local(dt)?,
             Some(Moment::Date(d)) => self.local(d.and_hms_opt(0, 0, 0).expect("midnight"))?,
         };
-        Ok(Value::String(utc.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
+        Ok(Value::String(
+            utc.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        ))
     }
 
     fn local(&self, dt: chrono::NaiveDateTime) -> Result<chrono::DateTime<Utc>, String> {
@@ -95,20 +101,55 @@ mod tests {
 
     #[test]
     fn to_utc() {
-        give(json!("datetime"), json!("/Date(1710498600000)/"), json!("2024-03-15T10:30:00Z"));
-        give(json!("datetime"), json!("/Date(1710498600000+0060)/"), json!("2024-03-15T10:30:00Z"));
-        give(json!("datetime"), json!("2024-03-15T10:30:00-05:00"), json!("2024-03-15T15:30:00Z"));
-        give(json!("datetime"), json!("2024-03-15T10:30:00.250Z"), json!("2024-03-15T10:30:00.250Z"));
-        give(json!("datetime"), json!("2024-03-15"), json!("2024-03-15T00:00:00Z"));
+        give(
+            json!("datetime"),
+            json!("/Date(1710498600000)/"),
+            json!("2024-03-15T10:30:00Z"),
+        );
+        give(
+            json!("datetime"),
+            json!("/Date(1710498600000+0060)/"),
+            json!("2024-03-15T10:30:00Z"),
+        );
+        give(
+            json!("datetime"),
+            json!("2024-03-15T10:30:00-05:00"),
+            json!("2024-03-15T15:30:00Z"),
+        );
+        give(
+            json!("datetime"),
+            json!("2024-03-15T10:30:00.250Z"),
+            json!("2024-03-15T10:30:00.250Z"),
+        );
+        give(
+            json!("datetime"),
+            json!("2024-03-15"),
+            json!("2024-03-15T00:00:00Z"),
+        );
         give(json!("datetime"), json!(""), Value::Null);
-        fails(json!("datetime"), json!("yesterday"), "not a date in a known format");
+        fails(
+            json!("datetime"),
+            json!("yesterday"),
+            "not a date in a known format",
+        );
     }
 
     #[test]
     fn values_without_offset_use_the_timezone() {
         let step = json!({"datetime": {"timezone": "+01:00"}});
-        give(step.clone(), json!("2024-03-15T10:30:00"), json!("2024-03-15T09:30:00Z"));
-        give(step, json!("2024-03-15T10:30:00Z"), json!("2024-03-15T10:30:00Z"));
-        rejects(json!({"datetime": {"timezone": "Europe/Berlin"}}), "fixed offset");
+        give(
+            step.clone(),
+            json!("2024-03-15T10:30:00"),
+            json!("2024-03-15T09:30:00Z"),
+        );
+        give(
+            step,
+            json!("2024-03-15T10:30:00Z"),
+            json!("2024-03-15T10:30:00Z"),
+        );
+        rejects(
+            json!({"datetime": {"timezone": "Europe/Berlin"}}),
+            "fixed offset",
+        );
     }
 }

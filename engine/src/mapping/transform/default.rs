@@ -16,7 +16,11 @@ pub(super) const DEF: TransformDef = TransformDef {
 };
 
 pub(super) fn apply(value: Value, default: &Value) -> Value {
-    if value.is_null() { default.clone() } else { value }
+    if value.is_null() {
+        default.clone()
+    } else {
+        value
+    }
 }
 
 #[cfg(test)]

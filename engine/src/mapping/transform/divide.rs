@@ -48,7 +48,11 @@ mod tests {
         assert_eq!(run_on(step, json!(250), &record), Ok(json!(0.25)));
         give(json!({"divide": 4}), json!(10), json!(2.5));
         let step = json!({"divide": {"by_path": "$.Zero"}});
-        assert!(run_on(step, json!(1), &record).unwrap_err().contains("divisor is zero"));
+        assert!(
+            run_on(step, json!(1), &record)
+                .unwrap_err()
+                .contains("divisor is zero")
+        );
         rejects(json!({"divide": 0}), "divide by zero");
     }
 }

@@ -47,36 +47,62 @@ impl Lookup {
             Value::deserialize(d).map(Some)
         }
         let Some(args) = args else {
-            return Err("needs `map`, e.g. `{lookup: {map: {APPR: approved}, default: unknown}}`".into());
+            return Err(
+                "needs `map`, e.g. `{lookup: {map: {APPR: approved}, default: unknown}}`".into(),
+            );
         };
-        let Args { map, default, case_insensitive } = object_args(args)?;
+        let Args {
+            map,
+            default,
+            case_insensitive,
+        } = object_args(args)?;
         let map = if case_insensitive {
-            map.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect()
+            map.into_iter()
+                .map(|(k, v)| (k.to_lowercase(), v))
+                .collect()
         } else {
             map
         };
-        Ok(Lookup { map, default, case_insensitive })
+        Ok(Lookup {
+            map,
+            default,
+            case_insensitive,
+        })
     }
 
     pub(super) fn apply(&self, value: Value) -> Result<Value, String> {
         let Some(key) = scalar_text(&value) else {
             return Err(expected("a string, number or boolean", &value));
         };
-        let key = if self.case_insensitive { key.to_lowercase() } else { key };
+        let key = if self.case_insensitive {
+            key.to_lowercase()
+        } else {
+            key
+        };
         match (self.map.get(&key), &self.default) {
             (Some(v), _) => Ok(v.clone()),
             (None, Some(d)) => Ok(d.clone()),
             (None, None) => Err(format!(
                 "{} is not in the lookup table (keys: {}) and there is no `default`",
                 quote(&Value::String(key)),
-                self.map.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                self.map
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
 
     /// Every value the lookup can produce.
     pub(super) fn output(&self) -> Kind {
-        Kind::OneOf(self.map.values().chain(self.default.as_ref()).cloned().collect())
+        Kind::OneOf(
+            self.map
+                .values()
+                .chain(self.default.as_ref())
+                .cloned()
+                .collect(),
+        )
     }
 }
 
@@ -87,7 +113,8 @@ mod tests {
 
     #[test]
     fn maps_codes() {
-        let step = json!({"lookup": {"map": {"APPR": "approved", "5": "released"}, "default": "unknown"}});
+        let step =
+            json!({"lookup": {"map": {"APPR": "approved", "5": "released"}, "default": "unknown"}});
         give(step.clone(), json!("APPR"), json!("approved"));
         give(step.clone(), json!(5), json!("released"));
         give(step.clone(), json!("ZZZ"), json!("unknown"));
@@ -97,7 +124,11 @@ mod tests {
     #[test]
     fn without_default_an_unmatched_value_is_an_error() {
         let step = json!({"lookup": {"map": {"APPR": "approved"}}});
-        fails(step, json!("WAPPR"), "\"WAPPR\" is not in the lookup table (keys: APPR)");
+        fails(
+            step,
+            json!("WAPPR"),
+            "\"WAPPR\" is not in the lookup table (keys: APPR)",
+        );
     }
 
     #[test]

@@ -27,7 +27,11 @@ mod tests {
 
     #[test]
     fn small_letters() {
-        give(json!("lower"), json!("Info@Vendor.COM"), json!("info@vendor.com"));
+        give(
+            json!("lower"),
+            json!("Info@Vendor.COM"),
+            json!("info@vendor.com"),
+        );
         fails(json!("lower"), json!(true), "not a boolean");
     }
 }

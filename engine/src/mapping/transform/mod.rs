@@ -353,7 +353,10 @@ impl Operand {
 fn no_args(args: Option<&Value>) -> Result<(), String> {
     match args {
         None | Some(Value::Null) => Ok(()),
-        Some(v) => Err(format!("takes no arguments, but got {}", super::error::quote(v))),
+        Some(v) => Err(format!(
+            "takes no arguments, but got {}",
+            super::error::quote(v)
+        )),
     }
 }
 
@@ -413,7 +416,11 @@ pub(crate) mod testing {
 
     /// Asserts that `step` turns `input` into `expected`.
     pub fn give(step: Value, input: Value, expected: Value) {
-        assert_eq!(run_on(step.clone(), input.clone(), &Value::Null), Ok(expected), "{step} on {input}");
+        assert_eq!(
+            run_on(step.clone(), input.clone(), &Value::Null),
+            Ok(expected),
+            "{step} on {input}"
+        );
     }
 
     /// Asserts that `step` fails on `input` with a message containing `part`.
@@ -447,7 +454,9 @@ mod tests {
         for def in CATALOG {
             let step = match def.name {
                 "lookup" => json!({"lookup": {"map": {"a": "b"}}}),
-                "template" | "default" | "concat" | "split" | "round" | "multiply" | "divide" => continue,
+                "template" | "default" | "concat" | "split" | "round" | "multiply" | "divide" => {
+                    continue;
+                }
                 name => json!(name),
             };
             give(step, Value::Null, Value::Null);

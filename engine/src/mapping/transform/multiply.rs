@@ -34,10 +34,27 @@ mod tests {
         give(json!({"multiply": 4}), json!(2.5), json!(10));
         give(json!({"multiply": {"by": 0.1}}), json!(3), json!(0.3));
         let record = json!({"Quantity": "3.000", "None": null});
-        assert_eq!(run_on(json!({"multiply": {"by_path": "$.Quantity"}}), json!(2.5), &record), Ok(json!(7.5)));
-        assert_eq!(run_on(json!({"multiply": {"by_path": "$.None"}}), json!(2.5), &record), Ok(Value::Null));
+        assert_eq!(
+            run_on(
+                json!({"multiply": {"by_path": "$.Quantity"}}),
+                json!(2.5),
+                &record
+            ),
+            Ok(json!(7.5))
+        );
+        assert_eq!(
+            run_on(
+                json!({"multiply": {"by_path": "$.None"}}),
+                json!(2.5),
+                &record
+            ),
+            Ok(Value::Null)
+        );
         fails(json!({"multiply": 2}), json!("2"), "use to_number first");
-        rejects(json!({"multiply": {"by": 1, "by_path": "$.a"}}), "exactly one");
+        rejects(
+            json!({"multiply": {"by": 1, "by_path": "$.a"}}),
+            "exactly one",
+        );
         rejects(json!({"multiply": {"by_path": "$.a[*]"}}), "singular");
     }
 }

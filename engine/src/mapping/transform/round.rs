@@ -29,15 +29,20 @@ impl Round {
         }
         let digits = match args {
             None => 0,
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .and_then(|d| u32::try_from(d).ok())
-                .ok_or_else(|| format!("the number of digits must be a whole number from 0 to 10, not {n}"))?,
+            Some(Value::Number(n)) => {
+                n.as_u64()
+                    .and_then(|d| u32::try_from(d).ok())
+                    .ok_or_else(|| {
+                        format!("the number of digits must be a whole number from 0 to 10, not {n}")
+                    })?
+            }
             Some(v @ Value::Object(_)) => object_args::<Args>(v)?.digits,
             Some(_) => return Err("takes the number of digits, or `{digits: 2}`".into()),
         };
         if digits > 10 {
-            return Err(format!("the number of digits must be from 0 to 10, not {digits}"));
+            return Err(format!(
+                "the number of digits must be from 0 to 10, not {digits}"
+            ));
         }
         Ok(Round { digits })
     }

@@ -45,7 +45,11 @@ impl Split {
         if separator.is_empty() {
             return Err("the separator must not be empty".into());
         }
-        Ok(Split { separator, index, trim })
+        Ok(Split {
+            separator,
+            index,
+            trim,
+        })
     }
 
     pub(super) fn apply(&self, value: Value) -> Result<Value, String> {
@@ -57,7 +61,12 @@ impl Split {
             .map(|p| if self.trim { p.trim() } else { p })
             .collect();
         match self.index {
-            None => Ok(Value::Array(pieces.into_iter().map(|p| Value::String(p.into())).collect())),
+            None => Ok(Value::Array(
+                pieces
+                    .into_iter()
+                    .map(|p| Value::String(p.into()))
+                    .collect(),
+            )),
             Some(i) => {
                 let at = if i < 0 { pieces.len() as i64 + i } else { i };
                 Ok(usize::try_from(at)
@@ -77,11 +86,31 @@ mod tests {
 
     #[test]
     fn pieces() {
-        give(json!({"split": ","}), json!("a, b,c"), json!(["a", "b", "c"]));
-        give(json!({"split": {"separator": "/", "index": -1}}), json!("PLANT/AREA/PUMP-01"), json!("PUMP-01"));
-        give(json!({"split": {"separator": "/", "index": 0}}), json!("PLANT/AREA"), json!("PLANT"));
-        give(json!({"split": {"separator": "/", "index": 5}}), json!("a/b"), Value::Null);
-        give(json!({"split": {"separator": ",", "trim": false}}), json!("a, b"), json!(["a", " b"]));
+        give(
+            json!({"split": ","}),
+            json!("a, b,c"),
+            json!(["a", "b", "c"]),
+        );
+        give(
+            json!({"split": {"separator": "/", "index": -1}}),
+            json!("PLANT/AREA/PUMP-01"),
+            json!("PUMP-01"),
+        );
+        give(
+            json!({"split": {"separator": "/", "index": 0}}),
+            json!("PLANT/AREA"),
+            json!("PLANT"),
+        );
+        give(
+            json!({"split": {"separator": "/", "index": 5}}),
+            json!("a/b"),
+            Value::Null,
+        );
+        give(
+            json!({"split": {"separator": ",", "trim": false}}),
+            json!("a, b"),
+            json!(["a", " b"]),
+        );
         fails(json!({"split": ","}), json!(5), "not a number");
         rejects(json!({"split": ""}), "must not be empty");
     }

@@ -36,7 +36,9 @@ enum Part {
 impl Template {
     pub(super) fn compile(args: Option<&Value>) -> Result<Self, String> {
         let Some(Value::String(text)) = args else {
-            return Err("needs the template text, e.g. `{template: \"{$.Street} {$.HouseNumber}\"}`".into());
+            return Err(
+                "needs the template text, e.g. `{template: \"{$.Street} {$.HouseNumber}\"}`".into(),
+            );
         };
         let mut parts = Vec::new();
         let mut literal = String::new();
@@ -53,8 +55,9 @@ impl Template {
                 }
                 '{' => {
                     let rest = &text[i + 1..];
-                    let end = closing_brace(rest)
-                        .ok_or_else(|| format!("the placeholder at position {} has no closing `}}`", i + 1))?;
+                    let end = closing_brace(rest).ok_or_else(|| {
+                        format!("the placeholder at position {} has no closing `}}`", i + 1)
+                    })?;
                     let name = &rest[..end];
                     for _ in 0..name.chars().count() + 1 {
                         chars.next();
@@ -78,7 +81,12 @@ impl Template {
                         }
                     });
                 }
-                '}' => return Err(format!("a lone `}}` at position {}: write `}}}}` for a literal brace", i + 1)),
+                '}' => {
+                    return Err(format!(
+                        "a lone `}}` at position {}: write `}}}}` for a literal brace",
+                        i + 1
+                    ));
+                }
                 c => literal.push(c),
             }
         }
@@ -106,7 +114,12 @@ impl Template {
                 Value::Null => nulls += 1,
                 v => match scalar_text(&v) {
                     Some(t) => out.push_str(&t),
-                    None => return Err(format!("a placeholder gives {}, which has no text form", super::super::error::type_name(&v))),
+                    None => {
+                        return Err(format!(
+                            "a placeholder gives {}, which has no text form",
+                            super::super::error::type_name(&v)
+                        ));
+                    }
                 },
             }
         }
@@ -148,7 +161,10 @@ mod tests {
         let step = json!({"template": "{$.Street} {$.No}"});
         assert_eq!(run_on(step, Value::Null, &record), Ok(json!("Main St 12")));
         let step = json!({"template": "PO {value} ({$['Street']}) {{x}}"});
-        assert_eq!(run_on(step, json!("4500"), &record), Ok(json!("PO 4500 (Main St) {x}")));
+        assert_eq!(
+            run_on(step, json!("4500"), &record),
+            Ok(json!("PO 4500 (Main St) {x}"))
+        );
         let step = json!({"template": "{$.Empty}/{$.Missing}"});
         assert_eq!(run_on(step, Value::Null, &record), Ok(Value::Null));
     }
@@ -156,7 +172,10 @@ mod tests {
     #[test]
     fn bad_templates_are_refused() {
         rejects(json!({"template": "{$.a"}), "no closing");
-        rejects(json!({"template": "{name}"}), "unknown placeholder `{name}`");
+        rejects(
+            json!({"template": "{name}"}),
+            "unknown placeholder `{name}`",
+        );
         rejects(json!({"template": "{$.a[*]}"}), "singular");
         rejects(json!({"template": "a } b"}), "lone `}`");
         rejects(json!({"template": 3}), "needs the template text");

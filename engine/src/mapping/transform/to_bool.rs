@@ -39,13 +39,22 @@ impl ToBool {
             falsy: Option<Vec<String>>,
         }
         let args: Args = match args {
-            None => Args { truthy: None, falsy: None },
+            None => Args {
+                truthy: None,
+                falsy: None,
+            },
             Some(v) => object_args(v)?,
         };
         let lower = |words: Vec<String>| words.into_iter().map(|w| w.to_lowercase()).collect();
         Ok(ToBool {
-            truthy: args.truthy.map(lower).unwrap_or_else(|| TRUE.iter().map(|s| s.to_string()).collect()),
-            falsy: args.falsy.map(lower).unwrap_or_else(|| FALSE.iter().map(|s| s.to_string()).collect()),
+            truthy: args
+                .truthy
+                .map(lower)
+                .unwrap_or_else(|| TRUE.iter().map(|s| s.to_string()).collect()),
+            falsy: args
+                .falsy
+                .map(lower)
+                .unwrap_or_else(|| FALSE.iter().map(|s| s.to_string()).collect()),
         })
     }
 
