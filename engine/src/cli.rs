@@ -19,6 +19,7 @@ use crate::mapping::{
 };
 use crate::model::Entity;
 use crate::path::Path;
+use crate::plugin::{FunctionKind, HostConfig, Limits, PluginHost, PluginSet};
 
 /// Crosswalk maps source-system payloads (SAP S/4HANA, IBM Maximo, Dynamics 365) to one
 /// unified model.
@@ -27,6 +28,54 @@ use crate::path::Path;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Plugins to load for a command.
+#[derive(Debug, clap::Args)]
+struct PluginArgs {
+    /// A plugin component to load (repeatable); mapping rules call it by its name.
+    #[arg(long = "plugin", value_name = "FILE")]
+    plugins: Vec<PathBuf>,
+    /// Where compiled plugins are cached, so that a second run does not compile again.
+    #[arg(long, env = "CROSSWALK_PLUGIN_CACHE", value_name = "DIR")]
+    plugin_cache: Option<PathBuf>,
+}
+
+impl PluginArgs {
+    /// Loads the plugins, under the same limits as the server.
+    fn load(&self) -> Result<PluginSet> {
+        let mut set = PluginSet::new();
+        if self.plugins.is_empty() {
+            return Ok(set);
+        }
+        let host = self.host()?;
+        for file in &self.plugins {
+            let bytes =
+                fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let plugin = host
+                .load(&bytes)
+                .with_context(|| format!("{}", file.display()))?;
+            if let Some(previous) = set.insert(plugin, Limits::DEFAULT) {
+                bail!(
+                    "{}: a plugin named `{}` is loaded twice",
+                    file.display(),
+                    previous.plugin.name()
+                );
+            }
+        }
+        Ok(set)
+    }
+
+    fn host(&self) -> Result<PluginHost> {
+        let cache_dir = self.plugin_cache.clone().or_else(|| {
+            std::env::var_os("HOME")
+                .map(|home| PathBuf::from(home).join(".cache/crosswalk/plugins"))
+        });
+        Ok(PluginHost::new(HostConfig {
+            cache_dir,
+            ..HostConfig::default()
+        })?)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +103,8 @@ enum Command {
         /// One JSON document per line instead of indented JSON.
         #[arg(long)]
         compact: bool,
+        #[command(flatten)]
+        plugins: PluginArgs,
     },
     /// Show, check or describe mappings.
     Mapping {
@@ -75,6 +126,22 @@ enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
+    /// Transform plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Load a plugin as the server would (same checks, same limits) and describe it.
+    Check {
+        /// The component (.wasm).
+        file: PathBuf,
+        #[command(flatten)]
+        plugins: PluginArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,11 +160,15 @@ enum MappingCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = ShowFormat::Table)]
         format: ShowFormat,
+        #[command(flatten)]
+        plugins: PluginArgs,
     },
     /// Validate a mapping or override file and report every problem.
     Check {
         /// The file (YAML or JSON).
         file: PathBuf,
+        #[command(flatten)]
+        plugins: PluginArgs,
     },
     /// Print the JSON Schema of mapping and override documents.
     Schema,
@@ -155,9 +226,11 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             remote_data,
             strict,
             compact,
+            plugins,
         } => {
             let overrides = overrides.as_deref().map(read_overrides).transpose()?;
-            let plan = mapping::plan(&system, entity, overrides.as_ref())
+            let plugins = plugins.load()?;
+            let plan = mapping::plan_with(&system, entity, overrides.as_ref(), &plugins)
                 .with_context(|| format!("cannot map {system} {entity}"))?;
             let text = read_input(input.as_deref())?;
             let payload = Payload::parse(&text)?;
@@ -179,11 +252,12 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
                     entity,
                     overrides,
                     format,
+                    plugins,
                 },
         } => {
             let overrides = overrides.as_deref().map(read_overrides).transpose()?;
             let resolved = mapping::resolve(&system, entity, overrides.as_ref())?;
-            Plan::compile(&resolved)?;
+            Plan::compile(&resolved, &plugins.load()?)?;
             match format {
                 ShowFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resolved)?)?,
                 ShowFormat::Table => write_table(&resolved, out)?,
@@ -191,8 +265,8 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             Ok(())
         }
         Command::Mapping {
-            command: MappingCommand::Check { file },
-        } => check(&file, out),
+            command: MappingCommand::Check { file, plugins },
+        } => check(&file, &plugins.load()?, out),
         Command::Mapping {
             command: MappingCommand::Schema,
         } => {
@@ -230,6 +304,44 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             write!(out, "{}", entity.schema_text())?;
             Ok(())
         }
+        Command::Plugin {
+            command: PluginCommand::Check { file, plugins },
+        } => {
+            let bytes =
+                fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let plugin = plugins
+                .host()?
+                .load(&bytes)
+                .with_context(|| format!("{}", file.display()))?;
+            writeln!(
+                out,
+                "ok: {}: plugin `{}` version {}",
+                file.display(),
+                plugin.name(),
+                plugin.version()
+            )?;
+            writeln!(out, "sha256: {}", plugin.sha256())?;
+            let limits = Limits::DEFAULT;
+            writeln!(
+                out,
+                "limits: {} ms per call, {} MiB memory, {} KiB stack, {} MiB input, {} MiB output",
+                limits.timeout_ms,
+                limits.memory_bytes >> 20,
+                crate::plugin::STACK_BYTES >> 10,
+                limits.max_input_bytes >> 20,
+                limits.max_output_bytes >> 20
+            )?;
+            writeln!(out, "functions:")?;
+            for f in plugin.functions() {
+                let kind = match f.kind {
+                    FunctionKind::Field => "field ",
+                    FunctionKind::Record => "record",
+                };
+                writeln!(out, "  {kind} {}: {}", f.name, f.description)?;
+                writeln!(out, "         args: {}", f.args_schema)?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -248,16 +360,24 @@ fn map(
         }
         Ok(())
     };
-    match payload {
-        Payload::One(record) => {
-            let mapped = plan.map_record(&record, options)?;
+    let (one, records) = match payload {
+        Payload::One(record) => (true, vec![record]),
+        Payload::Many(records) => (false, records),
+    };
+    let batch = plan.map_batch(&records, options);
+    for line in &batch.log {
+        eprintln!("{line}");
+    }
+    match one {
+        true => {
+            let mapped = batch.records.into_iter().next().expect("one record")?;
             print(&mapped, out)
         }
-        Payload::Many(records) => {
+        false => {
             let mut mapped = Vec::with_capacity(records.len());
             let mut failures = Vec::new();
-            for (i, record) in records.iter().enumerate() {
-                match plan.map_record(record, options) {
+            for (i, result) in batch.records.into_iter().enumerate() {
+                match result {
                     Ok(m) => mapped.push(m),
                     Err(e) => failures.push(format!("record {i}: {e}")),
                 }
@@ -282,7 +402,7 @@ fn map(
     }
 }
 
-fn check(file: &FsPath, out: &mut impl Write) -> Result<()> {
+fn check(file: &FsPath, plugins: &PluginSet, out: &mut impl Write) -> Result<()> {
     let text =
         fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = file.display();
@@ -290,7 +410,7 @@ fn check(file: &FsPath, out: &mut impl Write) -> Result<()> {
         Document::parse(&text, Format::of_file(file)).with_context(|| format!("{name}"))?;
     match document {
         Document::Mapping(spec) => {
-            let plan = Plan::compile(&ResolvedMapping::from_spec(&spec))
+            let plan = Plan::compile(&ResolvedMapping::from_spec(&spec), plugins)
                 .with_context(|| format!("{name}"))?;
             writeln!(
                 out,
@@ -307,7 +427,8 @@ fn check(file: &FsPath, out: &mut impl Write) -> Result<()> {
                 );
             };
             System::get(system).with_context(|| format!("{name}"))?;
-            mapping::plan(system, entity, Some(&spec)).with_context(|| format!("{name}"))?;
+            mapping::plan_with(system, entity, Some(&spec), plugins)
+                .with_context(|| format!("{name}"))?;
             writeln!(
                 out,
                 "ok: {name}: overrides of {system} {entity}, {} changes",

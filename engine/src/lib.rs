@@ -8,6 +8,7 @@
 //! - [`path`]: RFC 9535 JSONPath, parsed once per mapping.
 //! - [`mapping`]: mapping documents, overrides, the built-in transforms, compilation
 //!   into a [`mapping::Plan`], and running a plan on records.
+//! - [`plugin`]: WebAssembly transform plugins: loading, sandboxing, calling.
 //! - [`cli`]: the `crosswalk` command line.
 //!
 //! # Load → compile → run
@@ -37,3 +38,4 @@ pub mod cli;
 pub mod mapping;
 pub mod model;
 pub mod path;
+pub mod plugin;

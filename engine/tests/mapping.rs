@@ -16,6 +16,7 @@ use crosswalk::mapping::{
     self, Document, Format, MapOptions, OverrideSpec, Payload, Plan, ResolvedMapping, SYSTEMS,
 };
 use crosswalk::model::Entity;
+use crosswalk::plugin::PluginSet;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -310,7 +311,9 @@ fn error_of(dir: &Path) -> String {
             Err(e) => return e.to_string(),
         };
         let compiled = match doc {
-            Document::Mapping(m) => Plan::compile(&ResolvedMapping::from_spec(&m)),
+            Document::Mapping(m) => {
+                Plan::compile(&ResolvedMapping::from_spec(&m), &PluginSet::new())
+            }
             Document::Overrides(o) => {
                 let system = options["system"]
                     .as_str()
@@ -364,7 +367,8 @@ fn every_default_mapping_compiles_and_maps_the_whole_model_it_can() {
         for entity in system.entities() {
             let resolved =
                 mapping::resolve(system.id, entity, None).unwrap_or_else(|e| panic!("{e}"));
-            Plan::compile(&resolved).unwrap_or_else(|e| panic!("{} {entity}: {e}", system.id));
+            Plan::compile(&resolved, &PluginSet::new())
+                .unwrap_or_else(|e| panic!("{} {entity}: {e}", system.id));
             let targets: Vec<String> = resolved.rows().into_iter().map(|(t, _)| t).collect();
             assert!(
                 targets.iter().any(|t| t == "id"),

@@ -9,11 +9,15 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::error::{SpecError, SpecErrors, did_you_mean};
 use super::resolve::{ResolvedMapping, ResolvedRule};
-use super::transform::{Kind, StepError, Transform};
+use super::spec::PluginStep;
+use super::transform::{Kind, PluginCall, ResolvePlugin, StepError, Transform};
 use crate::model::{Entity, FieldType};
 use crate::path::Path;
+use crate::plugin::{Binding, FunctionKind, Plugin, PluginError, PluginSet};
 
 /// A compiled mapping for one system and entity: paths parsed, transforms checked,
 /// targets resolved. Cheap to share; mapping a record does not change it.
@@ -21,7 +25,11 @@ use crate::path::Path;
 pub struct Plan {
     pub(super) system: String,
     pub(super) entity: Entity,
+    pub(super) pre: Vec<PluginCall>,
     pub(super) rules: Vec<Rule>,
+    pub(super) post: Vec<PluginCall>,
+    /// The plugins the plan calls, by slot.
+    pub(super) plugins: Vec<Binding>,
 }
 
 /// A compiled rule.
@@ -74,24 +82,39 @@ pub(super) struct Nested {
 }
 
 impl Plan {
-    /// Compiles a resolved mapping; disabled rules are left out.
-    pub fn compile(mapping: &ResolvedMapping) -> Result<Plan, SpecErrors> {
+    /// Compiles a resolved mapping; disabled rules are left out. Plugin steps may call
+    /// the plugins in `plugins`.
+    pub fn compile(mapping: &ResolvedMapping, plugins: &PluginSet) -> Result<Plan, SpecErrors> {
         let mut errors = Vec::new();
+        let mut slots = Slots {
+            set: plugins,
+            used: Vec::new(),
+        };
         let scope = Scope {
             name: mapping.entity.to_string(),
             prefix: String::new(),
             ty: mapping.entity.record_type(),
         };
-        let rules = compile_rules(&mapping.rules, &scope, &mut errors);
+        let pre = compile_record_steps("pre", &mapping.pre, &mut slots, &mut errors);
+        let rules = compile_rules(&mapping.rules, &scope, &mut slots, &mut errors);
+        let post = compile_record_steps("post", &mapping.post, &mut slots, &mut errors);
         if errors.is_empty() {
             Ok(Plan {
                 system: mapping.system.clone(),
                 entity: mapping.entity,
+                pre,
                 rules,
+                post,
+                plugins: slots.used,
             })
         } else {
             Err(SpecErrors(errors))
         }
+    }
+
+    /// The plugins the plan calls.
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.iter().map(|b| &b.plugin)
     }
 
     /// The system whose records the plan maps.
@@ -114,7 +137,53 @@ struct Scope {
     ty: &'static FieldType,
 }
 
-fn compile_rules(rules: &[ResolvedRule], scope: &Scope, errors: &mut Vec<SpecError>) -> Vec<Rule> {
+/// Gives each plugin a plan uses one slot, in the order they are first named.
+struct Slots<'a> {
+    set: &'a PluginSet,
+    used: Vec<Binding>,
+}
+
+impl ResolvePlugin for Slots<'_> {
+    fn resolve(&mut self, name: &str) -> Result<(usize, Arc<Plugin>), PluginError> {
+        if let Some(i) = self.used.iter().position(|b| b.plugin.name() == name) {
+            return Ok((i, Arc::clone(&self.used[i].plugin)));
+        }
+        let binding = self.set.get(name)?.clone();
+        let plugin = Arc::clone(&binding.plugin);
+        self.used.push(binding);
+        Ok((self.used.len() - 1, plugin))
+    }
+}
+
+fn compile_record_steps(
+    stage: &'static str,
+    steps: &[PluginStep],
+    slots: &mut Slots<'_>,
+    errors: &mut Vec<SpecError>,
+) -> Vec<PluginCall> {
+    steps
+        .iter()
+        .filter_map(
+            |step| match PluginCall::compile(step, FunctionKind::Record, slots) {
+                Ok(call) => Some(call),
+                Err(e) => {
+                    errors.push(SpecError::Plugin {
+                        at: format!("`{stage}` step"),
+                        error: e,
+                    });
+                    None
+                }
+            },
+        )
+        .collect()
+}
+
+fn compile_rules(
+    rules: &[ResolvedRule],
+    scope: &Scope,
+    slots: &mut Slots<'_>,
+    errors: &mut Vec<SpecError>,
+) -> Vec<Rule> {
     let mut seen: BTreeSet<Vec<String>> = BTreeSet::new();
     let mut compiled = Vec::new();
     for r in rules.iter().filter(|r| !r.disabled) {
@@ -139,7 +208,7 @@ fn compile_rules(rules: &[ResolvedRule], scope: &Scope, errors: &mut Vec<SpecErr
         }
         seen.insert(keys.clone());
         let source = compile_source(r, &full, errors);
-        let transforms = compile_transforms(r, &full, errors);
+        let transforms = compile_transforms(r, &full, slots, errors);
         let nested = match (&r.rules, ty) {
             (Some(nested), Some(FieldType::Object(_))) => {
                 let inner = Scope {
@@ -149,7 +218,7 @@ fn compile_rules(rules: &[ResolvedRule], scope: &Scope, errors: &mut Vec<SpecErr
                 };
                 Some(Nested {
                     many: false,
-                    rules: compile_rules(nested, &inner, errors),
+                    rules: compile_rules(nested, &inner, slots, errors),
                     skeleton: inner.ty.empty(),
                 })
             }
@@ -163,7 +232,7 @@ fn compile_rules(rules: &[ResolvedRule], scope: &Scope, errors: &mut Vec<SpecErr
                 };
                 Some(Nested {
                     many: true,
-                    rules: compile_rules(nested, &inner, errors),
+                    rules: compile_rules(nested, &inner, slots, errors),
                     skeleton: item.empty(),
                 })
             }
@@ -325,10 +394,15 @@ fn compile_source(r: &ResolvedRule, full: &str, errors: &mut Vec<SpecError>) -> 
     Source::None
 }
 
-fn compile_transforms(r: &ResolvedRule, full: &str, errors: &mut Vec<SpecError>) -> Vec<Transform> {
+fn compile_transforms(
+    r: &ResolvedRule,
+    full: &str,
+    slots: &mut Slots<'_>,
+    errors: &mut Vec<SpecError>,
+) -> Vec<Transform> {
     let mut out = Vec::new();
     for step in &r.spec.transforms {
-        match Transform::compile(step) {
+        match Transform::compile(step, slots) {
             Ok(t) => out.push(t),
             Err(StepError::Unknown(name)) => errors.push(SpecError::UnknownTransform {
                 target: full.into(),
@@ -339,6 +413,10 @@ fn compile_transforms(r: &ResolvedRule, full: &str, errors: &mut Vec<SpecError>)
                 target: full.into(),
                 transform: name,
                 message,
+            }),
+            Err(StepError::Plugin(error)) => errors.push(SpecError::Plugin {
+                at: format!("target `{full}`"),
+                error,
             }),
             Err(StepError::Shape(message)) => errors.push(SpecError::TransformArgs {
                 target: full.into(),

@@ -143,6 +143,14 @@ pub enum SpecError {
         /// The one the document names.
         found: String,
     },
+    /// A plugin step naming a plugin, function or arguments that do not fit.
+    #[error("{at}: {error}")]
+    Plugin {
+        /// Where: the target or the `pre`/`post` step.
+        at: String,
+        /// What is wrong.
+        error: crate::plugin::PluginError,
+    },
     /// A system that Crosswalk does not know.
     #[error("unknown system `{system}`; the systems are {known}")]
     UnknownSystem {
@@ -217,6 +225,14 @@ pub enum RecordError {
         target: String,
         /// The source path, when the rule reads one.
         path: Option<String>,
+    },
+    /// A record-level plugin step failed for this record.
+    #[error("{stage} step: {error}")]
+    Plugin {
+        /// `pre` or `post`.
+        stage: &'static str,
+        /// The plugin's error.
+        error: crate::plugin::PluginError,
     },
     /// The record is not a JSON object.
     #[error("a source record must be a JSON object, not {found}")]

@@ -20,12 +20,13 @@ pub use defaults::{SYSTEMS, System};
 pub use error::{FieldError, RecordError, SpecError, SpecErrors};
 pub use payload::{Payload, PayloadError};
 pub use resolve::{Origin, ResolvedMapping, ResolvedRule};
-pub use run::MapOptions;
+pub use run::{Batch, MapOptions};
 pub use spec::{
     Document, Format, MappingSpec, OverrideRule, OverrideSpec, RuleSpec, TransformStep,
 };
 
 use crate::model::Entity;
+use crate::plugin::PluginSet;
 
 /// The mapping that runs for `system` and `entity`: the system's default with
 /// `overrides` applied.
@@ -41,11 +42,21 @@ pub fn resolve(
     }
 }
 
-/// Resolves and compiles in one step.
+/// Resolves and compiles in one step, with no plugins.
 pub fn plan(
     system: &str,
     entity: Entity,
     overrides: Option<&OverrideSpec>,
 ) -> Result<Plan, SpecErrors> {
-    Plan::compile(&resolve(system, entity, overrides)?)
+    plan_with(system, entity, overrides, &PluginSet::new())
+}
+
+/// Resolves and compiles in one step, with `plugins` available to plugin steps.
+pub fn plan_with(
+    system: &str,
+    entity: Entity,
+    overrides: Option<&OverrideSpec>,
+    plugins: &PluginSet,
+) -> Result<Plan, SpecErrors> {
+    Plan::compile(&resolve(system, entity, overrides)?, plugins)
 }

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::error::{SpecError, SpecErrors};
-use super::spec::{MappingSpec, OverrideRule, OverrideSpec, RuleSpec};
+use super::spec::{MappingSpec, OverrideRule, OverrideSpec, PluginStep, RuleSpec};
 use crate::model::Entity;
 
 /// Where a rule of a resolved mapping comes from.
@@ -41,8 +41,14 @@ pub struct ResolvedMapping {
     pub system: String,
     /// The entity.
     pub entity: Entity,
+    /// Record-level plugin steps before the rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<PluginStep>,
     /// The rules in order, disabled ones included (and marked).
     pub rules: Vec<ResolvedRule>,
+    /// Record-level plugin steps after the rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post: Vec<PluginStep>,
 }
 
 /// One rule of a resolved mapping.
@@ -84,6 +90,8 @@ impl ResolvedMapping {
         ResolvedMapping {
             system: spec.system.clone(),
             entity: spec.entity,
+            pre: spec.pre.clone(),
+            post: spec.post.clone(),
             rules: spec
                 .rules
                 .iter()
@@ -116,6 +124,12 @@ impl ResolvedMapping {
             });
         }
         let mut resolved = ResolvedMapping::from_spec(default);
+        if let Some(pre) = &overrides.pre {
+            resolved.pre = pre.clone();
+        }
+        if let Some(post) = &overrides.post {
+            resolved.post = post.clone();
+        }
         for o in &overrides.overrides {
             if let Err(e) = apply(&mut resolved.rules, &o.target, o) {
                 errors.push(e);

@@ -1,16 +1,20 @@
 //! Running a [`Plan`] on source records.
 //!
-//! Each record starts as the entity's skeleton (every field empty) and each rule fills
-//! its target: evaluate the source, run the transform chain, apply the default, fit the
-//! value to the target's model type, check `required`. A field that fails either fails
-//! the record (`strict`) or becomes `null` with an entry in the record's `errors`.
+//! A batch of records shares one [`Session`] of plugin instances. The `pre` plugin
+//! steps run on the whole batch (one call per step), then each record starts as the
+//! entity's skeleton (every field empty) and each rule fills its target: evaluate the
+//! source, run the transform chain, apply the default, fit the value to the target's
+//! model type, check `required`. A field that fails either fails the record (`strict`)
+//! or becomes `null` with an entry in the record's `errors`. Last, the `post` steps run
+//! on the batch of unified records, which carry their source as `remote_data` for them.
 
 use serde_json::{Map, Value};
 
 use super::compile::{Nested, Plan, Rule, Source, is_currency, is_date, is_datetime};
 use super::error::{FieldError, RecordError, quote, type_name};
-use super::transform::{Ctx, number};
+use super::transform::{Ctx, PluginCall, number};
 use crate::model::FieldType;
+use crate::plugin::{PluginError, Session};
 
 /// How records are mapped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,28 +26,160 @@ pub struct MapOptions {
     pub remote_data: bool,
 }
 
+/// The result of mapping a batch: one result per source record, in order, and the
+/// plugins' log lines.
+#[derive(Debug)]
+pub struct Batch {
+    /// A unified record, or why the record could not be mapped.
+    pub records: Vec<Result<Value, RecordError>>,
+    /// What the plugins logged (bounded), each line prefixed with the plugin's name.
+    pub log: Vec<String>,
+}
+
 impl Plan {
     /// Maps one source record to a unified record.
     pub fn map_record(&self, source: &Value, options: MapOptions) -> Result<Value, RecordError> {
-        if !source.is_object() {
-            return Err(RecordError::NotAnObject {
-                found: type_name(source),
-            });
+        let mut batch = self.map_batch(std::slice::from_ref(source), options);
+        batch.records.pop().expect("one result per record")
+    }
+
+    /// Maps a batch of source records, with one instance of each plugin for the batch.
+    pub fn map_batch(&self, sources: &[Value], options: MapOptions) -> Batch {
+        let mut session = Session::new(&self.plugins);
+        let mut inputs: Vec<Result<Value, RecordError>> = Vec::new();
+        if !self.pre.is_empty() {
+            inputs = sources
+                .iter()
+                .map(|s| check_object(s).map(|()| s.clone()))
+                .collect();
+            for step in &self.pre {
+                run_record_step("pre", step, &mut inputs, &mut session);
+            }
         }
+        let mut mapped: Vec<Result<Value, RecordError>> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, source)| {
+                let source = match inputs.get(i) {
+                    Some(Ok(pre)) => pre,
+                    Some(Err(e)) => return Err(e.clone()),
+                    None => source,
+                };
+                check_object(source)?;
+                self.map_one(source, options, &mut session)
+            })
+            .collect();
+        if !self.post.is_empty() {
+            for (record, source) in mapped.iter_mut().zip(sources) {
+                if let Ok(Value::Object(map)) = record {
+                    map.insert("remote_data".into(), source.clone());
+                }
+            }
+            for step in &self.post {
+                run_record_step("post", step, &mut mapped, &mut session);
+            }
+            for record in mapped.iter_mut().flatten() {
+                if let Value::Object(map) = record {
+                    map.shift_remove("remote_data");
+                }
+            }
+        }
+        if options.remote_data {
+            for (record, source) in mapped.iter_mut().zip(sources) {
+                if let Ok(Value::Object(map)) = record {
+                    map.insert("remote_data".into(), source.clone());
+                }
+            }
+        }
+        Batch {
+            records: mapped,
+            log: session.take_log(),
+        }
+    }
+
+    fn map_one(
+        &self,
+        source: &Value,
+        options: MapOptions,
+        session: &mut Session,
+    ) -> Result<Value, RecordError> {
         let mut out = self.entity.skeleton().clone();
         let mut errors = Vec::new();
-        run_rules(&self.rules, source, &mut out, "", options, &mut errors)?;
-        let record = out.as_object_mut().expect("skeleton is an object");
+        run_rules(
+            &self.rules,
+            source,
+            &mut out,
+            "",
+            options,
+            &mut errors,
+            session,
+        )?;
         if !errors.is_empty() {
+            let record = out.as_object_mut().expect("skeleton is an object");
             record.insert(
                 "errors".into(),
                 serde_json::to_value(&errors).expect("field errors serialize"),
             );
         }
-        if options.remote_data {
-            record.insert("remote_data".into(), source.clone());
-        }
         Ok(out)
+    }
+}
+
+fn check_object(source: &Value) -> Result<(), RecordError> {
+    if source.is_object() {
+        Ok(())
+    } else {
+        Err(RecordError::NotAnObject {
+            found: type_name(source),
+        })
+    }
+}
+
+/// Runs a record-level plugin step on every record of the batch that is still good:
+/// one call for the batch.
+fn run_record_step(
+    stage: &'static str,
+    step: &PluginCall,
+    records: &mut [Result<Value, RecordError>],
+    session: &mut Session,
+) {
+    let good: Vec<usize> = (0..records.len()).filter(|i| records[*i].is_ok()).collect();
+    if good.is_empty() {
+        return;
+    }
+    let inputs: Vec<Value> = good
+        .iter()
+        .map(|i| records[*i].as_ref().expect("good").clone())
+        .collect();
+    let instance = session.instance(step.slot);
+    match instance.call_records(&step.function, &inputs, &step.args) {
+        Ok(results) => {
+            for (i, result) in good.into_iter().zip(results) {
+                records[i] = match result {
+                    Ok(v) if v.is_object() => Ok(v),
+                    Ok(v) => Err(RecordError::Plugin {
+                        stage,
+                        error: PluginError::BadOutput {
+                            plugin: step.plugin.clone(),
+                            function: step.function.clone(),
+                            message: format!(
+                                "{} where a record (an object) was expected",
+                                type_name(&v)
+                            ),
+                        },
+                    }),
+                    Err(error) => Err(RecordError::Plugin { stage, error }),
+                };
+            }
+        }
+        Err(error) => {
+            for i in good {
+                records[i] = Err(RecordError::Plugin {
+                    stage,
+                    error: error.clone(),
+                });
+            }
+        }
     }
 }
 
@@ -54,11 +190,12 @@ fn run_rules(
     prefix: &str,
     options: MapOptions,
     errors: &mut Vec<FieldError>,
+    session: &mut Session,
 ) -> Result<(), RecordError> {
     for rule in rules {
         let value = match &rule.nested {
-            Some(nested) => run_nested(rule, nested, source, prefix, options, errors)?,
-            None => run_rule(rule, source, prefix, options, errors)?,
+            Some(nested) => run_nested(rule, nested, source, prefix, options, errors, session)?,
+            None => run_rule(rule, source, prefix, options, errors, session)?,
         };
         set(out, &rule.keys, value);
     }
@@ -72,19 +209,28 @@ fn run_nested(
     prefix: &str,
     options: MapOptions,
     errors: &mut Vec<FieldError>,
+    session: &mut Session,
 ) -> Result<Value, RecordError> {
     let base = match &rule.source {
         Source::None => source.clone(),
         other => select(other, source),
     };
     let target = format!("{prefix}{}", rule.target);
-    let map_one = |element: &Value,
-                   prefix: String,
-                   errors: &mut Vec<FieldError>|
+    let mut map_one = |element: &Value,
+                       prefix: String,
+                       errors: &mut Vec<FieldError>|
      -> Result<Value, RecordError> {
         let mut item = nested.skeleton.clone();
         if element.is_object() {
-            run_rules(&nested.rules, element, &mut item, &prefix, options, errors)?;
+            run_rules(
+                &nested.rules,
+                element,
+                &mut item,
+                &prefix,
+                options,
+                errors,
+                session,
+            )?;
         } else if !element.is_null() {
             let e = FieldError {
                 target: prefix.trim_end_matches('.').to_owned(),
@@ -126,9 +272,13 @@ fn run_rule(
     prefix: &str,
     options: MapOptions,
     errors: &mut Vec<FieldError>,
+    session: &mut Session,
 ) -> Result<Value, RecordError> {
     let mut value = select(&rule.source, source);
-    let ctx = Ctx { record: source };
+    let mut ctx = Ctx {
+        record: source,
+        session,
+    };
     let field_error = |message: String| FieldError {
         target: format!("{prefix}{}", rule.target),
         path: rule.source.describe(),
@@ -136,11 +286,11 @@ fn run_rule(
         message,
     };
     for t in &rule.transforms {
-        match t.apply(value, &ctx) {
+        match t.apply(value, &mut ctx) {
             Ok(v) => value = v,
             Err(m) => {
                 fail(
-                    field_error(format!("transform `{}`: {m}", t.name())),
+                    field_error(format!("transform `{}`: {m}", t.label())),
                     options,
                     errors,
                 )?;

@@ -26,8 +26,30 @@ pub struct MappingSpec {
     /// Free text about the mapping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Record-level plugin functions run on each source record before the rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<PluginStep>,
     /// The rules, in order; each fills one target.
     pub rules: Vec<RuleSpec>,
+    /// Record-level plugin functions run on each unified record after the rules; they
+    /// see the source record as `remote_data`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post: Vec<PluginStep>,
+}
+
+/// A call of a plugin function: a transform step (field-level) or a `pre`/`post` step
+/// (record-level).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginStep {
+    /// The plugin's name, as it describes itself.
+    pub plugin: String,
+    /// The function.
+    pub function: String,
+    /// The static arguments, checked against the function's schema when the mapping is
+    /// compiled.
+    #[serde(default = "empty_object", skip_serializing_if = "is_empty_object")]
+    pub args: Value,
 }
 
 /// One rule: fills one target of the unified model from the source record.
@@ -81,8 +103,14 @@ pub struct OverrideSpec {
     /// Free text about the overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Replaces the default's `pre` steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre: Option<Vec<PluginStep>>,
     /// The changes, applied in order.
     pub overrides: Vec<OverrideRule>,
+    /// Replaces the default's `post` steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<Vec<PluginStep>>,
 }
 
 /// One change: names a target and the keys it changes; other keys stay as they were.
@@ -125,8 +153,9 @@ pub struct OverrideRule {
     pub description: Option<String>,
 }
 
-/// One step of a transform chain: a bare name (`date`) or a one-key map from the name
-/// to its arguments (`{round: 2}`). Its meaning is checked when the rule is compiled.
+/// One step of a transform chain: a bare name (`date`), a one-key map from the name to
+/// its arguments (`{round: 2}`), or a plugin call (`{plugin: uom, function: convert,
+/// args: {...}}`). Its meaning is checked when the rule is compiled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TransformStep(pub Value);
@@ -146,7 +175,7 @@ impl JsonSchema for TransformStep {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         let names: Vec<&str> = super::transform::CATALOG.iter().map(|t| t.name).collect();
         json_schema!({
-            "description": "A transform: its name, or a one-key map from its name to its arguments.",
+            "description": "A transform: its name, a one-key map from its name to its arguments, or a plugin call.",
             "oneOf": [
                 { "type": "string", "enum": names },
                 {
@@ -154,6 +183,16 @@ impl JsonSchema for TransformStep {
                     "minProperties": 1,
                     "maxProperties": 1,
                     "propertyNames": { "enum": names }
+                },
+                {
+                    "type": "object",
+                    "required": ["plugin", "function"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "plugin": { "type": "string", "description": "The plugin's name." },
+                        "function": { "type": "string", "description": "A field-level function of the plugin." },
+                        "args": { "type": "object", "description": "Static arguments, checked against the function's schema." }
+                    }
                 }
             ]
         })
@@ -272,6 +311,14 @@ fn strip_position(message: &str) -> String {
 /// Deserializes a present key as `Some`, even when its value is `null`.
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+fn is_empty_object(v: &Value) -> bool {
+    v.as_object().is_some_and(|o| o.is_empty())
 }
 
 fn is_false(b: &bool) -> bool {

@@ -25,7 +25,7 @@ pub(super) fn compile(args: Option<&Value>) -> Result<Operand, String> {
     }
 }
 
-pub(super) fn apply(value: Value, by: &Operand, ctx: &Ctx<'_>) -> Result<Value, String> {
+pub(super) fn apply(value: Value, by: &Operand, ctx: &mut Ctx<'_>) -> Result<Value, String> {
     let Some(x) = value.as_f64() else {
         return Err(expected("a number (use to_number first for text)", &value));
     };

@@ -28,8 +28,9 @@ mod upper;
 use serde::de::DeserializeOwned;
 use serde_json::{Number, Value};
 
-use super::spec::TransformStep;
+use super::spec::{PluginStep, TransformStep};
 use crate::path::Path;
+use crate::plugin::{FunctionKind, Plugin, PluginError, Session};
 
 /// A built-in transform's name and what it does.
 #[derive(Debug, Clone, Copy)]
@@ -101,13 +102,56 @@ pub enum Transform {
     Default(Value),
     /// Turns empty values into null.
     NullIfEmpty,
+    /// A plugin's field-level function.
+    Plugin(PluginCall),
+}
+
+/// A compiled call of a plugin function.
+#[derive(Debug, Clone)]
+pub struct PluginCall {
+    /// The plugin's slot in the plan (its instance in a [`Session`]).
+    pub slot: usize,
+    /// The plugin's name.
+    pub plugin: String,
+    /// The function.
+    pub function: String,
+    /// The static arguments, as JSON text.
+    pub args: String,
+}
+
+/// Finds the plugins that steps name, and gives each a slot in the plan.
+pub trait ResolvePlugin {
+    /// The slot and plugin called `name`.
+    fn resolve(&mut self, name: &str) -> Result<(usize, std::sync::Arc<Plugin>), PluginError>;
+}
+
+impl PluginCall {
+    /// Compiles a plugin step: the plugin is loaded, the function exists with `kind`,
+    /// and the arguments fit its schema.
+    pub fn compile(
+        step: &PluginStep,
+        kind: FunctionKind,
+        plugins: &mut dyn ResolvePlugin,
+    ) -> Result<PluginCall, PluginError> {
+        let (slot, plugin) = plugins.resolve(&step.plugin)?;
+        plugin.function(&step.function, kind)?;
+        plugin.check_args(&step.function, &step.args)?;
+        Ok(PluginCall {
+            slot,
+            plugin: step.plugin.clone(),
+            function: step.function.clone(),
+            args: step.args.to_string(),
+        })
+    }
 }
 
 /// What a transform can read besides its input: the record (or array element) the rule
-/// is evaluated against.
+/// is evaluated against, and the plugin instances of the batch.
 pub struct Ctx<'a> {
     /// The current record, `$` of the rule's paths.
     pub record: &'a Value,
+    /// The plugin instances of the request or batch.
+    pub session: &'a mut Session,
 }
 
 /// What is known, before any record is seen, of the values a step produces: enough to
@@ -152,9 +196,21 @@ pub enum Operand {
 
 impl Transform {
     /// Compiles one step; the error says what is wrong with it, for the caller to wrap
-    /// with the target: `(transform name, message)`, or `Err((name, None))` for an
-    /// unknown name.
-    pub fn compile(step: &TransformStep) -> Result<Transform, StepError> {
+    /// with the target.
+    pub fn compile(
+        step: &TransformStep,
+        plugins: &mut dyn ResolvePlugin,
+    ) -> Result<Transform, StepError> {
+        if let Value::Object(map) = &step.0
+            && map.contains_key("plugin")
+        {
+            let spec: PluginStep = serde_json::from_value(step.0.clone()).map_err(|e| {
+                StepError::Shape(format!("a plugin step is {{plugin, function, args}}: {e}"))
+            })?;
+            return PluginCall::compile(&spec, FunctionKind::Field, plugins)
+                .map(Transform::Plugin)
+                .map_err(StepError::Plugin);
+        }
         let (name, args) = match &step.0 {
             Value::String(name) => (name.as_str(), None),
             Value::Object(map) if map.len() == 1 => {
@@ -227,13 +283,27 @@ impl Transform {
             Transform::Divide(_) => "divide",
             Transform::Default(_) => "default",
             Transform::NullIfEmpty => "null_if_empty",
+            Transform::Plugin(_) => "plugin",
+        }
+    }
+
+    /// The transform's name in messages: a plugin call is `plugin.function`.
+    pub fn label(&self) -> String {
+        match self {
+            Transform::Plugin(call) => format!("{}.{}", call.plugin, call.function),
+            other => other.name().to_owned(),
         }
     }
 
     /// Applies the transform. `null` passes through every transform but `default`.
     /// The error is a message without the target; the caller adds it.
-    pub fn apply(&self, value: Value, ctx: &Ctx<'_>) -> Result<Value, String> {
-        if value.is_null() && !matches!(self, Transform::Default(_) | Transform::Template(_)) {
+    pub fn apply(&self, value: Value, ctx: &mut Ctx<'_>) -> Result<Value, String> {
+        if value.is_null()
+            && !matches!(
+                self,
+                Transform::Default(_) | Transform::Template(_) | Transform::Plugin(_)
+            )
+        {
             return Ok(Value::Null);
         }
         match self {
@@ -255,6 +325,11 @@ impl Transform {
             Transform::Divide(by) => divide::apply(value, by, ctx),
             Transform::Default(d) => Ok(default::apply(value, d)),
             Transform::NullIfEmpty => Ok(null_if_empty::apply(value)),
+            Transform::Plugin(call) => ctx
+                .session
+                .instance(call.slot)
+                .call_field(&call.function, &value, &call.args)
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -288,6 +363,7 @@ impl Transform {
                 other => other,
             },
             Transform::NullIfEmpty => input,
+            Transform::Plugin(_) => Kind::Unknown,
         }
     }
 }
@@ -299,6 +375,8 @@ pub enum StepError {
     Shape(String),
     /// No transform has this name.
     Unknown(String),
+    /// A plugin step that names a plugin, function or arguments that do not fit.
+    Plugin(PluginError),
     /// The transform does not take these arguments.
     Args {
         /// The transform.
@@ -405,13 +483,32 @@ pub(crate) mod testing {
     use super::*;
     use crate::mapping::spec::TransformStep;
 
+    /// Resolves no plugin: transform tests use built-ins only.
+    pub struct NoPlugins;
+
+    impl ResolvePlugin for NoPlugins {
+        fn resolve(&mut self, name: &str) -> Result<(usize, std::sync::Arc<Plugin>), PluginError> {
+            Err(PluginError::UnknownPlugin {
+                plugin: name.to_owned(),
+                hint: String::new(),
+            })
+        }
+    }
+
     fn compile(step: Value) -> Transform {
-        Transform::compile(&TransformStep(step)).unwrap_or_else(|e| panic!("{e:?}"))
+        Transform::compile(&TransformStep(step), &mut NoPlugins).unwrap_or_else(|e| panic!("{e:?}"))
     }
 
     /// Applies `step` to `input` against `record` and returns the result.
     pub fn run_on(step: Value, input: Value, record: &Value) -> Result<Value, String> {
-        compile(step).apply(input, &Ctx { record })
+        let mut session = Session::new(&[]);
+        compile(step).apply(
+            input,
+            &mut Ctx {
+                record,
+                session: &mut session,
+            },
+        )
     }
 
     /// Asserts that `step` turns `input` into `expected`.
@@ -433,11 +530,12 @@ pub(crate) mod testing {
 
     /// Asserts that `step` does not compile, with a message containing `part`.
     pub fn rejects(step: Value, part: &str) {
-        match Transform::compile(&TransformStep(step.clone())) {
+        match Transform::compile(&TransformStep(step.clone()), &mut NoPlugins) {
             Err(StepError::Args { message, .. }) | Err(StepError::Shape(message)) => {
                 assert!(message.contains(part), "{step}: `{message}` lacks `{part}`")
             }
             Err(StepError::Unknown(n)) => panic!("{step}: unknown transform {n}"),
+            Err(StepError::Plugin(e)) => panic!("{step}: {e}"),
             Ok(_) => panic!("{step} compiled, expected an error"),
         }
     }
@@ -466,8 +564,12 @@ mod tests {
     #[test]
     fn step_shapes() {
         assert!(matches!(
-            Transform::compile(&TransformStep(json!("to_numbr"))),
+            Transform::compile(&TransformStep(json!("to_numbr")), &mut NoPlugins),
             Err(StepError::Unknown(n)) if n == "to_numbr"
+        ));
+        assert!(matches!(
+            Transform::compile(&TransformStep(json!({"plugin": "uom", "function": "convert"})), &mut NoPlugins),
+            Err(StepError::Plugin(PluginError::UnknownPlugin { plugin, .. })) if plugin == "uom"
         ));
         rejects(json!({"round": 2, "trim": null}), "one key");
         rejects(json!(7), "not a number");

@@ -14,7 +14,7 @@ pub(super) const DEF: TransformDef = TransformDef {
     summary: "multiplies a number by a constant (`by`) or a field (`by_path`)",
 };
 
-pub(super) fn apply(value: Value, by: &Operand, ctx: &Ctx<'_>) -> Result<Value, String> {
+pub(super) fn apply(value: Value, by: &Operand, ctx: &mut Ctx<'_>) -> Result<Value, String> {
     let Some(x) = value.as_f64() else {
         return Err(expected("a number (use to_number first for text)", &value));
     };

@@ -96,7 +96,7 @@ impl Template {
         Ok(Template { parts })
     }
 
-    pub(super) fn apply(&self, value: Value, ctx: &Ctx<'_>) -> Result<Value, String> {
+    pub(super) fn apply(&self, value: Value, ctx: &mut Ctx<'_>) -> Result<Value, String> {
         let mut out = String::new();
         let mut placeholders = 0;
         let mut nulls = 0;

@@ -1,0 +1,674 @@
+//! Transform plugins: WebAssembly components, sandboxed.
+//!
+//! A plugin implements the `crosswalk:plugin@0.1.0` world (`wit/`). The [`PluginHost`]
+//! owns one wasmtime `Engine` (pooling allocator, epoch interruption) and loads
+//! components: it refuses what is not a component, what imports anything outside the
+//! allowed WASI set, and what does not implement the world; it compiles once per
+//! content hash (in memory, and on disk when given a cache directory), and asks the
+//! plugin to `describe` itself. A loaded [`Plugin`] keeps an `InstancePre`, so each
+//! request or batch gets a fresh [`PluginInstance`] cheaply and no state leaks between
+//! requests or tenants. Every call runs under [`Limits`]: an epoch deadline, a memory
+//! cap, the engine's stack cap, bounds on input and output, and a bounded log.
+//!
+//! # Layout
+//!
+//! - [`limits`]: the limits as data, defaults and ceilings.
+//! - `sandbox`: the store of one instance (empty WASI context, limiter, log).
+//! - `cache`: compiled components on disk.
+//! - `set`: the plugins a mapping may call, and the instances of one batch.
+//! - `bindings`: the generated host side of the world.
+
+mod bindings;
+mod cache;
+mod error;
+pub mod limits;
+mod sandbox;
+mod set;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+pub use error::PluginError;
+pub use limits::{LimitOverrides, Limits, MAX_COMPONENT_BYTES, STACK_BYTES};
+pub use set::{Binding, PluginSet, Session};
+
+use bindings::crosswalk::plugin::types;
+use sandbox::{Broken, State};
+
+/// The imports a plugin may have, by interface (the version suffix is ignored).
+const ALLOWED_IMPORTS: &[&str] = &[
+    "crosswalk:plugin/host",
+    "crosswalk:plugin/types",
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:clocks/monotonic-clock",
+    "wasi:clocks/wall-clock",
+    "wasi:filesystem/preopens",
+    "wasi:filesystem/types",
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:random/random",
+];
+
+/// How long one epoch tick is: the resolution of every plugin deadline.
+const TICK: Duration = Duration::from_millis(1);
+
+/// How the host's engine is set up.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Use wasmtime's pooling allocator (pre-reserved slots: fast instantiation).
+    pub pooling: bool,
+    /// The most instances alive at once (the pool's size).
+    pub max_instances: u32,
+    /// Where compiled components are kept across restarts; `None` keeps them in memory.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            pooling: true,
+            max_instances: 100,
+            cache_dir: None,
+        }
+    }
+}
+
+/// Loads and runs plugins. One per process: cheap to share behind an `Arc`.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<State>,
+    config: HostConfig,
+    compiled: Mutex<HashMap<String, Component>>,
+    compilations: AtomicU64,
+}
+
+/// Whether a function converts one value or whole records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionKind {
+    /// One value.
+    Field,
+    /// A batch of records.
+    Record,
+}
+
+impl FunctionKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            FunctionKind::Field => "field",
+            FunctionKind::Record => "record",
+        }
+    }
+}
+
+/// A function a plugin describes.
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionInfo {
+    /// Its name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// Field or record.
+    pub kind: FunctionKind,
+    /// The JSON Schema of its arguments.
+    pub args_schema: Value,
+}
+
+/// A loaded plugin: compiled, checked, described, ready to instantiate.
+pub struct Plugin {
+    name: String,
+    version: String,
+    sha256: String,
+    functions: Vec<FunctionInfo>,
+    validators: HashMap<String, jsonschema::Validator>,
+    pre: bindings::PluginPre<State>,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+/// One instance of a plugin, for one request or batch: calls on it share its memory,
+/// and nothing outlives it.
+pub struct PluginInstance {
+    plugin: Arc<Plugin>,
+    limits: Limits,
+    live: Option<(Store<State>, bindings::Plugin)>,
+    log: Vec<String>,
+}
+
+impl PluginHost {
+    /// A host with its own engine. Starts the thread that ticks the epoch.
+    pub fn new(config: HostConfig) -> Result<PluginHost, PluginError> {
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true);
+        wasm.max_wasm_stack(STACK_BYTES);
+        wasm.parallel_compilation(true);
+        if config.pooling {
+            let n = config.max_instances.max(1);
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_component_instances(n)
+                .total_core_instances(n * 16)
+                .total_memories(n * 2)
+                .total_tables(n * 16)
+                .max_memory_size(Limits::CEILING.memory_bytes as usize);
+            wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&wasm).map_err(|e| PluginError::Compile {
+            message: format!("cannot create the engine: {e}"),
+        })?;
+        let mut linker = Linker::new(&engine);
+        let link_error = |e: wasmtime::Error| PluginError::Compile {
+            message: format!("cannot link the host: {e}"),
+        };
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        bindings::crosswalk::plugin::host::add_to_linker::<State, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_error)?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("crosswalk-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .map_err(|e| PluginError::Compile {
+                message: format!("cannot start the epoch thread: {e}"),
+            })?;
+        Ok(PluginHost {
+            engine,
+            linker,
+            config,
+            compiled: Mutex::new(HashMap::new()),
+            compilations: AtomicU64::new(0),
+        })
+    }
+
+    /// How many components this host has compiled (not loaded from a cache).
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
+    }
+
+    /// The sha256 of component bytes, in hex: a plugin version's identity.
+    pub fn sha256(bytes: &[u8]) -> String {
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Loads a component: checks it, compiles it (or takes it from the cache), and asks
+    /// it to describe itself.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, PluginError> {
+        if bytes.len() > MAX_COMPONENT_BYTES {
+            return Err(PluginError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_COMPONENT_BYTES,
+            });
+        }
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(PluginError::CoreModule),
+            Some([0, b'a', b's', b'm', _, _, _, _]) => {}
+            _ => return Err(PluginError::NotWasm),
+        }
+        let sha256 = PluginHost::sha256(bytes);
+        let component = self.component(&sha256, bytes)?;
+        for (import, _) in component.component_type().imports(&self.engine) {
+            let interface = import.split('@').next().unwrap_or(import);
+            if !ALLOWED_IMPORTS.contains(&interface) {
+                return Err(PluginError::ForbiddenImport {
+                    import: import.to_owned(),
+                });
+            }
+        }
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            PluginError::NotThePluginWorld {
+                message: format!("{e:#}"),
+            }
+        })?;
+        let pre = bindings::PluginPre::new(pre).map_err(|e| PluginError::NotThePluginWorld {
+            message: format!("{e:#}"),
+        })?;
+        let describe_error = |message: String| PluginError::Describe {
+            plugin: sha256.clone(),
+            message,
+        };
+        let mut store = new_store(&self.engine, &Limits::DEFAULT);
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| describe_error(format!("cannot instantiate: {e:#}")))?;
+        store.set_epoch_deadline(ticks(Limits::DEFAULT.timeout_ms));
+        let info = instance
+            .crosswalk_plugin_transform()
+            .call_describe(&mut store)
+            .map_err(|e| describe_error(format!("{e:#}")))?;
+        let (functions, validators) = check_description(&info).map_err(describe_error)?;
+        Ok(Arc::new(Plugin {
+            name: info.name,
+            version: info.version,
+            sha256,
+            functions,
+            validators,
+            pre,
+            engine: self.engine.clone(),
+        }))
+    }
+
+    fn component(&self, sha256: &str, bytes: &[u8]) -> Result<Component, PluginError> {
+        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = compiled.get(sha256) {
+            return Ok(c.clone());
+        }
+        let path = self
+            .config
+            .cache_dir
+            .as_ref()
+            .map(|dir| cache::artifact_path(dir, &self.engine, sha256));
+        let component = match path.as_deref().and_then(|p| cache::load(&self.engine, p)) {
+            Some(c) => c,
+            None => {
+                let c = Component::new(&self.engine, bytes).map_err(|e| PluginError::Compile {
+                    message: format!("{e:#}"),
+                })?;
+                self.compilations.fetch_add(1, Ordering::Relaxed);
+                if let Some(path) = &path {
+                    cache::store(&c, path)?;
+                }
+                c
+            }
+        };
+        compiled.insert(sha256.to_owned(), component.clone());
+        Ok(component)
+    }
+}
+
+/// Checks what `describe` said: a usable name, unique functions, argument schemas
+/// that are JSON Schemas.
+fn check_description(
+    info: &types::PluginInfo,
+) -> Result<(Vec<FunctionInfo>, HashMap<String, jsonschema::Validator>), String> {
+    let valid_name = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    };
+    if !valid_name(&info.name) {
+        return Err(format!(
+            "the plugin's name `{}` must be 1 to 64 lower-case letters, digits, `-` or `_`",
+            info.name
+        ));
+    }
+    let mut functions = Vec::new();
+    let mut validators = HashMap::new();
+    for f in &info.functions {
+        if !valid_name(&f.name) {
+            return Err(format!(
+                "function name `{}` must be 1 to 64 lower-case letters, digits, `-` or `_`",
+                f.name
+            ));
+        }
+        if validators.contains_key(&f.name) {
+            return Err(format!("function `{}` is described twice", f.name));
+        }
+        let schema: Value = serde_json::from_str(&f.args_schema).map_err(|e| {
+            format!(
+                "function `{}`: the argument schema is not JSON: {e}",
+                f.name
+            )
+        })?;
+        let validator = jsonschema::validator_for(&schema).map_err(|e| {
+            format!(
+                "function `{}`: the argument schema is not a JSON Schema: {e}",
+                f.name
+            )
+        })?;
+        validators.insert(f.name.clone(), validator);
+        functions.push(FunctionInfo {
+            name: f.name.clone(),
+            description: f.description.clone(),
+            kind: match f.kind {
+                types::FunctionKind::Field => FunctionKind::Field,
+                types::FunctionKind::Record => FunctionKind::Record,
+            },
+            args_schema: schema,
+        });
+    }
+    Ok((functions, validators))
+}
+
+/// The epoch ticks of a deadline in milliseconds.
+fn ticks(timeout_ms: u64) -> u64 {
+    timeout_ms.div_ceil(TICK.as_millis() as u64).max(1)
+}
+
+fn new_store(engine: &Engine, limits: &Limits) -> Store<State> {
+    let mut store = Store::new(engine, State::new(limits));
+    store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+    store.epoch_deadline_trap();
+    // Instantiation runs guest code too (start functions): it gets the same deadline.
+    store.set_epoch_deadline(ticks(limits.timeout_ms));
+    store
+}
+
+impl Plugin {
+    /// The name rules call it by.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its version, as it says.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The sha256 of its bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Its functions.
+    pub fn functions(&self) -> &[FunctionInfo] {
+        &self.functions
+    }
+
+    /// The function `name` of `kind`.
+    pub fn function(&self, name: &str, kind: FunctionKind) -> Result<&FunctionInfo, PluginError> {
+        self.functions
+            .iter()
+            .find(|f| f.name == name && f.kind == kind)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self
+                    .functions
+                    .iter()
+                    .filter(|f| f.kind == kind)
+                    .map(|f| f.name.as_str())
+                    .collect();
+                PluginError::UnknownFunction {
+                    plugin: self.name.clone(),
+                    function: name.to_owned(),
+                    kind: kind.as_str(),
+                    hint: if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; its {} functions are {}", kind.as_str(), names.join(", "))
+                    },
+                }
+            })
+    }
+
+    /// Checks a rule's static arguments against the function's schema.
+    pub fn check_args(&self, function: &str, args: &Value) -> Result<(), PluginError> {
+        let Some(validator) = self.validators.get(function) else {
+            return Err(PluginError::UnknownFunction {
+                plugin: self.name.clone(),
+                function: function.to_owned(),
+                kind: "field or record",
+                hint: String::new(),
+            });
+        };
+        let problems: Vec<String> = validator
+            .iter_errors(args)
+            .map(|e| {
+                let at = e.instance_path.to_string();
+                if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{at}: {e}")
+                }
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(PluginError::Arguments {
+                plugin: self.name.clone(),
+                function: function.to_owned(),
+                message: problems.join("; "),
+            })
+        }
+    }
+
+    /// A fresh instance under `limits`; it is created on its first call.
+    pub fn instance(self: &Arc<Self>, limits: Limits) -> PluginInstance {
+        PluginInstance {
+            plugin: Arc::clone(self),
+            limits,
+            live: None,
+            log: Vec::new(),
+        }
+    }
+}
+
+impl PluginInstance {
+    /// The plugin.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// Calls a field-level function on one value.
+    pub fn call_field(
+        &mut self,
+        function: &str,
+        value: &Value,
+        args: &str,
+    ) -> Result<Value, PluginError> {
+        let input = value.to_string();
+        let args = args.to_owned();
+        self.check_size(function, "input", input.len() + args.len())?;
+        let out = self.call(function, |store, instance| {
+            instance
+                .crosswalk_plugin_transform()
+                .call_call_field(store, function, &input, &args)
+        })?;
+        let text = out.map_err(|e| self.guest_error(function, e))?;
+        self.parse_output(function, &text)
+    }
+
+    /// Calls a record-level function on a batch of records: one result per record.
+    pub fn call_records(
+        &mut self,
+        function: &str,
+        records: &[Value],
+        args: &str,
+    ) -> Result<Vec<Result<Value, PluginError>>, PluginError> {
+        let texts: Vec<String> = records.iter().map(Value::to_string).collect();
+        let args = args.to_owned();
+        self.check_size(
+            function,
+            "input",
+            texts.iter().map(String::len).sum::<usize>() + args.len(),
+        )?;
+        let out = self.call(function, |store, instance| {
+            instance
+                .crosswalk_plugin_transform()
+                .call_call_records(store, function, &texts, &args)
+        })?;
+        if out.len() != records.len() {
+            return Err(PluginError::BadOutput {
+                plugin: self.plugin.name.clone(),
+                function: function.to_owned(),
+                message: format!("{} results for {} records", out.len(), records.len()),
+            });
+        }
+        let total: usize = out.iter().map(|r| r.as_ref().map_or(0, String::len)).sum();
+        self.check_size(function, "output", total)?;
+        Ok(out
+            .into_iter()
+            .map(|r| match r {
+                Ok(text) => self.parse_output(function, &text),
+                Err(e) => Err(self.guest_error(function, e)),
+            })
+            .collect())
+    }
+
+    /// The log lines so far: `host.log` calls, stdout and stderr.
+    pub fn take_log(&mut self) -> Vec<String> {
+        if let Some((store, _)) = &mut self.live {
+            self.log.extend(store.data().log.take());
+        }
+        std::mem::take(&mut self.log)
+    }
+
+    /// Runs one call with a fresh deadline; a trap ends the instance (the next call
+    /// gets a new one) and becomes the error that names the limit.
+    fn call<R>(
+        &mut self,
+        function: &str,
+        f: impl FnOnce(&mut Store<State>, &bindings::Plugin) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        if self.live.is_none() {
+            let mut store = new_store(&self.plugin.engine, &self.limits);
+            let instance =
+                self.plugin
+                    .pre
+                    .instantiate(&mut store)
+                    .map_err(|e| PluginError::Instantiate {
+                        plugin: self.plugin.name.clone(),
+                        message: format!("{e:#}"),
+                    })?;
+            self.live = Some((store, instance));
+        }
+        let (store, instance) = self.live.as_mut().expect("instantiated above");
+        store.set_epoch_deadline(ticks(self.limits.timeout_ms));
+        match f(store, instance) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let (mut store, _) = self.live.take().expect("live");
+                let log = store.data_mut().log.take();
+                // What the guest said last on stderr (a panic message, say), without
+                // Rust's hint about backtraces, which a plugin cannot act on.
+                let said: Vec<&str> = log
+                    .iter()
+                    .filter_map(|l| l.strip_prefix("stderr: "))
+                    .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
+                    .collect();
+                let last_stderr = (!said.is_empty())
+                    .then(|| format!("stderr: {}", said[said.len().saturating_sub(2)..].join(" ")));
+                self.log.extend(log);
+                Err(self.trap_error(function, &e, last_stderr))
+            }
+        }
+    }
+
+    fn trap_error(
+        &self,
+        function: &str,
+        e: &wasmtime::Error,
+        last_stderr: Option<String>,
+    ) -> PluginError {
+        let plugin = self.plugin.name.clone();
+        let function = function.to_owned();
+        if e.downcast_ref::<Broken>().is_some() {
+            return PluginError::Memory {
+                plugin,
+                function,
+                limit_bytes: self.limits.memory_bytes,
+            };
+        }
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => PluginError::Timeout {
+                plugin,
+                function,
+                limit_ms: self.limits.timeout_ms,
+            },
+            Some(Trap::StackOverflow) => PluginError::Stack {
+                plugin,
+                function,
+                limit_bytes: STACK_BYTES,
+            },
+            Some(trap) => PluginError::Trap {
+                plugin,
+                function,
+                message: match last_stderr {
+                    Some(line) => format!("{trap} ({line})"),
+                    None => trap.to_string(),
+                },
+            },
+            None => PluginError::Trap {
+                plugin,
+                function,
+                message: format!("{e:#}"),
+            },
+        }
+    }
+
+    fn guest_error(&self, function: &str, e: types::Error) -> PluginError {
+        let (kind, message) = match e {
+            types::Error::UnknownFunction(m) => ("unknown function", m),
+            types::Error::InvalidArguments(m) => ("invalid arguments", m),
+            types::Error::InvalidInput(m) => ("invalid input", m),
+        };
+        PluginError::Guest {
+            plugin: self.plugin.name.clone(),
+            function: function.to_owned(),
+            kind,
+            message,
+        }
+    }
+
+    fn check_size(
+        &self,
+        function: &str,
+        what: &'static str,
+        size: usize,
+    ) -> Result<(), PluginError> {
+        let (limit, limit_name) = match what {
+            "input" => (self.limits.max_input_bytes, "max_input_bytes"),
+            _ => (self.limits.max_output_bytes, "max_output_bytes"),
+        };
+        if size as u64 > limit {
+            return Err(PluginError::Size {
+                plugin: self.plugin.name.clone(),
+                function: function.to_owned(),
+                what,
+                size: size as u64,
+                limit,
+                limit_name,
+            });
+        }
+        Ok(())
+    }
+
+    fn parse_output(&self, function: &str, text: &str) -> Result<Value, PluginError> {
+        self.check_size(function, "output", text.len())?;
+        serde_json::from_str(text).map_err(|e| PluginError::BadOutput {
+            plugin: self.plugin.name.clone(),
+            function: function.to_owned(),
+            message: format!("text that is not JSON: {e}"),
+        })
+    }
+}

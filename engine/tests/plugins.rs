@@ -1,0 +1,550 @@
+//! WebAssembly plugins through the engine: the example plugins in mappings
+//! (`tests/fixtures/plugins/<case>/`), the sandbox's limits against hostile plugins,
+//! what the loader refuses, the compiled-artifact cache, and the JavaScript plugin.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crosswalk::mapping::{self, Format, MapOptions, OverrideSpec, Payload};
+use crosswalk::plugin::{
+    HostConfig, LimitOverrides, Limits, Plugin, PluginError, PluginHost, PluginSet,
+};
+use serde_json::{Value, json};
+
+fn host() -> PluginHost {
+    PluginHost::new(HostConfig::default()).expect("host")
+}
+
+fn load(host: &PluginHost, package: &str) -> Arc<Plugin> {
+    host.load(&support::rust_plugin_bytes(package))
+        .unwrap_or_else(|e| panic!("{package}: {e}"))
+}
+
+/// Maps `<dir>/input.json` with `<dir>/overrides.yaml` and the plugins, and compares
+/// with `<dir>/expected.json`.
+fn run_fixture(dir: &Path, plugins: &PluginSet) {
+    let text = fs::read_to_string(dir.join("overrides.yaml")).unwrap();
+    let spec = OverrideSpec::parse(&text, Format::Yaml).unwrap();
+    let plan = mapping::plan_with(
+        spec.system.as_deref().unwrap(),
+        spec.entity.unwrap(),
+        Some(&spec),
+        plugins,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let input = Payload::parse(&fs::read_to_string(dir.join("input.json")).unwrap()).unwrap();
+    let batch = plan.map_batch(
+        &input.into_records(),
+        MapOptions {
+            strict: true,
+            remote_data: false,
+        },
+    );
+    let output = batch
+        .records
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let expected: Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    assert_eq!(output, expected, "{}", dir.display());
+}
+
+#[test]
+fn example_plugins_in_mappings() {
+    let host = host();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plugins");
+    let mut cases: Vec<_> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    for dir in &cases {
+        let mut plugins = PluginSet::new();
+        for package in fs::read_to_string(dir.join("plugins.txt")).unwrap().lines() {
+            plugins.insert(load(&host, package), Limits::DEFAULT);
+        }
+        run_fixture(dir, &plugins);
+    }
+    assert!(cases.len() >= 3);
+}
+
+#[test]
+fn example_plugins_describe_themselves() {
+    let host = host();
+    for (package, name, functions) in [
+        ("crosswalk-plugin-uom", "uom", vec!["convert"]),
+        (
+            "crosswalk-plugin-vat-id",
+            "vat-id",
+            vec!["normalize", "validate"],
+        ),
+        (
+            "crosswalk-plugin-maximo-specs",
+            "maximo-specs",
+            vec!["specs_to_custom_fields"],
+        ),
+    ] {
+        let plugin = load(&host, package);
+        assert_eq!(plugin.name(), name);
+        assert_eq!(plugin.sha256().len(), 64);
+        let names: Vec<&str> = plugin.functions().iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, functions);
+    }
+}
+
+#[test]
+fn mappings_check_plugin_steps_when_compiled() {
+    let host = host();
+    let mut plugins = PluginSet::new();
+    plugins.insert(load(&host, "crosswalk-plugin-uom"), Limits::DEFAULT);
+    plugins.insert(
+        load(&host, "crosswalk-plugin-maximo-specs"),
+        Limits::DEFAULT,
+    );
+    let check = |overrides: &str| -> String {
+        let spec = OverrideSpec::parse(overrides, Format::Yaml).unwrap();
+        match mapping::plan_with(
+            "sap-s4hana",
+            crosswalk::model::Entity::PurchaseOrder,
+            Some(&spec),
+            &plugins,
+        ) {
+            Ok(_) => "ok".into(),
+            Err(e) => e.to_string(),
+        }
+    };
+    let step =
+        |s: &str| format!("overrides:\n  - target: lines.unit_of_measure\n    transforms: [{s}]\n");
+    assert_eq!(
+        check(&step(
+            "{plugin: uom, function: convert, args: {from: sap, to: iso}}"
+        )),
+        "ok"
+    );
+    let e = check(&step("{plugin: units, function: convert}"));
+    assert!(
+        e.contains("no plugin `units` is loaded; the loaded plugins are maximo-specs, uom"),
+        "{e}"
+    );
+    let e = check(&step("{plugin: uom, function: translate, args: {}}"));
+    assert!(
+        e.contains(
+            "plugin `uom` has no field function `translate`; its field functions are convert"
+        ),
+        "{e}"
+    );
+    let e = check(&step(
+        "{plugin: uom, function: convert, args: {from: sap, to: klingon}}",
+    ));
+    assert!(e.contains("target `lines.unit_of_measure`: plugin `uom` function `convert`: the arguments do not fit its schema: /to:"), "{e}");
+    let e = check(&step(
+        "{plugin: maximo-specs, function: specs_to_custom_fields}",
+    ));
+    assert!(
+        e.contains("has no field function `specs_to_custom_fields`"),
+        "{e}"
+    );
+    let e = check(
+        "post: [{plugin: uom, function: convert, args: {from: sap, to: iso}}]\noverrides: []\n",
+    );
+    assert!(
+        e.contains("`post` step: plugin `uom` has no record function `convert`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_failing_plugin_fails_only_its_field_or_record() {
+    let host = host();
+    let mut plugins = PluginSet::new();
+    plugins.insert(load(&host, "crosswalk-plugin-uom"), Limits::DEFAULT);
+    let spec = OverrideSpec::parse(
+        "overrides:\n  - target: lines.unit_of_measure\n    transforms: [{plugin: uom, function: convert, args: {from: sap, to: iso}}]\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let plan = mapping::plan_with(
+        "sap-s4hana",
+        crosswalk::model::Entity::PurchaseOrder,
+        Some(&spec),
+        &plugins,
+    )
+    .unwrap();
+    let record = |unit: &str| json!({"PurchaseOrder": "1", "to_PurchaseOrderItem": {"results": [{"PurchaseOrderItem": "10", "PurchaseOrderQuantityUnit": unit}]}});
+    let records = [record("KG"), record("BAGS")];
+    let lenient = plan.map_batch(&records, MapOptions::default());
+    let ok = lenient.records[0].as_ref().unwrap();
+    assert_eq!(ok["lines"][0]["unit_of_measure"], "KGM");
+    let failed = lenient.records[1].as_ref().unwrap();
+    assert_eq!(failed["lines"][0]["unit_of_measure"], Value::Null);
+    let message = failed["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "plugin `uom` function `convert`: invalid input: `BAGS` is not a known SAP unit code"
+        ),
+        "{message}"
+    );
+    let strict = plan.map_batch(
+        &records,
+        MapOptions {
+            strict: true,
+            remote_data: false,
+        },
+    );
+    assert!(strict.records[0].is_ok());
+    let e = strict.records[1].as_ref().unwrap_err().to_string();
+    assert!(e.contains("target `lines[0].unit_of_measure`"), "{e}");
+}
+
+/// Calls `function` of the hostile plugin on a fresh instance under `limits`.
+fn hostile_call(
+    plugin: &Arc<Plugin>,
+    limits: Limits,
+    function: &str,
+    args: Value,
+) -> (Result<Value, PluginError>, Duration, Vec<String>) {
+    let mut instance = plugin.instance(limits);
+    let started = Instant::now();
+    let result = instance.call_field(function, &json!("x"), &args.to_string());
+    let elapsed = started.elapsed();
+    // The same instance serves again after a failure (it is replaced behind the scenes).
+    assert_eq!(
+        instance
+            .call_field("echo", &json!({"after": function}), "{}")
+            .unwrap(),
+        json!({"after": function})
+    );
+    (result, elapsed, instance.take_log())
+}
+
+#[test]
+fn hostile_plugins_fail_within_their_limits_and_the_engine_keeps_serving() {
+    let host = host();
+    let hostile = load(&host, "crosswalk-fixture-hostile");
+    let limits = Limits::DEFAULT;
+
+    // An infinite loop ends at its deadline. The bound is generous (2x a longer
+    // deadline) because the machine is shared; the deadline itself is what is tested.
+    let slow = Limits::with(&LimitOverrides {
+        timeout_ms: Some(200),
+        ..Default::default()
+    })
+    .unwrap();
+    let (result, elapsed, _) = hostile_call(&hostile, slow, "spin", json!({}));
+    assert_eq!(
+        result.unwrap_err(),
+        PluginError::Timeout {
+            plugin: "hostile".into(),
+            function: "spin".into(),
+            limit_ms: 200
+        }
+    );
+    assert!(
+        elapsed < Duration::from_millis(400),
+        "the loop ran {elapsed:?} against a 200 ms deadline"
+    );
+    let (result, elapsed, _) = hostile_call(&hostile, limits, "spin", json!({}));
+    assert!(matches!(
+        result,
+        Err(PluginError::Timeout { limit_ms: 50, .. })
+    ));
+    println!("infinite loop with a 50 ms deadline ended after {elapsed:?}");
+
+    // Filling 64 MiB takes a while on a busy machine: give it the time, so that the
+    // memory limit is what stops it.
+    let roomy = Limits::with(&LimitOverrides {
+        timeout_ms: Some(2_000),
+        ..Default::default()
+    })
+    .unwrap();
+    let (result, _, _) = hostile_call(&hostile, roomy, "allocate", json!({}));
+    let e = result.unwrap_err();
+    assert_eq!(
+        e,
+        PluginError::Memory {
+            plugin: "hostile".into(),
+            function: "allocate".into(),
+            limit_bytes: limits.memory_bytes
+        }
+    );
+    assert!(
+        e.to_string()
+            .contains("exceeded its memory limit of 67108864 bytes"),
+        "{e}"
+    );
+
+    let (result, _, _) = hostile_call(&hostile, roomy, "recurse", json!({}));
+    let e = result.unwrap_err();
+    assert!(matches!(e, PluginError::Stack { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("exceeded the stack limit of 524288 bytes"),
+        "{e}"
+    );
+
+    let (result, _, _) = hostile_call(&hostile, roomy, "deep_frames", json!({}));
+    let e = result.unwrap_err().to_string();
+    assert!(
+        e.starts_with("plugin `hostile` function `deep_frames` trapped:"),
+        "{e}"
+    );
+
+    let (result, _, log) = hostile_call(&hostile, limits, "panic", json!({}));
+    let e = result.unwrap_err().to_string();
+    assert!(
+        e.starts_with("plugin `hostile` function `panic` trapped:"),
+        "{e}"
+    );
+    assert!(e.contains("the hostile plugin panics on purpose"), "{e}");
+    assert!(
+        log.iter().any(|l| l.contains("panics on purpose")),
+        "{log:?}"
+    );
+
+    let small = Limits::with(&LimitOverrides {
+        max_output_bytes: Some(1 << 20),
+        ..Default::default()
+    })
+    .unwrap();
+    let (result, _, _) = hostile_call(&hostile, small, "huge", json!({"bytes": 2 << 20}));
+    let e = result.unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "the output is 2097154 bytes, more than the limit of 1048576 bytes (`max_output_bytes`)"
+        ),
+        "{e}"
+    );
+
+    let mut instance = hostile.instance(limits);
+    let big = Value::String("y".repeat(5 << 20));
+    let e = instance
+        .call_field("echo", &big, "{}")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "the input is 5242884 bytes, more than the limit of 4194304 bytes (`max_input_bytes`)"
+        ),
+        "{e}"
+    );
+
+    let (result, _, log) = hostile_call(&hostile, roomy, "chatty", json!({}));
+    assert_eq!(result.unwrap(), json!("x"));
+    let bytes: usize = log.iter().map(String::len).sum();
+    assert!(
+        bytes <= limits.max_log_bytes as usize + 200,
+        "{bytes} bytes of log"
+    );
+    assert!(
+        log.last().unwrap().contains("more lines dropped"),
+        "{:?}",
+        log.last()
+    );
+    assert!(log.iter().any(|l| l.starts_with("info: log line 0")));
+    assert!(log.iter().any(|l| l.starts_with("stdout: stdout line 0")));
+
+    // And a fresh instance of a well-behaved plugin works as ever.
+    let uom = load(&host, "crosswalk-plugin-uom");
+    let mut instance = uom.instance(limits);
+    assert_eq!(
+        instance
+            .call_field("convert", &json!("PC"), r#"{"from":"sap","to":"iso"}"#)
+            .unwrap(),
+        json!("H87")
+    );
+}
+
+#[test]
+fn the_loader_refuses_what_is_not_a_plugin() {
+    let host = host();
+    let network = support::rust_plugin_bytes("crosswalk-fixture-network");
+    match host.load(&network).unwrap_err() {
+        PluginError::ForbiddenImport { import } => {
+            assert!(import.starts_with("wasi:sockets/"), "{import}")
+        }
+        other => panic!("{other}"),
+    }
+    let http =
+        wat::parse_str(r#"(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))"#)
+            .unwrap();
+    let e = host.load(&http).unwrap_err();
+    assert_eq!(
+        e,
+        PluginError::ForbiddenImport {
+            import: "wasi:http/outgoing-handler@0.2.0".into()
+        }
+    );
+    assert!(
+        e.to_string()
+            .contains("imports `wasi:http/outgoing-handler@0.2.0`, which plugins may not use")
+    );
+
+    let core = wat::parse_str("(module (func (export \"f\")))").unwrap();
+    assert_eq!(host.load(&core).unwrap_err(), PluginError::CoreModule);
+    assert_eq!(
+        host.load(b"\x7fELF random bytes, not wasm").unwrap_err(),
+        PluginError::NotWasm
+    );
+    assert_eq!(host.load(b"").unwrap_err(), PluginError::NotWasm);
+    let mut junk = b"\0asm\x0d\x00\x01\x00".to_vec();
+    junk.extend((0..200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    assert!(matches!(
+        host.load(&junk).unwrap_err(),
+        PluginError::Compile { .. }
+    ));
+    let huge = vec![0u8; crosswalk::plugin::MAX_COMPONENT_BYTES + 1];
+    assert!(matches!(
+        host.load(&huge).unwrap_err(),
+        PluginError::TooLarge { .. }
+    ));
+
+    let empty = wat::parse_str("(component)").unwrap();
+    let e = host.load(&empty).unwrap_err();
+    assert!(matches!(e, PluginError::NotThePluginWorld { .. }), "{e}");
+    assert!(e.to_string().contains("crosswalk:plugin/transform"), "{e}");
+
+    // The engine still loads and runs plugins after all of that.
+    let uom = load(&host, "crosswalk-plugin-uom");
+    assert_eq!(
+        uom.instance(Limits::DEFAULT)
+            .call_field("convert", &json!("KG"), r#"{"from":"sap","to":"maximo"}"#)
+            .unwrap(),
+        json!("KG")
+    );
+}
+
+#[test]
+fn a_second_load_of_the_same_bytes_does_not_compile() {
+    let cache = std::env::temp_dir().join(format!("crosswalk-plugin-cache-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&cache);
+    let bytes = support::rust_plugin_bytes("crosswalk-plugin-vat-id");
+    let config = HostConfig {
+        cache_dir: Some(cache.clone()),
+        ..HostConfig::default()
+    };
+
+    let first = PluginHost::new(config.clone()).unwrap();
+    let started = Instant::now();
+    first.load(&bytes).unwrap();
+    let compiled_in = started.elapsed();
+    assert_eq!(first.compilations(), 1);
+    first.load(&bytes).unwrap();
+    assert_eq!(
+        first.compilations(),
+        1,
+        "a second load in the same host compiled again"
+    );
+
+    // A new host (a restart) with the same cache directory loads from disk.
+    let second = PluginHost::new(config).unwrap();
+    let started = Instant::now();
+    let plugin = second.load(&bytes).unwrap();
+    let loaded_in = started.elapsed();
+    assert_eq!(
+        second.compilations(),
+        0,
+        "a restart compiled the plugin again"
+    );
+    assert_eq!(
+        plugin
+            .instance(Limits::DEFAULT)
+            .call_field("validate", &json!("DE136695976"), "{}")
+            .unwrap(),
+        json!(true)
+    );
+    println!(
+        "vat-id: compiled and loaded in {compiled_in:?}, loaded from the cache in {loaded_in:?}"
+    );
+    fs::remove_dir_all(&cache).unwrap();
+}
+
+#[test]
+fn the_javascript_plugin_builds_and_runs() {
+    let Some(path) = support::js_plugin() else {
+        return;
+    };
+    let host = host();
+    let bytes = fs::read(&path).unwrap();
+    let started = Instant::now();
+    let phone = host.load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "phone (JavaScript, {} bytes): loaded in {:?}",
+        bytes.len(),
+        started.elapsed()
+    );
+    assert_eq!(phone.name(), "phone");
+    let mut instance = phone.instance(Limits::DEFAULT);
+    let us = r#"{"default_country_code":"1"}"#;
+    assert_eq!(
+        instance
+            .call_field("e164", &json!("(312) 555-0199"), us)
+            .unwrap(),
+        json!("+13125550199")
+    );
+    assert_eq!(
+        instance
+            .call_field("e164", &json!("1-312-555-0199"), us)
+            .unwrap(),
+        json!("+13125550199")
+    );
+    assert_eq!(
+        instance
+            .call_field("e164", &json!("0049 30 1234567"), "{}")
+            .unwrap(),
+        json!("+49301234567")
+    );
+    assert_eq!(
+        instance
+            .call_field("e164", &json!("+44 20 7946 0958 ext. 12"), "{}")
+            .unwrap(),
+        json!("+442079460958")
+    );
+    assert_eq!(
+        instance
+            .call_field(
+                "e164",
+                &json!("030 1234567"),
+                r#"{"default_country_code":"49"}"#
+            )
+            .unwrap(),
+        json!("+49301234567")
+    );
+    let e = instance
+        .call_field("e164", &json!("call reception"), us)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "plugin `phone` function `e164`: invalid input: \"call reception\" is not a phone number in any form this plugin reads"
+    );
+    assert_eq!(
+        instance
+            .call_field("e164", &json!("n/a"), r#"{"on_invalid":"keep"}"#)
+            .unwrap(),
+        json!("n/a")
+    );
+    assert!(
+        instance
+            .take_log()
+            .iter()
+            .any(|l| l.contains("kept \"n/a\""))
+    );
+    let e = instance
+        .call_field("format", &json!("1"), "{}")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown function"), "{e}");
+
+    let mut plugins = PluginSet::new();
+    plugins.insert(phone, Limits::DEFAULT);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plugins-js");
+    for dir in fs::read_dir(root).unwrap() {
+        run_fixture(&dir.unwrap().path(), &plugins);
+    }
+}

@@ -1,0 +1,196 @@
+//! Write Crosswalk transform plugins in Rust.
+//!
+//! A plugin implements [`Plugin`] on JSON values and calls [`export!`]; this crate
+//! holds the bindings of the `crosswalk:plugin@0.1.0` world (generated from `wit/`)
+//! and turns the JSON text that crosses the boundary into [`Value`]s and back, so
+//! that a plugin is only its logic:
+//!
+//! ```ignore
+//! use crosswalk_plugin_sdk::{Error, Function, Plugin, Value, json};
+//!
+//! struct Upper;
+//!
+//! impl Plugin for Upper {
+//!     const NAME: &'static str = "upper";
+//!     const VERSION: &'static str = "1.0.0";
+//!
+//!     fn functions() -> Vec<Function> {
+//!         vec![Function::field("upper", "Upper-cases text.", json!({"type": "object"}))]
+//!     }
+//!
+//!     fn field(function: &str, value: Value, _args: &Value) -> Result<Value, Error> {
+//!         match (function, value) {
+//!             ("upper", Value::String(s)) => Ok(Value::String(s.to_uppercase())),
+//!             (_, other) => Err(Error::InvalidInput(format!("expected text, got {other}"))),
+//!         }
+//!     }
+//! }
+//!
+//! crosswalk_plugin_sdk::export!(Upper);
+//! ```
+//!
+//! Build it as a component with `cargo build --target wasm32-wasip2 --release`.
+
+pub use serde_json::{self, Value, json};
+
+/// The generated bindings of the `plugin` world.
+#[allow(missing_docs, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/crosswalk-plugin@0.1.0",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "export_plugin",
+        default_bindings_module: "crosswalk_plugin_sdk::bindings",
+    });
+}
+
+pub use bindings::crosswalk::plugin::host::Level;
+pub use bindings::crosswalk::plugin::types::{Error, FunctionKind};
+use bindings::crosswalk::plugin::types::{FunctionInfo, PluginInfo};
+
+/// One function a plugin offers.
+#[derive(Debug, Clone)]
+pub struct Function {
+    /// The name rules call it by.
+    pub name: &'static str,
+    /// What it does.
+    pub description: &'static str,
+    /// Field or record function.
+    pub kind: FunctionKind,
+    /// The JSON Schema of its static arguments.
+    pub args_schema: Value,
+}
+
+impl Function {
+    /// A field-level function.
+    pub fn field(name: &'static str, description: &'static str, args_schema: Value) -> Self {
+        Function {
+            name,
+            description,
+            kind: FunctionKind::Field,
+            args_schema,
+        }
+    }
+
+    /// A record-level function.
+    pub fn record(name: &'static str, description: &'static str, args_schema: Value) -> Self {
+        Function {
+            name,
+            description,
+            kind: FunctionKind::Record,
+            args_schema,
+        }
+    }
+}
+
+/// A transform plugin, on JSON values.
+pub trait Plugin {
+    /// The plugin's name, as rules refer to it.
+    const NAME: &'static str;
+    /// The plugin's version.
+    const VERSION: &'static str;
+
+    /// The functions it offers.
+    fn functions() -> Vec<Function>;
+
+    /// Converts one value with a field-level function.
+    fn field(function: &str, _value: Value, _args: &Value) -> Result<Value, Error> {
+        Err(Error::UnknownFunction(function.to_owned()))
+    }
+
+    /// Converts one record with a record-level function.
+    fn record(function: &str, _record: Value, _args: &Value) -> Result<Value, Error> {
+        Err(Error::UnknownFunction(function.to_owned()))
+    }
+}
+
+/// Writes a line to the connection's log.
+pub fn log(level: Level, message: &str) {
+    bindings::crosswalk::plugin::host::log(level, message);
+}
+
+#[doc(hidden)]
+pub fn describe<P: Plugin>() -> PluginInfo {
+    PluginInfo {
+        name: P::NAME.to_owned(),
+        version: P::VERSION.to_owned(),
+        functions: P::functions()
+            .into_iter()
+            .map(|f| FunctionInfo {
+                name: f.name.to_owned(),
+                description: f.description.to_owned(),
+                kind: f.kind,
+                args_schema: f.args_schema.to_string(),
+            })
+            .collect(),
+    }
+}
+
+fn parse(what: &str, text: &str) -> Result<Value, Error> {
+    serde_json::from_str(text).map_err(|e| Error::InvalidInput(format!("{what} is not JSON: {e}")))
+}
+
+#[doc(hidden)]
+pub fn call_field<P: Plugin>(function: &str, value: &str, args: &str) -> Result<String, Error> {
+    let args = serde_json::from_str(args)
+        .map_err(|e| Error::InvalidArguments(format!("not JSON: {e}")))?;
+    let value = parse("the value", value)?;
+    P::field(function, value, &args).map(|v| v.to_string())
+}
+
+#[doc(hidden)]
+pub fn call_records<P: Plugin>(
+    function: &str,
+    records: Vec<String>,
+    args: &str,
+) -> Vec<Result<String, Error>> {
+    let args: Value = match serde_json::from_str(args) {
+        Ok(a) => a,
+        Err(e) => {
+            return records
+                .iter()
+                .map(|_| Err(Error::InvalidArguments(format!("not JSON: {e}"))))
+                .collect();
+        }
+    };
+    records
+        .iter()
+        .map(|r| P::record(function, parse("the record", r)?, &args).map(|v| v.to_string()))
+        .collect()
+}
+
+/// Exports a [`Plugin`] as the component's `transform` interface.
+#[macro_export]
+macro_rules! export {
+    ($plugin:ty) => {
+        #[doc(hidden)]
+        pub struct __CrosswalkExport;
+
+        impl $crate::bindings::exports::crosswalk::plugin::transform::Guest for __CrosswalkExport {
+            fn describe() -> $crate::bindings::crosswalk::plugin::types::PluginInfo {
+                $crate::describe::<$plugin>()
+            }
+            fn call_field(
+                function: String,
+                value: String,
+                args: String,
+            ) -> Result<String, $crate::Error> {
+                $crate::call_field::<$plugin>(&function, &value, &args)
+            }
+            fn call_records(
+                function: String,
+                records: Vec<String>,
+                args: String,
+            ) -> Vec<Result<String, $crate::Error>> {
+                $crate::call_records::<$plugin>(&function, records, &args)
+            }
+        }
+
+        // Only for the component: natively (where a plugin's unit tests run) the
+        // exported symbol names, such as `crosswalk:plugin/transform@0.1.0#call-field`,
+        // are not valid linker symbols.
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::export_plugin!(__CrosswalkExport with_types_in $crate::bindings);
+    };
+}

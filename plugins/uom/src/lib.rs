@@ -1,0 +1,214 @@
+//! Unit-of-measure codes between SAP, ISO and Maximo.
+//!
+//! Every system spells units its own way: SAP's commercial codes (`PC`, `KG`, `H`,
+//! with internal aliases such as `ST` and `STD`), the UN/ECE Recommendation 20 common
+//! codes that ISO-minded systems and EDI use (`H87`, `KGM`, `HUR`), and Maximo's
+//! measure units (`EACH`, `KG`, `HOUR`). `convert` turns one into another, so that a
+//! unified `unit_of_measure` means the same thing whatever system sits behind it.
+//!
+//! ```yaml
+//! - target: lines.unit_of_measure
+//!   path: $.PurchaseOrderQuantityUnit
+//!   transforms: [{plugin: uom, function: convert, args: {from: sap, to: iso}}]
+//! ```
+
+use crosswalk_plugin_sdk::{Error, Function, Plugin, Value, json};
+
+/// One unit in each system's spelling: (SAP, ISO / UN/ECE Rec. 20, Maximo).
+const UNITS: &[(&str, &str, &str)] = &[
+    ("PC", "H87", "EACH"),
+    ("EA", "EA", "EACH"),
+    ("KG", "KGM", "KG"),
+    ("G", "GRM", "G"),
+    ("TO", "TNE", "TON"),
+    ("LB", "LBR", "LBS"),
+    ("M", "MTR", "M"),
+    ("CM", "CMT", "CM"),
+    ("MM", "MMT", "MM"),
+    ("FT", "FOT", "FT"),
+    ("IN", "INH", "IN"),
+    ("M2", "MTK", "SQM"),
+    ("M3", "MTQ", "CUM"),
+    ("L", "LTR", "LITER"),
+    ("ML", "MLT", "ML"),
+    ("GAL", "GLL", "GAL"),
+    ("H", "HUR", "HOUR"),
+    ("MIN", "MIN", "MIN"),
+    ("DAY", "DAY", "DAY"),
+    ("KWH", "KWH", "KWH"),
+    ("BOX", "BX", "BOX"),
+    ("PAK", "PK", "PKG"),
+    ("PAA", "PR", "PAIR"),
+    ("SET", "SET", "SET"),
+    ("ROL", "RO", "ROLL"),
+    ("DR", "DR", "DRUM"),
+];
+
+/// SAP's internal (German-rooted) codes that APIs sometimes send instead of the
+/// commercial ones.
+const SAP_ALIASES: &[(&str, &str)] = &[
+    ("ST", "PC"),
+    ("STD", "H"),
+    ("TAG", "DAY"),
+    ("KAR", "BOX"),
+    ("PAR", "PAA"),
+];
+
+/// A spelling of unit codes.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum System {
+    /// SAP's commercial codes.
+    Sap,
+    /// UN/ECE Recommendation 20 common codes.
+    Iso,
+    /// Maximo's measure units.
+    Maximo,
+}
+
+impl System {
+    fn parse(args: &Value, key: &str) -> Result<System, Error> {
+        match args.get(key).and_then(Value::as_str) {
+            Some("sap") => Ok(System::Sap),
+            Some("iso") => Ok(System::Iso),
+            Some("maximo") => Ok(System::Maximo),
+            Some(other) => Err(Error::InvalidArguments(format!(
+                "`{key}` must be sap, iso or maximo, not `{other}`"
+            ))),
+            None => Err(Error::InvalidArguments(format!(
+                "`{key}` is required: sap, iso or maximo"
+            ))),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            System::Sap => "SAP",
+            System::Iso => "ISO",
+            System::Maximo => "Maximo",
+        }
+    }
+
+    fn code(self, row: &(&'static str, &'static str, &'static str)) -> &'static str {
+        match self {
+            System::Sap => row.0,
+            System::Iso => row.1,
+            System::Maximo => row.2,
+        }
+    }
+}
+
+/// Converts `code` from one system's spelling to another's; `None` when unknown.
+pub fn convert(code: &str, from: System, to: System) -> Option<&'static str> {
+    let code = code.trim().to_uppercase();
+    let code = match from {
+        System::Sap => SAP_ALIASES
+            .iter()
+            .find(|(a, _)| *a == code)
+            .map_or(code.as_str(), |(_, c)| c),
+        _ => code.as_str(),
+    };
+    UNITS
+        .iter()
+        .find(|row| from.code(row) == code)
+        .map(|row| to.code(row))
+}
+
+/// The plugin.
+pub struct Uom;
+
+impl Plugin for Uom {
+    const NAME: &'static str = "uom";
+    const VERSION: &'static str = "1.0.0";
+
+    fn functions() -> Vec<Function> {
+        vec![Function::field(
+            "convert",
+            "Converts a unit-of-measure code between SAP, ISO (UN/ECE Rec. 20) and Maximo spellings.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "from": {"enum": ["sap", "iso", "maximo"]},
+                    "to": {"enum": ["sap", "iso", "maximo"]},
+                    "unknown": {"enum": ["error", "keep", "null"], "description": "what to do with a code that is not in the table (default error)"}
+                },
+                "required": ["from", "to"],
+                "additionalProperties": false
+            }),
+        )]
+    }
+
+    fn field(function: &str, value: Value, args: &Value) -> Result<Value, Error> {
+        if function != "convert" {
+            return Err(Error::UnknownFunction(function.to_owned()));
+        }
+        let from = System::parse(args, "from")?;
+        let to = System::parse(args, "to")?;
+        let Value::String(code) = &value else {
+            return Err(Error::InvalidInput(format!(
+                "a unit code is text, not {value}"
+            )));
+        };
+        match (
+            convert(code, from, to),
+            args.get("unknown")
+                .and_then(Value::as_str)
+                .unwrap_or("error"),
+        ) {
+            (Some(c), _) => Ok(Value::String(c.to_owned())),
+            (None, "keep") => Ok(value),
+            (None, "null") => Ok(Value::Null),
+            (None, _) => Err(Error::InvalidInput(format!(
+                "`{code}` is not a known {} unit code",
+                from.name()
+            ))),
+        }
+    }
+}
+
+crosswalk_plugin_sdk::export!(Uom);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_between_systems() {
+        assert_eq!(convert("PC", System::Sap, System::Iso), Some("H87"));
+        assert_eq!(convert("st", System::Sap, System::Maximo), Some("EACH"));
+        assert_eq!(convert("HUR", System::Iso, System::Sap), Some("H"));
+        assert_eq!(convert("HOUR", System::Maximo, System::Iso), Some("HUR"));
+        assert_eq!(convert("XYZ", System::Sap, System::Iso), None);
+    }
+
+    #[test]
+    fn every_code_is_unique_within_its_system_but_maximo_each() {
+        for (i, a) in UNITS.iter().enumerate() {
+            for b in &UNITS[i + 1..] {
+                assert_ne!(a.0, b.0);
+                assert_ne!(a.1, b.1);
+            }
+        }
+    }
+
+    #[test]
+    fn field_function() {
+        let args = json!({"from": "sap", "to": "iso"});
+        assert_eq!(
+            Uom::field("convert", json!("KG"), &args).unwrap(),
+            json!("KGM")
+        );
+        assert!(matches!(
+            Uom::field("convert", json!("??"), &args),
+            Err(Error::InvalidInput(_))
+        ));
+        let keep = json!({"from": "sap", "to": "iso", "unknown": "keep"});
+        assert_eq!(
+            Uom::field("convert", json!("??"), &keep).unwrap(),
+            json!("??")
+        );
+        assert!(matches!(
+            Uom::field("convert", json!("KG"), &json!({"from": "sap"})),
+            Err(Error::InvalidArguments(_))
+        ));
+    }
+}
