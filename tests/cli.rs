@@ -6,7 +6,9 @@
 //! rewrites the expected files from the actual output, to be reviewed in the diff.
 //!
 //! A second test maps every sample payload under `examples/payloads/` through the
-//! binary and compares it with its `.expected.json`.
+//! binary and compares it with its `.expected.json`; a third runs the plugin fixtures
+//! (`engine/tests/fixtures/plugins*/`) through `crosswalk map --plugin` and checks
+//! plugins with `crosswalk plugin check`.
 
 use std::fs;
 use std::io::Write;
@@ -14,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+
+#[path = "../engine/tests/support/mod.rs"]
+mod support;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -130,4 +135,126 @@ fn every_sample_maps_through_the_binary() {
     }
     assert!(count >= 50, "only {count} samples");
     println!("{count} samples mapped through the binary");
+}
+
+/// Maps a plugin fixture directory through the binary with the given plugin files.
+fn map_fixture_through_the_binary(dir: &Path, plugins: &[PathBuf], cache: &Path) {
+    let overrides = fs::read_to_string(dir.join("overrides.yaml")).unwrap();
+    let field = |key: &str| {
+        overrides
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+            .unwrap_or_else(|| panic!("{}: no {key}", dir.display()))
+            .to_owned()
+    };
+    let (system, entity) = (field("system"), field("entity"));
+    let overrides_path = dir.join("overrides.yaml").display().to_string();
+    let input_path = dir.join("input.json").display().to_string();
+    let cache = cache.display().to_string();
+    let mut args = vec![
+        "map",
+        "--system",
+        &system,
+        "--entity",
+        &entity,
+        "--strict",
+        "--overrides",
+        &overrides_path,
+        "--input",
+        &input_path,
+        "--plugin-cache",
+        &cache,
+    ];
+    let plugin_paths: Vec<String> = plugins.iter().map(|p| p.display().to_string()).collect();
+    for p in &plugin_paths {
+        args.extend(["--plugin", p.as_str()]);
+    }
+    let out = crosswalk(&args, None);
+    assert_eq!(out.code, 0, "{}: {}", dir.display(), out.stderr);
+    let actual: Value = serde_json::from_str(&out.stdout).unwrap();
+    let expected: Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    assert_eq!(actual, expected, "{}", dir.display());
+}
+
+#[test]
+fn plugins_through_the_binary() {
+    let cache = std::env::temp_dir().join(format!("crosswalk-cli-plugins-{}", std::process::id()));
+    let fixtures = root().join("engine/tests/fixtures/plugins");
+    let mut cases: Vec<PathBuf> = fs::read_dir(&fixtures)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    for dir in &cases {
+        let plugins: Vec<PathBuf> = fs::read_to_string(dir.join("plugins.txt"))
+            .unwrap()
+            .lines()
+            .map(support::rust_plugin)
+            .collect();
+        map_fixture_through_the_binary(dir, &plugins, &cache);
+    }
+    if let Some(phone) = support::js_plugin() {
+        for dir in fs::read_dir(root().join("engine/tests/fixtures/plugins-js")).unwrap() {
+            map_fixture_through_the_binary(
+                &dir.unwrap().path(),
+                std::slice::from_ref(&phone),
+                &cache,
+            );
+        }
+    }
+
+    let uom = support::rust_plugin("crosswalk-plugin-uom")
+        .display()
+        .to_string();
+    let out = crosswalk(
+        &[
+            "plugin",
+            "check",
+            &uom,
+            "--plugin-cache",
+            &cache.display().to_string(),
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with(&format!("ok: {uom}: plugin `uom` version 1.0.0\nsha256: ")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("limits: 50 ms per call, 64 MiB memory, 512 KiB stack"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("  field  convert: Converts a unit-of-measure code"),
+        "{}",
+        out.stdout
+    );
+
+    let network = support::rust_plugin("crosswalk-fixture-network")
+        .display()
+        .to_string();
+    let out = crosswalk(
+        &[
+            "plugin",
+            "check",
+            &network,
+            "--plugin-cache",
+            &cache.display().to_string(),
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("the component imports `wasi:sockets/"),
+        "{}",
+        out.stderr
+    );
+    let _ = fs::remove_dir_all(&cache);
 }

@@ -76,6 +76,11 @@ pub fn js_plugin() -> Option<PathBuf> {
         println!("SKIPPED: {message}");
         return None;
     }
+    // Several test processes may get here at once: one builds, the others wait.
+    std::fs::create_dir_all(plugin_target_dir()).expect("target dir");
+    let lock =
+        std::fs::File::create(plugin_target_dir().join(".phone-js.lock")).expect("lock file");
+    lock.lock().expect("lock");
     if !dir.join("node_modules/.bin/componentize-js").exists() {
         let out = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
@@ -89,7 +94,6 @@ pub fn js_plugin() -> Option<PathBuf> {
         );
     }
     let out_path = plugin_target_dir().join("phone.wasm");
-    std::fs::create_dir_all(plugin_target_dir()).expect("target dir");
     let fresh = |p: &Path| -> bool {
         let built = std::fs::metadata(&out_path).and_then(|m| m.modified());
         let source = std::fs::metadata(p).and_then(|m| m.modified());
