@@ -5,7 +5,7 @@
 //! and turns the JSON text that crosses the boundary into [`Value`]s and back, so
 //! that a plugin is only its logic:
 //!
-//! ```ignore
+//! ```
 //! use crosswalk_plugin_sdk::{Error, Function, Plugin, Value, json};
 //!
 //! struct Upper;
