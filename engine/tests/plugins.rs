@@ -256,6 +256,18 @@ fn hostile_plugins_fail_within_their_limits_and_the_engine_keeps_serving() {
     ));
     println!("infinite loop with a 50 ms deadline ended after {elapsed:?}");
 
+    // A sleep blocks in host code, where the epoch cannot interrupt it: it is cut
+    // short at the deadline, and the guest traps as it wakes.
+    let (result, elapsed, _) = hostile_call(&hostile, slow, "sleep", json!({}));
+    assert!(
+        matches!(result, Err(PluginError::Timeout { limit_ms: 200, .. })),
+        "{result:?} after {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(400),
+        "the sleep ran {elapsed:?} against a 200 ms deadline"
+    );
+
     // Filling 64 MiB takes a while on a busy machine: give it the time, so that the
     // memory limit is what stops it.
     let roomy = Limits::with(&LimitOverrides {
@@ -547,4 +559,101 @@ fn the_javascript_plugin_builds_and_runs() {
     for dir in fs::read_dir(root).unwrap() {
         run_fixture(&dir.unwrap().path(), &plugins);
     }
+}
+
+#[test]
+fn a_record_step_that_fails_on_one_record_fails_only_that_record() {
+    let host = host();
+    let mut plugins = PluginSet::new();
+    plugins.insert(load(&host, "crosswalk-fixture-hostile"), Limits::DEFAULT);
+    let spec = OverrideSpec::parse(
+        "post: [{plugin: hostile, function: misbehave}]\noverrides: []\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let plan = mapping::plan_with(
+        "ibm-maximo",
+        crosswalk::model::Entity::Asset,
+        Some(&spec),
+        &plugins,
+    )
+    .unwrap();
+    let record = |n: &str, behave: &str| json!({"assetnum": n, "behave": behave});
+    let sources = [
+        record("1", "fine"),
+        record("2", "trap"),
+        record("3", "extra"),
+        record("4", "id"),
+        record("5", "fine"),
+    ];
+    let batch = plan.map_batch(&sources, MapOptions::default());
+    let ok = |i: usize| batch.records[i].as_ref().unwrap();
+    assert_eq!(ok(0)["custom_fields"], json!({"seen": true}));
+    assert_eq!(ok(4)["custom_fields"], json!({"seen": true}));
+    assert!(
+        ok(0).get("remote_data").is_none(),
+        "remote_data is only for the post step"
+    );
+    let error = |i: usize| batch.records[i].as_ref().unwrap_err().to_string();
+    assert!(
+        error(1).starts_with("post step: plugin `hostile` function `misbehave` trapped"),
+        "{}",
+        error(1)
+    );
+    assert!(
+        error(2).contains("a record with `surprise`, which is not a field of the unified model"),
+        "{}",
+        error(2)
+    );
+    assert!(
+        error(3).contains("a record whose `id` was changed"),
+        "{}",
+        error(3)
+    );
+}
+
+#[test]
+fn bare_custom_fields_and_coalesce_of_empty_lists() {
+    let spec = OverrideSpec::parse(
+        "overrides:\n  - target: custom_fields\n    path: $.attributes\n  - target: location_id\n    coalesce: [\"$.locations[*].id\", $.location]\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let plan = mapping::plan("ibm-maximo", crosswalk::model::Entity::Asset, Some(&spec)).unwrap();
+    let out = plan
+        .map_record(
+            &json!({"assetnum": "7", "location": "BR-300", "locations": []}),
+            MapOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        out["custom_fields"],
+        json!({}),
+        "a missing object maps to {{}}"
+    );
+    assert_eq!(
+        out["location_id"], "BR-300",
+        "an empty nodelist does not win a coalesce"
+    );
+    let out = plan
+        .map_record(
+            &json!({"assetnum": "7", "attributes": {"voltage": 480}}),
+            MapOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(out["custom_fields"], json!({"voltage": 480}));
+    let out = plan
+        .map_record(
+            &json!({"assetnum": "7", "attributes": "480V"}),
+            MapOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(out["custom_fields"], json!({}));
+    assert!(
+        out["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expects object of custom fields"),
+        "{out}"
+    );
 }

@@ -209,6 +209,13 @@ fn compile_rules(
         seen.insert(keys.clone());
         let source = compile_source(r, &full, errors);
         let transforms = compile_transforms(r, &full, slots, errors);
+        if r.rules.is_some()
+            && (!r.spec.transforms.is_empty() || r.spec.default.is_some() || r.spec.required)
+        {
+            errors.push(SpecError::NotForNested {
+                target: full.clone(),
+            });
+        }
         let nested = match (&r.rules, ty) {
             (Some(nested), Some(FieldType::Object(_))) => {
                 let inner = Scope {
@@ -338,11 +345,9 @@ fn resolve_target(
             }
         }
     }
-    let ty = if matches!(ty, FieldType::Custom) {
-        None
-    } else {
-        Some(ty)
-    };
+    // The whole `custom_fields` object keeps its type (an object, `{}` when empty);
+    // only a single custom field (`custom_fields.<name>`) takes any value.
+    let ty = Some(ty);
     Some((keys, ty))
 }
 
@@ -452,6 +457,11 @@ fn check_kind(
     };
     let by = last.unwrap_or_default();
     let produces = |what: &str| format!("{by} produces {what}");
+    if let Some(d) = &r.spec.default
+        && !fits_const(d, ty)
+    {
+        errors.push(mismatch(format!("its `default` is {d}")));
+    }
     let error = match (&kind, ty) {
         (Kind::Unknown, _) => None,
         (Kind::OneOf(values), _) => values
@@ -493,6 +503,7 @@ fn fits_const(v: &Value, ty: &FieldType) -> bool {
         (Value::String(_) | Value::Number(_) | Value::Bool(_), FieldType::String) => true,
         (Value::Number(_), FieldType::Number) => true,
         (Value::Number(n), FieldType::Integer) => n.is_i64() || n.is_u64(),
+        (Value::Object(_), FieldType::Custom) => true,
         _ => false,
     }
 }

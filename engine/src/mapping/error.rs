@@ -107,6 +107,14 @@ pub enum SpecError {
         /// The target's type.
         found: String,
     },
+    /// `transforms`, `default` or `required` on a rule with nested rules.
+    #[error(
+        "target `{target}`: `transforms`, `default` and `required` do not apply to a target with nested `rules`; put them on the nested rules"
+    )]
+    NotForNested {
+        /// The target.
+        target: String,
+    },
     /// An object or array target mapped without nested rules.
     #[error(
         "target `{target}` is {found}: map it with nested `rules` (or map its fields as `{target}.<field>`)"

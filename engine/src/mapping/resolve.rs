@@ -124,6 +124,7 @@ impl ResolvedMapping {
             });
         }
         let mut resolved = ResolvedMapping::from_spec(default);
+        let mut named = std::collections::BTreeSet::new();
         if let Some(pre) = &overrides.pre {
             resolved.pre = pre.clone();
         }
@@ -131,6 +132,14 @@ impl ResolvedMapping {
             resolved.post = post.clone();
         }
         for o in &overrides.overrides {
+            // Two entries for one target would silently merge; say so instead.
+            if !named.insert(o.target.as_str()) {
+                errors.push(SpecError::DuplicateTarget {
+                    target: o.target.clone(),
+                    hint: " (two override entries name it)".into(),
+                });
+                continue;
+            }
             if let Err(e) = apply(&mut resolved.rules, &o.target, o) {
                 errors.push(e);
             }

@@ -136,7 +136,9 @@ fn check_object(source: &Value) -> Result<(), RecordError> {
 }
 
 /// Runs a record-level plugin step on every record of the batch that is still good:
-/// one call for the batch.
+/// one call for the batch. If that call fails as a whole (a trap, a timeout, a batch
+/// over the size limit), each record is tried on its own, so that one bad record fails
+/// only itself.
 fn run_record_step(
     stage: &'static str,
     step: &PluginCall,
@@ -152,35 +154,69 @@ fn run_record_step(
         .map(|i| records[*i].as_ref().expect("good").clone())
         .collect();
     let instance = session.instance(step.slot);
-    match instance.call_records(&step.function, &inputs, &step.args) {
-        Ok(results) => {
-            for (i, result) in good.into_iter().zip(results) {
-                records[i] = match result {
-                    Ok(v) if v.is_object() => Ok(v),
-                    Ok(v) => Err(RecordError::Plugin {
-                        stage,
-                        error: PluginError::BadOutput {
-                            plugin: step.plugin.clone(),
-                            function: step.function.clone(),
-                            message: format!(
-                                "{} where a record (an object) was expected",
-                                type_name(&v)
-                            ),
-                        },
-                    }),
-                    Err(error) => Err(RecordError::Plugin { stage, error }),
-                };
-            }
-        }
-        Err(error) => {
-            for i in good {
-                records[i] = Err(RecordError::Plugin {
-                    stage,
-                    error: error.clone(),
-                });
-            }
-        }
+    let results = match instance.call_records(&step.function, &inputs, &step.args) {
+        Ok(results) => results,
+        Err(_) if inputs.len() > 1 => inputs
+            .iter()
+            .map(|one| {
+                instance
+                    .call_records(&step.function, std::slice::from_ref(one), &step.args)
+                    .and_then(|mut r| r.pop().expect("one result per record"))
+            })
+            .collect(),
+        Err(error) => vec![Err(error)],
+    };
+    for ((i, result), before) in good.into_iter().zip(results).zip(inputs) {
+        let checked = result.and_then(|after| {
+            let checked = if stage == "post" {
+                check_post_output(&before, after)
+            } else if after.is_object() {
+                Ok(after)
+            } else {
+                Err(format!(
+                    "{} where a record (an object) was expected",
+                    type_name(&after)
+                ))
+            };
+            checked.map_err(|message| PluginError::BadOutput {
+                plugin: step.plugin.clone(),
+                function: step.function.clone(),
+                message,
+            })
+        });
+        records[i] = checked.map_err(|error| RecordError::Plugin { stage, error });
     }
+}
+
+/// What a `post` step may do to a unified record: change its fields, not the shape.
+/// Fields it leaves out keep their value; it may not add fields, change `id`, or make
+/// `custom_fields` anything but an object.
+fn check_post_output(before: &Value, after: Value) -> Result<Value, String> {
+    let (Value::Object(before), Value::Object(mut after)) = (before, after.clone()) else {
+        return Err(format!(
+            "{} where a record (an object) was expected",
+            type_name(&after)
+        ));
+    };
+    if let Some(extra) = after.keys().find(|k| !before.contains_key(*k)) {
+        return Err(format!(
+            "a record with `{extra}`, which is not a field of the unified model"
+        ));
+    }
+    if after
+        .get("id")
+        .is_some_and(|id| Some(id) != before.get("id"))
+    {
+        return Err("a record whose `id` was changed".into());
+    }
+    if after.get("custom_fields").is_some_and(|c| !c.is_object()) {
+        return Err("a record whose `custom_fields` is not an object".into());
+    }
+    let mut out = before.clone();
+    for (key, value) in std::mem::take(&mut after) {
+        out.insert(key, value);
+    }
+    Ok(Value::Object(out))
 }
 
 fn run_rules(
@@ -241,7 +277,7 @@ fn run_nested(
                     type_name(element)
                 ),
             };
-            fail(e, options, errors)?;
+            fail(e, options.strict, errors)?;
         }
         Ok(item)
     };
@@ -289,12 +325,9 @@ fn run_rule(
         match t.apply(value, &mut ctx) {
             Ok(v) => value = v,
             Err(m) => {
-                fail(
-                    field_error(format!("transform `{}`: {m}", t.label())),
-                    options,
-                    errors,
-                )?;
-                return Ok(Value::Null);
+                let e = field_error(format!("transform `{}`: {m}", t.label()));
+                fail(e, options.strict || rule.required, errors)?;
+                return Ok(rule.ty.map_or(Value::Null, FieldType::empty));
             }
         }
     }
@@ -307,8 +340,8 @@ fn run_rule(
         match fit(value, ty) {
             Ok(v) => value = v,
             Err(m) => {
-                fail(field_error(m), options, errors)?;
-                return Ok(Value::Null);
+                fail(field_error(m), options.strict || rule.required, errors)?;
+                return Ok(rule.ty.map_or(Value::Null, FieldType::empty));
             }
         }
     }
@@ -321,13 +354,10 @@ fn run_rule(
     Ok(value)
 }
 
-/// Records a field error, or fails the record when strict.
-fn fail(
-    e: FieldError,
-    options: MapOptions,
-    errors: &mut Vec<FieldError>,
-) -> Result<(), RecordError> {
-    if options.strict {
+/// Records a field error, or fails the record when `strict` (or the field is required:
+/// a required field that cannot be converted has no value).
+fn fail(e: FieldError, strict: bool, errors: &mut Vec<FieldError>) -> Result<(), RecordError> {
+    if strict {
         Err(RecordError::Field(e))
     } else {
         errors.push(e);
@@ -343,7 +373,9 @@ fn select(source: &Source, record: &Value) -> Value {
         Source::Coalesce(paths) => paths
             .iter()
             .map(|p| p.select(record))
-            .find(|v| !(v.is_null() || v.as_str() == Some("")))
+            .find(|v| {
+                !(v.is_null() || v.as_str() == Some("") || v.as_array().is_some_and(Vec::is_empty))
+            })
             .unwrap_or(Value::Null),
     }
 }
@@ -358,6 +390,7 @@ fn fit(value: Value, ty: &FieldType) -> Result<Value, String> {
         ))
     };
     match (ty, &value) {
+        (FieldType::Custom, Value::Null) => Ok(Value::Object(Map::new())),
         (_, Value::Null) => Ok(value),
         (FieldType::String, Value::String(_)) => Ok(value),
         (FieldType::String, Value::Number(_) | Value::Bool(_)) => {
@@ -369,6 +402,7 @@ fn fit(value: Value, ty: &FieldType) -> Result<Value, String> {
         (FieldType::Currency, Value::String(_)) => {
             wrong(" that is not a three-letter ISO 4217 code (add `upper` or a `lookup`)")
         }
+        (FieldType::Number, Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(value),
         (FieldType::Number, Value::Number(n)) => number(n.as_f64().unwrap_or(f64::NAN)),
         (FieldType::Number, Value::String(_)) => wrong(" (add `to_number`)"),
         (FieldType::Integer, Value::Number(n)) => match n.as_f64() {

@@ -36,7 +36,8 @@ pub(super) fn load(engine: &Engine, path: &Path) -> Option<Component> {
     component.ok()
 }
 
-/// Stores a compiled component in the cache.
+/// Stores a compiled component in the cache. The caller treats a failure as a missed
+/// cache entry, not as a failed load.
 pub(super) fn store(component: &Component, path: &Path) -> Result<(), PluginError> {
     let error = |e: &dyn std::fmt::Display| PluginError::Cache {
         path: path.display().to_string(),
@@ -47,6 +48,9 @@ pub(super) fn store(component: &Component, path: &Path) -> Result<(), PluginErro
         fs::create_dir_all(dir).map_err(|e| error(&e))?;
     }
     let partial = path.with_extension(format!("partial-{}", std::process::id()));
-    fs::write(&partial, bytes).map_err(|e| error(&e))?;
-    fs::rename(&partial, path).map_err(|e| error(&e))
+    let written = fs::write(&partial, bytes).and_then(|()| fs::rename(&partial, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    written.map_err(|e| error(&e))
 }

@@ -70,6 +70,12 @@ const ALLOWED_IMPORTS: &[&str] = &[
     "wasi:random/random",
 ];
 
+/// The most linear memories one plugin may have (each core module has its own).
+const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+
+/// The longest message of a plugin's own error that is kept.
+const MAX_GUEST_MESSAGE: usize = 1024;
+
 /// How long one epoch tick is: the resolution of every plugin deadline.
 const TICK: Duration = Duration::from_millis(1);
 
@@ -162,7 +168,11 @@ pub struct PluginInstance {
     plugin: Arc<Plugin>,
     limits: Limits,
     live: Option<(Store<State>, bindings::Plugin)>,
+    /// Log lines of instances that trapped, within the same `max_log_bytes` budget as
+    /// the live one: a plugin that logs and traps on every record cannot grow it.
     log: Vec<String>,
+    log_bytes: usize,
+    log_dropped: usize,
 }
 
 impl PluginHost {
@@ -179,7 +189,12 @@ impl PluginHost {
                 .total_core_instances(n * 16)
                 .total_memories(n * 2)
                 .total_tables(n * 16)
-                .max_memory_size(Limits::CEILING.memory_bytes as usize);
+                .max_memory_size(Limits::CEILING.memory_bytes as usize)
+                // Per component, so that one plugin cannot take the pool's slots from
+                // the others (a component over these is refused when it is loaded).
+                .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+                .max_tables_per_component(16)
+                .max_core_instances_per_component(64);
             wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&wasm).map_err(|e| PluginError::Compile {
@@ -190,6 +205,7 @@ impl PluginHost {
             message: format!("cannot link the host: {e}"),
         };
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        sandbox::cap_sleeps(&mut linker).map_err(link_error)?;
         bindings::crosswalk::plugin::host::add_to_linker::<State, HasSelf<State>>(
             &mut linker,
             |s| s,
@@ -305,7 +321,9 @@ impl PluginHost {
                 })?;
                 self.compilations.fetch_add(1, Ordering::Relaxed);
                 if let Some(path) = &path {
-                    cache::store(&c, path)?;
+                    // A cache that cannot be written (a read-only home, a full disk)
+                    // costs a compilation at the next start, not this load.
+                    let _ = cache::store(&c, path);
                 }
                 c
             }
@@ -469,6 +487,8 @@ impl Plugin {
             limits,
             live: None,
             log: Vec::new(),
+            log_bytes: 0,
+            log_dropped: 0,
         }
     }
 }
@@ -538,9 +558,35 @@ impl PluginInstance {
     /// The log lines so far: `host.log` calls, stdout and stderr.
     pub fn take_log(&mut self) -> Vec<String> {
         if let Some((store, _)) = &mut self.live {
-            self.log.extend(store.data().log.take());
+            let lines = store.data().log.take();
+            self.keep_log(lines);
         }
+        if self.log_dropped > 0 {
+            self.log.push(format!(
+                "log: {} more lines dropped (max_log_bytes is {})",
+                self.log_dropped, self.limits.max_log_bytes
+            ));
+        }
+        self.log_bytes = 0;
+        self.log_dropped = 0;
         std::mem::take(&mut self.log)
+    }
+
+    fn keep_log(&mut self, lines: Vec<String>) {
+        for line in lines {
+            if line.starts_with("log: ") && line.contains("more lines dropped") {
+                self.log_dropped += line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or(1);
+            } else if (self.log_bytes + line.len()) as u64 > self.limits.max_log_bytes {
+                self.log_dropped += 1;
+            } else {
+                self.log_bytes += line.len();
+                self.log.push(line);
+            }
+        }
     }
 
     /// Runs one call with a fresh deadline; a trap ends the instance (the next call
@@ -552,19 +598,41 @@ impl PluginInstance {
     ) -> Result<R, PluginError> {
         if self.live.is_none() {
             let mut store = new_store(&self.plugin.engine, &self.limits);
-            let instance =
-                self.plugin
-                    .pre
-                    .instantiate(&mut store)
-                    .map_err(|e| PluginError::Instantiate {
-                        plugin: self.plugin.name.clone(),
-                        message: format!("{e:#}"),
-                    })?;
-            self.live = Some((store, instance));
+            match self.plugin.pre.instantiate(&mut store) {
+                Ok(instance) => self.live = Some((store, instance)),
+                Err(e) => {
+                    let lines = store.data().log.take();
+                    self.keep_log(lines);
+                    // Start code that breaks a limit is named like a call that does;
+                    // anything else (an exhausted pool, say) is an instantiation error.
+                    let limit =
+                        e.downcast_ref::<Trap>().is_some() || e.downcast_ref::<Broken>().is_some();
+                    return Err(if limit {
+                        self.trap_error(function, &e, None)
+                    } else {
+                        PluginError::Instantiate {
+                            plugin: self.plugin.name.clone(),
+                            message: format!("{e:#}"),
+                        }
+                    });
+                }
+            }
         }
         let (store, instance) = self.live.as_mut().expect("instantiated above");
         store.set_epoch_deadline(ticks(self.limits.timeout_ms));
+        store.data_mut().deadline =
+            std::time::Instant::now() + Duration::from_millis(self.limits.timeout_ms);
         match f(store, instance) {
+            // A call can only overrun its deadline and still return by waiting in host
+            // code (a sleep, cut short at the deadline): that is a timeout too.
+            Ok(_) if std::time::Instant::now() >= store.data().deadline => {
+                self.live = None;
+                Err(PluginError::Timeout {
+                    plugin: self.plugin.name.clone(),
+                    function: function.to_owned(),
+                    limit_ms: self.limits.timeout_ms,
+                })
+            }
             Ok(r) => Ok(r),
             Err(e) => {
                 let (mut store, _) = self.live.take().expect("live");
@@ -578,8 +646,9 @@ impl PluginInstance {
                     .collect();
                 let last_stderr = (!said.is_empty())
                     .then(|| format!("stderr: {}", said[said.len().saturating_sub(2)..].join(" ")));
-                self.log.extend(log);
-                Err(self.trap_error(function, &e, last_stderr))
+                let error = self.trap_error(function, &e, last_stderr);
+                self.keep_log(log);
+                Err(error)
             }
         }
     }
@@ -627,11 +696,19 @@ impl PluginInstance {
     }
 
     fn guest_error(&self, function: &str, e: types::Error) -> PluginError {
-        let (kind, message) = match e {
+        let (kind, mut message) = match e {
             types::Error::UnknownFunction(m) => ("unknown function", m),
             types::Error::InvalidArguments(m) => ("invalid arguments", m),
             types::Error::InvalidInput(m) => ("invalid input", m),
         };
+        if message.len() > MAX_GUEST_MESSAGE {
+            let mut cut = MAX_GUEST_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
         PluginError::Guest {
             plugin: self.plugin.name.clone(),
             function: function.to_owned(),

@@ -2,11 +2,14 @@
 //! bounded log that collects `host.log` calls and stdout/stderr.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use wasmtime::component::ResourceTable;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+use wasmtime_wasi::clocks::HostMonotonicClock;
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::Limits;
@@ -32,13 +35,21 @@ impl std::error::Error for Broken {}
 pub(super) struct State {
     wasi: WasiCtx,
     table: ResourceTable,
+    /// The instance's memory limit, over all its linear memories together.
     memory_bytes: usize,
+    /// The bytes of linear memory the instance has now, over all its memories.
+    memory_used: usize,
+    /// When the running call's deadline passes: no sleep of the guest lasts longer.
+    pub(super) deadline: Instant,
+    /// The start of the guest's monotonic clock.
+    clock_base: Instant,
     pub(super) log: Log,
 }
 
 impl State {
     pub(super) fn new(limits: &Limits) -> State {
         let log = Log::new(limits.max_log_bytes as usize);
+        let clock_base = Instant::now();
         // Deny by default: no preopened directories, no environment, no arguments,
         // no stdin, no network (the sockets interfaces are refused at load anyway).
         let wasi = WasiCtxBuilder::new()
@@ -50,14 +61,79 @@ impl State {
                 log: log.clone(),
                 prefix: "stderr",
             })
+            .monotonic_clock(Clock { base: clock_base })
             .build();
         State {
             wasi,
             table: ResourceTable::new(),
             memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+            memory_used: 0,
+            deadline: clock_base + Duration::from_millis(limits.timeout_ms),
+            clock_base,
             log,
         }
     }
+
+    /// A pollable that is ready after `wait`, or at the call's deadline if sooner.
+    fn capped_sleep(&mut self, wait: Duration) -> wasmtime::Result<Resource<DynPollable>> {
+        let until = (Instant::now() + wait).min(self.deadline);
+        let sleep = self.table.push(CappedSleep {
+            until: tokio::time::Instant::from_std(until),
+        })?;
+        wasmtime_wasi::p2::subscribe(&mut self.table, sleep)
+    }
+}
+
+/// The guest's monotonic clock: nanoseconds since the instance was created.
+struct Clock {
+    base: Instant,
+}
+
+impl HostMonotonicClock for Clock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A guest's sleep, cut short at the call's deadline.
+struct CappedSleep {
+    until: tokio::time::Instant,
+}
+
+#[async_trait::async_trait]
+impl Pollable for CappedSleep {
+    async fn ready(&mut self) {
+        tokio::time::sleep_until(self.until).await;
+    }
+}
+
+/// Replaces WASI's clock subscriptions, through which a guest could block in host code
+/// (where the epoch deadline cannot interrupt it) for as long as it likes: a sleep now
+/// ends at the call's deadline at the latest, and the deadline then traps the guest as
+/// soon as it runs again.
+pub(super) fn cap_sleeps(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance("wasi:clocks/monotonic-clock@0.2.12")?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |mut store: StoreContextMut<'_, State>, (nanos,): (u64,)| {
+            Ok((store.data_mut().capped_sleep(Duration::from_nanos(nanos))?,))
+        },
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |mut store: StoreContextMut<'_, State>, (when,): (u64,)| {
+            let state = store.data_mut();
+            let now = u64::try_from(state.clock_base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            Ok((state.capped_sleep(Duration::from_nanos(when.saturating_sub(now)))?,))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 impl WasiView for State {
@@ -72,15 +148,21 @@ impl WasiView for State {
 impl wasmtime::ResourceLimiter for State {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
+        // Counted over every memory of the instance: a component with several core
+        // modules has several memories, and the limit is for all of them together.
+        let used = self
+            .memory_used
+            .saturating_add(desired.saturating_sub(current));
+        if used > self.memory_bytes {
             // An error, not `Ok(false)`: the call traps at once with a cause the host
             // can name, instead of the guest's allocator aborting with `unreachable`.
             return Err(wasmtime::Error::new(Broken::Memory));
         }
+        self.memory_used = used;
         Ok(true)
     }
 

@@ -452,7 +452,12 @@ pub(crate) fn number(f: f64) -> Result<Value, String> {
     if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
         return Ok(Value::Number(Number::from(f as i64)));
     }
-    let cleaned = (f * 1e10).round() / 1e10;
+    // Only where ten decimals are within f64's precision; larger values stay as they are.
+    let cleaned = if f.abs() < 1e5 {
+        (f * 1e10).round() / 1e10
+    } else {
+        f
+    };
     let cleaned = if cleaned.fract() == 0.0 { f } else { cleaned };
     Number::from_f64(cleaned)
         .map(Value::Number)
@@ -581,5 +586,7 @@ mod tests {
         assert_eq!(number(100.0), Ok(json!(100)));
         assert_eq!(number(0.1 * 3.0), Ok(json!(0.3)));
         assert!(number(f64::INFINITY).is_err());
+        assert_eq!(number(1e300), Ok(json!(1e300)));
+        assert_eq!(number(123456.789), Ok(json!(123456.789)));
     }
 }
