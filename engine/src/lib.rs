@@ -9,6 +9,8 @@
 //! - [`mapping`]: mapping documents, overrides, the built-in transforms, compilation
 //!   into a [`mapping::Plan`], and running a plan on records.
 //! - [`plugin`]: WebAssembly transform plugins: loading, sandboxing, calling.
+//! - [`store`]: where the service keeps tenants, keys, connections, mapping versions
+//!   and plugins (sled by default).
 //! - [`cli`]: the `crosswalk` command line.
 //!
 //! # Load → compile → run
@@ -39,3 +41,4 @@ pub mod mapping;
 pub mod model;
 pub mod path;
 pub mod plugin;
+pub mod store;

@@ -1,0 +1,219 @@
+//! Where the service keeps its configuration: tenants, API keys, connections, the
+//! versions of each connection's mapping, and uploaded plugins.
+//!
+//! [`Store`] is a small trait so that the engine does not depend on one database:
+//! [`SledStore`] is the embedded default (one sled tree per kind of record, typed keys,
+//! every change flushed to disk before it returns), and a shared database with change
+//! notification can stand beside it for several replicas. Every method is scoped by
+//! tenant where records belong to one, so that one tenant cannot reach another's.
+
+mod sled_store;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mapping::OverrideSpec;
+use crate::model::Entity;
+use crate::plugin::LimitOverrides;
+
+pub use sled_store::SledStore;
+
+/// A failure of the storage itself (not a missing record: that is `None`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed: I/O, corruption, a full disk.
+    #[error("storage error: {0}")]
+    Database(String),
+    /// A stored record does not decode: written by an incompatible version.
+    #[error("stored {what} `{key}` does not decode: {message}")]
+    Corrupt {
+        /// The kind of record.
+        what: &'static str,
+        /// Its key.
+        key: String,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages tenants and keys.
+    Admin,
+    /// Works with its tenant's connections and plugins.
+    Tenant,
+}
+
+/// A holder of API keys, owner of connections and plugins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// `ten_…`.
+    pub id: String,
+    /// A name for people.
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// An API key; only the sha256 of its secret is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// `key_…`: names the key in logs and in the author of changes.
+    pub id: String,
+    /// The tenant it acts for.
+    pub tenant_id: String,
+    /// What it may do.
+    pub role: Role,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// How a connection gets its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Built-in sample data; writes change nothing.
+    Sandbox,
+    /// An upstream system's API.
+    Live,
+}
+
+/// A tenant's link to one source system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// `con_…`.
+    pub id: String,
+    /// The owner.
+    pub tenant_id: String,
+    /// The source system, e.g. `sap-s4hana`.
+    pub system: String,
+    /// A name for people.
+    pub name: String,
+    /// Sandbox or live.
+    pub mode: Mode,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A plugin version bound to a connection's mapping, with its limits there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginBinding {
+    /// The plugin version, by content.
+    pub sha256: String,
+    /// Changes to the default limits, within the ceiling.
+    #[serde(default)]
+    pub limits: LimitOverrides,
+}
+
+/// One version of a connection's mapping of one entity: its overrides and the plugins
+/// bound to it. Versions are never changed; a rollback is a new version that copies an
+/// old one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MappingVersion {
+    /// The connection.
+    pub connection_id: String,
+    /// The entity.
+    pub entity: Entity,
+    /// 1, 2, 3, … per connection and entity.
+    pub version: u64,
+    /// The overrides (empty for the system's default).
+    pub overrides: OverrideSpec,
+    /// The plugins the mapping may call.
+    #[serde(default)]
+    pub plugins: Vec<PluginBinding>,
+    /// The key that made the change.
+    pub author: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// The version this one restores, for a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<u64>,
+}
+
+/// An uploaded plugin version (its bytes are stored apart, by sha256).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    /// The owner.
+    pub tenant_id: String,
+    /// The sha256 of the component.
+    pub sha256: String,
+    /// The name it describes itself with.
+    pub name: String,
+    /// The version it describes.
+    pub version: String,
+    /// The component's size in bytes.
+    pub size: u64,
+    /// RFC 3339.
+    pub uploaded_at: String,
+}
+
+/// The service's storage.
+pub trait Store: Send + Sync + 'static {
+    /// Creates a tenant.
+    fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError>;
+    /// A tenant by id.
+    fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError>;
+    /// Every tenant.
+    fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+
+    /// Creates a key for a tenant; returns it and its secret, which is not stored.
+    fn create_key(&self, tenant_id: &str, role: Role) -> Result<(ApiKey, String), StoreError>;
+    /// Stores a key with a secret chosen by the operator (`CROSSWALK_ADMIN_KEY`).
+    fn import_key(&self, tenant_id: &str, role: Role, secret: &str) -> Result<ApiKey, StoreError>;
+    /// The key whose secret this is.
+    fn key_by_secret(&self, secret: &str) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Creates a connection.
+    fn create_connection(
+        &self,
+        tenant_id: &str,
+        system: &str,
+        name: &str,
+        mode: Mode,
+    ) -> Result<Connection, StoreError>;
+    /// A tenant's connection by id; `None` for another tenant's.
+    fn connection(&self, tenant_id: &str, id: &str) -> Result<Option<Connection>, StoreError>;
+    /// A tenant's connections.
+    fn connections(&self, tenant_id: &str) -> Result<Vec<Connection>, StoreError>;
+    /// Every connection of every tenant (for loading at start).
+    fn all_connections(&self) -> Result<Vec<Connection>, StoreError>;
+    /// Deletes a connection and its mapping versions; `false` when there was none.
+    fn delete_connection(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Stores the next version of a connection's mapping of an entity; the store picks
+    /// the number (the last plus one), atomically.
+    fn append_mapping(
+        &self,
+        connection_id: &str,
+        entity: Entity,
+        overrides: OverrideSpec,
+        plugins: Vec<PluginBinding>,
+        author: &str,
+        rollback_of: Option<u64>,
+    ) -> Result<MappingVersion, StoreError>;
+    /// Every version of a connection's mapping of an entity, oldest first.
+    fn mapping_history(
+        &self,
+        connection_id: &str,
+        entity: Entity,
+    ) -> Result<Vec<MappingVersion>, StoreError>;
+
+    /// Stores an uploaded plugin version (idempotent for the same tenant and bytes).
+    fn put_plugin(&self, record: &PluginRecord, bytes: &[u8]) -> Result<(), StoreError>;
+    /// A tenant's plugin version and its bytes.
+    fn plugin(
+        &self,
+        tenant_id: &str,
+        sha256: &str,
+    ) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError>;
+    /// A tenant's plugin versions.
+    fn plugins(&self, tenant_id: &str) -> Result<Vec<PluginRecord>, StoreError>;
+    /// Deletes a tenant's plugin version; `false` when there was none.
+    fn delete_plugin(&self, tenant_id: &str, sha256: &str) -> Result<bool, StoreError>;
+}
+
+/// Now, as RFC 3339 in UTC.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

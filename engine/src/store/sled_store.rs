@@ -1,0 +1,442 @@
+//! The embedded store: sled, one tree per kind of record.
+//!
+//! Keys are typed by construction (`<tenant>\0<id>`, `<connection>\0<entity>\0<version>`
+//! with the version big-endian so that a prefix scan lists versions in order). Records
+//! are JSON. Every write is flushed before the method returns, so a change that the
+//! service acknowledged survives a crash.
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::{
+    ApiKey, Connection, MappingVersion, Mode, PluginBinding, PluginRecord, Role, Store, StoreError,
+    Tenant, now,
+};
+use crate::mapping::OverrideSpec;
+use crate::model::Entity;
+
+/// The sled store.
+pub struct SledStore {
+    db: sled::Db,
+    tenants: sled::Tree,
+    keys: sled::Tree,
+    connections: sled::Tree,
+    mappings: sled::Tree,
+    counters: sled::Tree,
+    plugins: sled::Tree,
+    plugin_bytes: sled::Tree,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(SledStore {
+            tenants: db.open_tree("tenants")?,
+            keys: db.open_tree("keys")?,
+            connections: db.open_tree("connections")?,
+            mappings: db.open_tree("mappings")?,
+            counters: db.open_tree("counters")?,
+            plugins: db.open_tree("plugins")?,
+            plugin_bytes: db.open_tree("plugin_bytes")?,
+            db,
+        })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// A random id with a prefix: `con_3f9a…`.
+fn random_id(prefix: &str) -> String {
+    format!("{prefix}_{}", hex(&random_bytes::<12>()))
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    bytes
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn secret_hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+fn key(parts: &[&str]) -> Vec<u8> {
+    parts.join("\0").into_bytes()
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialize")
+}
+
+fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        what,
+        key: String::from_utf8_lossy(key).replace('\0', "/"),
+        message: e.to_string(),
+    })
+}
+
+fn get<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    what: &'static str,
+    k: &[u8],
+) -> Result<Option<T>, StoreError> {
+    tree.get(k)?.map(|v| decode(what, k, &v)).transpose()
+}
+
+fn scan<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    what: &'static str,
+    prefix: &[u8],
+) -> Result<Vec<T>, StoreError> {
+    tree.scan_prefix(prefix)
+        .map(|entry| {
+            let (k, v) = entry?;
+            decode(what, &k, &v)
+        })
+        .collect()
+}
+
+impl Store for SledStore {
+    fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
+        let tenant = Tenant {
+            id: random_id("ten"),
+            name: name.to_owned(),
+            created_at: now(),
+        };
+        self.tenants.insert(tenant.id.as_bytes(), encode(&tenant))?;
+        self.flush()?;
+        Ok(tenant)
+    }
+
+    fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        get(&self.tenants, "tenant", id.as_bytes())
+    }
+
+    fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        scan(&self.tenants, "tenant", b"")
+    }
+
+    fn create_key(&self, tenant_id: &str, role: Role) -> Result<(ApiKey, String), StoreError> {
+        let secret = format!("cw_{}", hex(&random_bytes::<24>()));
+        let key = self.import_key(tenant_id, role, &secret)?;
+        Ok((key, secret))
+    }
+
+    fn import_key(&self, tenant_id: &str, role: Role, secret: &str) -> Result<ApiKey, StoreError> {
+        let key = ApiKey {
+            id: random_id("key"),
+            tenant_id: tenant_id.to_owned(),
+            role,
+            created_at: now(),
+        };
+        self.keys.insert(secret_hash(secret), encode(&key))?;
+        self.flush()?;
+        Ok(key)
+    }
+
+    fn key_by_secret(&self, secret: &str) -> Result<Option<ApiKey>, StoreError> {
+        get(&self.keys, "key", &secret_hash(secret))
+    }
+
+    fn create_connection(
+        &self,
+        tenant_id: &str,
+        system: &str,
+        name: &str,
+        mode: Mode,
+    ) -> Result<Connection, StoreError> {
+        let connection = Connection {
+            id: random_id("con"),
+            tenant_id: tenant_id.to_owned(),
+            system: system.to_owned(),
+            name: name.to_owned(),
+            mode,
+            created_at: now(),
+        };
+        self.connections
+            .insert(key(&[tenant_id, &connection.id]), encode(&connection))?;
+        self.flush()?;
+        Ok(connection)
+    }
+
+    fn connection(&self, tenant_id: &str, id: &str) -> Result<Option<Connection>, StoreError> {
+        get(&self.connections, "connection", &key(&[tenant_id, id]))
+    }
+
+    fn connections(&self, tenant_id: &str) -> Result<Vec<Connection>, StoreError> {
+        scan(&self.connections, "connection", &key(&[tenant_id, ""]))
+    }
+
+    fn all_connections(&self) -> Result<Vec<Connection>, StoreError> {
+        scan(&self.connections, "connection", b"")
+    }
+
+    fn delete_connection(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+        let removed = self.connections.remove(key(&[tenant_id, id]))?.is_some();
+        if removed {
+            for entry in self.mappings.scan_prefix(key(&[id, ""])) {
+                self.mappings.remove(entry?.0)?;
+            }
+            for entry in self.counters.scan_prefix(key(&[id, ""])) {
+                self.counters.remove(entry?.0)?;
+            }
+            self.flush()?;
+        }
+        Ok(removed)
+    }
+
+    fn append_mapping(
+        &self,
+        connection_id: &str,
+        entity: Entity,
+        overrides: OverrideSpec,
+        plugins: Vec<PluginBinding>,
+        author: &str,
+        rollback_of: Option<u64>,
+    ) -> Result<MappingVersion, StoreError> {
+        let counter = key(&[connection_id, entity.as_str()]);
+        // Atomic increment: two changes at once get two different versions.
+        let next = self
+            .counters
+            .update_and_fetch(&counter, |old| {
+                let last = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, u64::from_be_bytes);
+                Some((last + 1).to_be_bytes().to_vec())
+            })?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(1, u64::from_be_bytes);
+        let version = MappingVersion {
+            connection_id: connection_id.to_owned(),
+            entity,
+            version: next,
+            overrides,
+            plugins,
+            author: author.to_owned(),
+            created_at: now(),
+            rollback_of,
+        };
+        let mut k = key(&[connection_id, entity.as_str(), ""]);
+        k.extend_from_slice(&next.to_be_bytes());
+        self.mappings.insert(k, encode(&version))?;
+        self.flush()?;
+        Ok(version)
+    }
+
+    fn mapping_history(
+        &self,
+        connection_id: &str,
+        entity: Entity,
+    ) -> Result<Vec<MappingVersion>, StoreError> {
+        scan(
+            &self.mappings,
+            "mapping version",
+            &key(&[connection_id, entity.as_str(), ""]),
+        )
+    }
+
+    fn put_plugin(&self, record: &PluginRecord, bytes: &[u8]) -> Result<(), StoreError> {
+        self.plugin_bytes.insert(record.sha256.as_bytes(), bytes)?;
+        self.plugins
+            .insert(key(&[&record.tenant_id, &record.sha256]), encode(record))?;
+        self.flush()
+    }
+
+    fn plugin(
+        &self,
+        tenant_id: &str,
+        sha256: &str,
+    ) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError> {
+        let Some(record) =
+            get::<PluginRecord>(&self.plugins, "plugin", &key(&[tenant_id, sha256]))?
+        else {
+            return Ok(None);
+        };
+        let bytes =
+            self.plugin_bytes
+                .get(sha256.as_bytes())?
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: "plugin",
+                    key: sha256.to_owned(),
+                    message: "its bytes are missing".into(),
+                })?;
+        Ok(Some((record, bytes.to_vec())))
+    }
+
+    fn plugins(&self, tenant_id: &str) -> Result<Vec<PluginRecord>, StoreError> {
+        scan(&self.plugins, "plugin", &key(&[tenant_id, ""]))
+    }
+
+    fn delete_plugin(&self, tenant_id: &str, sha256: &str) -> Result<bool, StoreError> {
+        let removed = self.plugins.remove(key(&[tenant_id, sha256]))?.is_some();
+        if removed {
+            // The bytes stay while another tenant has uploaded the same component.
+            let still_used = self
+                .plugins
+                .iter()
+                .keys()
+                .filter_map(Result::ok)
+                .any(|k| k.ends_with(format!("\0{sha256}").as_bytes()));
+            if !still_used {
+                self.plugin_bytes.remove(sha256.as_bytes())?;
+            }
+            self.flush()?;
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("crosswalk-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn tenants_keys_and_connections() {
+        let dir = temp_dir("basics");
+        let store = SledStore::open(&dir).unwrap();
+        let acme = store.create_tenant("Acme").unwrap();
+        let other = store.create_tenant("Other").unwrap();
+        let (key, secret) = store.create_key(&acme.id, Role::Tenant).unwrap();
+        assert!(secret.starts_with("cw_") && secret.len() > 40);
+        assert_eq!(store.key_by_secret(&secret).unwrap(), Some(key.clone()));
+        assert_eq!(store.key_by_secret("cw_guess").unwrap(), None);
+        let c = store
+            .create_connection(&acme.id, "sap-s4hana", "Acme SAP", Mode::Sandbox)
+            .unwrap();
+        assert_eq!(store.connection(&acme.id, &c.id).unwrap(), Some(c.clone()));
+        // Another tenant does not see it, by id or in its list.
+        assert_eq!(store.connection(&other.id, &c.id).unwrap(), None);
+        assert!(store.connections(&other.id).unwrap().is_empty());
+        assert!(!store.delete_connection(&other.id, &c.id).unwrap());
+        assert_eq!(store.connections(&acme.id).unwrap(), vec![c.clone()]);
+        assert!(store.delete_connection(&acme.id, &c.id).unwrap());
+        assert_eq!(store.connection(&acme.id, &c.id).unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mapping_versions_count_up_and_survive_a_restart() {
+        let dir = temp_dir("versions");
+        let (tenant, connection) = {
+            let store = SledStore::open(&dir).unwrap();
+            let tenant = store.create_tenant("Acme").unwrap();
+            let c = store
+                .create_connection(&tenant.id, "ibm-maximo", "Maximo", Mode::Live)
+                .unwrap();
+            for i in 0..3 {
+                let overrides = OverrideSpec {
+                    description: Some(format!("change {i}")),
+                    ..Default::default()
+                };
+                let v = store
+                    .append_mapping(&c.id, Entity::WorkOrder, overrides, vec![], "key_1", None)
+                    .unwrap();
+                assert_eq!(v.version, i + 1);
+            }
+            let v = store
+                .append_mapping(
+                    &c.id,
+                    Entity::Asset,
+                    OverrideSpec::default(),
+                    vec![],
+                    "key_1",
+                    None,
+                )
+                .unwrap();
+            assert_eq!(v.version, 1, "versions count per entity");
+            (tenant, c)
+        };
+        let store = SledStore::open(&dir).unwrap();
+        let history = store
+            .mapping_history(&connection.id, Entity::WorkOrder)
+            .unwrap();
+        assert_eq!(
+            history.iter().map(|v| v.version).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            history[2].overrides.description.as_deref(),
+            Some("change 2")
+        );
+        let v = store
+            .append_mapping(
+                &connection.id,
+                Entity::WorkOrder,
+                OverrideSpec::default(),
+                vec![],
+                "key_2",
+                Some(1),
+            )
+            .unwrap();
+        assert_eq!((v.version, v.rollback_of), (4, Some(1)));
+        assert_eq!(
+            store.connections(&tenant.id).unwrap(),
+            vec![connection.clone()]
+        );
+        assert!(store.delete_connection(&tenant.id, &connection.id).unwrap());
+        assert!(
+            store
+                .mapping_history(&connection.id, Entity::WorkOrder)
+                .unwrap()
+                .is_empty()
+        );
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn plugins_are_per_tenant_and_bytes_are_shared() {
+        let dir = temp_dir("plugins");
+        let store = SledStore::open(&dir).unwrap();
+        let record = |tenant: &str| PluginRecord {
+            tenant_id: tenant.into(),
+            sha256: "ab12".into(),
+            name: "uom".into(),
+            version: "1.0.0".into(),
+            size: 3,
+            uploaded_at: now(),
+        };
+        store.put_plugin(&record("ten_a"), b"abc").unwrap();
+        store.put_plugin(&record("ten_b"), b"abc").unwrap();
+        assert_eq!(store.plugin("ten_a", "ab12").unwrap().unwrap().1, b"abc");
+        assert_eq!(store.plugin("ten_c", "ab12").unwrap(), None);
+        assert!(store.delete_plugin("ten_a", "ab12").unwrap());
+        assert_eq!(
+            store.plugin("ten_b", "ab12").unwrap().unwrap().1,
+            b"abc",
+            "still used by ten_b"
+        );
+        assert!(store.delete_plugin("ten_b", "ab12").unwrap());
+        assert!(store.plugins("ten_b").unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
