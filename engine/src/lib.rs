@@ -9,6 +9,7 @@
 //! - [`mapping`]: mapping documents, overrides, the built-in transforms, compilation
 //!   into a [`mapping::Plan`], and running a plan on records.
 //! - [`plugin`]: WebAssembly transform plugins: loading, sandboxing, calling.
+//! - [`connection`]: connections and their hot-swapped, compiled pipelines.
 //! - [`store`]: where the service keeps tenants, keys, connections, mapping versions
 //!   and plugins (sled by default).
 //! - [`cli`]: the `crosswalk` command line.
@@ -37,6 +38,7 @@
 //! ```
 
 pub mod cli;
+pub mod connection;
 pub mod mapping;
 pub mod model;
 pub mod path;
