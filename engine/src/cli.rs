@@ -131,6 +131,18 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Run the HTTP service, with its embedded storage.
+    Serve {
+        /// Where to listen.
+        #[arg(long, env = "CROSSWALK_ADDR", default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Where the storage and the compiled-plugin cache live.
+        #[arg(long, env = "CROSSWALK_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// The largest request body, in bytes.
+        #[arg(long, env = "CROSSWALK_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
+        body_limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,6 +316,11 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             write!(out, "{}", entity.schema_text())?;
             Ok(())
         }
+        Command::Serve {
+            addr,
+            data_dir,
+            body_limit,
+        } => serve(addr, &data_dir, body_limit),
         Command::Plugin {
             command: PluginCommand::Check { file, plugins },
         } => {
@@ -550,4 +567,66 @@ fn read_input(file: Option<&FsPath>) -> Result<String> {
             Ok(text)
         }
     }
+}
+
+/// Runs the service until Ctrl-C or SIGTERM, then lets running requests finish.
+fn serve(addr: std::net::SocketAddr, data_dir: &FsPath, body_limit: usize) -> Result<()> {
+    use crate::store::{Mode, Role, SledStore, Store};
+    use std::sync::Arc;
+
+    fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir.join("db"))?);
+    let host = Arc::new(PluginHost::new(HostConfig {
+        cache_dir: Some(data_dir.join("plugin-cache")),
+        ..HostConfig::default()
+    })?);
+    if store.tenants()?.is_empty() {
+        // A fresh data dir: an admin key, and a demo tenant with one sandbox
+        // connection per system, so that there is something to call at once.
+        let admin = store.create_tenant("admin")?;
+        let admin_secret = match std::env::var("CROSSWALK_ADMIN_KEY") {
+            Ok(secret) if !secret.is_empty() => {
+                store.import_key(&admin.id, Role::Admin, &secret)?;
+                "(from CROSSWALK_ADMIN_KEY)".to_owned()
+            }
+            _ => store.create_key(&admin.id, Role::Admin)?.1,
+        };
+        let demo = store.create_tenant("demo")?;
+        let (_, demo_secret) = store.create_key(&demo.id, Role::Tenant)?;
+        eprintln!(
+            "fresh data dir {}: keys are shown this once",
+            data_dir.display()
+        );
+        eprintln!("  admin key: {admin_secret}");
+        eprintln!("  demo tenant key: {demo_secret}");
+        for system in SYSTEMS {
+            let c = store.create_connection(
+                &demo.id,
+                system.id,
+                &format!("{} sandbox", system.name),
+                Mode::Sandbox,
+            )?;
+            eprintln!("  demo sandbox connection {}: {}", system.id, c.id);
+        }
+    }
+    let app = crate::http::app(crate::http::AppState::new(store, host, body_limit));
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        eprintln!("crosswalk listening on http://{}", listener.local_addr()?);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let ctrl_c = tokio::signal::ctrl_c();
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("signal handler");
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+                eprintln!("crosswalk: shutting down");
+            })
+            .await
+            .context("the server failed")
+    })
 }

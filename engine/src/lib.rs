@@ -10,6 +10,7 @@
 //!   into a [`mapping::Plan`], and running a plan on records.
 //! - [`plugin`]: WebAssembly transform plugins: loading, sandboxing, calling.
 //! - [`connection`]: connections and their hot-swapped, compiled pipelines.
+//! - [`http`]: the HTTP API (axum).
 //! - [`store`]: where the service keeps tenants, keys, connections, mapping versions
 //!   and plugins (sled by default).
 //! - [`cli`]: the `crosswalk` command line.
@@ -39,6 +40,7 @@
 
 pub mod cli;
 pub mod connection;
+pub mod http;
 pub mod mapping;
 pub mod model;
 pub mod path;

@@ -19,6 +19,10 @@ pub struct Pipeline {
     pub resolved: ResolvedMapping,
     /// The compiled plan.
     pub plan: Plan,
+    /// The connection's overrides this version holds.
+    pub overrides: OverrideSpec,
+    /// The plugins bound to this version.
+    pub plugins: Vec<PluginBinding>,
 }
 
 /// Why a change was refused. Nothing was stored or published.
@@ -223,6 +227,8 @@ impl Pipelines {
             version,
             resolved,
             plan,
+            overrides: overrides.clone(),
+            plugins: plugins.to_vec(),
         })
     }
 }

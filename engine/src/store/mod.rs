@@ -214,6 +214,6 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Now, as RFC 3339 in UTC.
-pub(crate) fn now() -> String {
+pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -1,0 +1,99 @@
+//! The one error shape of the API: `{"error": {"code", "message", "details"}}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::connection::ChangeError;
+use crate::mapping::SpecErrors;
+use crate::store::StoreError;
+
+/// An error answer: a status, a stable code, a message for people and details.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Value,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    /// With details.
+    pub fn details(mut self, details: Value) -> ApiError {
+        self.details = details;
+        self
+    }
+
+    /// 404 for something the caller cannot see (including another tenant's).
+    pub fn not_found(what: &str, id: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {what} `{id}`"),
+        )
+    }
+
+    /// 400 for a malformed request.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 422 for a mapping that does not validate, listing every problem.
+    pub fn invalid(errors: &SpecErrors) -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_mapping",
+            errors.to_string(),
+        )
+        .details(json!({"problems": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>()}))
+    }
+
+    /// 500: the cause is logged, the client sees a clean message.
+    pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
+        eprintln!("internal error: {cause}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the server's log has the cause",
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(&e)
+    }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::Invalid(errors) => ApiError::invalid(&errors),
+            ChangeError::Store(e) => ApiError::internal(&e),
+            other => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_change",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body =
+            json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        (self.status, Json(body)).into_response()
+    }
+}

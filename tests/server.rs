@@ -1,0 +1,240 @@
+//! End-to-end: the real `crosswalk serve` binary on a free port, driven by an HTTP/1.1
+//! client over a socket. It uploads a plugin, changes a mapping while another thread
+//! sends transform requests in a loop, checks that no request failed and that every
+//! request sent after the change's acknowledgement saw the new version, then restarts
+//! the server on the same data dir and checks that everything is still there.
+
+#[path = "../engine/tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    addr: String,
+    demo_key: String,
+    connections: Vec<(String, String)>,
+}
+
+impl Server {
+    /// Starts the binary and reads what it prints until it listens.
+    fn start(data_dir: &std::path::Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_crosswalk"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("CROSSWALK_ADMIN_KEY", "cw_e2e_admin")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let (mut demo_key, mut connections) = (String::new(), Vec::new());
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the server printed its address")
+                .expect("utf-8");
+            if let Some(key) = line.trim().strip_prefix("demo tenant key: ") {
+                demo_key = key.to_owned();
+            } else if let Some(rest) = line.trim().strip_prefix("demo sandbox connection ") {
+                let (system, id) = rest.split_once(": ").expect("system: id");
+                connections.push((system.to_owned(), id.to_owned()));
+            } else if let Some(addr) = line.strip_prefix("crosswalk listening on http://") {
+                break addr.to_owned();
+            }
+        };
+        // Keep draining stderr so that the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            addr,
+            demo_key,
+            connections,
+        }
+    }
+
+    fn stop(mut self) {
+        Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        let status = self.child.wait().expect("the server exits");
+        assert!(
+            status.success(),
+            "the server did not shut down cleanly: {status}"
+        );
+    }
+}
+
+/// One HTTP/1.1 request: status, the mapping-version header, and the JSON body.
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: &[u8],
+) -> (u16, Option<u64>, Value) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let version = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("crosswalk-mapping-version: ")
+                .map(str::to_owned)
+        })
+        .and_then(|v| v.trim().parse().ok());
+    let json = serde_json::from_str(body).unwrap_or(Value::Null);
+    (status, version, json)
+}
+
+/// A request of the load: when it was sent, its status, version, and a mapped value.
+type Sent = (Instant, u16, Option<u64>, Value);
+
+#[test]
+fn hot_swap_under_load_and_a_restart_keeps_everything() {
+    let data_dir = std::env::temp_dir().join(format!("crosswalk-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let uom = support::rust_plugin_bytes("crosswalk-plugin-uom");
+    let server = Server::start(&data_dir);
+    let (addr, key) = (server.addr.clone(), server.demo_key.clone());
+    let sap = server
+        .connections
+        .iter()
+        .find(|(s, _)| s == "sap-s4hana")
+        .expect("an SAP sandbox")
+        .1
+        .clone();
+    let mapping = format!("/v1/connections/{sap}/mappings/purchase_order");
+    let transform = format!("/v1/connections/{sap}/transform/purchase_order");
+    let payload = std::fs::read(
+        support::root().join("examples/payloads/sap-s4hana/purchase_order/standard.json"),
+    )
+    .unwrap();
+
+    let (status, _, body) = request(&addr, "POST", "/v1/plugins", &key, &uom);
+    assert_eq!(status, 201, "{body}");
+    let sha = body["plugin"]["sha256"].as_str().unwrap().to_owned();
+    let (status, version, _) = request(
+        &addr,
+        "PUT",
+        &format!("{mapping}/plugins"),
+        &key,
+        json!([{"sha256": sha}]).to_string().as_bytes(),
+    );
+    assert_eq!((status, version), (200, Some(1)));
+
+    // Load: one thread sends transforms in a loop; each result is kept with the time the
+    // request was sent.
+    let stop = Arc::new(AtomicBool::new(false));
+    let results: Arc<Mutex<Vec<Sent>>> = Arc::default();
+    let loader = {
+        let (stop, results, addr, key, transform, payload) = (
+            stop.clone(),
+            results.clone(),
+            addr.clone(),
+            key.clone(),
+            transform.clone(),
+            payload.clone(),
+        );
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let sent = Instant::now();
+                let (status, version, body) = request(&addr, "POST", &transform, &key, &payload);
+                results.lock().unwrap().push((
+                    sent,
+                    status,
+                    version,
+                    body["data"]["lines"][0]["unit_of_measure"].clone(),
+                ));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let change = json!({"overrides": [{"target": "lines.unit_of_measure", "transforms": [{"plugin": "uom", "function": "convert", "args": {"from": "sap", "to": "iso"}}]}]});
+    let (status, version, body) =
+        request(&addr, "PUT", &mapping, &key, change.to_string().as_bytes());
+    let acknowledged = Instant::now();
+    assert_eq!((status, version), (200, Some(2)), "{body}");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    loader.join().unwrap();
+
+    let results = results.lock().unwrap();
+    assert!(results.len() > 10, "only {} requests", results.len());
+    let failed: Vec<_> = results.iter().filter(|r| r.1 != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed",
+        failed.len(),
+        results.len()
+    );
+    for (sent, _, version, unit) in results.iter().filter(|r| r.0 > acknowledged) {
+        assert_eq!(
+            (*version, unit.as_str()),
+            (Some(2), Some("H87")),
+            "a request sent {:?} after the acknowledgement",
+            *sent - acknowledged
+        );
+    }
+    assert!(
+        results.iter().any(|r| r.0 > acknowledged),
+        "no request after the change"
+    );
+    assert!(
+        results.iter().any(|r| r.2 == Some(1)),
+        "no request before the change"
+    );
+    println!(
+        "{} transform requests during the change, none failed",
+        results.len()
+    );
+    drop(results);
+
+    server.stop();
+    let server = Server::start(&data_dir);
+    assert!(
+        server.demo_key.is_empty(),
+        "a restart does not create keys again"
+    );
+    let (status, version, body) = request(&server.addr, "POST", &transform, &key, &payload);
+    assert_eq!((status, version), (200, Some(2)), "{body}");
+    assert_eq!(body["data"]["lines"][0]["unit_of_measure"], "H87");
+    let (_, _, body) = request(
+        &server.addr,
+        "GET",
+        &format!("{mapping}/history"),
+        &key,
+        b"",
+    );
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    let (_, _, body) = request(&server.addr, "GET", "/v1/plugins", &key, b"");
+    assert_eq!(body["data"][0]["sha256"], sha.as_str());
+    server.stop();
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
