@@ -428,6 +428,11 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (a.status, a.body["error"]["code"].clone()),
         (StatusCode::METHOD_NOT_ALLOWED, json!("method_not_allowed"))
     );
+    // A plugin is larger than the body limit of requests, and uploads all the same.
+    let uom = support::rust_plugin_bytes("crosswalk-plugin-uom");
+    assert!(uom.len() > 4096);
+    let a = call(&f.app, "POST", "/v1/plugins", Some(&f.alice), uom).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     let big = json!({"wonum": "x".repeat(8192)}).to_string();
     let a = call(
         &f.app,

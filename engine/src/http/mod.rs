@@ -85,7 +85,16 @@ pub fn app(state: AppState) -> Router {
             "/v1/connections/{id}/mappings/{entity}/plugins",
             axum::routing::put(bind_plugins),
         )
-        .route("/v1/plugins", post(upload_plugin).get(list_plugins))
+        // Components are larger than request bodies: their own limit is the plugin
+        // host's size cap, which the loader enforces with a clear error.
+        .route(
+            "/v1/plugins",
+            post(upload_plugin)
+                .layer(DefaultBodyLimit::max(
+                    crate::plugin::MAX_COMPONENT_BYTES + 1,
+                ))
+                .get(list_plugins),
+        )
         .route(
             "/v1/plugins/{sha256}",
             get(describe_plugin).delete(delete_plugin),
