@@ -558,8 +558,8 @@ impl PluginInstance {
     /// The log lines so far: `host.log` calls, stdout and stderr.
     pub fn take_log(&mut self) -> Vec<String> {
         if let Some((store, _)) = &mut self.live {
-            let lines = store.data().log.take();
-            self.keep_log(lines);
+            let (lines, dropped) = store.data().log.take();
+            self.keep_log(lines, dropped);
         }
         if self.log_dropped > 0 {
             self.log.push(format!(
@@ -572,15 +572,11 @@ impl PluginInstance {
         std::mem::take(&mut self.log)
     }
 
-    fn keep_log(&mut self, lines: Vec<String>) {
+    /// Keeps an instance's log lines within the budget of the whole `PluginInstance`.
+    fn keep_log(&mut self, lines: Vec<String>, dropped: usize) {
+        self.log_dropped += dropped;
         for line in lines {
-            if line.starts_with("log: ") && line.contains("more lines dropped") {
-                self.log_dropped += line
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .unwrap_or(1);
-            } else if (self.log_bytes + line.len()) as u64 > self.limits.max_log_bytes {
+            if (self.log_bytes + line.len()) as u64 > self.limits.max_log_bytes {
                 self.log_dropped += 1;
             } else {
                 self.log_bytes += line.len();
@@ -601,8 +597,8 @@ impl PluginInstance {
             match self.plugin.pre.instantiate(&mut store) {
                 Ok(instance) => self.live = Some((store, instance)),
                 Err(e) => {
-                    let lines = store.data().log.take();
-                    self.keep_log(lines);
+                    let (lines, dropped) = store.data().log.take();
+                    self.keep_log(lines, dropped);
                     // Start code that breaks a limit is named like a call that does;
                     // anything else (an exhausted pool, say) is an instantiation error.
                     let limit =
@@ -635,8 +631,8 @@ impl PluginInstance {
             }
             Ok(r) => Ok(r),
             Err(e) => {
-                let (mut store, _) = self.live.take().expect("live");
-                let log = store.data_mut().log.take();
+                let (store, _) = self.live.take().expect("live");
+                let (log, dropped) = store.data().log.take();
                 // What the guest said last on stderr (a panic message, say), without
                 // Rust's hint about backtraces, which a plugin cannot act on.
                 let said: Vec<&str> = log
@@ -647,7 +643,7 @@ impl PluginInstance {
                 let last_stderr = (!said.is_empty())
                     .then(|| format!("stderr: {}", said[said.len().saturating_sub(2)..].join(" ")));
                 let error = self.trap_error(function, &e, last_stderr);
-                self.keep_log(log);
+                self.keep_log(log, dropped);
                 Err(error)
             }
         }

@@ -224,19 +224,13 @@ impl Log {
         inner.lines.push(line);
     }
 
-    /// Takes the lines so far, with a last line saying how many were dropped.
-    pub(super) fn take(&self) -> Vec<String> {
+    /// Takes the lines so far, and how many did not fit the budget.
+    pub(super) fn take(&self) -> (Vec<String>, usize) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let mut lines = std::mem::take(&mut inner.lines);
-        if inner.dropped > 0 {
-            lines.push(format!(
-                "log: {} more lines dropped (max_log_bytes is {})",
-                inner.dropped, inner.budget
-            ));
-        }
+        let lines = std::mem::take(&mut inner.lines);
+        let dropped = std::mem::take(&mut inner.dropped);
         inner.bytes = 0;
-        inner.dropped = 0;
-        lines
+        (lines, dropped)
     }
 }
 

@@ -358,8 +358,8 @@ impl Transform {
                     values.push(d.clone());
                     Kind::OneOf(values)
                 }
-                Kind::Unknown => Kind::Unknown,
-                other if Kind::of(d) == Kind::OneOf(vec![Value::Null]) => other,
+                // Known kinds stay as they are; the compiler checks the default's own
+                // type apart.
                 other => other,
             },
             Transform::NullIfEmpty => input,
