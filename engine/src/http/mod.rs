@@ -285,10 +285,7 @@ async fn get_mapping(
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
     let pipeline = state.inner.pipelines.current(&c, entity(&name)?)?;
-    Ok(with_version(
-        Json(json!({"version": pipeline.version, "mapping": pipeline.resolved})).into_response(),
-        pipeline.version,
-    ))
+    Ok(mapping_response(&pipeline))
 }
 
 async fn put_mapping(
@@ -379,15 +376,9 @@ async fn publish(
 ) -> Result<Response, ApiError> {
     let author = caller.0.id.clone();
     let pipelines = Arc::clone(&state.inner.pipelines);
-    let pipeline = tokio::task::spawn_blocking(move || {
-        pipelines.change(&c, entity, overrides, plugins, &author)
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))??;
-    Ok(with_version(
-        Json(json!({"version": pipeline.version, "mapping": pipeline.resolved, "plugins": pipeline.plugins})).into_response(),
-        pipeline.version,
-    ))
+    let pipeline =
+        blocking(move || pipelines.change(&c, entity, overrides, plugins, &author)).await?;
+    Ok(mapping_response(&pipeline))
 }
 
 #[derive(Deserialize)]
@@ -584,14 +575,8 @@ async fn rollback_mapping(
     let Rollback { version } = json_body(body)?;
     let author = caller.0.id.clone();
     let pipelines = Arc::clone(&state.inner.pipelines);
-    let pipeline =
-        tokio::task::spawn_blocking(move || pipelines.rollback(&c, entity, version, &author))
-            .await
-            .map_err(|e| ApiError::internal(&e))??;
-    Ok(with_version(
-        Json(json!({"version": pipeline.version, "mapping": pipeline.resolved})).into_response(),
-        pipeline.version,
-    ))
+    let pipeline = blocking(move || pipelines.rollback(&c, entity, version, &author)).await?;
+    Ok(mapping_response(&pipeline))
 }
 
 #[derive(Deserialize, Default)]
@@ -650,6 +635,24 @@ async fn transform(
     .await
     .map_err(|e| ApiError::internal(&e))??;
     Ok(with_version(Json(answer).into_response(), version))
+}
+
+/// Runs work that may compile or call plugins off the async workers.
+async fn blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(Into::into)
+}
+
+/// A mapping as the mapping endpoints answer it, with its version in the header too.
+fn mapping_response(pipeline: &crate::connection::Pipeline) -> Response {
+    let body = json!({"version": pipeline.version, "mapping": pipeline.resolved, "plugins": pipeline.plugins});
+    with_version(Json(body).into_response(), pipeline.version)
 }
 
 fn with_version(mut response: Response, version: u64) -> Response {

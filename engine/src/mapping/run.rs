@@ -70,11 +70,7 @@ impl Plan {
             })
             .collect();
         if !self.post.is_empty() {
-            for (record, source) in mapped.iter_mut().zip(sources) {
-                if let Ok(Value::Object(map)) = record {
-                    map.insert("remote_data".into(), source.clone());
-                }
-            }
+            attach_remote_data(&mut mapped, sources);
             for step in &self.post {
                 run_record_step("post", step, &mut mapped, &mut session);
             }
@@ -85,11 +81,7 @@ impl Plan {
             }
         }
         if options.remote_data {
-            for (record, source) in mapped.iter_mut().zip(sources) {
-                if let Ok(Value::Object(map)) = record {
-                    map.insert("remote_data".into(), source.clone());
-                }
-            }
+            attach_remote_data(&mut mapped, sources);
         }
         Batch {
             records: mapped,
@@ -122,6 +114,15 @@ impl Plan {
             );
         }
         Ok(out)
+    }
+}
+
+/// Adds each source record to its unified record as `remote_data`.
+fn attach_remote_data(mapped: &mut [Result<Value, RecordError>], sources: &[Value]) {
+    for (record, source) in mapped.iter_mut().zip(sources) {
+        if let Ok(Value::Object(map)) = record {
+            map.insert("remote_data".into(), source.clone());
+        }
     }
 }
 
