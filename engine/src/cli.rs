@@ -142,7 +142,20 @@ enum Command {
         /// The largest request body, in bytes.
         #[arg(long, env = "CROSSWALK_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
         body_limit: usize,
+        /// How log lines are written to stderr: `text` or `json` (one object a line).
+        /// `CROSSWALK_LOG` filters them (`info` unless set; `warn`, `crosswalk=debug`, …).
+        #[arg(long, env = "CROSSWALK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
+}
+
+/// How the server writes its log.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, with the span's fields (request id, route) on each.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -320,7 +333,8 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             addr,
             data_dir,
             body_limit,
-        } => serve(addr, &data_dir, body_limit),
+            log_format,
+        } => serve(addr, &data_dir, body_limit, log_format),
         Command::Plugin {
             command: PluginCommand::Check { file, plugins },
         } => {
@@ -570,9 +584,26 @@ fn read_input(file: Option<&FsPath>) -> Result<String> {
 }
 
 /// Runs the service until Ctrl-C or SIGTERM, then lets running requests finish.
-fn serve(addr: std::net::SocketAddr, data_dir: &FsPath, body_limit: usize) -> Result<()> {
+fn serve(
+    addr: std::net::SocketAddr,
+    data_dir: &FsPath,
+    body_limit: usize,
+    log_format: LogFormat,
+) -> Result<()> {
     use crate::store::{Mode, Role, SledStore, Store};
     use std::sync::Arc;
+
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CROSSWALK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(false);
+    match log_format {
+        LogFormat::Text => logs.try_init(),
+        LogFormat::Json => logs.json().with_current_span(true).try_init(),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot set up the log: {e}"))?;
 
     fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
@@ -616,7 +647,9 @@ fn serve(addr: std::net::SocketAddr, data_dir: &FsPath, body_limit: usize) -> Re
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        eprintln!("crosswalk listening on http://{}", listener.local_addr()?);
+        let local = listener.local_addr()?;
+        eprintln!("crosswalk listening on http://{local}");
+        tracing::info!(addr = %local, data_dir = %data_dir.display(), body_limit, "listening");
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let ctrl_c = tokio::signal::ctrl_c();
@@ -624,7 +657,7 @@ fn serve(addr: std::net::SocketAddr, data_dir: &FsPath, body_limit: usize) -> Re
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                         .expect("signal handler");
                 tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-                eprintln!("crosswalk: shutting down");
+                tracing::info!("shutting down: running requests finish first");
             })
             .await
             .context("the server failed")

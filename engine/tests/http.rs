@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use crosswalk::http::{AppState, VERSION_HEADER, app};
+use crosswalk::http::{AppState, REQUEST_ID_HEADER, VERSION_HEADER, app, openapi};
 use crosswalk::plugin::{HostConfig, PluginHost};
 use crosswalk::store::{Role, SledStore, Store};
 use serde_json::{Value, json};
@@ -59,6 +59,7 @@ fn fixture(name: &str, body_limit: usize) -> Fixture {
 struct Answer {
     status: StatusCode,
     version: Option<String>,
+    headers: axum::http::HeaderMap,
     body: Value,
 }
 
@@ -86,6 +87,7 @@ async fn call(
         .headers()
         .get(VERSION_HEADER)
         .map(|v| v.to_str().unwrap().to_owned());
+    let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
@@ -95,11 +97,82 @@ async fn call(
         serde_json::from_slice(&bytes)
             .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
     };
+    conforms(method, uri, status, &headers, &body);
     Answer {
         status,
         version,
+        headers,
         body,
     }
+}
+
+/// Checks an answer against the OpenAPI document: its status is documented for the
+/// operation, and a JSON body fits the documented schema. Every call of these tests
+/// goes through here, so the document cannot drift from what the service answers.
+fn conforms(
+    method: &str,
+    uri: &str,
+    status: StatusCode,
+    headers: &axum::http::HeaderMap,
+    body: &Value,
+) {
+    let doc = openapi::served();
+    let path = uri.split('?').next().unwrap();
+    let segments: Vec<&str> = path.split('/').collect();
+    let template = doc["paths"].as_object().unwrap().keys().find(|t| {
+        let ts: Vec<&str> = t.split('/').collect();
+        ts.len() == segments.len()
+            && ts
+                .iter()
+                .zip(&segments)
+                .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+    });
+    let Some(template) = template else {
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{method} {uri} is not documented"
+        );
+        return;
+    };
+    let operation = &doc["paths"][template][method.to_ascii_lowercase()];
+    if operation.is_null() {
+        assert_eq!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {template} is not documented"
+        );
+        return;
+    }
+    let answer = &operation["responses"][status.as_str()];
+    assert!(
+        answer.is_object(),
+        "{method} {template} answered {status}, which its document does not list: {body}"
+    );
+    let json = headers
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("application/json"));
+    if !json {
+        return;
+    }
+    let mut schema = answer["content"]["application/json"]["schema"].clone();
+    assert!(
+        schema.is_object(),
+        "{method} {template} {status}: a JSON answer is not documented"
+    );
+    schema["components"] = doc["components"].clone();
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("{method} {template} {status}: the schema does not build: {e}"));
+    let problems: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "{method} {template} {status}: the answer does not fit its documented schema: {problems:?}\n{body}"
+    );
 }
 
 fn sample(path: &str) -> String {
@@ -674,4 +747,351 @@ async fn plugins_are_uploaded_bound_previewed_and_kept_while_bound() {
     )
     .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_its_references_resolve() {
+    let f = fixture("openapi", 1 << 20);
+    let a = call(&f.app, "GET", "/openapi.json", None, "").await;
+    assert_eq!(a.status, StatusCode::OK);
+    let doc = a.body;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let routes = crosswalk::http::routes();
+    let mut ids = std::collections::BTreeSet::new();
+    for route in &routes {
+        let op = &doc["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
+        assert!(
+            op.is_object(),
+            "{} {} is not documented",
+            route.method,
+            route.path
+        );
+        assert!(
+            ids.insert(op["operationId"].as_str().unwrap().to_owned()),
+            "duplicate operationId {}",
+            op["operationId"]
+        );
+        for status in route.error_statuses() {
+            let r = &op["responses"][status.to_string()];
+            assert_eq!(
+                r["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{} {} {status}",
+                route.method,
+                route.path
+            );
+        }
+        for name in route
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        {
+            assert!(
+                op["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"] == name && p["in"] == "path"),
+                "{} {}: path parameter {name} is not declared",
+                route.method,
+                route.path
+            );
+        }
+    }
+    let operations: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        operations,
+        routes.len(),
+        "the document has operations that are not served"
+    );
+
+    // Every reference points at a schema the document has.
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 20, "{found:?}");
+    for r in found {
+        if let Some(name) = r.strip_prefix("#/components/schemas/") {
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "dangling $ref {r}"
+            );
+        } else {
+            // References inside the model's own schemas are relative to their `$id`.
+            assert!(
+                r.starts_with("#/$defs/") || r.starts_with("urn:"),
+                "unexpected $ref {r}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_records_and_plugin_outcomes_by_connection() {
+    let f = fixture("metrics", 8 << 20);
+    let hostile = support::rust_plugin_bytes("crosswalk-fixture-hostile");
+    let a = call(&f.app, "POST", "/v1/plugins", Some(&f.alice), hostile).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let sha = a.body["plugin"]["sha256"].as_str().unwrap().to_owned();
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let mapping_uri = format!("/v1/connections/{id}/mappings/purchase_order");
+    let bind = json!([{"sha256": sha, "limits": {"timeout_ms": 100}}]);
+    let a = call(
+        &f.app,
+        "PUT",
+        &format!("{mapping_uri}/plugins"),
+        Some(&f.alice),
+        bind.to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let step = |function: &str| json!([{"plugin": "hostile", "function": function}]);
+    let overrides = json!({"overrides": [
+        {"target": "custom_fields.echoed", "path": "$.PurchaseOrder", "transforms": step("echo")},
+        {"target": "custom_fields.spun", "path": "$.PurchaseOrder", "transforms": step("spin")},
+        {"target": "custom_fields.panicked", "path": "$.PurchaseOrder", "transforms": step("panic")},
+    ]});
+    let a = call(
+        &f.app,
+        "PUT",
+        &mapping_uri,
+        Some(&f.alice),
+        overrides.to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+
+    let record = serde_json::from_str::<Value>(&sample(
+        "examples/payloads/sap-s4hana/purchase_order/standard.json",
+    ))
+    .unwrap();
+    let batch = json!([record["d"], record["d"], "not a record"]);
+    let a = call(
+        &f.app,
+        "POST",
+        &format!("/v1/connections/{id}/transform/purchase_order"),
+        Some(&f.alice),
+        batch.to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["data"][0]["custom_fields"]["echoed"], "4500000123");
+    assert_eq!(a.body["data"][2]["error"]["details"]["index"], 2);
+    // The request id: a generated one, or the client's own.
+    assert_eq!(a.headers[REQUEST_ID_HEADER].len(), 16);
+    let request = Request::builder()
+        .uri("/healthz")
+        .header(REQUEST_ID_HEADER, "client-id-7")
+        .body(Body::empty())
+        .unwrap();
+    let response = f.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.headers()[REQUEST_ID_HEADER], "client-id-7");
+
+    let a = call(&f.app, "GET", "/metrics", Some(&f.alice), "").await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].clone()),
+        (StatusCode::FORBIDDEN, json!("forbidden"))
+    );
+    let a = call(&f.app, "GET", "/metrics", Some(&f.admin), "").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        a.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = a.body.as_str().unwrap().to_owned();
+    for line in [
+        format!(r#"crosswalk_plugin_calls_total{{plugin="hostile",connection="{id}",outcome="ok"}} 2"#),
+        format!(r#"crosswalk_plugin_calls_total{{plugin="hostile",connection="{id}",outcome="timeout"}} 2"#),
+        format!(r#"crosswalk_plugin_calls_total{{plugin="hostile",connection="{id}",outcome="trap"}} 2"#),
+        format!(r#"crosswalk_records_mapped_total{{connection="{id}",entity="purchase_order",outcome="ok"}} 2"#),
+        format!(r#"crosswalk_records_mapped_total{{connection="{id}",entity="purchase_order",outcome="failed"}} 1"#),
+        format!(r#"crosswalk_mapping_changes_total{{connection="{id}",entity="purchase_order"}} 2"#),
+        r#"crosswalk_http_requests_total{method="POST",route="/v1/connections/{id}/transform/{entity}",status="200"} 1"#.to_owned(),
+        r#"crosswalk_http_requests_total{method="GET",route="/metrics",status="403"} 1"#.to_owned(),
+        r#"crosswalk_http_request_duration_seconds_count{method="POST",route="/v1/plugins",status="201"} 1"#.to_owned(),
+        "crosswalk_plugin_compilations_total 1".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
+    assert!(
+        !text.contains(&format!("/v1/connections/{id}")),
+        "ids never become route labels"
+    );
+}
+
+/// Sends `lines` as an NDJSON body, in pieces of `piece` bytes; the answer's lines.
+async fn ndjson(
+    app: &Router,
+    uri: &str,
+    key: &str,
+    body: String,
+    piece: usize,
+) -> (axum::http::HeaderMap, Vec<Value>) {
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> = body
+        .into_bytes()
+        .chunks(piece)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let request = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "application/x-ndjson")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::from_stream(futures_util::stream::iter(pieces)))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(
+        text.ends_with('\n'),
+        "every answer line ends with a newline"
+    );
+    (
+        headers,
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn ndjson_streams_records_in_and_out_in_order_with_errors_as_lines() {
+    // A body limit far below the body: it bounds lines, not the stream.
+    let f = fixture("ndjson", 64 << 10);
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let uri = format!("/v1/connections/{id}/transform/purchase_order?remote_data=true");
+    let record = serde_json::from_str::<Value>(&sample(
+        "examples/payloads/sap-s4hana/purchase_order/standard.json",
+    ))
+    .unwrap()["d"]
+        .clone();
+    let mut body = String::new();
+    let n = 1200;
+    for i in 0..n {
+        let mut r = record.clone();
+        r["PurchaseOrder"] = json!(format!("{}", 4500000000u64 + i));
+        match i {
+            1 => body.push_str("{\"PurchaseOrder\": oops}\n"),
+            2 => body.push_str("   \n"),
+            3 => body.push_str("\"a string\"\r\n"),
+            4 => body.push_str("[{}, {}]\n"),
+            _ => {
+                body.push_str(&r.to_string());
+                body.push_str(if i % 2 == 0 { "\n" } else { "\r\n" });
+            }
+        }
+    }
+    body.pop(); // the last line has no newline
+    assert!(
+        body.len() > 20 * (64 << 10),
+        "the body is {} bytes",
+        body.len()
+    );
+    let (headers, lines) = ndjson(&f.app, &uri, &f.alice, body, 1000).await;
+    assert_eq!(headers["content-type"], "application/x-ndjson");
+    assert_eq!(headers[VERSION_HEADER], "0");
+    assert_eq!(
+        lines.len(),
+        n as usize - 1,
+        "one answer line per non-blank line"
+    );
+    assert_eq!(lines[0]["id"], "4500000000");
+    assert_eq!(lines[0]["remote_data"]["PurchaseOrder"], "4500000000");
+    assert_eq!(lines[1]["error"]["code"], "bad_request");
+    assert_eq!(
+        lines[1]["error"]["details"],
+        json!({"line": 2, "column": 19})
+    );
+    assert_eq!(lines[2]["error"]["code"], "record_failed");
+    assert_eq!(lines[2]["error"]["details"]["line"], 4);
+    assert!(
+        lines[3]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("one record per line"),
+        "{}",
+        lines[3]
+    );
+    for (i, line) in lines.iter().enumerate().skip(4) {
+        assert_eq!(
+            line["id"],
+            format!("{}", 4500000000u64 + i as u64 + 1),
+            "line {i}: {line}"
+        );
+    }
+
+    // A line over the limit ends the stream with an error, after the lines before it.
+    let long = json!({"PurchaseOrder": "x".repeat(70 << 10)}).to_string();
+    let body = format!("{}\n{long}\n{}\n", record, record);
+    let (_, lines) = ndjson(&f.app, &uri, &f.alice, body, 4096).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["id"], "4500000123");
+    assert_eq!(lines[1]["error"]["code"], "payload_too_large");
+    assert_eq!(lines[1]["error"]["details"]["line"], 2);
+}
+
+#[tokio::test]
+async fn ndjson_answers_lines_before_the_body_has_ended() {
+    let f = fixture("ndjson-live", 1 << 20);
+    let id = new_connection(&f, &f.alice, "ibm-maximo").await;
+    let record = json!({"wonum": "WO-1", "description": "Pump check", "status": "WAPPR", "siteid": "BEDFORD"});
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let request = Request::builder()
+        .method("POST")
+        .uri(format!("/v1/connections/{id}/transform/work_order"))
+        .header("content-type", "application/x-ndjson")
+        .header("authorization", format!("Bearer {}", f.alice))
+        .body(Body::from_stream(stream))
+        .unwrap();
+    let response = f.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    use futures_util::StreamExt;
+    let mut seen = String::new();
+    for i in 0..3 {
+        tx.send(Ok(format!("{record}\n"))).await.unwrap();
+        // The answer line comes while the request body is still open.
+        while seen.lines().count() <= i {
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), body.next())
+                .await
+                .expect("an answer line before the body ends")
+                .unwrap()
+                .unwrap();
+            seen.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+    drop(tx);
+    while let Some(chunk) = body.next().await {
+        seen.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+    let lines: Vec<Value> = seen
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|l| l["number"] == "WO-1"), "{lines:?}");
 }

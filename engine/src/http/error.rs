@@ -3,11 +3,33 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::connection::ChangeError;
 use crate::mapping::SpecErrors;
 use crate::store::StoreError;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorDetail {
+    /// A stable code, for programs: `not_found`, `invalid_mapping`, `record_failed`, …
+    pub code: String,
+    /// What went wrong, for people: it names the field, path, plugin or limit.
+    pub message: String,
+    /// More, by code: the line and column of malformed JSON, the problems of an
+    /// invalid mapping, the index or line of a failed record; `null` when there is
+    /// nothing more.
+    pub details: Value,
+}
 
 /// An error answer: a status, a stable code, a message for people and details.
 #[derive(Debug)]
@@ -61,7 +83,7 @@ impl ApiError {
 
     /// 500: the cause is logged, the client sees a clean message.
     pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
-        eprintln!("internal error: {cause}");
+        tracing::error!(%cause, "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -92,8 +114,13 @@ impl From<ChangeError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                details: self.details,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -6,27 +6,38 @@
 //! did not exist. Errors have one shape ([`ApiError`]).
 
 mod error;
+pub mod metrics;
+pub mod ndjson;
+mod observe;
+pub mod openapi;
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, State};
+use axum::http::Method;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use metrics::Metrics;
+pub use observe::REQUEST_ID_HEADER;
+pub use openapi::Route;
 
 use crate::connection::Pipelines;
-use crate::mapping::{MapOptions, OverrideRule, OverrideSpec, Payload, System};
+use crate::mapping::{MapOptions, OverrideRule, OverrideSpec, Payload, ResolvedMapping, System};
 use crate::model::Entity;
-use crate::plugin::{Limits, PluginHost};
-use crate::store::{ApiKey, Connection, Mode, PluginBinding, PluginRecord, Role, Store, now};
+use crate::plugin::{FunctionInfo, Limits, PluginHost};
+use crate::store::{
+    ApiKey, Connection, MappingVersion, Mode, PluginBinding, PluginRecord, Role, Store, Tenant, now,
+};
 
 /// The header that says which mapping version produced a response.
 pub const VERSION_HEADER: &str = "crosswalk-mapping-version";
@@ -42,6 +53,7 @@ struct Shared {
     pipelines: Arc<Pipelines>,
     host: Arc<PluginHost>,
     body_limit: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -54,60 +66,26 @@ impl AppState {
                 pipelines,
                 host,
                 body_limit,
+                metrics: Arc::new(Metrics::new()),
             }),
         }
     }
+
+    /// The service's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
 }
 
-/// The router.
+/// The router: every endpoint of [`routes`], the fallbacks for unknown paths and
+/// methods, the body limit, and the request observer.
 pub fn app(state: AppState) -> Router {
     let limit = state.inner.body_limit;
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/v1/tenants", post(create_tenant))
-        .route(
-            "/v1/connections",
-            post(create_connection).get(list_connections),
-        )
-        .route(
-            "/v1/connections/{id}",
-            get(get_connection).delete(delete_connection),
-        )
-        .route(
-            "/v1/connections/{id}/mappings/{entity}",
-            get(get_mapping).put(put_mapping).patch(patch_mapping),
-        )
-        .route(
-            "/v1/connections/{id}/mappings/{entity}/preview",
-            post(preview_mapping),
-        )
-        .route(
-            "/v1/connections/{id}/mappings/{entity}/plugins",
-            axum::routing::put(bind_plugins),
-        )
-        // Components are larger than request bodies: their own limit is the plugin
-        // host's size cap, which the loader enforces with a clear error.
-        .route(
-            "/v1/plugins",
-            post(upload_plugin)
-                .layer(DefaultBodyLimit::max(
-                    crate::plugin::MAX_COMPONENT_BYTES + 1,
-                ))
-                .get(list_plugins),
-        )
-        .route(
-            "/v1/plugins/{sha256}",
-            get(describe_plugin).delete(delete_plugin),
-        )
-        .route(
-            "/v1/connections/{id}/mappings/{entity}/history",
-            get(mapping_history),
-        )
-        .route(
-            "/v1/connections/{id}/mappings/{entity}/rollback",
-            post(rollback_mapping),
-        )
-        .route("/v1/connections/{id}/transform/{entity}", post(transform))
+    let mut router = Router::new();
+    for route in routes() {
+        router = router.route(route.path, route.handler);
+    }
+    router
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -119,7 +97,104 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
+}
+
+/// Every endpoint, served and documented from this one table (see [`openapi`]).
+pub fn routes() -> Vec<Route> {
+    use Method as M;
+    use openapi::{Access, Input, Output, schema};
+    const REMOTE_DATA: (&str, &str) = (
+        "remote_data",
+        "Add each source record to its unified record as `remote_data`.",
+    );
+    const STRICT: (&str, &str) = (
+        "strict",
+        "A field that fails fails its whole record, instead of giving `null` and an entry in the record's `errors`.",
+    );
+    let mapping = Output::Json(schema::<MappingAnswer<'static>>);
+    vec![
+        Route::new(M::GET, "/healthz", get(|| async { "ok" }), "healthz", "Liveness: answers `ok`.")
+            .access(Access::Public)
+            .answers(200, Output::Text("text/plain")),
+        Route::new(M::GET, "/openapi.json", get(|| async { Json(openapi::served()) }), "openapi", "This document: OpenAPI 3.1.")
+            .access(Access::Public)
+            .answers(
+                200,
+                Output::Json(|_| {
+                    schemars::json_schema!({"type": "object", "description": "An OpenAPI 3.1 document."})
+                }),
+            ),
+        Route::new(M::GET, "/metrics", get(metrics), "metrics", "Metrics in Prometheus' text format.")
+            .access(Access::Admin)
+            .answers(200, Output::Text("text/plain; version=0.0.4")),
+        Route::new(M::POST, "/v1/tenants", post(create_tenant), "createTenant", "Create a tenant and its first API key (the secret is shown once).")
+            .access(Access::Admin)
+            .input(Input::Json(schema::<NewTenant>))
+            .answers(201, Output::Json(schema::<TenantCreated>)),
+        Route::new(M::POST, "/v1/connections", post(create_connection), "createConnection", "Create a connection to a source system.")
+            .input(Input::Json(schema::<NewConnection>))
+            .answers(201, Output::Json(schema::<Connection>))
+            .errors(&[422]),
+        Route::new(M::GET, "/v1/connections", get(list_connections), "listConnections", "The tenant's connections.")
+            .answers(200, Output::Json(schema::<List<Connection>>)),
+        Route::new(M::GET, "/v1/connections/{id}", get(get_connection), "getConnection", "A connection.")
+            .answers(200, Output::Json(schema::<Connection>)),
+        Route::new(M::DELETE, "/v1/connections/{id}", delete(delete_connection), "deleteConnection", "Delete a connection.")
+            .answers(204, Output::Empty),
+        Route::new(M::GET, "/v1/connections/{id}/mappings/{entity}", get(get_mapping), "getMapping", "The connection's resolved mapping of an entity, with the origin of each rule.")
+            .answers(200, mapping)
+            .versioned(),
+        Route::new(M::PUT, "/v1/connections/{id}/mappings/{entity}", put(put_mapping), "putMapping", "Replace the connection's overrides: validated, stored, then used by the next request.")
+            .input(Input::Json(schema::<OverrideSpec>))
+            .answers(200, mapping)
+            .errors(&[422])
+            .versioned(),
+        Route::new(M::PATCH, "/v1/connections/{id}/mappings/{entity}", patch(patch_mapping), "patchMapping", "Merge overrides into the current ones: an entry replaces the one for the same target, or is added.")
+            .input(Input::Json(schema::<OverrideSpec>))
+            .answers(200, mapping)
+            .errors(&[422])
+            .versioned(),
+        Route::new(M::POST, "/v1/connections/{id}/mappings/{entity}/preview", post(preview_mapping), "previewMapping", "Run proposed overrides on a payload without applying them: the output, the current output and what differs.")
+            .input(Input::Json(schema::<Preview>))
+            .answers(200, Output::Json(schema::<PreviewAnswer>))
+            .errors(&[422]),
+        Route::new(M::PUT, "/v1/connections/{id}/mappings/{entity}/plugins", put(bind_plugins), "bindPlugins", "Bind plugin versions, with their limits, to the connection's mapping of an entity.")
+            .input(Input::Json(schema::<Vec<PluginBinding>>))
+            .answers(200, mapping)
+            .errors(&[422])
+            .versioned(),
+        Route::new(M::GET, "/v1/connections/{id}/mappings/{entity}/history", get(mapping_history), "mappingHistory", "Every version of the connection's mapping of an entity, oldest first.")
+            .answers(200, Output::Json(schema::<List<MappingVersion>>)),
+        Route::new(M::POST, "/v1/connections/{id}/mappings/{entity}/rollback", post(rollback_mapping), "rollbackMapping", "Restore an earlier version, as a new version.")
+            .input(Input::Json(schema::<Rollback>))
+            .answers(200, mapping)
+            .errors(&[422])
+            .versioned(),
+        // Components are larger than request bodies: their own limit is the plugin
+        // host's size cap, which the loader enforces with a clear error.
+        Route::new(M::POST, "/v1/plugins", post(upload_plugin).layer(DefaultBodyLimit::max(crate::plugin::MAX_COMPONENT_BYTES + 1)), "uploadPlugin", "Upload a plugin version: checked and described as `crosswalk plugin check` does.")
+            .input(Input::Wasm)
+            .answers(201, Output::Json(schema::<PluginAnswer<'static>>))
+            .errors(&[422]),
+        Route::new(M::GET, "/v1/plugins", get(list_plugins), "listPlugins", "The tenant's plugin versions.")
+            .answers(200, Output::Json(schema::<List<PluginRecord>>)),
+        Route::new(M::GET, "/v1/plugins/{sha256}", get(describe_plugin), "describePlugin", "A plugin version and its functions.")
+            .answers(200, Output::Json(schema::<PluginAnswer<'static>>)),
+        Route::new(M::DELETE, "/v1/plugins/{sha256}", delete(delete_plugin), "deletePlugin", "Delete a plugin version, unless a connection's current mapping binds it.")
+            .answers(204, Output::Empty)
+            .errors(&[409]),
+        Route::new(M::POST, "/v1/connections/{id}/transform/{entity}", post(transform), "transform", "Map source records with the connection's current mapping: JSON in, JSON out; or NDJSON in, NDJSON out, streamed.")
+            .input(Input::Records)
+            .answers(200, Output::Records)
+            .errors(&[422])
+            .flags(&[REMOTE_DATA, STRICT])
+            .versioned(),
+    ]
 }
 
 /// The caller: the key that authenticated the request.
@@ -176,6 +251,27 @@ fn json_body<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The metrics in Prometheus' text format; for admin keys, since the labels name
+/// every tenant's connections and plugins.
+async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    if caller.0.role != Role::Admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only an admin key reads the metrics",
+        ));
+    }
+    let text = state.inner.metrics.render(state.inner.host.compilations());
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
 fn entity(name: &str) -> Result<Entity, ApiError> {
     name.parse()
         .map_err(|_| ApiError::not_found("entity", name))
@@ -189,10 +285,37 @@ fn connection(state: &AppState, caller: &Caller, id: &str) -> Result<Connection,
         .ok_or_else(|| ApiError::not_found("connection", id))
 }
 
-#[derive(Deserialize)]
+/// A list answer.
+#[derive(Serialize, JsonSchema)]
+pub struct List<T> {
+    /// The items.
+    pub data: Vec<T>,
+}
+
+/// A new tenant.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewTenant {
-    name: String,
+pub struct NewTenant {
+    /// A name for people.
+    pub name: String,
+}
+
+/// A created tenant and its first key.
+#[derive(Serialize, JsonSchema)]
+pub struct TenantCreated {
+    /// The tenant.
+    pub tenant: Tenant,
+    /// Its key: the secret is shown this once (only its hash is stored).
+    pub api_key: NewKey,
+}
+
+/// A new API key.
+#[derive(Serialize, JsonSchema)]
+pub struct NewKey {
+    /// `key_…`.
+    pub id: String,
+    /// The secret to send as `Authorization: Bearer <secret>`.
+    pub secret: String,
 }
 
 async fn create_tenant(
@@ -210,19 +333,23 @@ async fn create_tenant(
     let NewTenant { name } = json_body(body)?;
     let tenant = state.inner.store.create_tenant(&name)?;
     let (key, secret) = state.inner.store.create_key(&tenant.id, Role::Tenant)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"tenant": tenant, "api_key": {"id": key.id, "secret": secret}})),
-    )
-        .into_response())
+    let answer = TenantCreated {
+        tenant,
+        api_key: NewKey { id: key.id, secret },
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
-#[derive(Deserialize)]
+/// A new connection.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewConnection {
-    system: String,
-    name: String,
-    mode: Mode,
+pub struct NewConnection {
+    /// The source system: `sap-s4hana`, `ibm-maximo` or `dynamics-365`.
+    pub system: String,
+    /// A name for people.
+    pub name: String,
+    /// Sandbox or live.
+    pub mode: Mode,
 }
 
 async fn create_connection(
@@ -248,10 +375,10 @@ async fn create_connection(
 async fn list_connections(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({"data": state.inner.store.connections(&caller.0.tenant_id)?}),
-    ))
+) -> Result<Json<List<Connection>>, ApiError> {
+    Ok(Json(List {
+        data: state.inner.store.connections(&caller.0.tenant_id)?,
+    }))
 }
 
 async fn get_connection(
@@ -376,16 +503,45 @@ async fn publish(
 ) -> Result<Response, ApiError> {
     let author = caller.0.id.clone();
     let pipelines = Arc::clone(&state.inner.pipelines);
+    let id = c.id.clone();
     let pipeline =
         blocking(move || pipelines.change(&c, entity, overrides, plugins, &author)).await?;
+    state.inner.metrics.change(&id, entity);
     Ok(mapping_response(&pipeline))
 }
 
-#[derive(Deserialize)]
+/// Proposed overrides and a payload to run them on.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Preview {
-    overrides: OverrideSpec,
-    payload: Value,
+pub struct Preview {
+    /// The overrides, as `PUT …/mappings/{entity}` takes them.
+    pub overrides: OverrideSpec,
+    /// Source records: one, an array, or the system's collection envelope.
+    pub payload: Value,
+}
+
+/// What proposed overrides would change.
+#[derive(Serialize, JsonSchema)]
+pub struct PreviewAnswer {
+    /// The version the comparison is made against.
+    pub current_version: u64,
+    /// The records under the proposed overrides (or why each failed).
+    pub output: Vec<Value>,
+    /// The records under the current mapping.
+    pub current_output: Vec<Value>,
+    /// Every leaf that differs.
+    pub changes: Vec<Change>,
+}
+
+/// One leaf that differs between the current and the proposed output.
+#[derive(Serialize, JsonSchema)]
+pub struct Change {
+    /// Where: `[0].custom_fields.cost_center`.
+    pub path: String,
+    /// Its current value.
+    pub before: Value,
+    /// Its proposed value.
+    pub after: Value,
 }
 
 /// Runs proposed overrides on a payload without applying them: the output, the output
@@ -401,14 +557,15 @@ async fn preview_mapping(
     let Preview { overrides, payload } = json_body(body)?;
     let current = state.inner.pipelines.current(&c, entity)?;
     let pipelines = Arc::clone(&state.inner.pipelines);
-    let answer = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
+    let answer = tokio::task::spawn_blocking(move || -> Result<PreviewAnswer, ApiError> {
         let proposed = pipelines.preview(&c, entity, &overrides, &current.plugins)?;
         let records = Payload::unwrap(payload).into_records();
         let run = |plan: &crate::mapping::Plan| -> Vec<Value> {
             plan.map_batch(&records, MapOptions::default())
                 .records
                 .into_iter()
-                .map(|r| r.unwrap_or_else(|e| json!({"error": {"code": "record_failed", "message": e.to_string()}})))
+                .enumerate()
+                .map(|(i, r)| r.unwrap_or_else(|e| record_error(&e, i)))
                 .collect()
         };
         let (after, before) = (run(&proposed.plan), run(&current.plan));
@@ -416,15 +573,20 @@ async fn preview_mapping(
         for (i, (b, a)) in before.iter().zip(&after).enumerate() {
             diff(&format!("[{i}]"), b, a, &mut changes);
         }
-        Ok(json!({"current_version": current.version, "output": after, "current_output": before, "changes": changes}))
+        Ok(PreviewAnswer {
+            current_version: current.version,
+            output: after,
+            current_output: before,
+            changes,
+        })
     })
     .await
     .map_err(|e| ApiError::internal(&e))??;
     Ok(Json(answer).into_response())
 }
 
-/// The leaves that differ between two records, as `{path, before, after}`.
-fn diff(at: &str, before: &Value, after: &Value, out: &mut Vec<Value>) {
+/// The leaves that differ between two records.
+fn diff(at: &str, before: &Value, after: &Value, out: &mut Vec<Change>) {
     match (before, after) {
         (Value::Object(b), Value::Object(a)) => {
             let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
@@ -443,7 +605,11 @@ fn diff(at: &str, before: &Value, after: &Value, out: &mut Vec<Value>) {
                 diff(&format!("{at}[{i}]"), x, y, out);
             }
         }
-        (b, a) if b != a => out.push(json!({"path": at, "before": b, "after": a})),
+        (b, a) if b != a => out.push(Change {
+            path: at.to_owned(),
+            before: b.clone(),
+            after: a.clone(),
+        }),
         _ => {}
     }
 }
@@ -477,20 +643,29 @@ async fn upload_plugin(
         uploaded_at: now(),
     };
     state.inner.store.put_plugin(&record, &bytes)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"plugin": record, "functions": plugin.functions()})),
-    )
-        .into_response())
+    let answer = PluginAnswer {
+        plugin: record,
+        functions: plugin.functions(),
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// A plugin version and its functions.
+#[derive(Serialize, JsonSchema)]
+pub struct PluginAnswer<'a> {
+    /// The version.
+    pub plugin: PluginRecord,
+    /// Its functions, as it describes them.
+    pub functions: &'a [FunctionInfo],
 }
 
 async fn list_plugins(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        json!({"data": state.inner.store.plugins(&caller.0.tenant_id)?}),
-    ))
+) -> Result<Json<List<PluginRecord>>, ApiError> {
+    Ok(Json(List {
+        data: state.inner.store.plugins(&caller.0.tenant_id)?,
+    }))
 }
 
 async fn describe_plugin(
@@ -509,7 +684,11 @@ async fn describe_plugin(
         .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| ApiError::internal(&e))?;
     Ok(Json(
-        json!({"plugin": record, "functions": plugin.functions()}),
+        serde_json::to_value(PluginAnswer {
+            plugin: record,
+            functions: plugin.functions(),
+        })
+        .map_err(|e| ApiError::internal(&e))?,
     ))
 }
 
@@ -551,17 +730,19 @@ async fn mapping_history(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<MappingVersion>>, ApiError> {
     let c = connection(&state, &caller, &id)?;
-    Ok(Json(
-        json!({"data": state.inner.store.mapping_history(&c.id, entity(&name)?)?}),
-    ))
+    Ok(Json(List {
+        data: state.inner.store.mapping_history(&c.id, entity(&name)?)?,
+    }))
 }
 
-#[derive(Deserialize)]
+/// The version to restore.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Rollback {
-    version: u64,
+pub struct Rollback {
+    /// An earlier version of the mapping.
+    pub version: u64,
 }
 
 async fn rollback_mapping(
@@ -575,10 +756,13 @@ async fn rollback_mapping(
     let Rollback { version } = json_body(body)?;
     let author = caller.0.id.clone();
     let pipelines = Arc::clone(&state.inner.pipelines);
+    let id = c.id.clone();
     let pipeline = blocking(move || pipelines.rollback(&c, entity, version, &author)).await?;
+    state.inner.metrics.change(&id, entity);
     Ok(mapping_response(&pipeline))
 }
 
+/// The flags of a transform.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct TransformQuery {
@@ -588,53 +772,84 @@ struct TransformQuery {
     strict: bool,
 }
 
+/// Maps source records: one record, an array or a collection envelope in a JSON
+/// body, or one record per line in an NDJSON body (streamed, see [`ndjson`]).
 async fn transform(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
     query: Result<Query<TransformQuery>, axum::extract::rejection::QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let c = connection(&state, &caller, &id)?;
-    let pipeline = state.inner.pipelines.current(&c, entity(&name)?)?;
-    let payload: Value = json_body(body)?;
+    let entity = entity(&name)?;
+    let pipeline = state.inner.pipelines.current(&c, entity)?;
     let options = MapOptions {
         strict: query.strict,
         remote_data: query.remote_data,
     };
     let version = pipeline.version;
+    let streamed = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(ndjson::is_ndjson);
+    if streamed {
+        let target = ndjson::Target {
+            connection: c.id,
+            entity,
+            metrics: Arc::clone(&state.inner.metrics),
+        };
+        let body = ndjson::transform(
+            request.into_body(),
+            pipeline,
+            options,
+            state.inner.body_limit,
+            target,
+        );
+        let response = (
+            [(axum::http::header::CONTENT_TYPE, ndjson::CONTENT_TYPE)],
+            body,
+        )
+            .into_response();
+        return Ok(with_version(response, version));
+    }
+    let body = Bytes::from_request(request, &state).await;
+    let payload: Value = json_body(body)?;
+    let metrics = Arc::clone(&state.inner.metrics);
     let answer = tokio::task::spawn_blocking(move || {
         let (one, records) = match Payload::unwrap(payload) {
             Payload::One(r) => (true, vec![r]),
             Payload::Many(rs) => (false, rs),
         };
         let batch = pipeline.plan.map_batch(&records, options);
-        let results: Vec<Value> = batch
-            .records
-            .into_iter()
-            .map(|r| match r {
-                Ok(record) => record,
-                Err(e) => json!({"error": {"code": "record_failed", "message": e.to_string()}}),
-            })
-            .collect();
+        metrics.batch(&c.id, entity, &batch);
+        let mut results = batch.records.into_iter();
         if one {
-            let record = results.into_iter().next().expect("one record");
-            match record.get("error") {
-                Some(_) => Err(ApiError::new(
+            return match results.next().expect("one record") {
+                Ok(record) => Ok(json!({"data": record})),
+                Err(e) => Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "record_failed",
-                    record["error"]["message"].as_str().unwrap_or_default(),
+                    e.to_string(),
                 )),
-                None => Ok(json!({"data": record})),
-            }
-        } else {
-            Ok(json!({"data": results}))
+            };
         }
+        let results: Vec<Value> = results
+            .enumerate()
+            .map(|(i, r)| r.unwrap_or_else(|e| record_error(&e, i)))
+            .collect();
+        Ok(json!({"data": results}))
     })
     .await
     .map_err(|e| ApiError::internal(&e))??;
     Ok(with_version(Json(answer).into_response(), version))
+}
+
+/// A record of a batch that failed, in the API's error shape, at its index.
+fn record_error(e: &crate::mapping::RecordError, index: usize) -> Value {
+    json!({"error": {"code": "record_failed", "message": e.to_string(), "details": {"index": index}}})
 }
 
 /// Runs work that may compile or call plugins off the async workers.
@@ -649,9 +864,24 @@ where
         .map_err(Into::into)
 }
 
+/// A connection's mapping of an entity.
+#[derive(Serialize, JsonSchema)]
+pub struct MappingAnswer<'a> {
+    /// Its version (0: the system's default, never changed).
+    pub version: u64,
+    /// The mapping with the overrides applied, each rule with its origin.
+    pub mapping: &'a ResolvedMapping,
+    /// The plugin versions bound to it, with their limits.
+    pub plugins: &'a [PluginBinding],
+}
+
 /// A mapping as the mapping endpoints answer it, with its version in the header too.
 fn mapping_response(pipeline: &crate::connection::Pipeline) -> Response {
-    let body = json!({"version": pipeline.version, "mapping": pipeline.resolved, "plugins": pipeline.plugins});
+    let body = MappingAnswer {
+        version: pipeline.version,
+        mapping: &pipeline.resolved,
+        plugins: &pipeline.plugins,
+    };
     with_version(Json(body).into_response(), pipeline.version)
 }
 

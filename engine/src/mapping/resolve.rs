@@ -5,6 +5,7 @@
 //! merges documents; whether the merged rules make sense is checked when the resolved
 //! mapping is compiled, so a default and its overrides are validated together.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::error::{SpecError, SpecErrors};
@@ -12,7 +13,7 @@ use super::spec::{MappingSpec, OverrideRule, OverrideSpec, PluginStep, RuleSpec}
 use crate::model::Entity;
 
 /// Where a rule of a resolved mapping comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// The system's default mapping, unchanged.
@@ -35,24 +36,24 @@ impl Origin {
 }
 
 /// A mapping with its overrides applied.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ResolvedMapping {
     /// The source system.
     pub system: String,
     /// The entity.
     pub entity: Entity,
     /// Record-level plugin steps before the rules.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pre: Vec<PluginStep>,
     /// The rules in order, disabled ones included (and marked).
     pub rules: Vec<ResolvedRule>,
     /// Record-level plugin steps after the rules.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post: Vec<PluginStep>,
 }
 
 /// One rule of a resolved mapping.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ResolvedRule {
     /// The rule as it runs (its nested rules are in `rules` below).
     #[serde(flatten)]
@@ -60,10 +61,10 @@ pub struct ResolvedRule {
     /// Where it comes from.
     pub origin: Origin,
     /// Whether the overrides disabled it.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
     /// Its nested rules, for object and array targets.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<Vec<ResolvedRule>>,
 }
 

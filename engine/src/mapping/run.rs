@@ -14,7 +14,7 @@ use super::compile::{Nested, Plan, Rule, Source, is_currency, is_date, is_dateti
 use super::error::{FieldError, RecordError, quote, type_name};
 use super::transform::{Ctx, PluginCall, number};
 use crate::model::FieldType;
-use crate::plugin::{PluginError, Session};
+use crate::plugin::{CallCounts, PluginError, Session};
 
 /// How records are mapped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub struct Batch {
     pub records: Vec<Result<Value, RecordError>>,
     /// What the plugins logged (bounded), each line prefixed with the plugin's name.
     pub log: Vec<String>,
+    /// How the plugin calls of the batch ended, by plugin name.
+    pub plugin_calls: Vec<(String, CallCounts)>,
 }
 
 impl Plan {
@@ -86,6 +88,7 @@ impl Plan {
         Batch {
             records: mapped,
             log: session.take_log(),
+            plugin_calls: session.take_calls(),
         }
     }
 

@@ -22,6 +22,7 @@ mod bindings;
 mod cache;
 mod error;
 pub mod limits;
+mod outcome;
 mod sandbox;
 mod set;
 
@@ -39,6 +40,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use error::PluginError;
 pub use limits::{LimitOverrides, Limits, MAX_COMPONENT_BYTES, STACK_BYTES};
+pub use outcome::{CallCounts, CallOutcome};
 pub use set::{Binding, PluginSet, Session};
 
 use bindings::crosswalk::plugin::types;
@@ -110,7 +112,7 @@ pub struct PluginHost {
 }
 
 /// Whether a function converts one value or whole records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FunctionKind {
     /// One value.
@@ -129,7 +131,7 @@ impl FunctionKind {
 }
 
 /// A function a plugin describes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FunctionInfo {
     /// Its name.
     pub name: String,
@@ -173,6 +175,8 @@ pub struct PluginInstance {
     log: Vec<String>,
     log_bytes: usize,
     log_dropped: usize,
+    /// How the calls on this instance ended, for metrics.
+    calls: CallCounts,
 }
 
 impl PluginHost {
@@ -489,6 +493,7 @@ impl Plugin {
             log: Vec::new(),
             log_bytes: 0,
             log_dropped: 0,
+            calls: CallCounts::default(),
         }
     }
 }
@@ -506,6 +511,12 @@ impl PluginInstance {
         value: &Value,
         args: &str,
     ) -> Result<Value, PluginError> {
+        let result = self.field(function, value, args);
+        self.calls.count(result.as_ref().err());
+        result
+    }
+
+    fn field(&mut self, function: &str, value: &Value, args: &str) -> Result<Value, PluginError> {
         let input = value.to_string();
         let args = args.to_owned();
         self.check_size(function, "input", input.len() + args.len())?;
@@ -520,6 +531,17 @@ impl PluginInstance {
 
     /// Calls a record-level function on a batch of records: one result per record.
     pub fn call_records(
+        &mut self,
+        function: &str,
+        records: &[Value],
+        args: &str,
+    ) -> Result<Vec<Result<Value, PluginError>>, PluginError> {
+        let result = self.records(function, records, args);
+        self.calls.count(result.as_ref().err());
+        result
+    }
+
+    fn records(
         &mut self,
         function: &str,
         records: &[Value],
@@ -553,6 +575,11 @@ impl PluginInstance {
                 Err(e) => Err(self.guest_error(function, e)),
             })
             .collect())
+    }
+
+    /// How the calls so far ended; the counts start again from zero.
+    pub fn take_calls(&mut self) -> CallCounts {
+        std::mem::take(&mut self.calls)
     }
 
     /// The log lines so far: `host.log` calls, stdout and stderr.

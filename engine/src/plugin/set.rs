@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{Limits, Plugin, PluginError, PluginInstance};
+use super::{CallCounts, Limits, Plugin, PluginError, PluginInstance};
 
 /// A plugin bound to a mapping, with the limits it runs under there.
 #[derive(Debug, Clone)]
@@ -95,5 +95,15 @@ impl Session {
             );
         }
         lines
+    }
+
+    /// How each plugin's calls ended, by plugin name; the counts start again from zero.
+    pub fn take_calls(&mut self) -> Vec<(String, CallCounts)> {
+        self.instances
+            .iter_mut()
+            .flatten()
+            .map(|i| (i.plugin().name().to_owned(), i.take_calls()))
+            .filter(|(_, calls)| calls.total() > 0)
+            .collect()
     }
 }

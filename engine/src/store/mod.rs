@@ -9,6 +9,7 @@
 
 mod sled_store;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::mapping::OverrideSpec;
@@ -36,7 +37,7 @@ pub enum StoreError {
 }
 
 /// What an API key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Manages tenants and keys.
@@ -46,7 +47,7 @@ pub enum Role {
 }
 
 /// A holder of API keys, owner of connections and plugins.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Tenant {
     /// `ten_…`.
     pub id: String,
@@ -70,7 +71,7 @@ pub struct ApiKey {
 }
 
 /// How a connection gets its records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Built-in sample data; writes change nothing.
@@ -80,7 +81,7 @@ pub enum Mode {
 }
 
 /// A tenant's link to one source system.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Connection {
     /// `con_…`.
     pub id: String,
@@ -97,7 +98,7 @@ pub struct Connection {
 }
 
 /// A plugin version bound to a connection's mapping, with its limits there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PluginBinding {
     /// The plugin version, by content.
     pub sha256: String,
@@ -109,7 +110,7 @@ pub struct PluginBinding {
 /// One version of a connection's mapping of one entity: its overrides and the plugins
 /// bound to it. Versions are never changed; a rollback is a new version that copies an
 /// old one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MappingVersion {
     /// The connection.
     pub connection_id: String,
@@ -132,7 +133,7 @@ pub struct MappingVersion {
 }
 
 /// An uploaded plugin version (its bytes are stored apart, by sha256).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PluginRecord {
     /// The owner.
     pub tenant_id: String,

@@ -1,0 +1,366 @@
+//! The OpenAPI 3.1 document served at `/openapi.json`.
+//!
+//! The router and the document are built from one table of [`Route`]s (see
+//! `http::routes`): an endpoint cannot be served without being documented, nor
+//! documented without being served. Request and response schemas come from the Rust
+//! types that the handlers read and write, through schemars, whose JSON Schema 2020-12
+//! is OpenAPI 3.1's own dialect; the unified records are the model's own schemas.
+
+use axum::http::Method;
+use axum::routing::MethodRouter;
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde_json::{Map, Value, json};
+
+use super::{AppState, VERSION_HEADER, error::ErrorBody, ndjson, observe::REQUEST_ID_HEADER};
+use crate::model::Entity;
+
+/// Makes the schema of a type, registering the types it refers to.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// The [`SchemaFn`] of `T`.
+pub fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Public,
+    /// A tenant's (or the admin's) key.
+    Key,
+    /// The admin's key only.
+    Admin,
+}
+
+/// What an endpoint takes as its body.
+#[derive(Clone, Copy)]
+pub enum Input {
+    /// Nothing.
+    None,
+    /// JSON of this schema.
+    Json(SchemaFn),
+    /// A WebAssembly component.
+    Wasm,
+    /// Source records: JSON (one, an array or a collection) or NDJSON.
+    Records,
+}
+
+/// What an endpoint answers on success.
+#[derive(Clone, Copy)]
+pub enum Output {
+    /// JSON of this schema.
+    Json(SchemaFn),
+    /// Plain text (with this content type).
+    Text(&'static str),
+    /// No body.
+    Empty,
+    /// Unified records: JSON, or NDJSON for an NDJSON request.
+    Records,
+}
+
+/// One endpoint: how it is served and how it is documented.
+pub struct Route {
+    /// The path template, as axum and OpenAPI both write it.
+    pub path: &'static str,
+    /// The method.
+    pub method: Method,
+    /// The handler.
+    pub handler: MethodRouter<AppState>,
+    /// The `operationId`.
+    pub operation: &'static str,
+    /// One line about it.
+    pub summary: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// Its body.
+    pub input: Input,
+    /// Its success status.
+    pub status: u16,
+    /// Its success answer.
+    pub output: Output,
+    /// Error statuses besides those every endpoint of its kind has (401 with a key,
+    /// 404 with path parameters, 400 and 413 with a JSON body, 405 and 500).
+    pub errors: &'static [u16],
+    /// Whether answers carry the mapping version header.
+    pub versioned: bool,
+    /// Boolean query parameters and what they do.
+    pub flags: &'static [(&'static str, &'static str)],
+}
+
+impl Route {
+    /// An endpoint with a method, a path, an id and a summary; the rest is set with
+    /// the builder methods below.
+    pub fn new(
+        method: Method,
+        path: &'static str,
+        handler: MethodRouter<AppState>,
+        operation: &'static str,
+        summary: &'static str,
+    ) -> Route {
+        Route {
+            path,
+            method,
+            handler,
+            operation,
+            summary,
+            access: Access::Key,
+            input: Input::None,
+            status: 200,
+            output: Output::Empty,
+            errors: &[],
+            versioned: false,
+            flags: &[],
+        }
+    }
+
+    /// Who may call it.
+    pub fn access(mut self, access: Access) -> Route {
+        self.access = access;
+        self
+    }
+
+    /// Its body.
+    pub fn input(mut self, input: Input) -> Route {
+        self.input = input;
+        self
+    }
+
+    /// Its success status and answer.
+    pub fn answers(mut self, status: u16, output: Output) -> Route {
+        self.status = status;
+        self.output = output;
+        self
+    }
+
+    /// Its own error statuses.
+    pub fn errors(mut self, errors: &'static [u16]) -> Route {
+        self.errors = errors;
+        self
+    }
+
+    /// Its answers carry the mapping version.
+    pub fn versioned(mut self) -> Route {
+        self.versioned = true;
+        self
+    }
+
+    /// Its boolean query parameters.
+    pub fn flags(mut self, flags: &'static [(&'static str, &'static str)]) -> Route {
+        self.flags = flags;
+        self
+    }
+
+    /// Every error status it can answer, in order.
+    pub fn error_statuses(&self) -> Vec<u16> {
+        let mut statuses: Vec<u16> = self.errors.to_vec();
+        if self.access != Access::Public {
+            statuses.push(401);
+        }
+        if self.access == Access::Admin {
+            statuses.push(403);
+        }
+        if self.path.contains('{') {
+            statuses.push(404);
+        }
+        if matches!(self.input, Input::Json(_) | Input::Records) {
+            statuses.extend([400, 413]);
+        }
+        if matches!(self.input, Input::Wasm) {
+            statuses.push(413);
+        }
+        statuses.extend([405, 500]);
+        statuses.sort_unstable();
+        statuses.dedup();
+        statuses
+    }
+}
+
+/// What an error status means, in general; the `code` of the error says which case.
+fn error_description(status: u16) -> &'static str {
+    match status {
+        400 => {
+            "Malformed request: the body is not JSON (`details` has its line and column), or a query parameter is not understood."
+        }
+        401 => "No `Authorization: Bearer <key>` header, or an unknown key.",
+        403 => "The key may not do this (an admin key is needed).",
+        404 => "No such connection, entity or plugin; another tenant's answers the same.",
+        405 => "The path does not take this method.",
+        409 => "The plugin is bound to a connection's current mapping.",
+        413 => "The body is larger than the limit.",
+        422 => {
+            "Well-formed but refused: an invalid mapping (with every problem in `details.problems`), plugin, binding, system or version, or a record that cannot be mapped."
+        }
+        500 => "An internal error; the server's log has the cause, under the request id.",
+        _ => "An error.",
+    }
+}
+
+/// The document of this service's routes, made on first use.
+pub fn served() -> &'static Value {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| document(&super::routes()))
+}
+
+/// The document of `routes`.
+pub fn document(routes: &[Route]) -> Value {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+        .into_generator();
+    let error = schema::<ErrorBody>(&mut generator);
+    let mut paths: Map<String, Value> = Map::new();
+    for route in routes {
+        let operation = operation(route, &mut generator, &error);
+        let item = paths
+            .entry(route.path)
+            .or_insert_with(|| Value::Object(Map::new()));
+        item[route.method.as_str().to_ascii_lowercase()] = operation;
+    }
+    let mut schemas = generator.take_definitions(true);
+    for entity in Entity::ALL {
+        let mut model = entity.schema().clone();
+        if let Value::Object(m) = &mut model {
+            m.remove("$schema");
+        }
+        schemas.insert(entity.as_str().to_owned(), model);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Crosswalk",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Maps the payloads of industrial source systems (SAP S/4HANA, IBM Maximo, Microsoft Dynamics 365) to one unified model, with per-connection overrides and WebAssembly plugins.",
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key: the admin's, or a tenant's from `POST /v1/tenants`."}},
+        },
+    })
+}
+
+fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> Value {
+    let tag = route
+        .path
+        .trim_start_matches("/v1/")
+        .split('/')
+        .find(|s| !s.is_empty() && !s.starts_with('{'))
+        .unwrap_or("service");
+    let tag = match tag {
+        "connections" if route.path.contains("/mappings/") => "mappings",
+        "connections" if route.path.contains("/transform/") => "transform",
+        other => other.trim_start_matches('/'),
+    };
+    let mut op = json!({
+        "operationId": route.operation,
+        "summary": route.summary,
+        "tags": [tag],
+        "security": if route.access == Access::Public { json!([]) } else { json!([{"bearer": []}]) },
+    });
+    let mut parameters: Vec<Value> = route
+        .path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        .map(path_parameter)
+        .collect();
+    parameters.extend(route.flags.iter().map(|(name, description)| {
+        json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "boolean", "default": false}})
+    }));
+    if !parameters.is_empty() {
+        op["parameters"] = Value::Array(parameters);
+    }
+    match route.input {
+        Input::None => {}
+        Input::Json(f) => {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": f(generator)}}});
+        }
+        Input::Wasm => {
+            op["requestBody"] = json!({"required": true, "description": "The component's bytes (built for wasm32-wasip2), as they are.", "content": {"application/wasm": {"schema": {"type": "string", "contentMediaType": "application/wasm"}}}});
+        }
+        Input::Records => {
+            op["requestBody"] = json!({"required": true, "content": {
+                "application/json": {"schema": {"description": "One source record, an array of them, or the system's collection envelope (`d.results`, `value`, `member`).", "type": ["object", "array"]}},
+                ndjson::CONTENT_TYPE: {"schema": {"description": "One source record per line, streamed.", "type": "string"}},
+            }});
+        }
+    }
+    let mut headers = json!({REQUEST_ID_HEADER: {"description": "The request's id: the client's when it sent a usable one.", "schema": {"type": "string"}}});
+    if route.versioned {
+        headers[VERSION_HEADER] = json!({"description": "The mapping version that produced the answer (0: the system's default).", "schema": {"type": "integer", "minimum": 0}});
+    }
+    let mut success = json!({"description": route.summary, "headers": headers.clone()});
+    match route.output {
+        Output::Empty => {}
+        Output::Json(f) => {
+            success["content"] = json!({"application/json": {"schema": f(generator)}})
+        }
+        Output::Text(content_type) => {
+            success["content"] = json!({content_type: {"schema": {"type": "string"}}})
+        }
+        Output::Records => {
+            success["content"] = json!({
+                "application/json": {"schema": records_answer()},
+                ndjson::CONTENT_TYPE: {"schema": {"description": "One unified record per source line, in order; a line that fails is an error in the API's error shape with `details.line`.", "type": "string"}},
+            })
+        }
+    }
+    let mut responses = Map::new();
+    responses.insert(route.status.to_string(), success);
+    let mut error_headers = headers;
+    if let Value::Object(h) = &mut error_headers {
+        h.remove(VERSION_HEADER);
+    }
+    for status in route.error_statuses() {
+        responses.insert(
+            status.to_string(),
+            json!({"description": error_description(status), "headers": error_headers, "content": {"application/json": {"schema": error}}}),
+        );
+    }
+    op["responses"] = Value::Object(responses);
+    op
+}
+
+fn path_parameter(name: &str) -> Value {
+    let (description, schema) = match name {
+        "id" => ("The connection's id (`con_…`).", json!({"type": "string"})),
+        "entity" => (
+            "The unified entity.",
+            json!({"type": "string", "enum": Entity::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>()}),
+        ),
+        "sha256" => (
+            "The plugin version: the sha256 of its component, in hex.",
+            json!({"type": "string"}),
+        ),
+        _ => ("", json!({"type": "string"})),
+    };
+    json!({"name": name, "in": "path", "required": true, "description": description, "schema": schema})
+}
+
+/// `{"data": record}` for one source record, `{"data": [record or error, …]}` for many.
+fn records_answer() -> Schema {
+    let record: Vec<Value> = Entity::ALL
+        .iter()
+        .map(|e| json!({"$ref": format!("#/components/schemas/{}", e.as_str())}))
+        .collect();
+    json_schema!({
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {
+                "oneOf": [
+                    {"description": "The unified record of one source record.", "anyOf": record},
+                    {
+                        "description": "One item per source record, in order: its unified record, or why it failed (`details.index`).",
+                        "type": "array",
+                        "items": {"anyOf": [{"anyOf": record}, {"$ref": "#/components/schemas/ErrorBody"}]},
+                    },
+                ],
+            },
+        },
+    })
+}
