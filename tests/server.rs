@@ -108,7 +108,7 @@ fn request(
                 .map(str::to_owned)
         })
         .and_then(|v| v.trim().parse().ok());
-    let json = serde_json::from_str(body).unwrap_or(Value::Null);
+    let json = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
     (status, version, json)
 }
 
@@ -177,9 +177,14 @@ fn hot_swap_under_load_and_a_restart_keeps_everything() {
     };
     std::thread::sleep(Duration::from_millis(300));
     let change = json!({"overrides": [{"target": "lines.unit_of_measure", "transforms": [{"plugin": "uom", "function": "convert", "args": {"from": "sap", "to": "iso"}}]}]});
+    let asked = Instant::now();
     let (status, version, body) =
         request(&addr, "PUT", &mapping, &key, change.to_string().as_bytes());
     let acknowledged = Instant::now();
+    println!(
+        "change to acknowledgement: {:.1} ms",
+        (acknowledged - asked).as_secs_f64() * 1e3
+    );
     assert_eq!((status, version), (200, Some(2)), "{body}");
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
@@ -235,6 +240,22 @@ fn hot_swap_under_load_and_a_restart_keeps_everything() {
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     let (_, _, body) = request(&server.addr, "GET", "/v1/plugins", &key, b"");
     assert_eq!(body["data"][0]["sha256"], sha.as_str());
+    // The plugin came back from the compiled-artifact cache, not the compiler.
+    let (status, _, metrics) = request(&server.addr, "GET", "/metrics", "cw_e2e_admin", b"");
+    assert_eq!(status, 200, "{metrics}");
+    let metrics = metrics.as_str().expect("metrics are text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "crosswalk_plugin_compilations_total 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|l| l.starts_with(&format!(
+            "crosswalk_plugin_calls_total{{plugin=\"uom\",connection=\"{sap}\",outcome=\"ok\"}} "
+        ))),
+        "{metrics}"
+    );
     server.stop();
     let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -601,7 +601,11 @@ fn serve(
         .with_ansi(false);
     match log_format {
         LogFormat::Text => logs.try_init(),
-        LogFormat::Json => logs.json().with_current_span(true).try_init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
     }
     .map_err(|e| anyhow::anyhow!("cannot set up the log: {e}"))?;
 

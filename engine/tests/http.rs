@@ -1095,3 +1095,44 @@ async fn ndjson_answers_lines_before_the_body_has_ended() {
     assert_eq!(lines.len(), 3);
     assert!(lines.iter().all(|l| l["number"] == "WO-1"), "{lines:?}");
 }
+
+#[tokio::test]
+async fn an_entity_that_the_system_does_not_map_is_not_found() {
+    let f = fixture("unmapped", 1 << 20);
+    let id = new_connection(&f, &f.alice, "dynamics-365-fo").await;
+    for (method, uri) in [
+        ("GET", format!("/v1/connections/{id}/mappings/work_order")),
+        ("POST", format!("/v1/connections/{id}/transform/work_order")),
+    ] {
+        let a = call(&f.app, method, &uri, Some(&f.alice), "{}").await;
+        assert_eq!(
+            a.status,
+            StatusCode::NOT_FOUND,
+            "{method} {uri}: {}",
+            a.body
+        );
+        assert!(
+            a.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("has no work_order mapping; it maps purchase_order, vendor, part"),
+            "{}",
+            a.body
+        );
+    }
+    let a = call(
+        &f.app,
+        "POST",
+        "/v1/connections",
+        Some(&f.alice),
+        json!({"system": "", "name": "x", "mode": "sandbox"}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let systems = &openapi::served()["components"]["schemas"]["NewConnection"]["properties"]["system"]
+        ["enum"];
+    assert_eq!(
+        systems,
+        &json!(["sap-s4hana", "ibm-maximo", "dynamics-365-fo"])
+    );
+}

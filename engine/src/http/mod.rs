@@ -272,9 +272,26 @@ async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Respon
         .into_response())
 }
 
-fn entity(name: &str) -> Result<Entity, ApiError> {
-    name.parse()
-        .map_err(|_| ApiError::not_found("entity", name))
+/// An entity that the connection's system maps; any other answers 404.
+fn entity(c: &Connection, name: &str) -> Result<Entity, ApiError> {
+    let entity: Entity = name
+        .parse()
+        .map_err(|_| ApiError::not_found("entity", name))?;
+    let system = System::get(&c.system).map_err(|e| ApiError::internal(&e))?;
+    if !system.entities().any(|e| e == entity) {
+        let mapped: Vec<&str> = system.entities().map(Entity::as_str).collect();
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "connection `{}` is to {}, which has no {entity} mapping; it maps {}",
+                c.id,
+                system.id,
+                mapped.join(", ")
+            ),
+        ));
+    }
+    Ok(entity)
 }
 
 fn connection(state: &AppState, caller: &Caller, id: &str) -> Result<Connection, ApiError> {
@@ -298,6 +315,12 @@ pub struct List<T> {
 pub struct NewTenant {
     /// A name for people.
     pub name: String,
+}
+
+/// The systems a connection can be to.
+fn system_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let ids: Vec<&str> = crate::mapping::SYSTEMS.iter().map(|s| s.id).collect();
+    schemars::json_schema!({"type": "string", "enum": ids})
 }
 
 /// A created tenant and its first key.
@@ -344,7 +367,8 @@ async fn create_tenant(
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
-    /// The source system: `sap-s4hana`, `ibm-maximo` or `dynamics-365`.
+    /// The source system.
+    #[schemars(schema_with = "system_schema")]
     pub system: String,
     /// A name for people.
     pub name: String,
@@ -411,7 +435,7 @@ async fn get_mapping(
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
-    let pipeline = state.inner.pipelines.current(&c, entity(&name)?)?;
+    let pipeline = state.inner.pipelines.current(&c, entity(&c, &name)?)?;
     Ok(mapping_response(&pipeline))
 }
 
@@ -422,7 +446,7 @@ async fn put_mapping(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
-    let entity = entity(&name)?;
+    let entity = entity(&c, &name)?;
     let overrides: OverrideSpec = json_body(body)?;
     let plugins = state.inner.pipelines.current(&c, entity)?.plugins.clone();
     publish(&state, &caller, c, entity, overrides, plugins).await
@@ -437,7 +461,7 @@ async fn patch_mapping(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
-    let entity = entity(&name)?;
+    let entity = entity(&c, &name)?;
     let patch: OverrideSpec = json_body(body)?;
     let current = state.inner.pipelines.current(&c, entity)?;
     let mut overrides = current.overrides.clone();
@@ -476,7 +500,7 @@ async fn bind_plugins(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
-    let entity = entity(&name)?;
+    let entity = entity(&c, &name)?;
     let plugins: Vec<PluginBinding> = json_body(body)?;
     for binding in &plugins {
         Limits::with(&binding.limits).map_err(|e| {
@@ -553,7 +577,7 @@ async fn preview_mapping(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
-    let entity = entity(&name)?;
+    let entity = entity(&c, &name)?;
     let Preview { overrides, payload } = json_body(body)?;
     let current = state.inner.pipelines.current(&c, entity)?;
     let pipelines = Arc::clone(&state.inner.pipelines);
@@ -733,7 +757,10 @@ async fn mapping_history(
 ) -> Result<Json<List<MappingVersion>>, ApiError> {
     let c = connection(&state, &caller, &id)?;
     Ok(Json(List {
-        data: state.inner.store.mapping_history(&c.id, entity(&name)?)?,
+        data: state
+            .inner
+            .store
+            .mapping_history(&c.id, entity(&c, &name)?)?,
     }))
 }
 
@@ -752,7 +779,7 @@ async fn rollback_mapping(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
-    let entity = entity(&name)?;
+    let entity = entity(&c, &name)?;
     let Rollback { version } = json_body(body)?;
     let author = caller.0.id.clone();
     let pipelines = Arc::clone(&state.inner.pipelines);
@@ -783,7 +810,7 @@ async fn transform(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let c = connection(&state, &caller, &id)?;
-    let entity = entity(&name)?;
+    let entity = entity(&c, &name)?;
     let pipeline = state.inner.pipelines.current(&c, entity)?;
     let options = MapOptions {
         strict: query.strict,

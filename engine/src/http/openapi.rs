@@ -280,7 +280,7 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": f(generator)}}});
         }
         Input::Wasm => {
-            op["requestBody"] = json!({"required": true, "description": "The component's bytes (built for wasm32-wasip2), as they are.", "content": {"application/wasm": {"schema": {"type": "string", "contentMediaType": "application/wasm"}}}});
+            op["requestBody"] = json!({"required": true, "description": "The component's bytes (built for wasm32-wasip2), as they are.", "content": {"application/wasm": {"schema": {"type": "string", "format": "binary", "contentMediaType": "application/wasm"}}}});
         }
         Input::Records => {
             op["requestBody"] = json!({"required": true, "content": {
