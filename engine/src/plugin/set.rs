@@ -39,7 +39,7 @@ impl PluginSet {
             .ok_or_else(|| PluginError::UnknownPlugin {
                 plugin: name.to_owned(),
                 hint: if self.bindings.is_empty() {
-                    "; none is loaded (load one with --plugin FILE)".into()
+                    "; none is loaded (the command line loads plugins with `--plugin FILE`, the service binds them with `PUT …/mappings/{entity}/plugins`)".into()
                 } else {
                     format!(
                         "; the loaded plugins are {}",
