@@ -220,7 +220,7 @@ fn plugins_through_the_binary() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stdout
-            .starts_with(&format!("ok: {uom}: plugin `uom` version 1.0.0\nsha256: ")),
+            .starts_with(&format!("ok: {uom}: plugin `uom` version 1.1.0\nsha256: ")),
         "{}",
         out.stdout
     );

@@ -103,6 +103,10 @@ enum Command {
         /// One JSON document per line instead of indented JSON.
         #[arg(long)]
         compact: bool,
+        /// The input is NDJSON: one source record per line, mapped in batches as it is
+        /// read; the output is one unified record (or error) per line, in order.
+        #[arg(long)]
+        ndjson: bool,
         #[command(flatten)]
         plugins: PluginArgs,
     },
@@ -146,6 +150,11 @@ enum Command {
         /// `CROSSWALK_LOG` filters them (`info` unless set; `warn`, `crosswalk=debug`, …).
         #[arg(long, env = "CROSSWALK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// For benchmarks: also serve `POST /bench/floor`, which authenticates and reads
+        /// the body as a transform does, then answers a fixed JSON body of this many
+        /// bytes without parsing or mapping: the HTTP floor.
+        #[arg(long)]
+        floor_bytes: Option<usize>,
     },
 }
 
@@ -251,24 +260,23 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             remote_data,
             strict,
             compact,
+            ndjson,
             plugins,
         } => {
             let overrides = overrides.as_deref().map(read_overrides).transpose()?;
             let plugins = plugins.load()?;
             let plan = mapping::plan_with(&system, entity, overrides.as_ref(), &plugins)
                 .with_context(|| format!("cannot map {system} {entity}"))?;
+            let options = MapOptions {
+                strict,
+                remote_data,
+            };
+            if ndjson {
+                return map_ndjson(&plan, input.as_deref(), options, out);
+            }
             let text = read_input(input.as_deref())?;
             let payload = Payload::parse(&text)?;
-            map(
-                &plan,
-                payload,
-                MapOptions {
-                    strict,
-                    remote_data,
-                },
-                compact,
-                out,
-            )
+            map(&plan, payload, options, compact, out)
         }
         Command::Mapping {
             command:
@@ -334,7 +342,8 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             data_dir,
             body_limit,
             log_format,
-        } => serve(addr, &data_dir, body_limit, log_format),
+            floor_bytes,
+        } => serve(addr, &data_dir, body_limit, log_format, floor_bytes),
         Command::Plugin {
             command: PluginCommand::Check { file, plugins },
         } => {
@@ -431,6 +440,101 @@ fn map(
             }
         }
     }
+}
+
+/// Source records mapped together from NDJSON, with one plugin session.
+const NDJSON_BATCH: usize = 256;
+
+/// Maps NDJSON as it is read: one answer line per non-blank input line, a unified
+/// record or an error in the API's error shape with the line number. Fails at the end
+/// when any line failed.
+fn map_ndjson(
+    plan: &Plan,
+    input: Option<&FsPath>,
+    options: MapOptions,
+    out: &mut impl Write,
+) -> Result<()> {
+    use std::io::BufRead;
+
+    let mut reader: Box<dyn BufRead> = match input {
+        Some(f) => Box::new(io::BufReader::with_capacity(
+            1 << 16,
+            fs::File::open(f).with_context(|| format!("cannot read {}", f.display()))?,
+        )),
+        None => Box::new(io::stdin().lock()),
+    };
+    let mut out = io::BufWriter::with_capacity(1 << 16, out);
+    let (mut records, mut numbers) = (Vec::with_capacity(NDJSON_BATCH), Vec::new());
+    let (mut total, mut failed) = (0usize, 0usize);
+    let flush = |records: &mut Vec<Value>,
+                 numbers: &mut Vec<usize>,
+                 out: &mut dyn Write,
+                 failed: &mut usize|
+     -> Result<()> {
+        let batch = plan.map_batch(records, options);
+        for line in &batch.log {
+            eprintln!("{line}");
+        }
+        for (result, number) in batch.records.into_iter().zip(numbers.iter()) {
+            match result {
+                Ok(record) => serde_json::to_writer(&mut *out, &record)?,
+                Err(e) => {
+                    *failed += 1;
+                    let error = serde_json::json!({"error": {"code": "record_failed", "message": e.to_string(), "details": {"line": number}}});
+                    serde_json::to_writer(&mut *out, &error)?;
+                }
+            }
+            out.write_all(b"\n")?;
+        }
+        records.clear();
+        numbers.clear();
+        Ok(())
+    };
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        if reader
+            .read_until(b'\n', &mut line)
+            .context("cannot read the input")?
+            == 0
+        {
+            break;
+        }
+        number += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        total += 1;
+        // A line is one record, in an envelope or not, as the service takes NDJSON.
+        let error = match serde_json::from_slice::<Value>(&line).map(Payload::unwrap) {
+            Ok(Payload::One(record)) => {
+                records.push(record);
+                numbers.push(number);
+                if records.len() == NDJSON_BATCH {
+                    flush(&mut records, &mut numbers, &mut out, &mut failed)?;
+                }
+                continue;
+            }
+            Ok(Payload::Many(many)) => {
+                serde_json::json!({"error": {"code": "bad_request", "message": format!("line {number} is an array or a collection of {} items, not one record; NDJSON takes one record per line", many.len()), "details": {"line": number}}})
+            }
+            Err(e) => {
+                serde_json::json!({"error": {"code": "bad_request", "message": format!("line {number} is not valid JSON: {e}"), "details": {"line": number, "column": e.column()}}})
+            }
+        };
+        // The lines before it are answered first, to keep the order.
+        flush(&mut records, &mut numbers, &mut out, &mut failed)?;
+        failed += 1;
+        serde_json::to_writer(&mut out, &error)?;
+        out.write_all(b"\n")?;
+    }
+    flush(&mut records, &mut numbers, &mut out, &mut failed)?;
+    out.flush()?;
+    if failed > 0 {
+        bail!("{failed} of {total} records failed to map (see their error lines)");
+    }
+    Ok(())
 }
 
 fn check(file: &FsPath, plugins: &PluginSet, out: &mut impl Write) -> Result<()> {
@@ -589,6 +693,7 @@ fn serve(
     data_dir: &FsPath,
     body_limit: usize,
     log_format: LogFormat,
+    floor_bytes: Option<usize>,
 ) -> Result<()> {
     use crate::store::{Mode, Role, SledStore, Store};
     use std::sync::Arc;
@@ -645,7 +750,11 @@ fn serve(
             eprintln!("  demo sandbox connection {}: {}", system.id, c.id);
         }
     }
-    let app = crate::http::app(crate::http::AppState::new(store, host, body_limit));
+    let mut state = crate::http::AppState::new(store, host, body_limit);
+    if let Some(bytes) = floor_bytes {
+        state = state.with_floor(bytes);
+    }
+    let app = crate::http::app(state);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)

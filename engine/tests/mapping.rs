@@ -469,3 +469,103 @@ fn docs_list_every_transform() {
         );
     }
 }
+
+/// Equal JSON with numbers compared as numbers: jq's `40` and crosswalk's `40.0` are the
+/// same, and so are `0.0224` and `0.022400000000000003` (crosswalk divides decimals
+/// exactly; jq in binary floating point).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            x == y || (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        (x, y) => x == y,
+    }
+}
+
+/// The benchmarks compare crosswalk with the same mappings written as jq programs
+/// (`bench/jq/`): they must give the same records, on every sample of their entity.
+#[test]
+fn the_benchmarks_jq_programs_give_crosswalks_records() {
+    let tools: Vec<&str> = ["jq", "jaq"]
+        .into_iter()
+        .filter(|tool| {
+            std::process::Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if !tools.contains(&"jq") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "jq is required in CI (.ci/run installs it)"
+        );
+        eprintln!("skipped: jq is not installed (bench/run and .ci/run install it)");
+        return;
+    }
+    for (system, entity, program) in [
+        ("sap-s4hana", Entity::PurchaseOrder, "sap-purchase-order.jq"),
+        ("ibm-maximo", Entity::WorkOrder, "maximo-work-order.jq"),
+    ] {
+        let plan = mapping::plan(system, entity, None).unwrap();
+        let dir = repo()
+            .join("examples/payloads")
+            .join(system)
+            .join(entity.as_str());
+        let mut checked = 0;
+        for file in fs::read_dir(&dir).unwrap() {
+            let file = file.unwrap().path();
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".expected.json") || !name.ends_with(".json") {
+                continue;
+            }
+            let records = Payload::unwrap(read_json(&file)).into_records();
+            let input: String = records.iter().map(|r| format!("{r}\n")).collect();
+            let ours: Vec<Value> = records
+                .iter()
+                .map(|r| plan.map_record(r, MapOptions::default()).unwrap())
+                .collect();
+            for tool in &tools {
+                let mut child = std::process::Command::new(tool)
+                    .arg("-c")
+                    .arg("-f")
+                    .arg(repo().join("bench/jq").join(program))
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                use std::io::Write as _;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(input.as_bytes())
+                    .unwrap();
+                let out = child.wait_with_output().unwrap();
+                assert!(out.status.success(), "{tool} failed on {name}");
+                let theirs: Vec<Value> = String::from_utf8(out.stdout)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
+                assert!(
+                    theirs.len() == ours.len() && theirs.iter().zip(&ours).all(|(a, b)| same(a, b)),
+                    "{tool} with bench/jq/{program} on {name}:\n{theirs:?}\n{ours:?}"
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 4, "only {checked} samples of {system} {entity}");
+        println!(
+            "bench/jq/{program}: the same records as crosswalk on {checked} samples ({})",
+            tools.join(", ")
+        );
+    }
+}

@@ -78,7 +78,11 @@ fn example_plugins_in_mappings() {
 fn example_plugins_describe_themselves() {
     let host = host();
     for (package, name, functions) in [
-        ("crosswalk-plugin-uom", "uom", vec!["convert"]),
+        (
+            "crosswalk-plugin-uom",
+            "uom",
+            vec!["convert", "convert_lines"],
+        ),
         (
             "crosswalk-plugin-vat-id",
             "vat-id",

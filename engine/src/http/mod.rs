@@ -39,6 +39,10 @@ use crate::store::{
     ApiKey, Connection, MappingVersion, Mode, PluginBinding, PluginRecord, Role, Store, Tenant, now,
 };
 
+/// Transform bodies up to this size, under a mapping without plugins, are mapped on the
+/// async worker that received them instead of on the blocking pool.
+const INLINE_BYTES: usize = 64 * 1024;
+
 /// The header that says which mapping version produced a response.
 pub const VERSION_HEADER: &str = "crosswalk-mapping-version";
 
@@ -54,6 +58,8 @@ struct Shared {
     host: Arc<PluginHost>,
     body_limit: usize,
     metrics: Arc<Metrics>,
+    /// The body of `POST /bench/floor`, when the server runs for benchmarks.
+    floor: Option<Bytes>,
 }
 
 impl AppState {
@@ -67,8 +73,22 @@ impl AppState {
                 host,
                 body_limit,
                 metrics: Arc::new(Metrics::new()),
+                floor: None,
             }),
         }
+    }
+
+    /// Adds `POST /bench/floor` for benchmarks: it authenticates the caller and reads
+    /// the body as a transform does, then answers a fixed JSON body of `bytes` bytes
+    /// (at least 12) without parsing or mapping anything: the HTTP floor that
+    /// transforms are measured against. It is not part of the API nor of its document.
+    pub fn with_floor(mut self, bytes: usize) -> AppState {
+        let pad = bytes.saturating_sub(r#"{"data":""}"#.len());
+        let body = format!(r#"{{"data":"{}"}}"#, "x".repeat(pad));
+        Arc::get_mut(&mut self.inner)
+            .expect("the state is not shared yet")
+            .floor = Some(Bytes::from(body));
+        self
     }
 
     /// The service's metrics.
@@ -84,6 +104,9 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     for route in routes() {
         router = router.route(route.path, route.handler);
+    }
+    if state.inner.floor.is_some() {
+        router = router.route("/bench/floor", post(floor));
     }
     router
         .fallback(|| async {
@@ -268,6 +291,21 @@ async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Respon
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         text,
+    )
+        .into_response())
+}
+
+/// The HTTP floor of the benchmarks (see [`AppState::with_floor`]).
+async fn floor(
+    State(state): State<AppState>,
+    _caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let body = state.inner.floor.clone().unwrap_or_default();
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
     )
         .into_response())
 }
@@ -843,9 +881,11 @@ async fn transform(
         return Ok(with_version(response, version));
     }
     let body = Bytes::from_request(request, &state).await;
+    let small = body.as_ref().is_ok_and(|b| b.len() <= INLINE_BYTES);
+    let pipeline_calls_plugins = pipeline.plan.calls_plugins();
     let payload: Value = json_body(body)?;
     let metrics = Arc::clone(&state.inner.metrics);
-    let answer = tokio::task::spawn_blocking(move || {
+    let work = move || {
         let (one, records) = match Payload::unwrap(payload) {
             Payload::One(r) => (true, vec![r]),
             Payload::Many(rs) => (false, rs),
@@ -868,9 +908,17 @@ async fn transform(
             .map(|(i, r)| r.unwrap_or_else(|e| record_error(&e, i)))
             .collect();
         Ok(json!({"data": results}))
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))??;
+    };
+    // Built-in transforms take microseconds a record: a small payload is mapped right
+    // here. Plugins (which may run up to their time limit) and large batches are
+    // mapped off the async workers.
+    let answer = if !pipeline_calls_plugins && small {
+        work()?
+    } else {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| ApiError::internal(&e))??
+    };
     Ok(with_version(Json(answer).into_response(), version))
 }
 

@@ -209,7 +209,7 @@ fn map_lines(
                     *number,
                     "bad_request",
                     format!(
-                        "line {number} holds {} records; NDJSON takes one record per line",
+                        "line {number} is an array or a collection of {} items, not one record; NDJSON takes one record per line",
                         many.len()
                     ),
                 )),

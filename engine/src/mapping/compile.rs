@@ -82,6 +82,12 @@ pub(super) struct Nested {
 }
 
 impl Plan {
+    /// Whether running the plan may call a plugin: then it can take as long as the
+    /// plugins' time limits, not the microseconds of the built-in transforms.
+    pub fn calls_plugins(&self) -> bool {
+        !self.plugins.is_empty()
+    }
+
     /// Compiles a resolved mapping; disabled rules are left out. Plugin steps may call
     /// the plugins in `plugins`.
     pub fn compile(mapping: &ResolvedMapping, plugins: &PluginSet) -> Result<Plan, SpecErrors> {

@@ -8,6 +8,8 @@
 //! or becomes `null` with an entry in the record's `errors`. Last, the `post` steps run
 //! on the batch of unified records, which carry their source as `remote_data` for them.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::compile::{Nested, Plan, Rule, Source, is_currency, is_date, is_datetime};
@@ -251,10 +253,7 @@ fn run_nested(
     errors: &mut Vec<FieldError>,
     session: &mut Session,
 ) -> Result<Value, RecordError> {
-    let base = match &rule.source {
-        Source::None => source.clone(),
-        other => select(other, source),
-    };
+    let elements = nested_elements(&rule.source, source, nested.many);
     let target = format!("{prefix}{}", rule.target);
     let mut map_one = |element: &Value,
                        prefix: String,
@@ -286,23 +285,56 @@ fn run_nested(
         Ok(item)
     };
     if nested.many {
-        let elements = match base {
-            Value::Array(items) => items,
-            Value::Null => Vec::new(),
-            one => vec![one],
-        };
         let mut items = Vec::with_capacity(elements.len());
         for (i, element) in elements.iter().enumerate() {
             items.push(map_one(element, format!("{target}[{i}]."), errors)?);
         }
         Ok(Value::Array(items))
     } else {
-        let element = match base {
-            Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
-            Value::Array(_) => Value::Null,
-            one => one,
-        };
+        let element = elements
+            .into_iter()
+            .next()
+            .unwrap_or(Cow::Owned(Value::Null));
         map_one(&element, format!("{target}."), errors)
+    }
+}
+
+/// What nested rules map: for an array target every element, else the one value.
+/// Elements are borrowed from the record where the source is a path (or none), so
+/// that mapping the lines of an order copies none of them.
+fn nested_elements<'a>(source: &Source, record: &'a Value, many: bool) -> Vec<Cow<'a, Value>> {
+    // The value a mapping sees, as `select` gives it, with the nodes of a query that is
+    // not singular standing for the array `select` would make of them.
+    let (one, nodes): (Option<Cow<'a, Value>>, Vec<&'a Value>) = match source {
+        Source::None => (Some(Cow::Borrowed(record)), Vec::new()),
+        Source::Path(p) if p.is_singular() => {
+            (p.nodes(record).pop().map(Cow::Borrowed), Vec::new())
+        }
+        Source::Path(p) => (None, p.nodes(record)),
+        other => (Some(Cow::Owned(select(other, record))), Vec::new()),
+    };
+    match one {
+        // A single value: an array's elements, nothing for null, or itself.
+        Some(Cow::Borrowed(Value::Array(items))) => {
+            let items = items.iter().map(Cow::Borrowed);
+            if many {
+                items.collect()
+            } else {
+                items.take(1).collect()
+            }
+        }
+        Some(Cow::Owned(Value::Array(items))) => {
+            let items = items.into_iter().map(Cow::Owned);
+            if many {
+                items.collect()
+            } else {
+                items.take(1).collect()
+            }
+        }
+        Some(value) if value.is_null() => Vec::new(),
+        Some(value) => vec![value],
+        None if many => nodes.into_iter().map(Cow::Borrowed).collect(),
+        None => nodes.into_iter().take(1).map(Cow::Borrowed).collect(),
     }
 }
 
@@ -437,14 +469,22 @@ fn set(out: &mut Value, keys: &[String], value: Value) {
         let map = node
             .as_object_mut()
             .expect("targets resolve through objects");
-        node = map
-            .entry(key.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
+        // The skeleton has every key of the model: find it before making a new one.
+        if !map.contains_key(key) {
+            map.insert(key.clone(), Value::Object(Map::new()));
+        }
+        node = map.get_mut(key).expect("inserted above");
         if node.is_null() {
             *node = Value::Object(Map::new());
         }
     }
     if let Some(map) = node.as_object_mut() {
-        map.insert(keys[keys.len() - 1].clone(), value);
+        let last = &keys[keys.len() - 1];
+        match map.get_mut(last) {
+            Some(slot) => *slot = value,
+            None => {
+                map.insert(last.clone(), value);
+            }
+        }
     }
 }

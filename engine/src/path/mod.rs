@@ -130,10 +130,26 @@ impl fmt::Display for Path {
 }
 
 /// The node a singular query selects, if any.
+/// Objects with at most this many members are searched in order instead of by hash:
+/// comparing lengths first, that is cheaper than hashing the name (SipHash) for the
+/// small objects that source records are made of.
+const SCAN_MEMBERS: usize = 24;
+
+/// The member `name` of an object.
+fn member<'a>(map: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
+    if map.len() <= SCAN_MEMBERS {
+        map.iter()
+            .find(|(k, _)| k.len() == name.len() && k.as_str() == name)
+            .map(|(_, v)| v)
+    } else {
+        map.get(name)
+    }
+}
+
 fn walk<'a>(steps: &[Step], mut node: &'a Value) -> Option<&'a Value> {
     for step in steps {
         node = match (step, node) {
-            (Step::Name(n), Value::Object(map)) => map.get(n)?,
+            (Step::Name(n), Value::Object(map)) => member(map, n)?,
             (Step::Index(i), Value::Array(items)) => {
                 let at = if *i < 0 { items.len() as i64 + i } else { *i };
                 items.get(usize::try_from(at).ok()?)?

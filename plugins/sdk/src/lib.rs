@@ -131,10 +131,31 @@ fn parse(what: &str, text: &str) -> Result<Value, Error> {
     serde_json::from_str(text).map_err(|e| Error::InvalidInput(format!("{what} is not JSON: {e}")))
 }
 
+std::thread_local! {
+    /// The arguments of the last call, parsed: a mapping calls a function with the
+    /// same arguments for every record of a batch, so they are parsed once.
+    static ARGS: std::cell::RefCell<Option<(String, std::rc::Rc<Value>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn parsed_args(text: &str) -> Result<std::rc::Rc<Value>, Error> {
+    ARGS.with(|cache| {
+        if let Some((cached, args)) = &*cache.borrow()
+            && cached == text
+        {
+            return Ok(std::rc::Rc::clone(args));
+        }
+        let args: Value = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidArguments(format!("not JSON: {e}")))?;
+        let args = std::rc::Rc::new(args);
+        *cache.borrow_mut() = Some((text.to_owned(), std::rc::Rc::clone(&args)));
+        Ok(args)
+    })
+}
+
 #[doc(hidden)]
 pub fn call_field<P: Plugin>(function: &str, value: &str, args: &str) -> Result<String, Error> {
-    let args = serde_json::from_str(args)
-        .map_err(|e| Error::InvalidArguments(format!("not JSON: {e}")))?;
+    let args = parsed_args(args)?;
     let value = parse("the value", value)?;
     P::field(function, value, &args).map(|v| v.to_string())
 }
@@ -145,14 +166,9 @@ pub fn call_records<P: Plugin>(
     records: Vec<String>,
     args: &str,
 ) -> Vec<Result<String, Error>> {
-    let args: Value = match serde_json::from_str(args) {
+    let args = match parsed_args(args) {
         Ok(a) => a,
-        Err(e) => {
-            return records
-                .iter()
-                .map(|_| Err(Error::InvalidArguments(format!("not JSON: {e}"))))
-                .collect();
-        }
+        Err(e) => return records.iter().map(|_| Err(e.clone())).collect(),
     };
     records
         .iter()

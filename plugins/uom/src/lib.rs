@@ -118,50 +118,79 @@ pub struct Uom;
 
 impl Plugin for Uom {
     const NAME: &'static str = "uom";
-    const VERSION: &'static str = "1.0.0";
+    const VERSION: &'static str = "1.1.0";
 
     fn functions() -> Vec<Function> {
-        vec![Function::field(
-            "convert",
-            "Converts a unit-of-measure code between SAP, ISO (UN/ECE Rec. 20) and Maximo spellings.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "from": {"enum": ["sap", "iso", "maximo"]},
-                    "to": {"enum": ["sap", "iso", "maximo"]},
-                    "unknown": {"enum": ["error", "keep", "null"], "description": "what to do with a code that is not in the table (default error)"}
-                },
-                "required": ["from", "to"],
-                "additionalProperties": false
-            }),
-        )]
+        let args = json!({
+            "type": "object",
+            "properties": {
+                "from": {"enum": ["sap", "iso", "maximo"]},
+                "to": {"enum": ["sap", "iso", "maximo"]},
+                "unknown": {"enum": ["error", "keep", "null"], "description": "what to do with a code that is not in the table (default error)"}
+            },
+            "required": ["from", "to"],
+            "additionalProperties": false
+        });
+        vec![
+            Function::field(
+                "convert",
+                "Converts a unit-of-measure code between SAP, ISO (UN/ECE Rec. 20) and Maximo spellings.",
+                args.clone(),
+            ),
+            Function::record(
+                "convert_lines",
+                "Converts the `unit_of_measure` of every line of a unified record, as `convert` does (a `post` step).",
+                args,
+            ),
+        ]
     }
 
     fn field(function: &str, value: Value, args: &Value) -> Result<Value, Error> {
         if function != "convert" {
             return Err(Error::UnknownFunction(function.to_owned()));
         }
-        let from = System::parse(args, "from")?;
-        let to = System::parse(args, "to")?;
-        let Value::String(code) = &value else {
-            return Err(Error::InvalidInput(format!(
-                "a unit code is text, not {value}"
-            )));
-        };
-        match (
-            convert(code, from, to),
-            args.get("unknown")
-                .and_then(Value::as_str)
-                .unwrap_or("error"),
-        ) {
-            (Some(c), _) => Ok(Value::String(c.to_owned())),
-            (None, "keep") => Ok(value),
-            (None, "null") => Ok(Value::Null),
-            (None, _) => Err(Error::InvalidInput(format!(
-                "`{code}` is not a known {} unit code",
-                from.name()
-            ))),
+        convert_value(value, args)
+    }
+
+    fn record(function: &str, mut record: Value, args: &Value) -> Result<Value, Error> {
+        if function != "convert_lines" {
+            return Err(Error::UnknownFunction(function.to_owned()));
         }
+        if let Some(Value::Array(lines)) = record.get_mut("lines") {
+            for line in lines {
+                if let Some(unit) = line.get_mut("unit_of_measure")
+                    && !unit.is_null()
+                {
+                    *unit = convert_value(unit.take(), args)?;
+                }
+            }
+        }
+        Ok(record)
+    }
+}
+
+/// `convert` on one value, under the function's arguments.
+fn convert_value(value: Value, args: &Value) -> Result<Value, Error> {
+    let from = System::parse(args, "from")?;
+    let to = System::parse(args, "to")?;
+    let Value::String(code) = &value else {
+        return Err(Error::InvalidInput(format!(
+            "a unit code is text, not {value}"
+        )));
+    };
+    match (
+        convert(code, from, to),
+        args.get("unknown")
+            .and_then(Value::as_str)
+            .unwrap_or("error"),
+    ) {
+        (Some(c), _) => Ok(Value::String(c.to_owned())),
+        (None, "keep") => Ok(value),
+        (None, "null") => Ok(Value::Null),
+        (None, _) => Err(Error::InvalidInput(format!(
+            "`{code}` is not a known {} unit code",
+            from.name()
+        ))),
     }
 }
 
@@ -188,6 +217,24 @@ mod tests {
                 assert_ne!(a.1, b.1);
             }
         }
+    }
+
+    #[test]
+    fn record_function_converts_every_line() {
+        let args = json!({"from": "sap", "to": "iso"});
+        let record = json!({"id": "1", "lines": [{"unit_of_measure": "PC"}, {"unit_of_measure": null}, {"unit_of_measure": "KG"}]});
+        assert_eq!(
+            Uom::record("convert_lines", record, &args).unwrap(),
+            json!({"id": "1", "lines": [{"unit_of_measure": "H87"}, {"unit_of_measure": null}, {"unit_of_measure": "KGM"}]})
+        );
+        assert!(matches!(
+            Uom::record(
+                "convert_lines",
+                json!({"lines": [{"unit_of_measure": "XYZ"}]}),
+                &args
+            ),
+            Err(Error::InvalidInput(_))
+        ));
     }
 
     #[test]

@@ -63,13 +63,36 @@ impl DateArgs {
         };
         Ok(match parse(text, &self.formats)? {
             None => Value::Null,
-            Some(Moment::Date(d)) => Value::String(d.format("%Y-%m-%d").to_string()),
-            Some(Moment::Local(dt)) => Value::String(dt.date().format("%Y-%m-%d").to_string()),
-            Some(Moment::Instant(dt)) => {
-                Value::String(dt.date_naive().format("%Y-%m-%d").to_string())
-            }
+            Some(Moment::Date(d)) => Value::String(ymd(d)),
+            Some(Moment::Local(dt)) => Value::String(ymd(dt.date())),
+            Some(Moment::Instant(dt)) => Value::String(ymd(dt.date_naive())),
         })
     }
+}
+
+/// `YYYY-MM-DD`, without parsing a format pattern each time.
+fn ymd(d: NaiveDate) -> String {
+    use chrono::Datelike;
+    if (0..=9999).contains(&d.year()) {
+        format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    } else {
+        d.format("%Y-%m-%d").to_string()
+    }
+}
+
+/// `YYYY-MM-DD` read without a format pattern: the commonest date text.
+fn plain_date(t: &str) -> Option<NaiveDate> {
+    let b = t.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        t.get(r.clone())
+            .filter(|s| s.bytes().all(|c| c.is_ascii_digit()))?
+            .parse()
+            .ok()
+    };
+    NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)
 }
 
 /// Checks that every pattern is a valid chrono pattern.
@@ -91,6 +114,9 @@ pub(super) fn parse(text: &str, formats: &[String]) -> Result<Option<Moment>, St
     }
     if let Some(inner) = t.strip_prefix("/Date(").and_then(|r| r.strip_suffix(")/")) {
         return odata_v2(inner).map(Some);
+    }
+    if let Some(d) = plain_date(t) {
+        return Ok(Some(Moment::Date(d)));
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Ok(Some(Moment::Instant(dt)));
