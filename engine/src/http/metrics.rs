@@ -117,12 +117,16 @@ impl Metrics {
             "counter",
             "HTTP requests answered, by method, route and status.",
         );
-        for ((method, route, status), h) in &f.requests {
-            let labels = labels(&[
-                ("method", method),
-                ("route", route),
-                ("status", &status.to_string()),
-            ]);
+        let requests: Vec<(String, &Histogram)> = f
+            .requests
+            .iter()
+            .map(|((method, route, status), h)| {
+                let status = status.to_string();
+                let labels = labels(&[("method", method), ("route", route), ("status", &status)]);
+                (labels, h)
+            })
+            .collect();
+        for (labels, h) in &requests {
             let _ = writeln!(out, "crosswalk_http_requests_total{{{labels}}} {}", h.count);
         }
         family(
@@ -131,12 +135,7 @@ impl Metrics {
             "histogram",
             "Time from a request's arrival to its response's headers, by method, route and status.",
         );
-        for ((method, route, status), h) in &f.requests {
-            let labels = labels(&[
-                ("method", method),
-                ("route", route),
-                ("status", &status.to_string()),
-            ]);
+        for (labels, h) in &requests {
             let mut cumulative = 0;
             for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets) {
                 cumulative += n;
