@@ -1136,3 +1136,36 @@ async fn an_entity_that_the_system_does_not_map_is_not_found() {
         &json!(["sap-s4hana", "ibm-maximo", "dynamics-365-fo"])
     );
 }
+
+#[tokio::test]
+async fn the_benchmarks_http_floor_authenticates_and_answers_a_fixed_body() {
+    let dir = std::env::temp_dir().join(format!("crosswalk-http-floor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).unwrap());
+    let tenant = store.create_tenant("bench").unwrap();
+    let (_, key) = store.create_key(&tenant.id, Role::Tenant).unwrap();
+    let host = Arc::new(PluginHost::new(HostConfig::default()).unwrap());
+    let router = app(AppState::new(Arc::clone(&store), host, 1 << 20).with_floor(656));
+    let send = |key: Option<String>| {
+        let mut request = Request::builder().method("POST").uri("/bench/floor");
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        router
+            .clone()
+            .oneshot(request.body(Body::from(r#"{"any": "body"}"#)).unwrap())
+    };
+    let response = send(Some(key)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(body.len(), 656);
+    assert!(serde_json::from_slice::<Value>(&body).unwrap()["data"].is_string());
+    assert_eq!(send(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // Without `with_floor` there is no such endpoint.
+    let f = fixture("no-floor", 1 << 20);
+    let a = call(&f.app, "POST", "/bench/floor", Some(&f.alice), "{}").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let _ = std::fs::remove_dir_all(&dir);
+}
