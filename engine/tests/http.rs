@@ -798,6 +798,28 @@ async fn the_openapi_document_lists_every_route_and_its_references_resolve() {
             );
         }
     }
+    for (path, method, tag) in [
+        ("/healthz", "get", "service"),
+        ("/metrics", "get", "service"),
+        ("/v1/connections/{id}", "get", "connections"),
+        (
+            "/v1/connections/{id}/mappings/{entity}/rollback",
+            "post",
+            "mappings",
+        ),
+        (
+            "/v1/connections/{id}/transform/{entity}",
+            "post",
+            "transform",
+        ),
+        ("/v1/plugins/{sha256}", "delete", "plugins"),
+    ] {
+        assert_eq!(
+            doc["paths"][path][method]["tags"],
+            json!([tag]),
+            "{method} {path}"
+        );
+    }
     let operations: usize = doc["paths"]
         .as_object()
         .unwrap()

@@ -245,16 +245,12 @@ pub fn document(routes: &[Route]) -> Value {
 }
 
 fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> Value {
-    let tag = route
-        .path
-        .trim_start_matches("/v1/")
-        .split('/')
-        .find(|s| !s.is_empty() && !s.starts_with('{'))
-        .unwrap_or("service");
-    let tag = match tag {
-        "connections" if route.path.contains("/mappings/") => "mappings",
-        "connections" if route.path.contains("/transform/") => "transform",
-        other => other.trim_start_matches('/'),
+    // Tags group the document: the resource under /v1, or `service` for the rest.
+    let tag = match route.path.strip_prefix("/v1/") {
+        None => "service",
+        Some(_) if route.path.contains("/mappings/") => "mappings",
+        Some(_) if route.path.contains("/transform/") => "transform",
+        Some(rest) => rest.split('/').next().unwrap_or("service"),
     };
     let mut op = json!({
         "operationId": route.operation,
