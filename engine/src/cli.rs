@@ -442,8 +442,11 @@ fn map(
     }
 }
 
-/// Source records mapped together from NDJSON, with one plugin session.
+/// Source records mapped together from NDJSON, with one plugin session: at most this
+/// many, and about [`NDJSON_BATCH_BYTES`] of source text, so that memory stays flat
+/// however large the records are.
 const NDJSON_BATCH: usize = 256;
+const NDJSON_BATCH_BYTES: usize = 1 << 20;
 
 /// Maps NDJSON as it is read: one answer line per non-blank input line, a unified
 /// record or an error in the API's error shape with the line number. Fails at the end
@@ -465,7 +468,7 @@ fn map_ndjson(
     };
     let mut out = io::BufWriter::with_capacity(1 << 16, out);
     let (mut records, mut numbers) = (Vec::with_capacity(NDJSON_BATCH), Vec::new());
-    let (mut total, mut failed) = (0usize, 0usize);
+    let (mut total, mut failed, mut batch_bytes) = (0usize, 0usize, 0usize);
     let flush = |records: &mut Vec<Value>,
                  numbers: &mut Vec<usize>,
                  out: &mut dyn Write,
@@ -511,8 +514,10 @@ fn map_ndjson(
             Ok(Payload::One(record)) => {
                 records.push(record);
                 numbers.push(number);
-                if records.len() == NDJSON_BATCH {
+                batch_bytes += line.len();
+                if records.len() == NDJSON_BATCH || batch_bytes >= NDJSON_BATCH_BYTES {
                     flush(&mut records, &mut numbers, &mut out, &mut failed)?;
+                    batch_bytes = 0;
                 }
                 continue;
             }
@@ -525,6 +530,7 @@ fn map_ndjson(
         };
         // The lines before it are answered first, to keep the order.
         flush(&mut records, &mut numbers, &mut out, &mut failed)?;
+        batch_bytes = 0;
         failed += 1;
         serde_json::to_writer(&mut out, &error)?;
         out.write_all(b"\n")?;
