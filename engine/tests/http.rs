@@ -820,6 +820,17 @@ async fn the_openapi_document_lists_every_route_and_its_references_resolve() {
             "{method} {path}"
         );
     }
+    // Links lead from the answers that carry ids to the operations that take them.
+    let links = &doc["paths"]["/v1/connections"]["post"]["responses"]["201"]["links"];
+    assert_eq!(
+        links["getMapping"],
+        json!({"operationId": "getMapping", "parameters": {"id": "$response.body#/id"}})
+    );
+    let links = &doc["paths"]["/v1/plugins"]["post"]["responses"]["201"]["links"];
+    assert_eq!(
+        links["deletePlugin"]["parameters"]["sha256"],
+        "$response.body#/plugin/sha256"
+    );
     let operations: usize = doc["paths"]
         .as_object()
         .unwrap()

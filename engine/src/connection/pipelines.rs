@@ -35,7 +35,7 @@ pub enum ChangeError {
     #[error("{0}")]
     Plugin(#[from] PluginError),
     /// A bound plugin version that this tenant has not uploaded.
-    #[error("plugin version {sha256} is not uploaded")]
+    #[error("plugin version `{sha256}` is not uploaded (upload it with `POST /v1/plugins`)")]
     UnknownPlugin {
         /// Its sha256.
         sha256: String,

@@ -220,6 +220,7 @@ pub fn document(routes: &[Route]) -> Value {
             .or_insert_with(|| Value::Object(Map::new()));
         item[route.method.as_str().to_ascii_lowercase()] = operation;
     }
+    add_links(&mut paths, routes);
     let mut schemas = generator.take_definitions(true);
     for entity in Entity::ALL {
         let mut model = entity.schema().clone();
@@ -242,6 +243,36 @@ pub fn document(routes: &[Route]) -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key: the admin's, or a tenant's from `POST /v1/tenants`."}},
         },
     })
+}
+
+/// The operations whose answers carry the ids that other operations take in their
+/// path: the parameter, and where the id is in the success answer's body.
+const PRODUCERS: &[(&str, &str, &str)] = &[
+    ("createConnection", "id", "$response.body#/id"),
+    ("uploadPlugin", "sha256", "$response.body#/plugin/sha256"),
+];
+
+/// OpenAPI links from each producer's success answer to every operation that takes
+/// its id, so that a client (or a stateful test tool) can follow them.
+fn add_links(paths: &mut Map<String, Value>, routes: &[Route]) {
+    for (producer, param, expression) in PRODUCERS {
+        let Some(source) = routes.iter().find(|r| r.operation == *producer) else {
+            continue;
+        };
+        let mut links = Map::new();
+        for route in routes
+            .iter()
+            .filter(|r| r.path.contains(&format!("{{{param}}}")))
+        {
+            links.insert(
+                route.operation.to_owned(),
+                json!({"operationId": route.operation, "parameters": {*param: expression}}),
+            );
+        }
+        let method = source.method.as_str().to_ascii_lowercase();
+        paths[source.path][method]["responses"][source.status.to_string()]["links"] =
+            Value::Object(links);
+    }
 }
 
 fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> Value {
