@@ -483,7 +483,8 @@ fn map_ndjson(
                 Ok(record) => serde_json::to_writer(&mut *out, &record)?,
                 Err(e) => {
                     *failed += 1;
-                    let error = serde_json::json!({"error": {"code": "record_failed", "message": e.to_string(), "details": {"line": number}}});
+                    let error =
+                        crate::http::ndjson::line_error(*number, "record_failed", e.to_string());
                     serde_json::to_writer(&mut *out, &error)?;
                 }
             }
@@ -509,9 +510,8 @@ fn map_ndjson(
             continue;
         }
         total += 1;
-        // A line is one record, in an envelope or not, as the service takes NDJSON.
-        let error = match serde_json::from_slice::<Value>(&line).map(Payload::unwrap) {
-            Ok(Payload::One(record)) => {
+        let error = match crate::http::ndjson::parse_line(number, &line) {
+            Ok(record) => {
                 records.push(record);
                 numbers.push(number);
                 batch_bytes += line.len();
@@ -521,12 +521,7 @@ fn map_ndjson(
                 }
                 continue;
             }
-            Ok(Payload::Many(many)) => {
-                serde_json::json!({"error": {"code": "bad_request", "message": format!("line {number} is an array or a collection of {} items, not one record; NDJSON takes one record per line", many.len()), "details": {"line": number}}})
-            }
-            Err(e) => {
-                serde_json::json!({"error": {"code": "bad_request", "message": format!("line {number} is not valid JSON: {e}"), "details": {"line": number, "column": e.column()}}})
-            }
+            Err(error) => error,
         };
         // The lines before it are answered first, to keep the order.
         flush(&mut records, &mut numbers, &mut out, &mut failed)?;

@@ -196,34 +196,17 @@ fn map_lines(
     target: &Target,
 ) -> Vec<u8> {
     // Parse first, so that the lines that are records are mapped as one batch.
-    let mut parsed: Vec<Result<Value, Value>> = Vec::with_capacity(lines.len());
+    let mut parsed: Vec<Result<(), Value>> = Vec::with_capacity(lines.len());
     let mut records = Vec::with_capacity(lines.len());
     for (number, line) in lines {
-        parsed.push(match serde_json::from_slice::<Value>(line) {
-            Ok(value) => match Payload::unwrap(value) {
-                Payload::One(record) => {
-                    records.push(record);
-                    Ok(Value::Null)
-                }
-                Payload::Many(many) => Err(line_error(
-                    *number,
-                    "bad_request",
-                    format!(
-                        "line {number} is an array or a collection of {} items, not one record; NDJSON takes one record per line",
-                        many.len()
-                    ),
-                )),
-            },
-            Err(e) => {
-                let mut error = line_error(
-                    *number,
-                    "bad_request",
-                    format!("line {number} is not valid JSON: {e}"),
-                );
-                error["error"]["details"]["column"] = json!(e.column());
-                Err(error)
+        let line = match parse_line(*number, line) {
+            Ok(record) => {
+                records.push(record);
+                Ok(())
             }
-        });
+            Err(error) => Err(error),
+        };
+        parsed.push(line);
     }
     let batch = pipeline.plan.map_batch(&records, options);
     target
@@ -249,8 +232,34 @@ fn push_line(out: &mut Vec<u8>, value: &Value) {
     out.push(b'\n');
 }
 
-/// An error line in the API's error shape.
-fn line_error(line: usize, code: &str, message: String) -> Value {
+/// One NDJSON line as a source record (in an envelope or not), or the error line that
+/// answers it: not JSON, or more than one record. The service and `crosswalk map
+/// --ndjson` read lines alike.
+pub fn parse_line(number: usize, line: &[u8]) -> Result<Value, Value> {
+    match serde_json::from_slice::<Value>(line).map(Payload::unwrap) {
+        Ok(Payload::One(record)) => Ok(record),
+        Ok(Payload::Many(many)) => Err(line_error(
+            number,
+            "bad_request",
+            format!(
+                "line {number} is an array or a collection of {} items, not one record; NDJSON takes one record per line",
+                many.len()
+            ),
+        )),
+        Err(e) => {
+            let mut error = line_error(
+                number,
+                "bad_request",
+                format!("line {number} is not valid JSON: {e}"),
+            );
+            error["error"]["details"]["column"] = json!(e.column());
+            Err(error)
+        }
+    }
+}
+
+/// An error line in the API's error shape, with the source line number.
+pub fn line_error(line: usize, code: &str, message: String) -> Value {
     json!({"error": {"code": code, "message": message, "details": {"line": line}}})
 }
 
