@@ -155,6 +155,10 @@ enum Command {
         /// bytes without parsing or mapping: the HTTP floor.
         #[arg(long)]
         floor_bytes: Option<usize>,
+        /// The first wait, in milliseconds, before a failed webhook delivery is
+        /// retried; it doubles with each attempt (up to an hour).
+        #[arg(long, env = "CROSSWALK_WEBHOOK_BACKOFF_MS", default_value_t = 5000)]
+        webhook_backoff_ms: u64,
     },
 }
 
@@ -343,7 +347,15 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             body_limit,
             log_format,
             floor_bytes,
-        } => serve(addr, &data_dir, body_limit, log_format, floor_bytes),
+            webhook_backoff_ms,
+        } => serve(
+            addr,
+            &data_dir,
+            body_limit,
+            log_format,
+            floor_bytes,
+            webhook_backoff_ms,
+        ),
         Command::Plugin {
             command: PluginCommand::Check { file, plugins },
         } => {
@@ -695,6 +707,7 @@ fn serve(
     body_limit: usize,
     log_format: LogFormat,
     floor_bytes: Option<usize>,
+    webhook_backoff_ms: u64,
 ) -> Result<()> {
     use crate::store::{Mode, Role, SledStore, Store};
     use std::sync::Arc;
@@ -747,17 +760,33 @@ fn serve(
                 system.id,
                 &format!("{} sandbox", system.name),
                 Mode::Sandbox,
+                None,
             )?;
             eprintln!("  demo sandbox connection {}: {}", system.id, c.id);
         }
     }
-    let mut state = crate::http::AppState::new(store, host, body_limit);
+    // Credentials of live connections are sealed with CROSSWALK_SECRET_KEY; without
+    // it, sandbox connections still work.
+    let sealer = crate::connection::secrets::Sealer::from_env()?;
+    if sealer.is_none() {
+        eprintln!(
+            "{} is not set: live connections are refused (sandbox connections work)",
+            crate::connection::secrets::SECRET_KEY_ENV
+        );
+    }
+    let options = crate::http::ServiceOptions {
+        sealer,
+        webhook_backoff: std::time::Duration::from_millis(webhook_backoff_ms.max(1)),
+    };
+    let mut state = crate::http::AppState::with_options(store, host, body_limit, options);
     if let Some(bytes) = floor_bytes {
         state = state.with_floor(bytes);
     }
-    let app = crate::http::app(state);
+    let app = crate::http::app(state.clone());
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // Deliveries left in the outbox by a previous run go first.
+        state.start_webhooks();
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;

@@ -9,10 +9,12 @@
 //! - [`mapping`]: mapping documents, overrides, the built-in transforms, compilation
 //!   into a [`mapping::Plan`], and running a plan on records.
 //! - [`plugin`]: WebAssembly transform plugins: loading, sandboxing, calling.
-//! - [`connection`]: connections and their hot-swapped, compiled pipelines.
+//! - [`connection`]: connections: their hot-swapped, compiled pipelines, their
+//!   sandbox data and live upstreams, their health, breaker and error log.
 //! - [`http`]: the HTTP API (axum).
 //! - [`store`]: where the service keeps tenants, keys, connections, mapping versions
 //!   and plugins (sled by default).
+//! - [`webhook`]: event subscriptions, the durable outbox and signed delivery.
 //! - [`cli`]: the `crosswalk` command line.
 //!
 //! # Load → compile → run
@@ -46,3 +48,4 @@ pub mod model;
 pub mod path;
 pub mod plugin;
 pub mod store;
+pub mod webhook;

@@ -1,13 +1,28 @@
-//! Connections: a tenant's link to one source system, and the compiled mapping that
-//! each of its entities runs.
+//! Connections: a tenant's link to one source system — the compiled mapping each of
+//! its entities runs, where its records come from, and how healthy it is.
 //!
-//! [`Pipelines`] holds, per connection and entity, the [`Pipeline`] that requests use:
-//! the system's default mapping with the connection's current overrides and plugin
-//! bindings, compiled. A change is validated and compiled off the request path,
-//! persisted, and then published by swapping one pointer: requests that already took
-//! the old pipeline finish on it, the next request sees the new one, and a change that
-//! fails validation changes nothing.
+//! - [`Pipelines`] holds, per connection and entity, the [`Pipeline`] that requests
+//!   use: the system's default mapping with the connection's current overrides and
+//!   plugin bindings, compiled. A change is validated and compiled off the request
+//!   path, persisted, and then published by swapping one pointer: requests that
+//!   already took the old pipeline finish on it, the next request sees the new one,
+//!   and a change that fails validation changes nothing.
+//! - [`sandbox`] holds the built-in sample records of each system; [`upstream`] reads
+//!   a live system's own API; [`Reads`] serves both through the current mapping.
+//! - [`health`] and [`Monitor`] keep each connection's status, circuit breaker, error
+//!   counts and error log, and raise the connection events ([`crate::webhook`]).
+//! - [`secrets`] seals live connections' credentials at rest.
 
+pub mod health;
+mod monitor;
 mod pipelines;
+mod reads;
+pub mod sandbox;
+pub mod secrets;
+pub mod upstream;
 
+pub use health::{ErrorEntry, ErrorKind, HealthReport, Status};
+pub use monitor::{ERROR_LOG_KEEP, Monitor};
 pub use pipelines::{ChangeError, Pipeline, Pipelines};
+pub use reads::{DEFAULT_PAGE_SIZE, Fetched, ListQuery, Listed, MAX_PAGE_SIZE, ReadError, Reads};
+pub use upstream::{Credentials, UpstreamConfig};

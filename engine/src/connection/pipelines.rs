@@ -248,7 +248,7 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).unwrap());
         let tenant = store.create_tenant("Acme").unwrap();
         let connection = store
-            .create_connection(&tenant.id, "sap-s4hana", "SAP", Mode::Sandbox)
+            .create_connection(&tenant.id, "sap-s4hana", "SAP", Mode::Sandbox, None)
             .unwrap();
         let host = Arc::new(
             PluginHost::new(HostConfig {

@@ -38,6 +38,9 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Value,
+    /// `Retry-After` in seconds, for 429 and 503 (0: none; a `u32` beside the status
+    /// keeps errors small).
+    pub(super) retry_after: u32,
 }
 
 impl ApiError {
@@ -48,6 +51,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: Value::Null,
+            retry_after: 0,
         }
     }
 
@@ -121,6 +125,13 @@ impl IntoResponse for ApiError {
                 details: self.details,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.retry_after > 0 {
+            response.headers_mut().insert(
+                "retry-after",
+                axum::http::HeaderValue::from(self.retry_after),
+            );
+        }
+        response
     }
 }

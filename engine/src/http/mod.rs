@@ -5,11 +5,13 @@
 //! tenant sees only its own connections, and another tenant's id answers 404 as if it
 //! did not exist. Errors have one shape ([`ApiError`]).
 
+mod connections;
 mod error;
 pub mod metrics;
 pub mod ndjson;
 mod observe;
 pub mod openapi;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -31,13 +33,15 @@ pub use metrics::Metrics;
 pub use observe::REQUEST_ID_HEADER;
 pub use openapi::Route;
 
-use crate::connection::Pipelines;
+use crate::connection::secrets::Sealer;
+use crate::connection::{Credentials, Monitor, Pipelines, Reads, UpstreamConfig};
 use crate::mapping::{MapOptions, OverrideRule, OverrideSpec, Payload, ResolvedMapping, System};
 use crate::model::Entity;
 use crate::plugin::{FunctionInfo, Limits, PluginHost};
 use crate::store::{
     ApiKey, Connection, MappingVersion, Mode, PluginBinding, PluginRecord, Role, Store, Tenant, now,
 };
+use crate::webhook::{EventType, Webhooks};
 
 /// Transform bodies up to this size, under a mapping without plugins, are mapped on the
 /// async worker that received them instead of on the blocking pool.
@@ -58,14 +62,59 @@ struct Shared {
     host: Arc<PluginHost>,
     body_limit: usize,
     metrics: Arc<Metrics>,
+    reads: Arc<Reads>,
+    webhooks: Arc<Webhooks>,
     /// The body of `POST /bench/floor`, when the server runs for benchmarks.
     floor: Option<Bytes>,
 }
 
+/// How the service runs beyond its store and plugin host.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// Seals live connections' credentials (`CROSSWALK_SECRET_KEY`); without it, only
+    /// sandbox connections work.
+    pub sealer: Option<Sealer>,
+    /// The first wait before a failed webhook delivery is retried; it doubles with
+    /// each attempt.
+    pub webhook_backoff: std::time::Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions {
+            sealer: None,
+            webhook_backoff: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// The request id, for handlers (set by the request observer).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 impl AppState {
-    /// State over a store, the plugin host, and the pipelines built on both.
+    /// State over a store, the plugin host, and the pipelines built on both, with
+    /// the default [`ServiceOptions`].
     pub fn new(store: Arc<dyn Store>, host: Arc<PluginHost>, body_limit: usize) -> AppState {
+        AppState::with_options(store, host, body_limit, ServiceOptions::default())
+    }
+
+    /// State with options.
+    pub fn with_options(
+        store: Arc<dyn Store>,
+        host: Arc<PluginHost>,
+        body_limit: usize,
+        options: ServiceOptions,
+    ) -> AppState {
         let pipelines = Arc::new(Pipelines::new(Arc::clone(&store), Arc::clone(&host)));
+        let webhooks = Arc::new(Webhooks::new(Arc::clone(&store), options.webhook_backoff));
+        let monitor = Arc::new(Monitor::new(Arc::clone(&store), Arc::clone(&webhooks)));
+        let reads = Arc::new(Reads::new(
+            Arc::clone(&store),
+            Arc::clone(&pipelines),
+            monitor,
+            options.sealer,
+        ));
         AppState {
             inner: Arc::new(Shared {
                 store,
@@ -73,9 +122,17 @@ impl AppState {
                 host,
                 body_limit,
                 metrics: Arc::new(Metrics::new()),
+                reads,
+                webhooks,
                 floor: None,
             }),
         }
+    }
+
+    /// Starts delivering the webhook outbox on the current tokio runtime: what a
+    /// previous run left undelivered first. Call once per process.
+    pub fn start_webhooks(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(Arc::clone(&self.inner.webhooks).run())
     }
 
     /// Adds `POST /bench/floor` for benchmarks: it authenticates the caller and reads
@@ -211,12 +268,128 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::DELETE, "/v1/plugins/{sha256}", delete(delete_plugin), "deletePlugin", "Delete a plugin version, unless a connection's current mapping binds it.")
             .answers(204, Output::Empty)
             .errors(&[409]),
+        Route::new(M::GET, "/v1/connections/{id}/status", get(connections::connection_status), "connectionStatus", "The connection's status (healthy, degraded, needs_reauth, rate_limited, unreachable, circuit_open), breaker, last success and error, and error counts per entity and kind.")
+            .answers(200, Output::Json(schema::<connections::StatusAnswer>)),
+        Route::new(M::GET, "/v1/connections/{id}/errors", get(connections::connection_errors), "connectionErrors", "The connection's error log (upstream, mapping and plugin errors, with request ids), newest first.")
+            .query(&[
+                ("entity", "string", "Only errors of this entity (`purchase_order`, …)."),
+                ("kind", "string", "Only errors of this kind: auth, permission, rate_limit, timeout, network, upstream_5xx, bad_response, mapping, plugin."),
+                ("limit", "integer", "At most this many entries (1 to 500; 100 by default)."),
+            ])
+            .answers(200, Output::Json(schema::<List<crate::connection::ErrorEntry>>))
+            .errors(&[400]),
+        Route::new(M::POST, "/v1/connections/{id}/reauthorize", post(connections::reauthorize), "reauthorizeConnection", "Replace a live connection's credentials: verified against the upstream first; issues a new connection token and restores the connection.")
+            .input(Input::Json(schema::<connections::Reauthorize>))
+            .answers(200, Output::Json(schema::<Connection>))
+            .errors(&[422, 503]),
+        Route::new(M::POST, "/v1/webhooks", post(webhooks::subscribe), "createWebhook", "Subscribe a URL to events; the signing secret is shown once.")
+            .input(Input::Json(schema::<webhooks::NewSubscription>))
+            .answers(201, Output::Json(schema::<webhooks::SubscriptionCreated>))
+            .errors(&[422]),
+        Route::new(M::GET, "/v1/webhooks", get(webhooks::list), "listWebhooks", "The tenant's webhook subscriptions.")
+            .answers(200, Output::Json(schema::<List<crate::webhook::Subscription>>)),
+        Route::new(M::GET, "/v1/webhooks/{webhook_id}", get(webhooks::get), "getWebhook", "A webhook subscription.")
+            .answers(200, Output::Json(schema::<crate::webhook::Subscription>)),
+        Route::new(M::DELETE, "/v1/webhooks/{webhook_id}", delete(webhooks::unsubscribe), "deleteWebhook", "Unsubscribe; deliveries still in the outbox are dropped.")
+            .answers(204, Output::Empty),
+        Route::new(M::GET, "/v1/webhooks/{webhook_id}/deliveries", get(webhooks::deliveries), "webhookDeliveries", "The subscription's delivery log, newest first: every attempt and how it went.")
+            .answers(200, Output::Json(schema::<List<crate::webhook::DeliveryAttempt>>)),
         Route::new(M::POST, "/v1/connections/{id}/transform/{entity}", post(transform), "transform", "Map source records with the connection's current mapping: JSON in, JSON out; or NDJSON in, NDJSON out, streamed.")
             .input(Input::Records)
             .answers(200, Output::Records)
             .errors(&[422])
             .flags(&[REMOTE_DATA, STRICT])
             .versioned(),
+    ]
+    .into_iter()
+    .chain(connections::RESOURCES.iter().flat_map(resource_routes))
+    .collect()
+}
+
+/// The four routes of a unified resource: list, get, create and update.
+fn resource_routes(r: &'static connections::Resource) -> [Route; 4] {
+    use openapi::{Input, Output, schema};
+    const REMOTE_DATA: (&str, &str) = (
+        "remote_data",
+        "Add each source record to its unified record as `remote_data`.",
+    );
+    let entity = r.entity;
+    let [list_op, get_op, create_op, update_op] = r.operations;
+    let list = move |State(state): State<AppState>,
+                     caller: Caller,
+                     Path(id): Path<String>,
+                     params,
+                     request_id: Option<axum::Extension<RequestId>>| async move {
+        connections::list_records(state, caller, id, entity, params, request_id.map(|e| e.0)).await
+    };
+    let one = move |State(state): State<AppState>,
+                    caller: Caller,
+                    Path(ids): Path<(String, String)>,
+                    params,
+                    request_id: Option<axum::Extension<RequestId>>| async move {
+        connections::get_record(state, caller, ids, entity, params, request_id.map(|e| e.0)).await
+    };
+    let create = move |State(state): State<AppState>,
+                       caller: Caller,
+                       Path(id): Path<String>,
+                       request_id: Option<axum::Extension<RequestId>>,
+                       body: Result<Bytes, BytesRejection>| async move {
+        connections::write_record(
+            state,
+            caller,
+            (id, None),
+            entity,
+            body,
+            request_id.map(|e| e.0),
+        )
+        .await
+    };
+    let update = move |State(state): State<AppState>,
+                       caller: Caller,
+                       Path((id, record_id)): Path<(String, String)>,
+                       request_id: Option<axum::Extension<RequestId>>,
+                       body: Result<Bytes, BytesRejection>| async move {
+        connections::write_record(
+            state,
+            caller,
+            (id, Some(record_id)),
+            entity,
+            body,
+            request_id.map(|e| e.0),
+        )
+        .await
+    };
+    let record_schema: openapi::SchemaFn = match entity {
+        Entity::PurchaseOrder => openapi::entity_schema::<0>,
+        Entity::WorkOrder => openapi::entity_schema::<1>,
+        Entity::Asset => openapi::entity_schema::<2>,
+        Entity::Vendor => openapi::entity_schema::<3>,
+        Entity::Part => openapi::entity_schema::<4>,
+    };
+    [
+        Route::new(Method::GET, r.collection, get(list), list_op, "A page of the connection's records of this entity, mapped with its current mapping (sandbox data or the live system).")
+            .query(&[
+                ("cursor", "string", "The `next_cursor` of the previous page."),
+                ("page_size", "integer", "Records per page (1 to 500; 50 by default). A live connection asks its upstream for this many."),
+                ("updated_since", "date-time", "Only records changed at or after this instant (RFC 3339)."),
+            ])
+            .flags(&[REMOTE_DATA])
+            .answers(200, Output::Json(schema::<connections::RecordsPage>))
+            .errors(&[400, 409, 429, 502, 503, 504])
+            .versioned(),
+        Route::new(Method::GET, r.item, get(one), get_op, "One record by its id, mapped with the connection's current mapping.")
+            .flags(&[REMOTE_DATA])
+            .answers(200, Output::Json(schema::<connections::RecordAnswer>))
+            .errors(&[400, 409, 422, 429, 502, 503, 504])
+            .versioned(),
+        Route::new(Method::POST, r.collection, post(create), create_op, "Create a record. A sandbox connection accepts it and changes nothing; live writes are not available yet.")
+            .input(Input::Json(record_schema))
+            .answers(201, Output::Json(schema::<connections::WriteAnswer>))
+            .errors(&[422, 501]),
+        Route::new(Method::PATCH, r.item, patch(update), update_op, "Update the given fields of a record. A sandbox connection accepts it and changes nothing; live writes are not available yet.")
+            .input(Input::Json(record_schema))
+            .answers(200, Output::Json(schema::<connections::WriteAnswer>))
+            .errors(&[409, 422, 429, 501, 502, 503, 504]),
     ]
 }
 
@@ -412,6 +585,12 @@ pub struct NewConnection {
     pub name: String,
     /// Sandbox or live.
     pub mode: Mode,
+    /// For a live connection: how to reach the system.
+    #[serde(default)]
+    pub upstream: Option<UpstreamConfig>,
+    /// For a live connection: its credentials, stored sealed and never shown.
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
 }
 
 async fn create_connection(
@@ -419,7 +598,13 @@ async fn create_connection(
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let NewConnection { system, name, mode } = json_body(body)?;
+    let NewConnection {
+        system,
+        name,
+        mode,
+        upstream,
+        credentials,
+    } = json_body(body)?;
     System::get(&system).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -427,10 +612,21 @@ async fn create_connection(
             e.to_string(),
         )
     })?;
-    let c = state
-        .inner
-        .store
-        .create_connection(&caller.0.tenant_id, &system, &name, mode)?;
+    let live = connections::live_settings(&state, &system, mode, upstream, credentials)?;
+    let (upstream, credentials) = live.unzip();
+    let c =
+        state
+            .inner
+            .store
+            .create_connection(&caller.0.tenant_id, &system, &name, mode, upstream)?;
+    if let (Some(credentials), Some(sealer)) = (credentials, state.inner.reads.sealer()) {
+        // Sealed for this connection's id, which the store has just chosen.
+        let plain = serde_json::to_vec(&credentials).expect("credentials serialize");
+        state
+            .inner
+            .store
+            .update_connection(&c, Some(&sealer.seal(&c.id, &plain)))?;
+    }
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
 
@@ -464,6 +660,7 @@ async fn delete_connection(
         return Err(ApiError::not_found("connection", &id));
     }
     state.inner.pipelines.forget(&id);
+    state.inner.reads.forget(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -566,10 +763,36 @@ async fn publish(
     let author = caller.0.id.clone();
     let pipelines = Arc::clone(&state.inner.pipelines);
     let id = c.id.clone();
+    let tenant = c.tenant_id.clone();
     let pipeline =
         blocking(move || pipelines.change(&c, entity, overrides, plugins, &author)).await?;
     state.inner.metrics.change(&id, entity);
+    mapping_updated(state, &tenant, &id, entity, &pipeline, None);
     Ok(mapping_response(&pipeline))
+}
+
+/// Emits `mapping.updated` for a published change.
+fn mapping_updated(
+    state: &AppState,
+    tenant: &str,
+    connection: &str,
+    entity: Entity,
+    pipeline: &crate::connection::Pipeline,
+    rollback_of: Option<u64>,
+) {
+    let data = json!({
+        "connection_id": connection,
+        "entity": entity,
+        "version": pipeline.version,
+        "rollback_of": rollback_of,
+    });
+    if let Err(e) = state
+        .inner
+        .webhooks
+        .emit(tenant, EventType::MappingUpdated, data)
+    {
+        tracing::error!(connection, error = %e, "mapping.updated was not queued");
+    }
 }
 
 /// Proposed overrides and a payload to run them on.
@@ -822,8 +1045,10 @@ async fn rollback_mapping(
     let author = caller.0.id.clone();
     let pipelines = Arc::clone(&state.inner.pipelines);
     let id = c.id.clone();
+    let tenant = c.tenant_id.clone();
     let pipeline = blocking(move || pipelines.rollback(&c, entity, version, &author)).await?;
     state.inner.metrics.change(&id, entity);
+    mapping_updated(&state, &tenant, &id, entity, &pipeline, Some(version));
     Ok(mapping_response(&pipeline))
 }
 
@@ -844,6 +1069,7 @@ async fn transform(
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
     query: Result<Query<TransformQuery>, axum::extract::rejection::QueryRejection>,
+    request_id: Option<axum::Extension<RequestId>>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -885,6 +1111,8 @@ async fn transform(
     let pipeline_calls_plugins = pipeline.plan.calls_plugins();
     let payload: Value = json_body(body)?;
     let metrics = Arc::clone(&state.inner.metrics);
+    let monitor = Arc::clone(state.inner.reads.monitor());
+    let request_id = request_id.map(|r| r.0.0);
     let work = move || {
         let (one, records) = match Payload::unwrap(payload) {
             Payload::One(r) => (true, vec![r]),
@@ -892,6 +1120,7 @@ async fn transform(
         };
         let batch = pipeline.plan.map_batch(&records, options);
         metrics.batch(&c.id, entity, &batch);
+        monitor.mapped(&c, entity, &batch, &[], request_id.as_deref());
         let mut results = batch.records.into_iter();
         if one {
             return match results.next().expect("one record") {

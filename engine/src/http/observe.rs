@@ -25,7 +25,7 @@ const MAX_REQUEST_ID: usize = 64;
 /// Times, logs and counts one request.
 pub(super) async fn observe(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
@@ -41,6 +41,9 @@ pub(super) async fn observe(
         .and_then(|v| v.to_str().ok())
         .filter(|v| usable(v))
         .map_or_else(new_request_id, str::to_owned);
+    request
+        .extensions_mut()
+        .insert(super::RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let mut response = next.run(request).instrument(span.clone()).await;
     let took = started.elapsed();

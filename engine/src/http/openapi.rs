@@ -87,6 +87,9 @@ pub struct Route {
     pub versioned: bool,
     /// Boolean query parameters and what they do.
     pub flags: &'static [(&'static str, &'static str)],
+    /// Other query parameters: name, type (`string`, `integer` or `date-time`) and
+    /// what they do.
+    pub query: &'static [(&'static str, &'static str, &'static str)],
 }
 
 impl Route {
@@ -112,6 +115,7 @@ impl Route {
             errors: &[],
             versioned: false,
             flags: &[],
+            query: &[],
         }
     }
 
@@ -152,6 +156,12 @@ impl Route {
         self
     }
 
+    /// Its other query parameters.
+    pub fn query(mut self, query: &'static [(&'static str, &'static str, &'static str)]) -> Route {
+        self.query = query;
+        self
+    }
+
     /// Every error status it can answer, in order.
     pub fn error_statuses(&self) -> Vec<u16> {
         let mut statuses: Vec<u16> = self.errors.to_vec();
@@ -187,8 +197,21 @@ fn error_description(status: u16) -> &'static str {
         403 => "The key may not do this (an admin key is needed).",
         404 => "No such connection, entity or plugin; another tenant's answers the same.",
         405 => "The path does not take this method.",
-        409 => "The plugin is bound to a connection's current mapping.",
+        409 => {
+            "In conflict with the state of things: the plugin is bound to a connection's current mapping, or the connection needs reauthorization (`needs_reauth`)."
+        }
         413 => "The body is larger than the limit.",
+        429 => {
+            "The connection's upstream is rate limiting (`Retry-After` says for how long); it is not called until then."
+        }
+        501 => "Not available yet: writes to live connections.",
+        502 => {
+            "The upstream failed: unreachable, a 5xx, a permission refused on this entity, or an answer that is not what its API returns (`code` and `details.kind` say which)."
+        }
+        503 => {
+            "The connection's circuit breaker is open (`Retry-After` says until the next probe), or the server has no secret key for live connections."
+        }
+        504 => "The upstream did not answer within the connection's timeout.",
         422 => {
             "Well-formed but refused: an invalid mapping (with every problem in `details.problems`), plugin, binding, system or version, or a record that cannot be mapped."
         }
@@ -250,6 +273,11 @@ pub fn document(routes: &[Route]) -> Value {
 const PRODUCERS: &[(&str, &str, &str)] = &[
     ("createConnection", "id", "$response.body#/id"),
     ("uploadPlugin", "sha256", "$response.body#/plugin/sha256"),
+    (
+        "createWebhook",
+        "webhook_id",
+        "$response.body#/subscription/id",
+    ),
 ];
 
 /// OpenAPI links from each producer's success answer to every operation that takes
@@ -281,6 +309,13 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
         None => "service",
         Some(_) if route.path.contains("/mappings/") => "mappings",
         Some(_) if route.path.contains("/transform/") => "transform",
+        Some(_)
+            if super::connections::RESOURCES
+                .iter()
+                .any(|r| route.path.starts_with(r.collection)) =>
+        {
+            "records"
+        }
         Some(rest) => rest.split('/').next().unwrap_or("service"),
     };
     let mut op = json!({
@@ -297,6 +332,13 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
         .collect();
     parameters.extend(route.flags.iter().map(|(name, description)| {
         json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "boolean", "default": false}})
+    }));
+    parameters.extend(route.query.iter().map(|(name, kind, description)| {
+        let schema = match *kind {
+            "date-time" => json!({"type": "string", "format": "date-time"}),
+            other => json!({"type": other}),
+        };
+        json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
     }));
     if !parameters.is_empty() {
         op["parameters"] = Value::Array(parameters);
@@ -359,6 +401,14 @@ fn path_parameter(name: &str) -> Value {
             "The unified entity.",
             json!({"type": "string", "enum": Entity::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>()}),
         ),
+        "record_id" => (
+            "The record's id: the source system's key, as the unified record's `id` gives it.",
+            json!({"type": "string"}),
+        ),
+        "webhook_id" => (
+            "The webhook subscription's id (`whk_…`).",
+            json!({"type": "string"}),
+        ),
         "sha256" => (
             "The plugin version: the sha256 of its component, in hex.",
             json!({"type": "string"}),
@@ -389,5 +439,17 @@ fn records_answer() -> Schema {
                 ],
             },
         },
+    })
+}
+
+/// The body of a write of the `N`th entity of [`Entity::ALL`]: an object of the
+/// entity's fields (all of them to create, some to update).
+pub fn entity_schema<const N: usize>(_: &mut SchemaGenerator) -> Schema {
+    let entity = Entity::ALL[N];
+    let fields = entity.record_type().field_names();
+    json_schema!({
+        "type": "object",
+        "description": format!("Fields of a {entity} in the unified model v1 (see `#/components/schemas/{entity}`)."),
+        "propertyNames": {"enum": fields},
     })
 }

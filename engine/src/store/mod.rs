@@ -1,5 +1,7 @@
-//! Where the service keeps its configuration: tenants, API keys, connections, the
-//! versions of each connection's mapping, and uploaded plugins.
+//! Where the service keeps its configuration and what must outlive a restart:
+//! tenants, API keys, connections (with their sealed credentials), the versions of
+//! each connection's mapping, uploaded plugins, each connection's error log, webhook
+//! subscriptions, the webhook outbox and each subscription's delivery log.
 //!
 //! [`Store`] is a small trait so that the engine does not depend on one database:
 //! [`SledStore`] is the embedded default (one sled tree per kind of record, typed keys,
@@ -12,9 +14,11 @@ mod sled_store;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::connection::{ErrorEntry, UpstreamConfig};
 use crate::mapping::OverrideSpec;
 use crate::model::Entity;
 use crate::plugin::LimitOverrides;
+use crate::webhook::{Delivery, DeliveryAttempt, Subscription};
 
 pub use sled_store::SledStore;
 
@@ -81,7 +85,7 @@ pub enum Mode {
 }
 
 /// A tenant's link to one source system.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Connection {
     /// `con_…`.
     pub id: String,
@@ -95,6 +99,18 @@ pub struct Connection {
     pub mode: Mode,
     /// RFC 3339.
     pub created_at: String,
+    /// How a live connection reaches its system (its credentials are stored sealed,
+    /// apart, and never shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamConfig>,
+    /// The connection token (`ctk_…`): names the credentials in use; reauthorization
+    /// issues a new one, and connection events carry it.
+    #[serde(default)]
+    pub token: String,
+    /// Since when the upstream has refused the credentials (RFC 3339); reads fail
+    /// fast until the connection is reauthorized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_reauth_since: Option<String>,
 }
 
 /// A plugin version bound to a connection's mapping, with its limits there.
@@ -172,7 +188,17 @@ pub trait Store: Send + Sync + 'static {
         system: &str,
         name: &str,
         mode: Mode,
+        upstream: Option<UpstreamConfig>,
     ) -> Result<Connection, StoreError>;
+    /// Replaces a connection's record (its token, its needs-reauth mark) and, when
+    /// given, its sealed credentials, together.
+    fn update_connection(
+        &self,
+        connection: &Connection,
+        credentials: Option<&[u8]>,
+    ) -> Result<(), StoreError>;
+    /// A connection's sealed credentials.
+    fn credentials(&self, connection_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// A tenant's connection by id; `None` for another tenant's.
     fn connection(&self, tenant_id: &str, id: &str) -> Result<Option<Connection>, StoreError>;
     /// A tenant's connections.
@@ -212,6 +238,41 @@ pub trait Store: Send + Sync + 'static {
     fn plugins(&self, tenant_id: &str) -> Result<Vec<PluginRecord>, StoreError>;
     /// Deletes a tenant's plugin version; `false` when there was none.
     fn delete_plugin(&self, tenant_id: &str, sha256: &str) -> Result<bool, StoreError>;
+
+    /// Adds to a connection's error log, keeping its newest `keep` entries.
+    fn log_error(
+        &self,
+        connection_id: &str,
+        entry: &ErrorEntry,
+        keep: usize,
+    ) -> Result<(), StoreError>;
+    /// A connection's error log, newest first.
+    fn errors(&self, connection_id: &str) -> Result<Vec<ErrorEntry>, StoreError>;
+
+    /// Stores a webhook subscription.
+    fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError>;
+    /// A tenant's subscription by id.
+    fn subscription(&self, tenant_id: &str, id: &str) -> Result<Option<Subscription>, StoreError>;
+    /// A tenant's subscriptions.
+    fn subscriptions(&self, tenant_id: &str) -> Result<Vec<Subscription>, StoreError>;
+    /// Deletes a subscription and its delivery log; `false` when there was none.
+    fn delete_subscription(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Adds or replaces a delivery in the webhook outbox.
+    fn put_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// Removes a delivery from the outbox.
+    fn remove_delivery(&self, id: &str) -> Result<(), StoreError>;
+    /// Every delivery in the outbox.
+    fn deliveries(&self) -> Result<Vec<Delivery>, StoreError>;
+    /// Adds to a subscription's delivery log, keeping its newest `keep` entries.
+    fn log_delivery(
+        &self,
+        subscription_id: &str,
+        attempt: &DeliveryAttempt,
+        keep: usize,
+    ) -> Result<(), StoreError>;
+    /// A subscription's delivery log, newest first.
+    fn delivery_log(&self, subscription_id: &str) -> Result<Vec<DeliveryAttempt>, StoreError>;
 }
 
 /// Now, as RFC 3339 in UTC.

@@ -10,13 +10,16 @@ use std::path::Path;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
+use sled::Transactional;
 
 use super::{
     ApiKey, Connection, MappingVersion, Mode, PluginBinding, PluginRecord, Role, Store, StoreError,
     Tenant, now,
 };
+use crate::connection::{ErrorEntry, UpstreamConfig};
 use crate::mapping::OverrideSpec;
 use crate::model::Entity;
+use crate::webhook::{Delivery, DeliveryAttempt, Subscription};
 
 /// The sled store.
 pub struct SledStore {
@@ -28,6 +31,11 @@ pub struct SledStore {
     counters: sled::Tree,
     plugins: sled::Tree,
     plugin_bytes: sled::Tree,
+    credentials: sled::Tree,
+    errors: sled::Tree,
+    subscriptions: sled::Tree,
+    outbox: sled::Tree,
+    delivery_log: sled::Tree,
 }
 
 impl From<sled::Error> for StoreError {
@@ -48,6 +56,11 @@ impl SledStore {
             counters: db.open_tree("counters")?,
             plugins: db.open_tree("plugins")?,
             plugin_bytes: db.open_tree("plugin_bytes")?,
+            credentials: db.open_tree("credentials")?,
+            errors: db.open_tree("errors")?,
+            subscriptions: db.open_tree("subscriptions")?,
+            outbox: db.open_tree("outbox")?,
+            delivery_log: db.open_tree("delivery_log")?,
             db,
         })
     }
@@ -55,6 +68,41 @@ impl SledStore {
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Appends to a bounded log under `owner`: keys are `<owner>\0<sequence>`, the
+    /// sequence big-endian so that a scan runs oldest first.
+    fn append_bounded<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        owner: &str,
+        entry: &T,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let prefix = key(&[owner, ""]);
+        let mut k = prefix.clone();
+        k.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+        tree.insert(k, encode(entry))?;
+        let held = tree.scan_prefix(&prefix).count();
+        for old in tree
+            .scan_prefix(&prefix)
+            .keys()
+            .take(held.saturating_sub(keep))
+        {
+            tree.remove(old?)?;
+        }
+        self.flush()
+    }
+
+    /// A bounded log, newest first.
+    fn read_bounded<T: DeserializeOwned>(
+        tree: &sled::Tree,
+        what: &'static str,
+        owner: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut entries: Vec<T> = scan(tree, what, &key(&[owner, ""]))?;
+        entries.reverse();
+        Ok(entries)
     }
 }
 
@@ -166,6 +214,7 @@ impl Store for SledStore {
         system: &str,
         name: &str,
         mode: Mode,
+        upstream: Option<UpstreamConfig>,
     ) -> Result<Connection, StoreError> {
         let connection = Connection {
             id: random_id("con"),
@@ -174,11 +223,47 @@ impl Store for SledStore {
             name: name.to_owned(),
             mode,
             created_at: now(),
+            upstream,
+            token: random_id("ctk"),
+            needs_reauth_since: None,
         };
         self.connections
             .insert(key(&[tenant_id, &connection.id]), encode(&connection))?;
         self.flush()?;
         Ok(connection)
+    }
+
+    fn update_connection(
+        &self,
+        connection: &Connection,
+        credentials: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let k = key(&[&connection.tenant_id, &connection.id]);
+        let record = encode(connection);
+        let id = connection.id.as_bytes();
+        // Both or neither: new credentials never stand beside the old token.
+        (&self.connections, &self.credentials)
+            .transaction(|(connections, stored)| {
+                if connections.get(&k)?.is_none() {
+                    return Ok(());
+                }
+                connections.insert(k.as_slice(), record.as_slice())?;
+                if let Some(sealed) = credentials {
+                    stored.insert(id, sealed)?;
+                }
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| {
+                StoreError::Database(format!("{e:?}"))
+            })?;
+        self.flush()
+    }
+
+    fn credentials(&self, connection_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .credentials
+            .get(connection_id.as_bytes())?
+            .map(|v| v.to_vec()))
     }
 
     fn connection(&self, tenant_id: &str, id: &str) -> Result<Option<Connection>, StoreError> {
@@ -202,6 +287,10 @@ impl Store for SledStore {
             for entry in self.counters.scan_prefix(key(&[id, ""])) {
                 self.counters.remove(entry?.0)?;
             }
+            for entry in self.errors.scan_prefix(key(&[id, ""])) {
+                self.errors.remove(entry?.0)?;
+            }
+            self.credentials.remove(id.as_bytes())?;
             self.flush()?;
         }
         Ok(removed)
@@ -306,6 +395,74 @@ impl Store for SledStore {
         }
         Ok(removed)
     }
+
+    fn log_error(
+        &self,
+        connection_id: &str,
+        entry: &ErrorEntry,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        self.append_bounded(&self.errors, connection_id, entry, keep)
+    }
+
+    fn errors(&self, connection_id: &str) -> Result<Vec<ErrorEntry>, StoreError> {
+        Self::read_bounded(&self.errors, "error log entry", connection_id)
+    }
+
+    fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
+        self.subscriptions.insert(
+            key(&[&subscription.tenant_id, &subscription.id]),
+            encode(subscription),
+        )?;
+        self.flush()
+    }
+
+    fn subscription(&self, tenant_id: &str, id: &str) -> Result<Option<Subscription>, StoreError> {
+        get(&self.subscriptions, "subscription", &key(&[tenant_id, id]))
+    }
+
+    fn subscriptions(&self, tenant_id: &str) -> Result<Vec<Subscription>, StoreError> {
+        scan(&self.subscriptions, "subscription", &key(&[tenant_id, ""]))
+    }
+
+    fn delete_subscription(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+        let removed = self.subscriptions.remove(key(&[tenant_id, id]))?.is_some();
+        if removed {
+            for entry in self.delivery_log.scan_prefix(key(&[id, ""])) {
+                self.delivery_log.remove(entry?.0)?;
+            }
+            self.flush()?;
+        }
+        Ok(removed)
+    }
+
+    fn put_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        self.outbox
+            .insert(delivery.id.as_bytes(), encode(delivery))?;
+        self.flush()
+    }
+
+    fn remove_delivery(&self, id: &str) -> Result<(), StoreError> {
+        self.outbox.remove(id.as_bytes())?;
+        self.flush()
+    }
+
+    fn deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
+        scan(&self.outbox, "delivery", b"")
+    }
+
+    fn log_delivery(
+        &self,
+        subscription_id: &str,
+        attempt: &DeliveryAttempt,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        self.append_bounded(&self.delivery_log, subscription_id, attempt, keep)
+    }
+
+    fn delivery_log(&self, subscription_id: &str) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        Self::read_bounded(&self.delivery_log, "delivery attempt", subscription_id)
+    }
 }
 
 #[cfg(test)]
@@ -330,7 +487,7 @@ mod tests {
         assert_eq!(store.key_by_secret(&secret).unwrap(), Some(key.clone()));
         assert_eq!(store.key_by_secret("cw_guess").unwrap(), None);
         let c = store
-            .create_connection(&acme.id, "sap-s4hana", "Acme SAP", Mode::Sandbox)
+            .create_connection(&acme.id, "sap-s4hana", "Acme SAP", Mode::Sandbox, None)
             .unwrap();
         assert_eq!(store.connection(&acme.id, &c.id).unwrap(), Some(c.clone()));
         // Another tenant does not see it, by id or in its list.
@@ -350,7 +507,7 @@ mod tests {
             let store = SledStore::open(&dir).unwrap();
             let tenant = store.create_tenant("Acme").unwrap();
             let c = store
-                .create_connection(&tenant.id, "ibm-maximo", "Maximo", Mode::Live)
+                .create_connection(&tenant.id, "ibm-maximo", "Maximo", Mode::Sandbox, None)
                 .unwrap();
             for i in 0..3 {
                 let overrides = OverrideSpec {

@@ -1,0 +1,589 @@
+//! Reading a connection's records in the unified model: from the sandbox datasets or
+//! from the live upstream, through the connection's current mapping.
+//!
+//! A live read asks the [`Monitor`] first (a connection that needs reauthorization,
+//! whose breaker is open or that is rate limited fails fast, without calling the
+//! upstream), then calls the [`Upstream`] and reports how it went. Cursors are opaque
+//! to clients: base64url of the entity, the `updated_since` filter and where the next
+//! page starts (an offset in the sandbox, the upstream's own next link or `$skip`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::health::{Admission, Status};
+use super::monitor::{Monitor, Refusal};
+use super::pipelines::{ChangeError, Pipeline, Pipelines};
+use super::sandbox::{self, Scenario};
+use super::secrets::{SECRET_KEY_ENV, Sealer, SecretError};
+use super::upstream::{Credentials, Next, Upstream, UpstreamError};
+use crate::mapping::{Batch, MapOptions, RecordError};
+use crate::model::Entity;
+use crate::store::{Connection, Mode, Store, StoreError, now};
+
+/// Records per page when the client does not say.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// The most records a client may ask for in one page.
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The cursor does not decode or belongs to another listing.
+    #[error("the cursor is not valid: {0}")]
+    BadCursor(String),
+    /// A query parameter is out of range.
+    #[error("{0}")]
+    BadQuery(String),
+    /// No record with this id.
+    #[error("{entity} `{id}` does not exist on connection `{connection}`")]
+    NotFound {
+        /// The connection.
+        connection: String,
+        /// The entity.
+        entity: Entity,
+        /// The record id.
+        id: String,
+    },
+    /// The upstream refused the credentials; reads wait for reauthorization.
+    #[error(
+        "connection `{0}` needs reauthorization: the upstream refused its credentials; POST new ones to /v1/connections/{0}/reauthorize"
+    )]
+    NeedsReauth(String),
+    /// The breaker is open.
+    #[error(
+        "connection `{connection}`'s circuit breaker is open after repeated upstream failures; the upstream is not called for another {} ms", wait.as_millis()
+    )]
+    CircuitOpen {
+        /// The connection.
+        connection: String,
+        /// How long until a probe.
+        wait: Duration,
+    },
+    /// The upstream asked to wait.
+    #[error("the upstream of connection `{connection}` is rate limiting; retry after {} ms", wait.as_millis())]
+    RateLimited {
+        /// The connection.
+        connection: String,
+        /// How long to wait.
+        wait: Duration,
+    },
+    /// The upstream call failed.
+    #[error("upstream {entity} read failed: {error}")]
+    Upstream {
+        /// The entity read.
+        entity: Entity,
+        /// The failure.
+        error: UpstreamError,
+    },
+    /// A live connection without the secret key to open its credentials.
+    #[error(
+        "live connections need the server to have {SECRET_KEY_ENV} (32 bytes, hex or base64) to seal and open credentials"
+    )]
+    NoSecretKey,
+    /// The stored credentials do not open.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// A live connection without upstream settings or credentials.
+    #[error("connection `{0}` is live but has no upstream settings or credentials")]
+    NotConfigured(String),
+    /// The one record asked for could not be mapped.
+    #[error("{entity} `{id}` could not be mapped: {error}")]
+    Record {
+        /// The entity.
+        entity: Entity,
+        /// The record id.
+        id: String,
+        /// Why.
+        error: Box<RecordError>,
+    },
+    /// The mapping could not be loaded.
+    #[error(transparent)]
+    Pipeline(#[from] ChangeError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a listing asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Where to continue, from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Records per page (sandbox; live: the upstream's page size).
+    pub page_size: Option<u32>,
+    /// Only records changed at or after this instant.
+    pub updated_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Add each source record as `remote_data`.
+    pub remote_data: bool,
+}
+
+/// A page of unified records.
+#[derive(Debug)]
+pub struct Listed {
+    /// The records: unified, or why each failed (in the API's error shape).
+    pub records: Vec<Value>,
+    /// The cursor of the next page, if there is one.
+    pub next_cursor: Option<String>,
+    /// For a sandbox connection: the scenario of each record, in the same order.
+    pub scenarios: Option<Vec<Scenario>>,
+    /// The mapping version used.
+    pub version: u64,
+}
+
+/// One unified record.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The record.
+    pub record: Value,
+    /// For a sandbox connection: its scenario.
+    pub scenario: Option<Scenario>,
+    /// The mapping version used.
+    pub version: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Cursor {
+    /// The entity.
+    e: Entity,
+    /// The `updated_since` filter, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<String>,
+    /// Sandbox: the offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    o: Option<u64>,
+    /// Live: where the upstream continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<Next>,
+    /// Live: the page size asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<u32>,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(self).expect("cursors serialize"))
+    }
+
+    fn decode(text: &str, entity: Entity) -> Result<Cursor, ReadError> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| ReadError::BadCursor("it is not one this API gave".into()))?;
+        let cursor: Cursor = serde_json::from_slice(&bytes)
+            .map_err(|_| ReadError::BadCursor("it is not one this API gave".into()))?;
+        if cursor.e != entity {
+            return Err(ReadError::BadCursor(format!(
+                "it continues a listing of {}, not of {entity}",
+                cursor.e
+            )));
+        }
+        Ok(cursor)
+    }
+
+    fn since(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, ReadError> {
+        self.s
+            .as_deref()
+            .map(|s| {
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .map(|d| d.with_timezone(&chrono::Utc))
+                    .map_err(|_| ReadError::BadCursor("its filter does not parse".into()))
+            })
+            .transpose()
+    }
+}
+
+/// Reads connections' records.
+pub struct Reads {
+    store: Arc<dyn Store>,
+    pipelines: Arc<Pipelines>,
+    monitor: Arc<Monitor>,
+    sealer: Option<Sealer>,
+    /// Clients by connection, with the token of the credentials they were built on.
+    upstreams: Mutex<HashMap<String, (String, Arc<Upstream>)>>,
+}
+
+impl std::fmt::Debug for Reads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reads")
+            .field("sealer", &self.sealer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reads {
+    /// Reads over the store, the pipelines and the monitor; `sealer` opens live
+    /// connections' credentials.
+    pub fn new(
+        store: Arc<dyn Store>,
+        pipelines: Arc<Pipelines>,
+        monitor: Arc<Monitor>,
+        sealer: Option<Sealer>,
+    ) -> Reads {
+        Reads {
+            store,
+            pipelines,
+            monitor,
+            sealer,
+            upstreams: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The monitor.
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        &self.monitor
+    }
+
+    /// The sealer, when the server has a secret key.
+    pub fn sealer(&self) -> Option<&Sealer> {
+        self.sealer.as_ref()
+    }
+
+    /// One page of a connection's records of an entity.
+    pub async fn list(
+        &self,
+        c: &Connection,
+        entity: Entity,
+        query: ListQuery,
+        request_id: Option<&str>,
+    ) -> Result<Listed, ReadError> {
+        let page_size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+            return Err(ReadError::BadQuery(format!(
+                "page_size is {page_size}; it must be between 1 and {MAX_PAGE_SIZE}"
+            )));
+        }
+        let cursor = query
+            .cursor
+            .as_deref()
+            .map(|t| Cursor::decode(t, entity))
+            .transpose()?;
+        let since = match &cursor {
+            Some(cursor) => cursor.since()?,
+            None => query.updated_since,
+        };
+        let options = MapOptions {
+            strict: false,
+            remote_data: query.remote_data,
+        };
+        let pipeline = self.pipelines.current(c, entity)?;
+        match c.mode {
+            Mode::Sandbox => {
+                let offset = cursor.as_ref().and_then(|c| c.o).unwrap_or(0) as usize;
+                let samples = sandbox::records(&c.system, entity);
+                let sources: Vec<Value> = samples.iter().map(|s| s.record.clone()).collect();
+                let batch = map(&pipeline, sources, options).await?;
+                let mut kept: Vec<(usize, &Result<Value, RecordError>)> = batch
+                    .records
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| changed_since(r, since.as_ref()))
+                    .collect();
+                let more = kept.len() > offset + page_size as usize;
+                kept = kept
+                    .into_iter()
+                    .skip(offset)
+                    .take(page_size as usize)
+                    .collect();
+                let ids: Vec<Option<String>> = kept
+                    .iter()
+                    .map(|(i, _)| native_key(&c.system, entity, &samples[*i].record))
+                    .collect();
+                let page = Batch {
+                    records: kept.iter().map(|(_, r)| (*r).clone()).collect(),
+                    log: Vec::new(),
+                    plugin_calls: batch.plugin_calls.clone(),
+                };
+                self.monitor.mapped(c, entity, &page, &ids, request_id);
+                self.monitor.succeeded(c, entity, None);
+                let scenarios = kept
+                    .iter()
+                    .map(|(i, _)| samples[*i].scenario.clone())
+                    .collect();
+                let next_cursor = more.then(|| {
+                    Cursor {
+                        e: entity,
+                        s: since.map(|s| s.to_rfc3339()),
+                        o: Some((offset + page_size as usize) as u64),
+                        n: None,
+                        p: None,
+                    }
+                    .encode()
+                });
+                Ok(Listed {
+                    records: answers(page.records),
+                    next_cursor,
+                    scenarios: Some(scenarios),
+                    version: pipeline.version,
+                })
+            }
+            Mode::Live => {
+                let upstream = self.upstream(c)?;
+                let next = cursor.as_ref().and_then(|c| c.n.clone());
+                let size = cursor.as_ref().and_then(|c| c.p).or(query.page_size);
+                let admission = self.admit(c)?;
+                let page = match upstream
+                    .list(entity, next.as_ref(), since.as_ref(), size)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(error) => {
+                        self.monitor
+                            .failed(c, Some(entity), &error, Some(admission), request_id);
+                        return Err(ReadError::Upstream { entity, error });
+                    }
+                };
+                self.monitor.succeeded(c, entity, Some(admission));
+                let ids: Vec<Option<String>> = page
+                    .records
+                    .iter()
+                    .map(|r| native_key(&c.system, entity, r))
+                    .collect();
+                let batch = map(&pipeline, page.records, options).await?;
+                self.monitor.mapped(c, entity, &batch, &ids, request_id);
+                let next_cursor = page.next.map(|n| {
+                    Cursor {
+                        e: entity,
+                        s: since.map(|s| s.to_rfc3339()),
+                        o: None,
+                        n: Some(n),
+                        p: size,
+                    }
+                    .encode()
+                });
+                Ok(Listed {
+                    records: answers(batch.records),
+                    next_cursor,
+                    scenarios: None,
+                    version: pipeline.version,
+                })
+            }
+        }
+    }
+
+    /// One record by its id (the source system's key).
+    pub async fn get(
+        &self,
+        c: &Connection,
+        entity: Entity,
+        id: &str,
+        remote_data: bool,
+        request_id: Option<&str>,
+    ) -> Result<Fetched, ReadError> {
+        let options = MapOptions {
+            strict: false,
+            remote_data,
+        };
+        let pipeline = self.pipelines.current(c, entity)?;
+        let not_found = || ReadError::NotFound {
+            connection: c.id.clone(),
+            entity,
+            id: id.to_owned(),
+        };
+        let (source, scenario) = match c.mode {
+            Mode::Sandbox => {
+                let samples = sandbox::records(&c.system, entity);
+                let sources: Vec<Value> = samples.iter().map(|s| s.record.clone()).collect();
+                // The id is the unified one, so that overrides of `id` apply.
+                let batch = map(&pipeline, sources, options).await?;
+                let found = batch.records.iter().position(
+                    |r| matches!(r, Ok(record) if record.get("id").and_then(Value::as_str) == Some(id)),
+                );
+                let i = found.ok_or_else(not_found)?;
+                (samples[i].record.clone(), Some(samples[i].scenario.clone()))
+            }
+            Mode::Live => {
+                let upstream = self.upstream(c)?;
+                let admission = self.admit(c)?;
+                match upstream.get(entity, id).await {
+                    Ok(Some(record)) => {
+                        self.monitor.succeeded(c, entity, Some(admission));
+                        (record, None)
+                    }
+                    Ok(None) => {
+                        self.monitor.succeeded(c, entity, Some(admission));
+                        return Err(not_found());
+                    }
+                    Err(error) => {
+                        self.monitor
+                            .failed(c, Some(entity), &error, Some(admission), request_id);
+                        return Err(ReadError::Upstream { entity, error });
+                    }
+                }
+            }
+        };
+        let batch = map(&pipeline, vec![source], options).await?;
+        self.monitor
+            .mapped(c, entity, &batch, &[Some(id.to_owned())], request_id);
+        let record = batch
+            .records
+            .into_iter()
+            .next()
+            .expect("one result per record")
+            .map_err(|error| ReadError::Record {
+                entity,
+                id: id.to_owned(),
+                error: Box::new(error),
+            })?;
+        Ok(Fetched {
+            record,
+            scenario,
+            version: pipeline.version,
+        })
+    }
+
+    /// Verifies new credentials against the upstream and, when they work, stores them
+    /// sealed with a new connection token, restores the connection and emits
+    /// `connection.reauthorized`. Nothing changes when they do not work.
+    pub async fn reauthorize(
+        &self,
+        c: &Connection,
+        credentials: Credentials,
+    ) -> Result<Connection, ReadError> {
+        let sealer = self.sealer.as_ref().ok_or(ReadError::NoSecretKey)?;
+        let config = c
+            .upstream
+            .as_ref()
+            .ok_or_else(|| ReadError::NotConfigured(c.id.clone()))?;
+        credentials.validate().map_err(ReadError::BadQuery)?;
+        let upstream =
+            Upstream::new(&c.system, config, credentials.clone()).map_err(ReadError::BadQuery)?;
+        let entity = upstream.dialect().first_entity();
+        upstream
+            .verify()
+            .await
+            .map_err(|error| ReadError::Upstream { entity, error })?;
+        let plain = serde_json::to_vec(&credentials).expect("credentials serialize");
+        let sealed = sealer.seal(&c.id, &plain);
+        let mut updated = self
+            .store
+            .connection(&c.tenant_id, &c.id)?
+            .unwrap_or_else(|| c.clone());
+        updated.token = crate::webhook::random_id("ctk");
+        updated.needs_reauth_since = None;
+        self.store.update_connection(&updated, Some(&sealed))?;
+        self.upstreams.lock().expect("not poisoned").insert(
+            updated.id.clone(),
+            (updated.token.clone(), Arc::new(upstream)),
+        );
+        tracing::info!(connection = %c.id, at = %now(), "connection reauthorized");
+        self.monitor.reauthorized(&updated);
+        Ok(updated)
+    }
+
+    /// Forgets a deleted connection.
+    pub fn forget(&self, connection_id: &str) {
+        self.upstreams
+            .lock()
+            .expect("not poisoned")
+            .remove(connection_id);
+        self.monitor.forget(connection_id);
+    }
+
+    fn admit(&self, c: &Connection) -> Result<Admission, ReadError> {
+        self.monitor
+            .admit(c)
+            .map_err(|Refusal { status, wait }| match status {
+                Status::NeedsReauth => ReadError::NeedsReauth(c.id.clone()),
+                Status::RateLimited => ReadError::RateLimited {
+                    connection: c.id.clone(),
+                    wait,
+                },
+                _ => ReadError::CircuitOpen {
+                    connection: c.id.clone(),
+                    wait,
+                },
+            })
+    }
+
+    /// The connection's client, built on its current credentials.
+    fn upstream(&self, c: &Connection) -> Result<Arc<Upstream>, ReadError> {
+        if let Some((token, upstream)) = self.upstreams.lock().expect("not poisoned").get(&c.id)
+            && *token == c.token
+        {
+            return Ok(Arc::clone(upstream));
+        }
+        let sealer = self.sealer.as_ref().ok_or(ReadError::NoSecretKey)?;
+        let config = c
+            .upstream
+            .as_ref()
+            .ok_or_else(|| ReadError::NotConfigured(c.id.clone()))?;
+        let sealed = self
+            .store
+            .credentials(&c.id)?
+            .ok_or_else(|| ReadError::NotConfigured(c.id.clone()))?;
+        let credentials: Credentials = serde_json::from_slice(&sealer.open(&c.id, &sealed)?)
+            .map_err(|e| StoreError::Corrupt {
+                what: "credentials",
+                key: c.id.clone(),
+                message: e.to_string(),
+            })?;
+        let upstream = Arc::new(
+            Upstream::new(&c.system, config, credentials)
+                .map_err(|_| ReadError::NotConfigured(c.id.clone()))?,
+        );
+        self.upstreams
+            .lock()
+            .expect("not poisoned")
+            .insert(c.id.clone(), (c.token.clone(), Arc::clone(&upstream)));
+        Ok(upstream)
+    }
+}
+
+/// Maps records: on the async worker when the mapping calls no plugin, else on the
+/// blocking pool (a plugin may run up to its time limit).
+async fn map(
+    pipeline: &Arc<Pipeline>,
+    sources: Vec<Value>,
+    options: MapOptions,
+) -> Result<Batch, ReadError> {
+    if !pipeline.plan.calls_plugins() {
+        return Ok(pipeline.plan.map_batch(&sources, options));
+    }
+    let pipeline = Arc::clone(pipeline);
+    tokio::task::spawn_blocking(move || pipeline.plan.map_batch(&sources, options))
+        .await
+        .map_err(|e| ReadError::Store(StoreError::Database(format!("mapping task failed: {e}"))))
+}
+
+/// Whether a mapped record changed at or after `since` (records that failed to map
+/// are kept, so that their errors are seen).
+fn changed_since(
+    record: &Result<Value, RecordError>,
+    since: Option<&chrono::DateTime<chrono::Utc>>,
+) -> bool {
+    let (Some(since), Ok(record)) = (since, record) else {
+        return true;
+    };
+    record
+        .get("updated_at")
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .is_none_or(|t| t.with_timezone(&chrono::Utc) >= *since)
+}
+
+/// The records of a page as the API answers them: a record, or its error.
+fn answers(records: Vec<Result<Value, RecordError>>) -> Vec<Value> {
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|e| {
+                serde_json::json!({"error": {"code": "record_failed", "message": e.to_string(), "details": {"index": i}}})
+            })
+        })
+        .collect()
+}
+
+/// The source system's key of a native record.
+fn native_key(system: &str, entity: Entity, record: &Value) -> Option<String> {
+    let key = super::upstream::Dialect::of(system)?.key(entity)?;
+    match record.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}

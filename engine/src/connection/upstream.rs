@@ -1,0 +1,1068 @@
+//! Live connections: reading a source system's own API over HTTP.
+//!
+//! An [`Upstream`] is one connection's client: its base URL, its credentials (opened
+//! from the store only here, never logged: their `Debug` is redacted), a timeout, a
+//! limit on concurrent calls, and the [`Dialect`] of its system — which paths hold
+//! which entity, how a page is asked for and where the next one is:
+//!
+//! | system | collection | paging | changed since |
+//! | --- | --- | --- | --- |
+//! | SAP S/4HANA (OData V2) | `d.results` | `$top`/`$skip`, or the server's `d.__next` | `$filter=<field> ge datetime'…'` |
+//! | IBM Maximo (JSON API, lean) | `member` | `oslc.pageSize`, then `responseInfo.nextPage.href` | `oslc.where=changedate>="…"` |
+//! | Dynamics 365 F&O (OData V4) | `value` | `$top`, then `@odata.nextLink` | `$filter=<field> ge …` |
+//!
+//! Every failure is an [`UpstreamError`] with a [`ErrorKind`], which is what the
+//! connection's health and breaker count. A next-page link from the upstream is only
+//! followed on the upstream's own origin, so that a forged cursor cannot send the
+//! connection's credentials elsewhere.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use super::health::ErrorKind;
+use crate::model::Entity;
+
+/// How to reach a live connection's system (everything but the secrets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The system's base URL: `https://my-s4.example.com`, without the service path.
+    pub base_url: String,
+    /// How the connection authenticates: set from its credentials (whose secrets are
+    /// stored sealed and never shown).
+    #[serde(default)]
+    pub auth: Option<AuthKind>,
+    /// How long one upstream call may take, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// How many upstream calls the connection makes at once; others wait their turn.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: u32,
+    /// Records asked for per upstream page.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// When the circuit breaker opens and for how long.
+    #[serde(default)]
+    pub breaker: super::health::BreakerConfig,
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+fn default_concurrency() -> u32 {
+    4
+}
+fn default_page_size() -> u32 {
+    100
+}
+
+/// The largest page asked of an upstream.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+impl UpstreamConfig {
+    /// Checks the settings; names the first one that is wrong.
+    pub fn validate(&self) -> Result<Url, String> {
+        let url = Url::parse(&self.base_url)
+            .map_err(|e| format!("upstream.base_url `{}` is not a URL: {e}", self.base_url))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(format!(
+                "upstream.base_url `{}` must be an http or https URL with a host",
+                self.base_url
+            ));
+        }
+        if !(1..=600_000).contains(&self.timeout_ms) {
+            return Err(format!(
+                "upstream.timeout_ms is {}; it must be between 1 and 600000",
+                self.timeout_ms
+            ));
+        }
+        if !(1..=64).contains(&self.max_concurrency) {
+            return Err(format!(
+                "upstream.max_concurrency is {}; it must be between 1 and 64",
+                self.max_concurrency
+            ));
+        }
+        if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
+            return Err(format!(
+                "upstream.page_size is {}; it must be between 1 and {MAX_PAGE_SIZE}",
+                self.page_size
+            ));
+        }
+        self.breaker.validate()?;
+        Ok(url)
+    }
+}
+
+/// The kind of credentials a connection uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    /// HTTP basic.
+    Basic,
+    /// A fixed bearer token.
+    Bearer,
+    /// OAuth 2.0 client credentials, with the token fetched and refreshed as needed.
+    Oauth2,
+    /// An API key in a header (Maximo's `apikey`).
+    ApiKey,
+}
+
+/// A connection's credentials. Stored sealed ([`super::secrets`]); their `Debug`
+/// shows the kind only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Credentials {
+    /// HTTP basic.
+    Basic {
+        /// The user.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// A fixed bearer token.
+    Bearer {
+        /// The token.
+        token: String,
+    },
+    /// OAuth 2.0 client credentials (RFC 6749 §4.4).
+    Oauth2 {
+        /// The token endpoint.
+        token_url: String,
+        /// The client id.
+        client_id: String,
+        /// The client secret.
+        client_secret: String,
+        /// The scope to ask for, if the server wants one.
+        #[serde(default)]
+        scope: Option<String>,
+    },
+    /// An API key sent in a header.
+    ApiKey {
+        /// The header (Maximo: `apikey`).
+        header: String,
+        /// The key.
+        key: String,
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials::{:?}(redacted)", self.kind())
+    }
+}
+
+impl Credentials {
+    /// Their kind.
+    pub fn kind(&self) -> AuthKind {
+        match self {
+            Credentials::Basic { .. } => AuthKind::Basic,
+            Credentials::Bearer { .. } => AuthKind::Bearer,
+            Credentials::Oauth2 { .. } => AuthKind::Oauth2,
+            Credentials::ApiKey { .. } => AuthKind::ApiKey,
+        }
+    }
+
+    /// Checks that nothing is empty and that a token URL is a URL.
+    pub fn validate(&self) -> Result<(), String> {
+        let empty = |field: &str, v: &str| {
+            if v.trim().is_empty() {
+                Err(format!("credentials.{field} is empty"))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Credentials::Basic { username, password } => {
+                empty("username", username)?;
+                empty("password", password)
+            }
+            Credentials::Bearer { token } => empty("token", token),
+            Credentials::Oauth2 {
+                token_url,
+                client_id,
+                client_secret,
+                ..
+            } => {
+                empty("client_id", client_id)?;
+                empty("client_secret", client_secret)?;
+                match Url::parse(token_url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+                    _ => Err(format!(
+                        "credentials.token_url `{token_url}` is not an http or https URL"
+                    )),
+                }
+            }
+            Credentials::ApiKey { header, key } => {
+                empty("key", key)?;
+                axum::http::HeaderName::from_bytes(header.as_bytes())
+                    .map(|_| ())
+                    .map_err(|_| format!("credentials.header `{header}` is not a header name"))
+            }
+        }
+    }
+}
+
+/// A failed upstream call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct UpstreamError {
+    /// What kind of failure, for health and the breaker.
+    pub kind: ErrorKind,
+    /// The upstream's HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// What happened, without credentials.
+    pub message: String,
+    /// How long the upstream asked us to wait (429 `Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl UpstreamError {
+    fn new(kind: ErrorKind, status: Option<u16>, message: impl Into<String>) -> UpstreamError {
+        UpstreamError {
+            kind,
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// Where a system keeps one entity.
+#[derive(Debug)]
+struct Resource {
+    entity: Entity,
+    /// The path under the base URL.
+    path: &'static str,
+    /// The system's query parameters that shape a record (expands, selects).
+    query: &'static [(&'static str, &'static str)],
+    /// The key property, to read one record.
+    key: &'static str,
+    /// The change timestamp property, for `updated_since`; `None` when the entity has
+    /// none.
+    changed: Option<&'static str>,
+}
+
+/// How a system pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paging {
+    /// OData V2: `$top`/`$skip`, records in `d.results`, a server's `d.__next`.
+    ODataV2,
+    /// Maximo JSON API: `oslc.pageSize`, records in `member`,
+    /// `responseInfo.nextPage.href`.
+    Maximo,
+    /// OData V4: `$top`, records in `value`, `@odata.nextLink`.
+    ODataV4,
+}
+
+/// A system's API: its resources and its paging.
+#[derive(Debug)]
+pub struct Dialect {
+    system: &'static str,
+    paging: Paging,
+    resources: &'static [Resource],
+}
+
+const SAP_PO: &str = "sap/opu/odata/sap/API_PURCHASEORDER_PROCESS_SRV/A_PurchaseOrder";
+
+/// The dialects, by system id.
+pub static DIALECTS: &[Dialect] = &[
+    Dialect {
+        system: "sap-s4hana",
+        paging: Paging::ODataV2,
+        resources: &[
+            Resource {
+                entity: Entity::PurchaseOrder,
+                path: SAP_PO,
+                query: &[(
+                    "$expand",
+                    "to_PurchaseOrderItem,to_PurchaseOrderItem/to_ScheduleLine",
+                )],
+                key: "PurchaseOrder",
+                changed: Some("LastChangeDateTime"),
+            },
+            Resource {
+                entity: Entity::WorkOrder,
+                path: "sap/opu/odata/sap/API_MAINTENANCEORDER/MaintenanceOrder",
+                query: &[("$expand", "to_MaintenanceOrderLongText")],
+                key: "MaintenanceOrder",
+                changed: Some("LastChangeDateTime"),
+            },
+            Resource {
+                entity: Entity::Asset,
+                path: "sap/opu/odata/sap/API_EQUIPMENT/Equipment",
+                query: &[("$expand", "to_LongText")],
+                key: "Equipment",
+                changed: Some("LastChangeDateTime"),
+            },
+            Resource {
+                entity: Entity::Vendor,
+                path: "sap/opu/odata/sap/API_BUSINESS_PARTNER/A_BusinessPartner",
+                query: &[(
+                    "$expand",
+                    "to_Supplier,to_Supplier/to_SupplierPurchasingOrg,to_BusinessPartnerTax,to_BusinessPartnerAddress,to_BusinessPartnerAddress/to_EmailAddress,to_BusinessPartnerAddress/to_PhoneNumber",
+                )],
+                key: "BusinessPartner",
+                changed: Some("LastChangeDate"),
+            },
+            Resource {
+                entity: Entity::Part,
+                path: "sap/opu/odata/sap/API_PRODUCT_SRV/A_Product",
+                query: &[("$expand", "to_Description,to_Valuation")],
+                key: "Product",
+                changed: Some("LastChangeDateTime"),
+            },
+        ],
+    },
+    Dialect {
+        system: "ibm-maximo",
+        paging: Paging::Maximo,
+        resources: &[
+            Resource {
+                entity: Entity::PurchaseOrder,
+                path: "maximo/api/os/mxapipo",
+                query: &[("oslc.select", "*")],
+                key: "ponum",
+                changed: Some("changedate"),
+            },
+            Resource {
+                entity: Entity::WorkOrder,
+                path: "maximo/api/os/mxapiwodetail",
+                query: &[("oslc.select", "*")],
+                key: "wonum",
+                changed: Some("changedate"),
+            },
+            Resource {
+                entity: Entity::Asset,
+                path: "maximo/api/os/mxapiasset",
+                query: &[("oslc.select", "*")],
+                key: "assetnum",
+                changed: Some("changedate"),
+            },
+            Resource {
+                entity: Entity::Vendor,
+                path: "maximo/api/os/mxapivendor",
+                query: &[("oslc.select", "*")],
+                key: "company",
+                changed: Some("changedate"),
+            },
+            Resource {
+                entity: Entity::Part,
+                path: "maximo/api/os/mxapiinventory",
+                query: &[("oslc.select", "*,item.description,item.commoditygroup")],
+                key: "itemnum",
+                changed: None,
+            },
+        ],
+    },
+    Dialect {
+        system: "dynamics-365-fo",
+        paging: Paging::ODataV4,
+        resources: &[
+            Resource {
+                entity: Entity::PurchaseOrder,
+                path: "data/PurchaseOrderHeadersV2",
+                query: &[
+                    ("$expand", "PurchaseOrderLinesV2"),
+                    ("cross-company", "true"),
+                ],
+                key: "PurchaseOrderNumber",
+                changed: None,
+            },
+            Resource {
+                entity: Entity::Vendor,
+                path: "data/VendorsV2",
+                query: &[("cross-company", "true")],
+                key: "VendorAccountNumber",
+                changed: None,
+            },
+            Resource {
+                entity: Entity::Part,
+                path: "data/ReleasedProductsV2",
+                query: &[("cross-company", "true")],
+                key: "ItemNumber",
+                changed: None,
+            },
+        ],
+    },
+];
+
+impl Dialect {
+    /// The dialect of a system.
+    pub fn of(system: &str) -> Option<&'static Dialect> {
+        DIALECTS.iter().find(|d| d.system == system)
+    }
+
+    fn resource(&self, entity: Entity) -> Result<&'static Resource, UpstreamError> {
+        // A dialect lists exactly the entities its system's mappings map, and
+        // requests are checked against those first; this is a guard, not a path.
+        let resources: &'static [Resource] = self.resources;
+        resources
+            .iter()
+            .find(|r| r.entity == entity)
+            .ok_or_else(|| {
+                UpstreamError::new(
+                    ErrorKind::BadResponse,
+                    None,
+                    format!("{} has no {entity} resource", self.system),
+                )
+            })
+    }
+
+    /// The entity that credentials are verified with: the first the system has.
+    pub fn first_entity(&self) -> Entity {
+        self.resources[0].entity
+    }
+
+    /// The key property of an entity's records.
+    pub fn key(&self, entity: Entity) -> Option<&'static str> {
+        self.resource(entity).ok().map(|r| r.key)
+    }
+
+    /// Whether `updated_since` can be passed to the system for this entity.
+    pub fn filters_changes(&self, entity: Entity) -> bool {
+        self.resource(entity).is_ok_and(|r| r.changed.is_some())
+    }
+}
+
+/// Where to continue a listing: the upstream's own next link, or an offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Next {
+    /// A URL the upstream gave (same origin as the base URL).
+    Link(String),
+    /// `$skip` for OData V2 without server paging.
+    Skip(u64),
+}
+
+/// One page of native records.
+#[derive(Debug)]
+pub struct Page {
+    /// The records, as the system returns one.
+    pub records: Vec<Value>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Next>,
+}
+
+/// One live connection's client.
+pub struct Upstream {
+    client: reqwest::Client,
+    dialect: &'static Dialect,
+    base: Url,
+    credentials: Credentials,
+    permits: Semaphore,
+    page_size: u32,
+    timeout: Duration,
+    /// The current OAuth access token and when it expires.
+    token: Mutex<Option<(String, Instant)>>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("system", &self.dialect.system)
+            .field("base", &self.base.as_str())
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes ring the process's TLS provider (rustls needs one chosen before any HTTP
+/// client is built); harmless when one is chosen already.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The HTTP client all upstreams share (one connection pool, TLS through rustls).
+fn shared_client() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            install_tls();
+            reqwest::Client::builder()
+                .user_agent(concat!("crosswalk/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .expect("the HTTP client builds")
+        })
+        .clone()
+}
+
+impl Upstream {
+    /// The client of a connection to `system`.
+    pub fn new(
+        system: &str,
+        config: &UpstreamConfig,
+        credentials: Credentials,
+    ) -> Result<Upstream, String> {
+        let dialect =
+            Dialect::of(system).ok_or_else(|| format!("no upstream dialect for {system}"))?;
+        let mut base = config.validate()?;
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        credentials.validate()?;
+        Ok(Upstream {
+            client: shared_client(),
+            dialect,
+            base,
+            credentials,
+            permits: Semaphore::new(config.max_concurrency as usize),
+            page_size: config.page_size,
+            timeout: Duration::from_millis(config.timeout_ms),
+            token: Mutex::new(None),
+        })
+    }
+
+    /// The system's dialect.
+    pub fn dialect(&self) -> &'static Dialect {
+        self.dialect
+    }
+
+    /// One page of an entity, from the start or from `next`.
+    pub async fn list(
+        &self,
+        entity: Entity,
+        next: Option<&Next>,
+        updated_since: Option<&chrono::DateTime<chrono::Utc>>,
+        page_size: Option<u32>,
+    ) -> Result<Page, UpstreamError> {
+        let resource = self.dialect.resource(entity)?;
+        let top = page_size.unwrap_or(self.page_size).min(MAX_PAGE_SIZE);
+        let url = match next {
+            Some(Next::Link(link)) => self.same_origin(link)?,
+            Some(Next::Skip(_)) | None => {
+                let mut url = self
+                    .base
+                    .join(resource.path)
+                    .map_err(|e| UpstreamError::new(ErrorKind::BadResponse, None, e.to_string()))?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    for (k, v) in resource.query {
+                        q.append_pair(k, v);
+                    }
+                    match self.dialect.paging {
+                        Paging::ODataV2 => {
+                            q.append_pair("$format", "json");
+                            q.append_pair("$top", &top.to_string());
+                            if let Some(Next::Skip(skip)) = next {
+                                q.append_pair("$skip", &skip.to_string());
+                            }
+                        }
+                        Paging::Maximo => {
+                            q.append_pair("lean", "1");
+                            q.append_pair("oslc.pageSize", &top.to_string());
+                        }
+                        Paging::ODataV4 => {
+                            q.append_pair("$top", &top.to_string());
+                        }
+                    }
+                    if let (Some(since), Some(field)) = (updated_since, resource.changed) {
+                        let (key, value) = self.changed_filter(field, since);
+                        q.append_pair(key, &value);
+                    }
+                }
+                url
+            }
+        };
+        let body = self.get_json(url).await?.ok_or_else(|| {
+            UpstreamError::new(
+                ErrorKind::BadResponse,
+                Some(404),
+                format!("the {entity} collection answered 404"),
+            )
+        })?;
+        self.page(body, next, top)
+    }
+
+    /// One record by its key; `None` when the upstream has none.
+    pub async fn get(&self, entity: Entity, id: &str) -> Result<Option<Value>, UpstreamError> {
+        let resource = self.dialect.resource(entity)?;
+        let bad =
+            |e: url::ParseError| UpstreamError::new(ErrorKind::BadResponse, None, e.to_string());
+        match self.dialect.paging {
+            Paging::ODataV2 => {
+                // Key predicate: 'value' with quotes doubled (OData V2 literal).
+                let path = format!(
+                    "{}('{}')",
+                    resource.path,
+                    urlencode_segment(&id.replace('\'', "''"))
+                );
+                let mut url = self.base.join(&path).map_err(bad)?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    for (k, v) in resource.query {
+                        q.append_pair(k, v);
+                    }
+                    q.append_pair("$format", "json");
+                }
+                let Some(body) = self.get_json(url).await? else {
+                    return Ok(None);
+                };
+                match body {
+                    Value::Object(mut m) => Ok(Some(m.remove("d").unwrap_or(Value::Object(m)))),
+                    _ => Err(UpstreamError::new(
+                        ErrorKind::BadResponse,
+                        None,
+                        "the record is not a JSON object",
+                    )),
+                }
+            }
+            Paging::Maximo | Paging::ODataV4 => {
+                let mut url = self.base.join(resource.path).map_err(bad)?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    for (k, v) in resource.query {
+                        q.append_pair(k, v);
+                    }
+                    if self.dialect.paging == Paging::Maximo {
+                        q.append_pair("lean", "1");
+                        q.append_pair(
+                            "oslc.where",
+                            &format!("{}=\"{}\"", resource.key, id.replace('"', "\\\"")),
+                        );
+                    } else {
+                        q.append_pair(
+                            "$filter",
+                            &format!("{} eq '{}'", resource.key, id.replace('\'', "''")),
+                        );
+                    }
+                }
+                let Some(body) = self.get_json(url).await? else {
+                    return Ok(None);
+                };
+                Ok(self.page(body, None, 1)?.records.into_iter().next())
+            }
+        }
+    }
+
+    /// Checks the credentials with the smallest read the system allows.
+    pub async fn verify(&self) -> Result<(), UpstreamError> {
+        let entity = self.dialect.first_entity();
+        self.list(entity, None, None, Some(1)).await.map(|_| ())
+    }
+
+    fn changed_filter(
+        &self,
+        field: &str,
+        since: &chrono::DateTime<chrono::Utc>,
+    ) -> (&'static str, String) {
+        let seconds = since.format("%Y-%m-%dT%H:%M:%S");
+        match self.dialect.paging {
+            Paging::ODataV2 if field == "LastChangeDate" => {
+                ("$filter", format!("{field} ge datetime'{seconds}'"))
+            }
+            Paging::ODataV2 => ("$filter", format!("{field} ge datetimeoffset'{seconds}Z'")),
+            Paging::Maximo => ("oslc.where", format!("{field}>=\"{seconds}+00:00\"")),
+            Paging::ODataV4 => ("$filter", format!("{field} ge {seconds}Z")),
+        }
+    }
+
+    /// The records of a collection answer and where the next page is.
+    fn page(&self, body: Value, previous: Option<&Next>, top: u32) -> Result<Page, UpstreamError> {
+        let shape = |what: &str| {
+            UpstreamError::new(
+                ErrorKind::BadResponse,
+                None,
+                format!("the upstream's answer has no {what}"),
+            )
+        };
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        let (records, next) = match self.dialect.paging {
+            Paging::ODataV2 => {
+                let d = body.get("d").ok_or_else(|| shape("`d`"))?;
+                let records = d
+                    .get("results")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| shape("`d.results` array"))?
+                    .clone();
+                let next = match text(d.get("__next")) {
+                    Some(link) => Some(Next::Link(link)),
+                    None if records.len() as u64 >= u64::from(top) => {
+                        let skip = match previous {
+                            Some(Next::Skip(s)) => *s,
+                            _ => 0,
+                        };
+                        Some(Next::Skip(skip + records.len() as u64))
+                    }
+                    None => None,
+                };
+                (records, next)
+            }
+            Paging::Maximo => {
+                let records = body
+                    .get("member")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| shape("`member` array"))?
+                    .clone();
+                let next = text(body.pointer("/responseInfo/nextPage/href")).map(Next::Link);
+                (records, next)
+            }
+            Paging::ODataV4 => {
+                let records = body
+                    .get("value")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| shape("`value` array"))?
+                    .clone();
+                (records, text(body.get("@odata.nextLink")).map(Next::Link))
+            }
+        };
+        // A relative next link is resolved against the base URL.
+        let next = match next {
+            Some(Next::Link(link)) => Some(Next::Link(
+                self.base
+                    .join(&link)
+                    .map_err(|e| {
+                        UpstreamError::new(
+                            ErrorKind::BadResponse,
+                            None,
+                            format!("the next-page link `{link}` is not a URL: {e}"),
+                        )
+                    })?
+                    .to_string(),
+            )),
+            other => other,
+        };
+        Ok(Page { records, next })
+    }
+
+    /// A link that the upstream gave, refused unless it is on the upstream's origin.
+    fn same_origin(&self, link: &str) -> Result<Url, UpstreamError> {
+        let url = Url::parse(link)
+            .ok()
+            .filter(|u| u.origin() == self.base.origin());
+        url.ok_or_else(|| {
+            UpstreamError::new(
+                ErrorKind::BadResponse,
+                None,
+                "the cursor's next page is not on this connection's upstream",
+            )
+        })
+    }
+
+    /// GETs JSON with the connection's credentials: `None` for a 404.
+    async fn get_json(&self, url: Url) -> Result<Option<Value>, UpstreamError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let mut refreshed = false;
+        loop {
+            let request = self
+                .client
+                .get(url.clone())
+                .header("accept", "application/json")
+                .timeout(self.timeout);
+            let request = self.authorize(request, refreshed).await?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| transport(&e, self.timeout))?;
+            let status = response.status();
+            if status == reqwest::StatusCode::UNAUTHORIZED
+                && matches!(self.credentials, Credentials::Oauth2 { .. })
+                && !refreshed
+            {
+                // The token may have expired early or been revoked: get a new one once.
+                *self.token.lock().expect("not poisoned") = None;
+                refreshed = true;
+                continue;
+            }
+            if status == reqwest::StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !status.is_success() {
+                return Err(answer_error(response).await);
+            }
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| transport(&e, self.timeout))?;
+            return serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                UpstreamError::new(
+                    ErrorKind::BadResponse,
+                    Some(status.as_u16()),
+                    format!("the upstream's answer is not JSON: {e}"),
+                )
+            });
+        }
+    }
+
+    async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+        fresh_token: bool,
+    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
+        Ok(match &self.credentials {
+            Credentials::Basic { username, password } => {
+                request.basic_auth(username, Some(password))
+            }
+            Credentials::Bearer { token } => request.bearer_auth(token),
+            Credentials::ApiKey { header, key } => request.header(header.as_str(), key.as_str()),
+            Credentials::Oauth2 { .. } => {
+                let token = self.access_token(fresh_token).await?;
+                request.bearer_auth(token)
+            }
+        })
+    }
+
+    /// The OAuth access token: the cached one while it has more than 30 s left, else a
+    /// new one from the token endpoint.
+    async fn access_token(&self, fresh: bool) -> Result<String, UpstreamError> {
+        if !fresh
+            && let Some((token, expires)) = self.token.lock().expect("not poisoned").as_ref()
+            && *expires > Instant::now() + Duration::from_secs(30)
+        {
+            return Ok(token.clone());
+        }
+        let Credentials::Oauth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+        } = &self.credentials
+        else {
+            unreachable!("only OAuth credentials have tokens")
+        };
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        let response = self
+            .client
+            .post(token_url)
+            .basic_auth(client_id, Some(client_secret))
+            .form(&form)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| transport(&e, self.timeout))?;
+        let status = response.status();
+        if !status.is_success() {
+            let mut e = answer_error(response).await;
+            // invalid_client answers 400 or 401: either way the credentials are wrong.
+            if matches!(status.as_u16(), 400 | 401) {
+                e.kind = ErrorKind::Auth;
+            }
+            e.message = format!("the token endpoint refused the client: {}", e.message);
+            return Err(e);
+        }
+        #[derive(Deserialize)]
+        struct TokenAnswer {
+            access_token: String,
+            #[serde(default)]
+            expires_in: Option<u64>,
+        }
+        let answer: TokenAnswer = response.json().await.map_err(|e| {
+            UpstreamError::new(
+                ErrorKind::BadResponse,
+                Some(status.as_u16()),
+                format!("the token endpoint's answer has no access_token: {e}"),
+            )
+        })?;
+        let expires = Instant::now() + Duration::from_secs(answer.expires_in.unwrap_or(3600));
+        *self.token.lock().expect("not poisoned") = Some((answer.access_token.clone(), expires));
+        Ok(answer.access_token)
+    }
+}
+
+/// A failure before any answer: a timeout or no connection.
+fn transport(e: &reqwest::Error, timeout: Duration) -> UpstreamError {
+    if e.is_timeout() {
+        UpstreamError::new(
+            ErrorKind::Timeout,
+            None,
+            format!(
+                "the upstream did not answer within {} ms",
+                timeout.as_millis()
+            ),
+        )
+    } else {
+        // reqwest's message names the URL (no credentials: those are in headers).
+        let mut source: Option<&dyn std::error::Error> = Some(e);
+        let mut chain = Vec::new();
+        while let Some(s) = source {
+            chain.push(s.to_string());
+            source = s.source();
+        }
+        UpstreamError::new(
+            ErrorKind::Network,
+            None,
+            format!("the upstream is unreachable: {}", chain.join(": ")),
+        )
+    }
+}
+
+/// The error of a non-success answer: its kind from the status, its message from the
+/// body (the first 300 characters).
+async fn answer_error(response: reqwest::Response) -> UpstreamError {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let body = response.text().await.unwrap_or_default();
+    let snippet: String = body.chars().take(300).collect();
+    let kind = match status {
+        401 => ErrorKind::Auth,
+        403 => ErrorKind::Permission,
+        408 | 504 => ErrorKind::Timeout,
+        429 => ErrorKind::RateLimit,
+        500..=599 => ErrorKind::Upstream5xx,
+        _ => ErrorKind::BadResponse,
+    };
+    UpstreamError {
+        kind,
+        status: Some(status),
+        message: format!("the upstream answered {status}: {snippet}"),
+        retry_after,
+    }
+}
+
+/// `Retry-After`: seconds, or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Percent-encodes one path segment (keys may hold `/` or spaces).
+fn urlencode_segment(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// Basic credentials as a header value (for tests and the mock system).
+pub fn basic_header(username: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn upstream(system: &str) -> Upstream {
+        let config: UpstreamConfig =
+            serde_json::from_value(json!({"base_url": "https://erp.example.com/base"})).unwrap();
+        Upstream::new(system, &config, Credentials::Bearer { token: "t".into() }).unwrap()
+    }
+
+    #[test]
+    fn each_system_pages_its_own_way() {
+        let sap = upstream("sap-s4hana");
+        let page = sap
+            .page(json!({"d": {"results": [{}, {}]}}), None, 2)
+            .unwrap();
+        assert_eq!(page.next, Some(Next::Skip(2)), "a full page: skip on");
+        let page = sap
+            .page(json!({"d": {"results": [{}]}}), Some(&Next::Skip(2)), 2)
+            .unwrap();
+        assert_eq!(page.next, None, "a short page is the last");
+        let page = sap
+            .page(
+                json!({"d": {"results": [{}], "__next": "A_PurchaseOrder?$skiptoken=5"}}),
+                None,
+                2,
+            )
+            .unwrap();
+        assert_eq!(
+            page.next,
+            Some(Next::Link(
+                "https://erp.example.com/base/A_PurchaseOrder?$skiptoken=5".into()
+            )),
+            "the server's __next wins and is resolved against the base"
+        );
+        let maximo = upstream("ibm-maximo");
+        let page = maximo
+            .page(
+                json!({"member": [{"ponum": "1"}], "responseInfo": {"nextPage": {"href": "https://erp.example.com/maximo/api/os/mxapipo?pageno=2"}}}),
+                None,
+                1,
+            )
+            .unwrap();
+        assert_eq!(page.records.len(), 1);
+        assert!(matches!(page.next, Some(Next::Link(l)) if l.ends_with("pageno=2")));
+        let dynamics = upstream("dynamics-365-fo");
+        let page = dynamics
+            .page(
+                json!({"value": [], "@odata.nextLink": "https://erp.example.com/data/VendorsV2?$skip=100"}),
+                None,
+                100,
+            )
+            .unwrap();
+        assert!(matches!(page.next, Some(Next::Link(l)) if l.ends_with("$skip=100")));
+        let err = dynamics.page(json!({"d": {}}), None, 1).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadResponse);
+        assert!(err.message.contains("`value`"), "{}", err.message);
+    }
+
+    #[test]
+    fn next_links_must_stay_on_the_upstream() {
+        let sap = upstream("sap-s4hana");
+        assert!(sap.same_origin("https://erp.example.com/other?x=1").is_ok());
+        assert!(sap.same_origin("https://evil.example.net/steal").is_err());
+        assert!(sap.same_origin("http://erp.example.com/plain").is_err());
+    }
+
+    #[test]
+    fn changed_since_filters_speak_each_system() {
+        let since = chrono::DateTime::parse_from_rfc3339("2024-03-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            upstream("sap-s4hana").changed_filter("LastChangeDateTime", &since),
+            (
+                "$filter",
+                "LastChangeDateTime ge datetimeoffset'2024-03-01T10:00:00Z'".into()
+            )
+        );
+        assert_eq!(
+            upstream("ibm-maximo").changed_filter("changedate", &since),
+            (
+                "oslc.where",
+                "changedate>=\"2024-03-01T10:00:00+00:00\"".into()
+            )
+        );
+    }
+
+    #[test]
+    fn credentials_are_checked_and_never_printed() {
+        let c = Credentials::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let up = Upstream::new(
+            "sap-s4hana",
+            &serde_json::from_value(json!({"base_url": "https://erp.example.com"})).unwrap(),
+            c,
+        )
+        .unwrap();
+        assert!(!format!("{up:?}").contains("hunter2"));
+        let empty = Credentials::Bearer { token: " ".into() };
+        assert_eq!(empty.validate().unwrap_err(), "credentials.token is empty");
+        let bad: UpstreamConfig =
+            serde_json::from_value(json!({"base_url": "ftp://x", "page_size": 5})).unwrap();
+        assert!(bad.validate().unwrap_err().contains("http or https"));
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

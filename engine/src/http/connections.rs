@@ -1,0 +1,524 @@
+//! The connection endpoints beyond configuration: unified reads (sandbox or live),
+//! sandbox writes, the status, the error log and reauthorization.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, Caller, List, RequestId, connection, json_body, with_version};
+use crate::connection::sandbox::Scenario;
+use crate::connection::{
+    Credentials, ErrorEntry, ErrorKind, HealthReport, ListQuery, ReadError, Status,
+};
+use crate::mapping::System;
+use crate::model::Entity;
+use crate::store::{Connection, Mode};
+
+/// A unified resource: its entity and its paths.
+pub struct Resource {
+    /// The entity.
+    pub entity: Entity,
+    /// `/v1/connections/{id}/purchase-orders`.
+    pub collection: &'static str,
+    /// `/v1/connections/{id}/purchase-orders/{record_id}`.
+    pub item: &'static str,
+    /// The operation ids: list, get, create, update.
+    pub operations: [&'static str; 4],
+}
+
+/// The unified resources, by plural name.
+pub const RESOURCES: [Resource; 5] = [
+    Resource {
+        entity: Entity::PurchaseOrder,
+        collection: "/v1/connections/{id}/purchase-orders",
+        item: "/v1/connections/{id}/purchase-orders/{record_id}",
+        operations: [
+            "listPurchaseOrders",
+            "getPurchaseOrder",
+            "createPurchaseOrder",
+            "updatePurchaseOrder",
+        ],
+    },
+    Resource {
+        entity: Entity::WorkOrder,
+        collection: "/v1/connections/{id}/work-orders",
+        item: "/v1/connections/{id}/work-orders/{record_id}",
+        operations: [
+            "listWorkOrders",
+            "getWorkOrder",
+            "createWorkOrder",
+            "updateWorkOrder",
+        ],
+    },
+    Resource {
+        entity: Entity::Asset,
+        collection: "/v1/connections/{id}/assets",
+        item: "/v1/connections/{id}/assets/{record_id}",
+        operations: ["listAssets", "getAsset", "createAsset", "updateAsset"],
+    },
+    Resource {
+        entity: Entity::Vendor,
+        collection: "/v1/connections/{id}/vendors",
+        item: "/v1/connections/{id}/vendors/{record_id}",
+        operations: ["listVendors", "getVendor", "createVendor", "updateVendor"],
+    },
+    Resource {
+        entity: Entity::Part,
+        collection: "/v1/connections/{id}/parts",
+        item: "/v1/connections/{id}/parts/{record_id}",
+        operations: ["listParts", "getPart", "createPart", "updatePart"],
+    },
+];
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        let message = e.to_string();
+        match e {
+            ReadError::BadCursor(_) | ReadError::BadQuery(_) => ApiError::bad_request(message),
+            ReadError::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
+            ReadError::NeedsReauth(_) => {
+                ApiError::new(StatusCode::CONFLICT, "needs_reauth", message)
+            }
+            ReadError::CircuitOpen { wait, .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "circuit_open", message)
+                    .retry_after(wait)
+            }
+            ReadError::RateLimited { wait, .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+                    .retry_after(wait)
+            }
+            ReadError::Upstream { entity, error } => {
+                let (status, code) = match error.kind {
+                    ErrorKind::Auth => (StatusCode::CONFLICT, "needs_reauth"),
+                    ErrorKind::Permission => (StatusCode::BAD_GATEWAY, "upstream_permission"),
+                    ErrorKind::RateLimit => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+                    ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+                    ErrorKind::Network => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
+                    _ => (StatusCode::BAD_GATEWAY, "upstream_error"),
+                };
+                let details =
+                    json!({"entity": entity, "kind": error.kind, "upstream_status": error.status});
+                let mut api = ApiError::new(status, code, message).details(details);
+                if let Some(wait) = error.retry_after {
+                    api = api.retry_after(wait);
+                }
+                api
+            }
+            ReadError::NoSecretKey => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_secret_key", message)
+            }
+            ReadError::Record { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "record_failed", message)
+            }
+            ReadError::Pipeline(e) => e.into(),
+            ReadError::Store(e) => e.into(),
+            ReadError::Secret(_) | ReadError::NotConfigured(_) => ApiError::internal(&message),
+        }
+    }
+}
+
+/// The entity, if the connection's system maps it; else a 404 that says which it maps.
+fn mapped(c: &Connection, entity: Entity) -> Result<Entity, ApiError> {
+    super::entity(c, entity.as_str())
+}
+
+/// The query of a listing.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    cursor: Option<String>,
+    page_size: Option<u32>,
+    updated_since: Option<String>,
+    #[serde(default)]
+    remote_data: bool,
+}
+
+/// A page of unified records.
+#[derive(Serialize, JsonSchema)]
+pub struct RecordsPage {
+    /// The records, in the source system's order; a record that could not be mapped
+    /// is an error in the API's shape with `details.index`.
+    pub data: Vec<Value>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+    /// Sandbox connections only: what each record is there to show, in the same
+    /// order as `data` (error cases carry their `problem`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Vec<Scenario>>,
+}
+
+/// One unified record.
+#[derive(Serialize, JsonSchema)]
+pub struct RecordAnswer {
+    /// The record.
+    pub data: Value,
+    /// Sandbox connections only: what the record is there to show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Scenario>,
+}
+
+fn query<T: Default>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+pub(super) async fn list_records(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    entity: Entity,
+    params: Result<Query<ListParams>, QueryRejection>,
+    request_id: Option<RequestId>,
+) -> Result<Response, ApiError> {
+    let params = query(params)?;
+    let c = connection(&state, &caller, &id)?;
+    let entity = mapped(&c, entity)?;
+    let updated_since = params
+        .updated_since
+        .as_deref()
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|d| d.with_timezone(&chrono::Utc))
+                .map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "updated_since `{s}` is not an RFC 3339 date-time: {e}"
+                    ))
+                })
+        })
+        .transpose()?;
+    let listed = state
+        .inner
+        .reads
+        .list(
+            &c,
+            entity,
+            ListQuery {
+                cursor: params.cursor,
+                page_size: params.page_size,
+                updated_since,
+                remote_data: params.remote_data,
+            },
+            request_id.as_ref().map(|r| r.0.as_str()),
+        )
+        .await?;
+    let page = RecordsPage {
+        data: listed.records,
+        next_cursor: listed.next_cursor,
+        sandbox: listed.scenarios,
+    };
+    Ok(with_version(Json(page).into_response(), listed.version))
+}
+
+/// The query of a one-record read.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GetParams {
+    #[serde(default)]
+    remote_data: bool,
+}
+
+pub(super) async fn get_record(
+    state: AppState,
+    caller: Caller,
+    (id, record_id): (String, String),
+    entity: Entity,
+    params: Result<Query<GetParams>, QueryRejection>,
+    request_id: Option<RequestId>,
+) -> Result<Response, ApiError> {
+    let params = query(params)?;
+    let c = connection(&state, &caller, &id)?;
+    let entity = mapped(&c, entity)?;
+    let fetched = state
+        .inner
+        .reads
+        .get(
+            &c,
+            entity,
+            &record_id,
+            params.remote_data,
+            request_id.as_ref().map(|r| r.0.as_str()),
+        )
+        .await?;
+    let answer = RecordAnswer {
+        data: fetched.record,
+        sandbox: fetched.scenario,
+    };
+    Ok(with_version(Json(answer).into_response(), fetched.version))
+}
+
+/// What a write did.
+#[derive(Serialize, JsonSchema)]
+pub struct WriteAnswer {
+    /// Whether the source system was changed: always `false` for a sandbox.
+    pub applied: bool,
+    /// The unified record as written (for an update, the fields given).
+    pub data: Value,
+    /// What happened.
+    pub message: String,
+}
+
+/// Checks a unified record (or the fields of an update) against the entity's model:
+/// an object, whose every field the model has.
+fn check_unified(entity: Entity, body: &Value) -> Result<(), ApiError> {
+    let Value::Object(fields) = body else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_record",
+            format!(
+                "a {entity} must be a JSON object, not {}",
+                crate::mapping::error::type_name(body)
+            ),
+        ));
+    };
+    let model = entity.record_type();
+    for name in fields.keys() {
+        if model.field(name).is_none() {
+            let known = model.field_names();
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_record",
+                format!(
+                    "{entity} has no field `{name}`{}",
+                    crate::mapping::error::did_you_mean(name, known.iter().copied())
+                ),
+            )
+            .details(json!({"field": name})));
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn write_record(
+    state: AppState,
+    caller: Caller,
+    (id, record_id): (String, Option<String>),
+    entity: Entity,
+    body: Result<Bytes, BytesRejection>,
+    request_id: Option<RequestId>,
+) -> Result<Response, ApiError> {
+    let c = connection(&state, &caller, &id)?;
+    let entity = mapped(&c, entity)?;
+    let record: Value = json_body(body)?;
+    check_unified(entity, &record)?;
+    if c.mode == Mode::Live {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            "writes to live connections are not available yet; a sandbox connection takes writes without changing anything",
+        ));
+    }
+    if let Some(record_id) = &record_id {
+        // An update names a record that exists.
+        state
+            .inner
+            .reads
+            .get(
+                &c,
+                entity,
+                record_id,
+                false,
+                request_id.as_ref().map(|r| r.0.as_str()),
+            )
+            .await?;
+    }
+    let (status, verb) = if record_id.is_some() {
+        (StatusCode::OK, "updated")
+    } else {
+        (StatusCode::CREATED, "created")
+    };
+    let answer = WriteAnswer {
+        applied: false,
+        data: record,
+        message: format!(
+            "sandbox connection: the {entity} was accepted as if {verb}, and the sandbox data is unchanged"
+        ),
+    };
+    Ok((status, Json(answer)).into_response())
+}
+
+/// A connection's status.
+#[derive(Serialize, JsonSchema)]
+pub struct StatusAnswer {
+    /// The connection.
+    pub connection_id: String,
+    /// Sandbox or live.
+    pub mode: Mode,
+    /// The connection token in use.
+    pub token: String,
+    /// Since when the credentials have been refused, while they are.
+    pub needs_reauth_since: Option<String>,
+    /// The health.
+    #[serde(flatten)]
+    pub health: HealthReport,
+}
+
+pub(super) async fn connection_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<StatusAnswer>, ApiError> {
+    let c = connection(&state, &caller, &id)?;
+    let health = state.inner.reads.monitor().report(&c);
+    debug_assert!(c.needs_reauth_since.is_none() || health.status == Status::NeedsReauth);
+    Ok(Json(StatusAnswer {
+        connection_id: c.id,
+        mode: c.mode,
+        token: c.token,
+        needs_reauth_since: c.needs_reauth_since,
+        health,
+    }))
+}
+
+/// The filters of the error log.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorParams {
+    entity: Option<String>,
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+pub(super) async fn connection_errors(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params: Result<Query<ErrorParams>, QueryRejection>,
+) -> Result<Json<List<ErrorEntry>>, ApiError> {
+    let params = query(params)?;
+    let c = connection(&state, &caller, &id)?;
+    let entity: Option<Entity> = params
+        .entity
+        .as_deref()
+        .map(|e| {
+            e.parse::<Entity>()
+                .map_err(|err| ApiError::bad_request(format!("entity: {err}")))
+        })
+        .transpose()?;
+    let kind: Option<ErrorKind> = params
+        .kind
+        .as_deref()
+        .map(|k| {
+            k.parse::<ErrorKind>()
+                .map_err(|err| ApiError::bad_request(format!("kind: {err}")))
+        })
+        .transpose()?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=crate::connection::ERROR_LOG_KEEP).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit is {limit}; it must be between 1 and {}",
+            crate::connection::ERROR_LOG_KEEP
+        )));
+    }
+    let data = state
+        .inner
+        .store
+        .errors(&c.id)?
+        .into_iter()
+        .filter(|e| entity.is_none_or(|want| e.entity == Some(want)))
+        .filter(|e| kind.is_none_or(|want| e.kind == want))
+        .take(limit)
+        .collect();
+    Ok(Json(List { data }))
+}
+
+/// New credentials for a connection.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reauthorize {
+    /// The credentials; verified against the upstream before they are stored.
+    pub credentials: Credentials,
+}
+
+pub(super) async fn reauthorize(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Connection>, ApiError> {
+    let c = connection(&state, &caller, &id)?;
+    let Reauthorize { credentials } = json_body(body)?;
+    if c.mode == Mode::Sandbox {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sandbox_connection",
+            format!("connection `{}` is a sandbox: it has no credentials", c.id),
+        ));
+    }
+    let updated = state
+        .inner
+        .reads
+        .reauthorize(&c, credentials)
+        .await
+        .map_err(|e| match e {
+            ReadError::Upstream { error, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "reauthorization_failed",
+                format!("the new credentials were not accepted, and nothing was changed: {error}"),
+            )
+            .details(json!({"kind": error.kind, "upstream_status": error.status})),
+            ReadError::BadQuery(message) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_credentials",
+                message,
+            ),
+            other => other.into(),
+        })?;
+    Ok(Json(updated))
+}
+
+/// Checks a new connection's upstream settings and credentials.
+pub(super) fn live_settings(
+    state: &AppState,
+    system: &str,
+    mode: Mode,
+    upstream: Option<crate::connection::UpstreamConfig>,
+    credentials: Option<Credentials>,
+) -> Result<Option<(crate::connection::UpstreamConfig, Credentials)>, ApiError> {
+    let invalid = |message: String| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_connection",
+            message,
+        )
+    };
+    match (mode, upstream, credentials) {
+        (Mode::Sandbox, None, None) => Ok(None),
+        (Mode::Sandbox, _, _) => Err(invalid(
+            "a sandbox connection takes no `upstream` nor `credentials`: it serves built-in data"
+                .into(),
+        )),
+        (Mode::Live, Some(mut upstream), Some(credentials)) => {
+            System::get(system).map_err(|e| invalid(e.to_string()))?;
+            upstream.validate().map_err(invalid)?;
+            credentials.validate().map_err(invalid)?;
+            if state.inner.reads.sealer().is_none() {
+                return Err(ReadError::NoSecretKey.into());
+            }
+            upstream.auth = Some(credentials.kind());
+            Ok(Some((upstream, credentials)))
+        }
+        (Mode::Live, None, _) => Err(invalid(
+            "a live connection needs `upstream` (at least its `base_url`)".into(),
+        )),
+        (Mode::Live, _, None) => Err(invalid(
+            "a live connection needs `credentials` (basic, bearer, oauth2 or api_key)".into(),
+        )),
+    }
+}
+
+impl ApiError {
+    /// Adds `Retry-After` (whole seconds, at least 1).
+    pub fn retry_after(mut self, wait: std::time::Duration) -> ApiError {
+        let seconds = wait.as_millis().div_ceil(1000).max(1);
+        self.retry_after = u32::try_from(seconds).unwrap_or(u32::MAX);
+        self
+    }
+}

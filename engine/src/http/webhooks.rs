@@ -1,0 +1,159 @@
+//! The webhook subscription endpoints: subscribe, list, look at, unsubscribe, and
+//! read a subscription's delivery log.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState, Caller, List, json_body};
+use crate::store::now;
+use crate::webhook::{DeliveryAttempt, EventType, Subscription, random_id};
+
+/// A new subscription.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSubscription {
+    /// Where events are posted: an http or https URL.
+    pub url: String,
+    /// The events to receive (at least one).
+    pub events: Vec<EventType>,
+    /// The signing secret (at least 16 characters); one is made when none is given.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// A created subscription and its secret (shown this once).
+#[derive(Serialize, JsonSchema)]
+pub struct SubscriptionCreated {
+    /// The subscription.
+    pub subscription: Subscription,
+    /// The secret that signs its deliveries.
+    pub secret: String,
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_subscription",
+        message,
+    )
+}
+
+pub(super) async fn subscribe(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let NewSubscription {
+        url,
+        mut events,
+        secret,
+    } = json_body(body)?;
+    match url::Url::parse(&url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        _ => {
+            return Err(invalid(format!(
+                "url `{url}` is not an http or https URL with a host"
+            )));
+        }
+    }
+    if events.is_empty() {
+        return Err(invalid(
+            "events is empty: name at least one event type".into(),
+        ));
+    }
+    events.dedup();
+    let secret = match secret {
+        Some(s) if s.chars().count() < 16 => {
+            return Err(invalid(
+                "secret is shorter than 16 characters; leave it out to have one made".into(),
+            ));
+        }
+        Some(s) => s,
+        None => random_id("whsec"),
+    };
+    let mut subscription = Subscription {
+        id: random_id("whk"),
+        tenant_id: caller.0.tenant_id.clone(),
+        url,
+        events,
+        created_at: now(),
+        secret: secret.clone(),
+    };
+    state.inner.store.put_subscription(&subscription)?;
+    subscription.secret.clear();
+    Ok((
+        StatusCode::CREATED,
+        Json(SubscriptionCreated {
+            subscription,
+            secret,
+        }),
+    )
+        .into_response())
+}
+
+fn hidden(mut s: Subscription) -> Subscription {
+    s.secret.clear();
+    s
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<List<Subscription>>, ApiError> {
+    let data = state
+        .inner
+        .store
+        .subscriptions(&caller.0.tenant_id)?
+        .into_iter()
+        .map(hidden)
+        .collect();
+    Ok(Json(List { data }))
+}
+
+fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Subscription, ApiError> {
+    state
+        .inner
+        .store
+        .subscription(&caller.0.tenant_id, id)?
+        .ok_or_else(|| ApiError::not_found("webhook subscription", id))
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Subscription>, ApiError> {
+    Ok(Json(hidden(find(&state, &caller, &id)?)))
+}
+
+pub(super) async fn unsubscribe(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !state
+        .inner
+        .store
+        .delete_subscription(&caller.0.tenant_id, &id)?
+    {
+        return Err(ApiError::not_found("webhook subscription", &id));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<List<DeliveryAttempt>>, ApiError> {
+    let s = find(&state, &caller, &id)?;
+    Ok(Json(List {
+        data: state.inner.store.delivery_log(&s.id)?,
+    }))
+}
