@@ -9,6 +9,7 @@
 
 #[path = "connections/mock.rs"]
 mod mock;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -762,12 +763,12 @@ async fn statuses_errors_and_the_breakers_cycle() {
 
     // A 429 with Retry-After: rate_limited, and no upstream call until it passes.
     mock.set(Switches {
-        rate_limit: Some(1),
+        rate_limit: Some(2),
         ..Switches::default()
     });
     let (status, headers, e) = s.call("GET", &po, None).await;
     assert_eq!(status, 429, "{e}");
-    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(headers["retry-after"], "2");
     assert_eq!(s.status(&id).await["status"], "rate_limited");
     let calls = mock.calls();
     let (status, headers, e) = s.call("GET", &po, None).await;
@@ -778,7 +779,7 @@ async fn statuses_errors_and_the_breakers_cycle() {
     assert!(headers.contains_key("retry-after"));
     assert_eq!(mock.calls(), calls, "not called while rate limited");
     mock.set(Switches::default());
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(s.get(&po).await.0, 200, "called again after Retry-After");
 
     // A slow answer past the timeout: 504, unreachable.
@@ -1177,5 +1178,136 @@ async fn the_outbox_redelivers_after_the_receiver_was_down_and_after_a_restart()
     );
     assert_eq!(s.get(&format!("/v1/webhooks/{sub}")).await.0, 404);
     s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_plugin_raises_one_event_until_it_recovers() {
+    let dir = temp_dir("plugin");
+    let s = Service::start(&dir, None).await;
+    let (r, url, _receiver) = receiver().await;
+    subscribe(&s, &r, &url, &["plugin.failing"]).await;
+    let (_, _, c) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "sap-s4hana", "name": "sb", "mode": "sandbox"})),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let hostile = support::rust_plugin_bytes("crosswalk-fixture-hostile");
+    let upload = s
+        .client
+        .post(format!("{}/v1/plugins", s.base))
+        .bearer_auth(&s.key)
+        .header("content-type", "application/wasm")
+        .body(hostile)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let sha = upload.json::<Value>().await.unwrap()["plugin"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mapping = format!("/v1/connections/{id}/mappings/purchase_order");
+    let (status, _, m) = s
+        .call(
+            "PUT",
+            &format!("{mapping}/plugins"),
+            Some(json!([{"sha256": sha}])),
+        )
+        .await;
+    assert_eq!(status, 200, "{m}");
+    let calling = |function: &str| json!({"overrides": [{"target": "custom_fields.checked", "path": "$.PurchaseOrder", "transforms": [{"plugin": "hostile", "function": function}]}]});
+    let (status, _, m) = s.call("PUT", &mapping, Some(calling("panic"))).await;
+    assert_eq!(status, 200, "{m}");
+    let po = format!("/v1/connections/{id}/purchase-orders?page_size=3");
+
+    // Every call traps: the field is null with its error, the log says why, and one
+    // event is raised however many reads fail.
+    for _ in 0..3 {
+        let (status, page) = s.get(&po).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page["data"][0]["custom_fields"]["checked"].is_null());
+        assert!(
+            page["data"][0]["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("hostile"),
+            "{page}"
+        );
+    }
+    let st = s.status(&id).await;
+    assert_eq!(st["status"], "degraded", "{st}");
+    assert_eq!(st["entities"]["purchase_order"]["failing"], "plugin");
+    let (_, log) = s
+        .get(&format!("/v1/connections/{id}/errors?kind=plugin"))
+        .await;
+    let entry = &log["data"][0];
+    assert_eq!(entry["plugin"], "hostile");
+    assert!(
+        entry["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 of 3 calls failed (3 trap)"),
+        "{entry}"
+    );
+    eventually("plugin.failing", || r.of("plugin.failing").len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(r.of("plugin.failing").len(), 1, "once per incident");
+    assert_eq!(r.of("plugin.failing")[0]["data"]["plugin"], "hostile");
+
+    // It recovers; then it fails again: a second event.
+    s.call("PUT", &mapping, Some(calling("echo"))).await;
+    let (_, page) = s.get(&po).await;
+    assert_eq!(
+        page["data"][0]["custom_fields"]["checked"],
+        page["data"][0]["id"]
+    );
+    assert_eq!(s.status(&id).await["status"], "healthy");
+    s.call("PUT", &mapping, Some(calling("panic"))).await;
+    s.get(&po).await;
+    eventually("the second plugin.failing", || {
+        r.of("plugin.failing").len() == 2
+    })
+    .await;
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_calls_keep_to_the_connections_concurrency_limit() {
+    let dir = temp_dir("concurrency");
+    let s = Arc::new(Service::start(&dir, None).await);
+    let (base, mock) = mock::start(&format!("crosswalk:{PASSWORD}")).await;
+    let id = s
+        .live(
+            "sap-s4hana",
+            json!({"base_url": base, "max_concurrency": 2}),
+            json!({"type": "basic", "username": "crosswalk", "password": PASSWORD}),
+        )
+        .await;
+    mock.set(Switches {
+        delay: Some(Duration::from_millis(150)),
+        ..Switches::default()
+    });
+    let reads: Vec<_> = (0..6)
+        .map(|_| {
+            let s = Arc::clone(&s);
+            let path = format!("/v1/connections/{id}/assets");
+            tokio::spawn(async move { s.get(&path).await.0 })
+        })
+        .collect();
+    for read in reads {
+        assert_eq!(read.await.unwrap(), 200);
+    }
+    assert_eq!(mock.calls(), 6);
+    assert_eq!(
+        *mock.max_in_flight.lock().unwrap(),
+        2,
+        "never more than the limit at once"
+    );
+    Arc::into_inner(s).expect("no other handle").stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

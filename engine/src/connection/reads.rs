@@ -274,41 +274,52 @@ impl Reads {
         match c.mode {
             Mode::Sandbox => {
                 let offset = cursor.as_ref().and_then(|c| c.o).unwrap_or(0) as usize;
+                let size = page_size as usize;
                 let samples = sandbox::records(&c.system, entity);
-                let sources: Vec<Value> = samples.iter().map(|s| s.record.clone()).collect();
-                let batch = map(&pipeline, sources, options).await?;
-                let mut kept: Vec<(usize, &Result<Value, RecordError>)> = batch
-                    .records
+                // Without a filter only the page is mapped; a filter reads the mapped
+                // `updated_at`, so then every record is.
+                let candidates: Vec<usize> = match since {
+                    None => (offset..samples.len().min(offset + size)).collect(),
+                    Some(_) => (0..samples.len()).collect(),
+                };
+                let sources: Vec<Value> = candidates
                     .iter()
-                    .enumerate()
+                    .map(|i| samples[*i].record.clone())
+                    .collect();
+                let batch = map(&pipeline, sources, options).await?;
+                let mut kept: Vec<(usize, Result<Value, RecordError>)> = candidates
+                    .into_iter()
+                    .zip(batch.records)
                     .filter(|(_, r)| changed_since(r, since.as_ref()))
                     .collect();
-                let more = kept.len() > offset + page_size as usize;
-                kept = kept
-                    .into_iter()
-                    .skip(offset)
-                    .take(page_size as usize)
-                    .collect();
+                let more = match since {
+                    None => samples.len() > offset + size,
+                    Some(_) => {
+                        let more = kept.len() > offset + size;
+                        kept = kept.into_iter().skip(offset).take(size).collect();
+                        more
+                    }
+                };
                 let ids: Vec<Option<String>> = kept
                     .iter()
                     .map(|(i, _)| native_key(&c.system, entity, &samples[*i].record))
                     .collect();
-                let page = Batch {
-                    records: kept.iter().map(|(_, r)| (*r).clone()).collect(),
-                    log: Vec::new(),
-                    plugin_calls: batch.plugin_calls.clone(),
-                };
-                self.monitor.mapped(c, entity, &page, &ids, request_id);
-                self.monitor.succeeded(c, entity, None);
                 let scenarios = kept
                     .iter()
                     .map(|(i, _)| samples[*i].scenario.clone())
                     .collect();
+                let page = Batch {
+                    records: kept.into_iter().map(|(_, r)| r).collect(),
+                    log: batch.log,
+                    plugin_calls: batch.plugin_calls,
+                };
+                self.monitor.succeeded(c, entity, None);
+                self.monitor.mapped(c, entity, &page, &ids, request_id);
                 let next_cursor = more.then(|| {
                     Cursor {
                         e: entity,
                         s: since.map(|s| s.to_rfc3339()),
-                        o: Some((offset + page_size as usize) as u64),
+                        o: Some((offset + size) as u64),
                         n: None,
                         p: None,
                     }
@@ -500,9 +511,12 @@ impl Reads {
             })
     }
 
-    /// The connection's client, built on its current credentials.
+    /// The connection's client, built on its current credentials. It is built under
+    /// the lock, so that concurrent first reads share one client (and one limit on
+    /// concurrent calls).
     fn upstream(&self, c: &Connection) -> Result<Arc<Upstream>, ReadError> {
-        if let Some((token, upstream)) = self.upstreams.lock().expect("not poisoned").get(&c.id)
+        let mut upstreams = self.upstreams.lock().expect("not poisoned");
+        if let Some((token, upstream)) = upstreams.get(&c.id)
             && *token == c.token
         {
             return Ok(Arc::clone(upstream));
@@ -526,10 +540,7 @@ impl Reads {
             Upstream::new(&c.system, config, credentials)
                 .map_err(|_| ReadError::NotConfigured(c.id.clone()))?,
         );
-        self.upstreams
-            .lock()
-            .expect("not poisoned")
-            .insert(c.id.clone(), (c.token.clone(), Arc::clone(&upstream)));
+        upstreams.insert(c.id.clone(), (c.token.clone(), Arc::clone(&upstream)));
         Ok(upstream)
     }
 }

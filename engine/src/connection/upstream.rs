@@ -77,6 +77,13 @@ impl UpstreamConfig {
                 self.base_url
             ));
         }
+        if !url.username().is_empty() || url.password().is_some() {
+            // It would be stored and shown in clear: credentials go in `credentials`.
+            return Err(
+                "upstream.base_url must not carry a user or password; put them in `credentials`"
+                    .into(),
+            );
+        }
         if !(1..=600_000).contains(&self.timeout_ms) {
             return Err(format!(
                 "upstream.timeout_ms is {}; it must be between 1 and 600000",

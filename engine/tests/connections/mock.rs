@@ -52,6 +52,10 @@ pub struct Mock {
     pub token_calls: Mutex<u64>,
     /// The query strings it was called with.
     pub queries: Mutex<Vec<String>>,
+    /// Data calls being answered now.
+    pub in_flight: Mutex<u64>,
+    /// The most data calls it answered at once.
+    pub max_in_flight: Mutex<u64>,
 }
 
 impl Mock {
@@ -81,6 +85,8 @@ pub async fn start(secret: &str) -> (String, Arc<Mock>) {
         data_calls: Mutex::new(0),
         token_calls: Mutex::new(0),
         queries: Mutex::new(Vec::new()),
+        in_flight: Mutex::new(0),
+        max_in_flight: Mutex::new(0),
     });
     let app = Router::new()
         .route("/oauth/token", post(token))
@@ -199,7 +205,14 @@ async fn data(
         .push(uri.query().unwrap_or("").to_owned());
     let switches = mock.switches.lock().unwrap().clone();
     if let Some(delay) = switches.delay {
+        {
+            let mut now = mock.in_flight.lock().unwrap();
+            *now += 1;
+            let mut max = mock.max_in_flight.lock().unwrap();
+            *max = (*max).max(*now);
+        }
         tokio::time::sleep(delay).await;
+        *mock.in_flight.lock().unwrap() -= 1;
     }
     if !authorized(&mock, request.headers()) {
         return odata_error(
