@@ -1202,3 +1202,229 @@ async fn the_benchmarks_http_floor_authenticates_and_answers_a_fixed_body() {
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
+    let f = fixture("reads", 1 << 20);
+    let id = new_connection(&f, &f.alice, "ibm-maximo").await;
+    let k = Some(f.alice.as_str());
+
+    // Reads, one record, a sandbox write: each checked against the document.
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("/v1/connections/{id}/work-orders?page_size=2&remote_data=true"),
+        k,
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.version.as_deref(), Some("0"));
+    assert_eq!(a.body["data"].as_array().unwrap().len(), 2);
+    assert!(a.body["data"][0]["remote_data"]["wonum"].is_string());
+    assert!(a.body["next_cursor"].is_string());
+    let wonum = a.body["data"][0]["id"].as_str().unwrap().to_owned();
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("/v1/connections/{id}/work-orders/{wonum}"),
+        k,
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["data"]["id"], wonum.as_str());
+    assert!(a.body["sandbox"]["scenario"].is_string());
+    let a = call(
+        &f.app,
+        "PATCH",
+        &format!("/v1/connections/{id}/work-orders/{wonum}"),
+        k,
+        json!({"priority": 1}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        (a.status, &a.body["applied"]),
+        (StatusCode::OK, &json!(false)),
+        "{}",
+        a.body
+    );
+    let a = call(
+        &f.app,
+        "POST",
+        &format!("/v1/connections/{id}/work-orders"),
+        k,
+        "[1]",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be a JSON object")
+    );
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("/v1/connections/{id}/work-orders?page_size=0"),
+        k,
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("page_size"),
+        "{}",
+        a.body
+    );
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("/v1/connections/{id}/work-orders?colour=red"),
+        k,
+        "",
+    )
+    .await;
+    assert_eq!(
+        a.status,
+        StatusCode::BAD_REQUEST,
+        "an unknown parameter is named"
+    );
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("colour"),
+        "{}",
+        a.body
+    );
+    // Another tenant sees nothing.
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("/v1/connections/{id}/work-orders"),
+        Some(&f.bob),
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+
+    // The status and the error log.
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("/v1/connections/{id}/status"),
+        k,
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["status"], "healthy");
+    // The listing, the record, and the update's look-up of its record.
+    assert_eq!(a.body["entities"]["work_order"]["successes"], 3);
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("/v1/connections/{id}/errors?entity=work_order"),
+        k,
+        "",
+    )
+    .await;
+    assert_eq!((a.status, &a.body["data"]), (StatusCode::OK, &json!([])));
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("/v1/connections/{id}/errors?entity=invoice"),
+        k,
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+
+    // A sandbox has no credentials; a live connection needs the server's secret key.
+    let a = call(
+        &f.app,
+        "POST",
+        &format!("/v1/connections/{id}/reauthorize"),
+        k,
+        json!({"credentials": {"type": "bearer", "token": "t"}}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("sandbox_connection"))
+    );
+    let live = json!({"system": "ibm-maximo", "name": "l", "mode": "live", "upstream": {"base_url": "https://maximo.example.com"}, "credentials": {"type": "api_key", "header": "apikey", "key": "k"}});
+    let a = call(&f.app, "POST", "/v1/connections", k, live.to_string()).await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("no_secret_key")),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CROSSWALK_SECRET_KEY")
+    );
+    let a = call(&f.app, "GET", "/v1/connections", k, "").await;
+    assert_eq!(
+        a.body["data"].as_array().unwrap().len(),
+        1,
+        "nothing was created"
+    );
+
+    // Webhook subscriptions.
+    let a = call(
+        &f.app,
+        "POST",
+        "/v1/webhooks",
+        k,
+        json!({"url": "http://127.0.0.1:9/hooks", "events": ["connection.status_changed"]})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let hook = a.body["subscription"]["id"].as_str().unwrap().to_owned();
+    assert!(a.body["secret"].as_str().unwrap().starts_with("whsec_"));
+    let a = call(&f.app, "GET", "/v1/webhooks", k, "").await;
+    assert_eq!(a.body["data"][0]["id"], hook.as_str());
+    assert!(
+        a.body["data"][0].get("secret").is_none(),
+        "the secret is never listed"
+    );
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("/v1/webhooks/{hook}"),
+        Some(&f.bob),
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "another tenant's");
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("/v1/webhooks/{hook}/deliveries"),
+        k,
+        "",
+    )
+    .await;
+    assert_eq!((a.status, &a.body["data"]), (StatusCode::OK, &json!([])));
+    let a = call(
+        &f.app,
+        "POST",
+        "/v1/webhooks",
+        k,
+        json!({"url": "http://x", "events": []}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let a = call(&f.app, "DELETE", &format!("/v1/webhooks/{hook}"), k, "").await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+}

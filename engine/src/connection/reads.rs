@@ -405,6 +405,7 @@ impl Reads {
                     |r| matches!(r, Ok(record) if record.get("id").and_then(Value::as_str) == Some(id)),
                 );
                 let i = found.ok_or_else(not_found)?;
+                self.monitor.succeeded(c, entity, None);
                 (samples[i].record.clone(), Some(samples[i].scenario.clone()))
             }
             Mode::Live => {

@@ -219,7 +219,7 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::POST, "/v1/connections", post(create_connection), "createConnection", "Create a connection to a source system.")
             .input(Input::Json(schema::<NewConnection>))
             .answers(201, Output::Json(schema::<Connection>))
-            .errors(&[422]),
+            .errors(&[422, 503]),
         Route::new(M::GET, "/v1/connections", get(list_connections), "listConnections", "The tenant's connections.")
             .answers(200, Output::Json(schema::<List<Connection>>)),
         Route::new(M::GET, "/v1/connections/{id}", get(get_connection), "getConnection", "A connection.")
@@ -1088,9 +1088,11 @@ async fn transform(
         .is_some_and(ndjson::is_ndjson);
     if streamed {
         let target = ndjson::Target {
-            connection: c.id,
+            connection: c,
             entity,
             metrics: Arc::clone(&state.inner.metrics),
+            monitor: Arc::clone(state.inner.reads.monitor()),
+            request_id: request_id.map(|r| r.0.0),
         };
         let body = ndjson::transform(
             request.into_body(),

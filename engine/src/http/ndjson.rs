@@ -55,14 +55,19 @@ enum Chunk {
     End(Option<Value>),
 }
 
-/// What a mapped stream reports to metrics.
+/// What a mapped stream reports to: metrics, and the connection's monitor (its error
+/// log and the plugin events).
 pub struct Target {
-    /// The connection's id.
-    pub connection: String,
+    /// The connection.
+    pub connection: crate::store::Connection,
     /// The entity.
     pub entity: Entity,
     /// Where batches are counted.
     pub metrics: Arc<Metrics>,
+    /// Where mapping and plugin errors go.
+    pub monitor: Arc<crate::connection::Monitor>,
+    /// The request's id, for the error log.
+    pub request_id: Option<String>,
 }
 
 /// Maps an NDJSON body with `pipeline`: the answer's body.
@@ -211,7 +216,14 @@ fn map_lines(
     let batch = pipeline.plan.map_batch(&records, options);
     target
         .metrics
-        .batch(&target.connection, target.entity, &batch);
+        .batch(&target.connection.id, target.entity, &batch);
+    target.monitor.mapped(
+        &target.connection,
+        target.entity,
+        &batch,
+        &[],
+        target.request_id.as_deref(),
+    );
     let mut mapped = batch.records.into_iter();
     let mut out = Vec::with_capacity(lines.len() * 512);
     for ((number, _), line) in lines.iter().zip(parsed) {
