@@ -27,9 +27,20 @@ impl Server {
     /// Starts the binary and reads what it prints until it listens.
     fn start(data_dir: &std::path::Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_crosswalk"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--webhook-backoff-ms",
+                "100",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .env("CROSSWALK_ADMIN_KEY", "cw_e2e_admin")
+            .env(
+                "CROSSWALK_SECRET_KEY",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -258,4 +269,144 @@ fn hot_swap_under_load_and_a_restart_keeps_everything() {
     );
     server.stop();
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// A webhook receiver on a plain socket: answers 200 to every request and keeps
+/// each one's signature header and body.
+fn receive_webhooks(listener: std::net::TcpListener) -> Arc<Mutex<Vec<(String, Vec<u8>)>>> {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&got);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream);
+            let (mut signature, mut length) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("crosswalk-signature:") {
+                    signature = line["crosswalk-signature:".len()..].trim().to_owned();
+                }
+            }
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            keep.lock().unwrap().push((signature, body));
+            let _ = reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    got
+}
+
+#[test]
+fn sandbox_reads_status_and_webhooks_that_outlive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("crosswalk-e2e-hooks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = Server::start(&dir);
+    let key = server.demo_key.clone();
+    let sap = server
+        .connections
+        .iter()
+        .find(|(system, _)| system == "sap-s4hana")
+        .map(|(_, id)| id.clone())
+        .expect("a demo SAP sandbox");
+
+    // A sandbox read and the status, through the binary.
+    let (status, version, page) = request(
+        &server.addr,
+        "GET",
+        &format!("/v1/connections/{sap}/purchase-orders?page_size=5"),
+        &key,
+        b"",
+    );
+    assert_eq!((status, version), (200, Some(0)), "{page}");
+    assert_eq!(page["data"].as_array().unwrap().len(), 5);
+    assert_eq!(page["sandbox"].as_array().unwrap().len(), 5);
+    let (status, _, health) = request(
+        &server.addr,
+        "GET",
+        &format!("/v1/connections/{sap}/status"),
+        &key,
+        b"",
+    );
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (200, Some("healthy")),
+        "{health}"
+    );
+
+    // A subscription to an address where nothing listens yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/hooks");
+    let subscribe = json!({"url": url, "events": ["mapping.updated"]}).to_string();
+    let (status, _, created) = request(
+        &server.addr,
+        "POST",
+        "/v1/webhooks",
+        &key,
+        subscribe.as_bytes(),
+    );
+    assert_eq!(status, 201, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let hook = created["subscription"]["id"].as_str().unwrap().to_owned();
+    let change = json!({"overrides": [{"target": "custom_fields.cost_center", "path": "$.ZZ1_CostCenter_PDH"}]}).to_string();
+    let (status, _, _) = request(
+        &server.addr,
+        "PUT",
+        &format!("/v1/connections/{sap}/mappings/purchase_order"),
+        &key,
+        change.as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let failed = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        let (_, _, log) = request(
+            &server.addr,
+            "GET",
+            &format!("/v1/webhooks/{hook}/deliveries"),
+            &key,
+            b"",
+        );
+        log["data"][0]["outcome"] == "failed"
+    });
+    assert!(failed, "the first attempts fail while nothing listens");
+    server.stop();
+
+    // The receiver comes up; the restarted binary delivers what the outbox kept.
+    let got = receive_webhooks(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+    let server = Server::start(&dir);
+    let delivered = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        !got.lock().unwrap().is_empty()
+    });
+    assert!(delivered, "the event was delivered after the restart");
+    let (signature, body) = got.lock().unwrap()[0].clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    crosswalk::webhook::verify(&secret, &signature, &body, now, 300).expect("a valid signature");
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (
+            event["type"].as_str(),
+            event["data"]["connection_id"].as_str()
+        ),
+        (Some("mapping.updated"), Some(sap.as_str()))
+    );
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }
