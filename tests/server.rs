@@ -271,9 +271,12 @@ fn hot_swap_under_load_and_a_restart_keeps_everything() {
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
+/// The deliveries a receiver got: each one's signature header and body.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A webhook receiver on a plain socket: answers 200 to every request and keeps
 /// each one's signature header and body.
-fn receive_webhooks(listener: std::net::TcpListener) -> Arc<Mutex<Vec<(String, Vec<u8>)>>> {
+fn receive_webhooks(listener: std::net::TcpListener) -> Received {
     let got = Arc::new(Mutex::new(Vec::new()));
     let keep = Arc::clone(&got);
     std::thread::spawn(move || {

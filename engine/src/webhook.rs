@@ -104,7 +104,7 @@ pub struct Subscription {
 /// An event to deliver to one subscription: an outbox entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
-    /// `dlv_…`: the outbox key.
+    /// `dlv_<unix ms>_…`: the outbox key, in the order events happened.
     pub id: String,
     /// The event's id, the same for every subscription and every attempt.
     pub event_id: String,
@@ -269,7 +269,9 @@ impl Webhooks {
         let due_ms = unix_ms();
         for s in subscriptions {
             self.store.put_delivery(&Delivery {
-                id: random_id("dlv"),
+                // Time first, so that the outbox (scanned in key order) delivers
+                // events in the order they happened.
+                id: random_id(&format!("dlv_{due_ms:013}")),
                 event_id: event_id.clone(),
                 event_type,
                 subscription_id: s.id,

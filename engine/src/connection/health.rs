@@ -601,6 +601,21 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_that_never_reports_is_replaced() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(config(1));
+        b.record(Admission::Call, true, t0);
+        let half = t0 + Duration::from_millis(1000);
+        assert_eq!(b.admit(half), Ok(Admission::Probe));
+        // Its caller went away without reporting: another probe after open_ms.
+        assert!(b.admit(half + Duration::from_millis(999)).is_err());
+        assert_eq!(
+            b.admit(half + Duration::from_millis(1000)),
+            Ok(Admission::Probe)
+        );
+    }
+
+    #[test]
     fn breaker_opens_on_the_failure_rate() {
         let t0 = Instant::now();
         let mut b = Breaker::new(config(100));

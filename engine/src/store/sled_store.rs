@@ -596,4 +596,81 @@ mod tests {
         assert!(store.plugins("ten_b").unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn logs_keep_their_newest_entries_and_the_outbox_survives_a_restart() {
+        use crate::connection::{ErrorEntry, ErrorKind};
+        use crate::webhook::{Delivery, EventType, Subscription};
+        let dir = temp_dir("logs");
+        {
+            let store = SledStore::open(&dir).unwrap();
+            for i in 0..5 {
+                let entry = ErrorEntry {
+                    at: now(),
+                    entity: Some(Entity::Vendor),
+                    kind: ErrorKind::Permission,
+                    message: format!("refusal {i}"),
+                    upstream_status: Some(403),
+                    record_id: None,
+                    plugin: None,
+                    request_id: None,
+                };
+                store.log_error("con_a", &entry, 3).unwrap();
+            }
+            let messages: Vec<String> = store
+                .errors("con_a")
+                .unwrap()
+                .into_iter()
+                .map(|e| e.message)
+                .collect();
+            assert_eq!(messages, ["refusal 4", "refusal 3", "refusal 2"]);
+            assert!(store.errors("con_b").unwrap().is_empty());
+            let subscription = Subscription {
+                id: "whk_1".into(),
+                tenant_id: "ten_a".into(),
+                url: "http://127.0.0.1:9/hooks".into(),
+                events: vec![EventType::MappingUpdated],
+                created_at: now(),
+                secret: "whsec_0123456789abcdef".into(),
+            };
+            store.put_subscription(&subscription).unwrap();
+            assert_eq!(store.subscription("ten_b", "whk_1").unwrap(), None);
+            for (id, due_ms) in [("dlv_0000000000002_b", 2), ("dlv_0000000000001_a", 1)] {
+                store
+                    .put_delivery(&Delivery {
+                        id: id.into(),
+                        event_id: "evt_1".into(),
+                        event_type: EventType::MappingUpdated,
+                        subscription_id: "whk_1".into(),
+                        tenant_id: "ten_a".into(),
+                        body: "{}".into(),
+                        attempts: 0,
+                        due_ms,
+                    })
+                    .unwrap();
+            }
+        }
+        let store = SledStore::open(&dir).unwrap();
+        let outbox: Vec<String> = store
+            .deliveries()
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(
+            outbox,
+            ["dlv_0000000000001_a", "dlv_0000000000002_b"],
+            "oldest first"
+        );
+        assert_eq!(
+            store.subscriptions("ten_a").unwrap()[0].secret,
+            "whsec_0123456789abcdef"
+        );
+        store.remove_delivery("dlv_0000000000001_a").unwrap();
+        assert_eq!(store.deliveries().unwrap().len(), 1);
+        assert!(store.delete_subscription("ten_a", "whk_1").unwrap());
+        assert!(store.subscriptions("ten_a").unwrap().is_empty());
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
