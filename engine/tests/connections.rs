@@ -395,16 +395,20 @@ async fn sandbox_reads_page_filter_flag_and_ignore_writes() {
         .call(
             "POST",
             &format!("/v1/connections/{id}/purchase-orders"),
-            Some(json!({"number": "NEW-1", "status": "draft"})),
+            Some(json!({"number": "NEW-1", "currency": "EUR"})),
         )
         .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["applied"], false);
+    assert_eq!(
+        created["native_payload"]["PurchaseOrder"], "NEW-1",
+        "{created}"
+    );
     let (status, _, updated) = s
         .call(
             "PATCH",
             &format!("/v1/connections/{id}/purchase-orders/4500000201"),
-            Some(json!({"status": "approved"})),
+            Some(json!({"currency": "JPY"})),
         )
         .await;
     assert_eq!(status, 200, "{updated}");
@@ -417,8 +421,50 @@ async fn sandbox_reads_page_filter_flag_and_ignore_writes() {
     assert_eq!(
         s.get(&format!("/v1/connections/{id}/purchase-orders/4500000201"))
             .await
-            .1["data"]["status"],
-        "draft"
+            .1["data"]["currency"],
+        "USD"
+    );
+
+    // The write goes back through the connection's overrides: the custom field to
+    // its extension field; a read-only field is refused by name, with the reason.
+    let (status, _, preview) = s
+        .call("POST", &format!("/v1/connections/{id}/purchase-orders/preview-write"), Some(json!({"number": "4500000999", "order_date": "2024-05-02", "custom_fields": {"cost_center": "CC-1000"}, "lines": [{"line_number": 10, "quantity": 4}]})))
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(
+        preview["native_payload"],
+        json!({"PurchaseOrder": "4500000999", "PurchaseOrderDate": "/Date(1714608000000)/", "ZZ1_CostCenter_PDH": "CC-1000", "to_PurchaseOrderItem": {"results": [{"PurchaseOrderItem": "10", "OrderQuantity": "4"}]}})
+    );
+    let (status, _, refused) = s
+        .call(
+            "PATCH",
+            &format!("/v1/connections/{id}/purchase-orders/4500000201"),
+            Some(json!({"status": "approved", "site_id": "1710"})),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("unwritable_fields")),
+        "{refused}"
+    );
+    let fields: Vec<&str> = refused["error"]["details"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["status", "site_id"]);
+    let (_, mapping) = s
+        .get(&format!("/v1/connections/{id}/mappings/purchase_order"))
+        .await;
+    assert!(
+        mapping["read_only"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["target"] == "status"),
+        "{}",
+        mapping["read_only"]
     );
 
     // Bad input is named.

@@ -569,3 +569,183 @@ fn the_benchmarks_jq_programs_give_crosswalks_records() {
         );
     }
 }
+
+/// Removes from a unified record what a write does not carry: the read-only targets
+/// (`lines.line_amount` from every line), `errors` and `remote_data`.
+fn writable(record: &Value, read_only: &[mapping::ReadOnly]) -> Value {
+    fn strip(value: &mut Value, path: &[&str]) {
+        let Some((first, rest)) = path.split_first() else {
+            return;
+        };
+        match value {
+            Value::Object(m) if rest.is_empty() => {
+                m.remove(*first);
+            }
+            Value::Object(m) => match m.get_mut(*first) {
+                Some(Value::Array(items)) => items.iter_mut().for_each(|i| strip(i, rest)),
+                Some(inner) => strip(inner, rest),
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    let mut out = record.clone();
+    for r in read_only {
+        strip(&mut out, &r.target.split('.').collect::<Vec<_>>());
+    }
+    if let Value::Object(m) = &mut out {
+        m.remove("errors");
+        m.remove("remote_data");
+    }
+    out
+}
+
+/// Unified → native → unified gives back every writable field, for every sample
+/// payload of every system and entity (the default mappings) and for every override
+/// example (custom fields included).
+#[test]
+fn writes_round_trip_through_the_reverse_mapping() {
+    let mut cases: Vec<(String, String, Entity, Option<OverrideSpec>, Value)> = Vec::new();
+    for system in SYSTEMS {
+        for entity in system.entities() {
+            let dir = repo()
+                .join("examples/payloads")
+                .join(system.id)
+                .join(entity.as_str());
+            let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy();
+                    name.ends_with(".json")
+                        && !name.ends_with(".expected.json")
+                        && !name.contains("collection")
+                })
+                .collect();
+            files.sort();
+            for file in files {
+                let record = Payload::unwrap(read_json(&file)).into_records().remove(0);
+                cases.push((
+                    file.display().to_string(),
+                    system.id.to_owned(),
+                    entity,
+                    None,
+                    record,
+                ));
+            }
+        }
+    }
+    for system in SYSTEMS {
+        for dir in dirs(&repo().join("examples/overrides").join(system.id)) {
+            let text = fs::read_to_string(dir.join("overrides.yaml")).unwrap();
+            let spec = OverrideSpec::parse(&text, Format::Yaml).unwrap();
+            let entity = spec.entity.expect("override examples name their entity");
+            let record = Payload::unwrap(read_json(&dir.join("input.json")))
+                .into_records()
+                .remove(0);
+            cases.push((
+                dir.display().to_string(),
+                system.id.to_owned(),
+                entity,
+                Some(spec),
+                record,
+            ));
+        }
+    }
+    assert!(cases.len() > 40, "{} cases", cases.len());
+    let mut fields_checked = 0;
+    for (name, system, entity, overrides, record) in cases {
+        let resolved = mapping::resolve(&system, entity, overrides.as_ref()).unwrap();
+        let write = mapping::WritePlan::derive(&resolved);
+        let plan = mapping::plan(&system, entity, overrides.as_ref()).unwrap();
+        let unified = plan.map_record(&record, MapOptions::default()).unwrap();
+        let sent = writable(&unified, write.read_only());
+        let native = write
+            .to_native(&sent)
+            .unwrap_or_else(|e| panic!("{name}: the record does not write back: {e:?}"));
+        let back = plan.map_record(&native, MapOptions::default()).unwrap();
+        let back = writable(&back, write.read_only());
+        let mut differences = Vec::new();
+        diff(&sent, &back, "", &mut differences);
+        assert!(
+            differences.is_empty(),
+            "{name}: unified → native → unified changed {differences:?}\nnative: {native}"
+        );
+        fields_checked += sent
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|v| !v.is_null())
+            .count();
+        if let Some(spec) = &overrides {
+            // Custom fields that the override maps write back through it.
+            for o in &spec.overrides {
+                if o.target.starts_with("custom_fields.")
+                    && !o.disable
+                    && !unified["custom_fields"][&o.target["custom_fields.".len()..]].is_null()
+                    && !write.read_only().iter().any(|r| r.target == o.target)
+                {
+                    let path = o.path.as_deref().unwrap_or_default();
+                    assert!(
+                        native.to_string().contains(path.trim_start_matches("$.")),
+                        "{name}: {} is not written to {path}: {native}",
+                        o.target
+                    );
+                }
+            }
+        }
+    }
+    assert!(fields_checked > 300, "{fields_checked} fields checked");
+}
+
+/// A field the mapping cannot invert is refused by name, with the reason; a value the
+/// inverse cannot take is refused by name too; all problems come at once.
+#[test]
+fn writes_refuse_read_only_and_unwritable_fields_by_name() {
+    let resolved = mapping::resolve("sap-s4hana", Entity::PurchaseOrder, None).unwrap();
+    let write = mapping::WritePlan::derive(&resolved);
+    let read_only: Vec<&str> = write
+        .read_only()
+        .iter()
+        .map(|r| r.target.as_str())
+        .collect();
+    for target in ["status", "site_id", "created_at", "updated_at"] {
+        assert!(read_only.contains(&target), "{target} in {read_only:?}");
+    }
+    let e = write
+        .to_native(&serde_json::json!({
+            "status": "approved",
+            "order_date": "15.03.2024",
+            "lines": [{"quantity": "many"}],
+            "total_amount": 12,
+            "site_id": null,
+        }))
+        .unwrap_err();
+    let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["status", "order_date", "lines[0].quantity", "total_amount"],
+        "{e:?}"
+    );
+    assert!(
+        e[0].message.contains("read-only") && e[0].message.contains("more than one code"),
+        "{}",
+        e[0].message
+    );
+    assert!(e[1].message.contains("is not a date"), "{}", e[1].message);
+    assert!(e[3].message.contains("does not map it"), "{}", e[3].message);
+    // Custom fields go back through their override.
+    let spec = OverrideSpec::parse(
+        "overrides:\n  - target: custom_fields.cost_center\n    path: $.ZZ1_CostCenter_PDH\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let resolved = mapping::resolve("sap-s4hana", Entity::PurchaseOrder, Some(&spec)).unwrap();
+    let native = mapping::WritePlan::derive(&resolved)
+        .to_native(&serde_json::json!({"number": "4500000001", "custom_fields": {"cost_center": "CC-1000"}}))
+        .unwrap();
+    assert_eq!(
+        native,
+        serde_json::json!({"PurchaseOrder": "4500000001", "ZZ1_CostCenter_PDH": "CC-1000"})
+    );
+}

@@ -19,6 +19,8 @@ pub struct Pipeline {
     pub resolved: ResolvedMapping,
     /// The compiled plan.
     pub plan: Plan,
+    /// The way back, for writes: the inverted rules and the read-only targets.
+    pub write: crate::mapping::WritePlan,
     /// The connection's overrides this version holds.
     pub overrides: OverrideSpec,
     /// The plugins bound to this version.
@@ -223,8 +225,10 @@ impl Pipelines {
         }
         let resolved = mapping::resolve(&connection.system, entity, Some(overrides))?;
         let plan = Plan::compile(&resolved, &set)?;
+        let write = crate::mapping::WritePlan::derive(&resolved);
         Ok(Pipeline {
             version,
+            write,
             resolved,
             plan,
             overrides: overrides.clone(),

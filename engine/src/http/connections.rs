@@ -28,8 +28,10 @@ pub struct Resource {
     pub collection: &'static str,
     /// `/v1/connections/{id}/purchase-orders/{record_id}`.
     pub item: &'static str,
-    /// The operation ids: list, get, create, update.
-    pub operations: [&'static str; 4],
+    /// `/v1/connections/{id}/purchase-orders/preview-write`.
+    pub preview: &'static str,
+    /// The operation ids: list, get, create, update, preview a write.
+    pub operations: [&'static str; 5],
 }
 
 /// The unified resources, by plural name.
@@ -38,41 +40,66 @@ pub const RESOURCES: [Resource; 5] = [
         entity: Entity::PurchaseOrder,
         collection: "/v1/connections/{id}/purchase-orders",
         item: "/v1/connections/{id}/purchase-orders/{record_id}",
+        preview: "/v1/connections/{id}/purchase-orders/preview-write",
         operations: [
             "listPurchaseOrders",
             "getPurchaseOrder",
             "createPurchaseOrder",
             "updatePurchaseOrder",
+            "previewPurchaseOrderWrite",
         ],
     },
     Resource {
         entity: Entity::WorkOrder,
         collection: "/v1/connections/{id}/work-orders",
         item: "/v1/connections/{id}/work-orders/{record_id}",
+        preview: "/v1/connections/{id}/work-orders/preview-write",
         operations: [
             "listWorkOrders",
             "getWorkOrder",
             "createWorkOrder",
             "updateWorkOrder",
+            "previewWorkOrderWrite",
         ],
     },
     Resource {
         entity: Entity::Asset,
         collection: "/v1/connections/{id}/assets",
         item: "/v1/connections/{id}/assets/{record_id}",
-        operations: ["listAssets", "getAsset", "createAsset", "updateAsset"],
+        preview: "/v1/connections/{id}/assets/preview-write",
+        operations: [
+            "listAssets",
+            "getAsset",
+            "createAsset",
+            "updateAsset",
+            "previewAssetWrite",
+        ],
     },
     Resource {
         entity: Entity::Vendor,
         collection: "/v1/connections/{id}/vendors",
         item: "/v1/connections/{id}/vendors/{record_id}",
-        operations: ["listVendors", "getVendor", "createVendor", "updateVendor"],
+        preview: "/v1/connections/{id}/vendors/preview-write",
+        operations: [
+            "listVendors",
+            "getVendor",
+            "createVendor",
+            "updateVendor",
+            "previewVendorWrite",
+        ],
     },
     Resource {
         entity: Entity::Part,
         collection: "/v1/connections/{id}/parts",
         item: "/v1/connections/{id}/parts/{record_id}",
-        operations: ["listParts", "getPart", "createPart", "updatePart"],
+        preview: "/v1/connections/{id}/parts/preview-write",
+        operations: [
+            "listParts",
+            "getPart",
+            "createPart",
+            "updatePart",
+            "previewPartWrite",
+        ],
     },
 ];
 
@@ -261,8 +288,57 @@ pub struct WriteAnswer {
     pub applied: bool,
     /// The unified record as written (for an update, the fields given).
     pub data: Value,
+    /// The system's own payload that the write sends (or, for a sandbox, would send).
+    pub native_payload: Value,
     /// What happened.
     pub message: String,
+}
+
+/// What a write would send.
+#[derive(Serialize, JsonSchema)]
+pub struct WritePreview {
+    /// The system's own payload for the unified record or fields given.
+    pub native_payload: Value,
+    /// The mapping version it was made with.
+    pub version: u64,
+}
+
+/// The native payload of a unified record through the connection's current mapping,
+/// or a 422 that names every field that cannot be written and why.
+fn native_payload(
+    pipeline: &crate::connection::Pipeline,
+    entity: Entity,
+    record: &Value,
+) -> Result<Value, ApiError> {
+    pipeline.write.to_native(record).map_err(|errors| {
+        let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unwritable_fields",
+            format!("this {entity} cannot be written: {}", listed.join("; ")),
+        )
+        .details(json!({"errors": errors}))
+    })
+}
+
+pub(super) async fn preview_write(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    entity: Entity,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = connection(&state, &caller, &id)?;
+    let entity = mapped(&c, entity)?;
+    let record: Value = json_body(body)?;
+    check_unified(entity, &record)?;
+    let pipeline = state.inner.pipelines.current(&c, entity)?;
+    let native_payload = native_payload(&pipeline, entity, &record)?;
+    let answer = WritePreview {
+        native_payload,
+        version: pipeline.version,
+    };
+    Ok(with_version(Json(answer).into_response(), pipeline.version))
 }
 
 /// Checks a unified record (or the fields of an update) against the entity's model:
@@ -308,6 +384,8 @@ pub(super) async fn write_record(
     let entity = mapped(&c, entity)?;
     let record: Value = json_body(body)?;
     check_unified(entity, &record)?;
+    let pipeline = state.inner.pipelines.current(&c, entity)?;
+    let native_payload = native_payload(&pipeline, entity, &record)?;
     if c.mode == Mode::Live {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -337,6 +415,7 @@ pub(super) async fn write_record(
     let answer = WriteAnswer {
         applied: false,
         data: record,
+        native_payload,
         message: format!(
             "sandbox connection: the {entity} was accepted as if {verb}, and the sandbox data is unchanged"
         ),

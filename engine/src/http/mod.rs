@@ -307,14 +307,14 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The four routes of a unified resource: list, get, create and update.
-fn resource_routes(r: &'static connections::Resource) -> [Route; 4] {
+fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
     use openapi::{Input, Output, schema};
     const REMOTE_DATA: (&str, &str) = (
         "remote_data",
         "Add each source record to its unified record as `remote_data`.",
     );
     let entity = r.entity;
-    let [list_op, get_op, create_op, update_op] = r.operations;
+    let [list_op, get_op, create_op, update_op, preview_op] = r.operations;
     let list = move |State(state): State<AppState>,
                      caller: Caller,
                      Path(id): Path<String>,
@@ -359,6 +359,12 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 4] {
         )
         .await
     };
+    let preview = move |State(state): State<AppState>,
+                        caller: Caller,
+                        Path(id): Path<String>,
+                        body: Result<Bytes, BytesRejection>| async move {
+        connections::preview_write(state, caller, id, entity, body).await
+    };
     let record_schema: openapi::SchemaFn = match entity {
         Entity::PurchaseOrder => openapi::entity_schema::<0>,
         Entity::WorkOrder => openapi::entity_schema::<1>,
@@ -390,6 +396,11 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 4] {
             .input(Input::Json(record_schema))
             .answers(200, Output::Json(schema::<connections::WriteAnswer>))
             .errors(&[409, 422, 429, 501, 502, 503, 504]),
+        Route::new(Method::POST, r.preview, post(preview), preview_op, "The system's own payload that a write of this record (or of these fields) would send, through the connection's current mapping; nothing is sent.")
+            .input(Input::Json(record_schema))
+            .answers(200, Output::Json(schema::<connections::WritePreview>))
+            .errors(&[422])
+            .versioned(),
     ]
 }
 
@@ -1179,6 +1190,8 @@ pub struct MappingAnswer<'a> {
     pub mapping: &'a ResolvedMapping,
     /// The plugin versions bound to it, with their limits.
     pub plugins: &'a [PluginBinding],
+    /// The targets that writes cannot set through this mapping, and why.
+    pub read_only: &'a [crate::mapping::ReadOnly],
 }
 
 /// A mapping as the mapping endpoints answer it, with its version in the header too.
@@ -1187,6 +1200,7 @@ fn mapping_response(pipeline: &crate::connection::Pipeline) -> Response {
         version: pipeline.version,
         mapping: &pipeline.resolved,
         plugins: &pipeline.plugins,
+        read_only: pipeline.write.read_only(),
     };
     with_version(Json(body).into_response(), pipeline.version)
 }

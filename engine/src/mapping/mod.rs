@@ -5,12 +5,15 @@
 //! [`compile`] (targets, paths and transforms checked once, into a [`Plan`]) → [`run`]
 //! (a plan applied to records taken out of their [`payload`] envelope). [`transform`]
 //! holds the built-in transforms and [`error`] what can go wrong at each step.
+//! [`reverse`] derives the way back, from the unified model to a system's payload, for
+//! writes.
 
 pub mod compile;
 pub mod defaults;
 pub mod error;
 pub mod payload;
 pub mod resolve;
+pub mod reverse;
 pub mod run;
 pub mod spec;
 pub mod transform;
@@ -20,6 +23,7 @@ pub use defaults::{SYSTEMS, System};
 pub use error::{FieldError, RecordError, SpecError, SpecErrors};
 pub use payload::{Payload, PayloadError};
 pub use resolve::{Origin, ResolvedMapping, ResolvedRule};
+pub use reverse::{ReadOnly, WriteError, WritePlan};
 pub use run::{Batch, MapOptions};
 pub use spec::{
     Document, Format, MappingSpec, OverrideRule, OverrideSpec, RuleSpec, TransformStep,

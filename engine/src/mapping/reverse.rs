@@ -1,0 +1,672 @@
+//! Writes: the reverse of a resolved mapping, from the unified model to a system's
+//! own payload.
+//!
+//! [`WritePlan::derive`] inverts every rule that can be inverted, and lists the others
+//! as read-only with the reason. A rule is writable when it reads one plain member path
+//! (`$.A.B`, or the first path of a `coalesce`) and every transform on the way has an
+//! inverse:
+//!
+//! | transform | inverse |
+//! | --- | --- |
+//! | `null_if_empty`, `trim`, `upper`, `lower`, `to_string`, `default` | the value as it is |
+//! | `to_number`, `to_integer` | the number, as text for SAP (OData V2 decimals are strings) |
+//! | `date`, `datetime` | the system's own format: SAP `/Date(ms)/`, ISO 8601 for Maximo and Dynamics, or the first of the transform's `formats` |
+//! | `lookup` | the table read backwards, when no two codes give the same value |
+//! | `multiply`/`divide` by a constant | the other one |
+//!
+//! Anything else — a constant, a path with wildcards, filters or an index, `round`,
+//! `template`, `concat`, `split`, `to_bool`, a factor read from another field, a plugin
+//! — makes its target read-only, and so are `created_at` and `updated_at`, which the
+//! source system keeps itself. A write that sets a read-only field is refused with the
+//! field and the reason. Object targets (`vendor`) write their fields into the same
+//! record; array targets (`lines`, read from `$.items[*]`) write an array of records.
+//! A `null` for a field that is read-only or not mapped writes nothing, so that a whole
+//! unified record, as a read answers it, can be written back.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::error::quote;
+use super::resolve::{ResolvedMapping, ResolvedRule};
+use super::spec::TransformStep;
+use crate::model::Entity;
+
+/// A target that a write cannot set, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ReadOnly {
+    /// The target (`status`, `lines.unit_price`).
+    pub target: String,
+    /// Why it cannot be written.
+    pub reason: String,
+}
+
+/// A problem with a unified record to write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, JsonSchema)]
+#[error("`{field}`: {message}")]
+pub struct WriteError {
+    /// The unified field, with indexes in arrays (`lines[1].unit_price`).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// How a system writes dates and numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// SAP OData V2: `/Date(ms)/`, decimals as text.
+    SapOData,
+    /// Maximo's JSON API: ISO 8601 with an offset.
+    Maximo,
+    /// Dynamics 365 OData V4: ISO 8601 in UTC.
+    Dynamics,
+}
+
+impl Style {
+    fn of(system: &str) -> Style {
+        match system {
+            "sap-s4hana" => Style::SapOData,
+            "ibm-maximo" => Style::Maximo,
+            _ => Style::Dynamics,
+        }
+    }
+}
+
+/// The inverse of one transform.
+#[derive(Debug, Clone)]
+enum Inverse {
+    Identity,
+    /// A number back to the source's numbers (text for SAP).
+    Number(Style),
+    /// A `YYYY-MM-DD` date back to the system's format, or to a chrono pattern.
+    Date(Style, Option<String>),
+    /// An RFC 3339 date-time back to the system's format, or to a chrono pattern.
+    DateTime(Style, Option<String>),
+    /// A lookup read backwards: unified value (as JSON text) → source code.
+    Lookup(HashMap<String, Value>),
+    /// Multiplies by a factor (the inverse of a divide, or of a multiply by 1/x).
+    Scale(f64),
+}
+
+impl Inverse {
+    fn apply(&self, value: Value) -> Result<Value, String> {
+        if value.is_null() {
+            return Ok(value);
+        }
+        match self {
+            Inverse::Identity => Ok(value),
+            Inverse::Number(style) => match (&value, style) {
+                (Value::Number(n), Style::SapOData) => Ok(Value::String(n.to_string())),
+                (Value::Number(_), _) => Ok(value),
+                _ => Err(format!("{} is not a number", quote(&value))),
+            },
+            Inverse::Date(style, pattern) => {
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| format!("{} is not a date (YYYY-MM-DD)", quote(&value)))?;
+                let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .map_err(|_| format!("`{text}` is not a date (YYYY-MM-DD)"))?;
+                Ok(Value::String(match (pattern, style) {
+                    (Some(p), _) => date.format(p).to_string(),
+                    (None, Style::SapOData) => {
+                        let ms = date
+                            .and_hms_opt(0, 0, 0)
+                            .expect("midnight exists")
+                            .and_utc()
+                            .timestamp_millis();
+                        format!("/Date({ms})/")
+                    }
+                    (None, Style::Maximo) => format!("{date}T00:00:00+00:00"),
+                    (None, Style::Dynamics) => format!("{date}T12:00:00Z"),
+                }))
+            }
+            Inverse::DateTime(style, pattern) => {
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| format!("{} is not an RFC 3339 date-time", quote(&value)))?;
+                let at = DateTime::parse_from_rfc3339(text)
+                    .map_err(|_| format!("`{text}` is not an RFC 3339 date-time"))?
+                    .with_timezone(&Utc);
+                Ok(Value::String(match (pattern, style) {
+                    (Some(p), _) => at.format(p).to_string(),
+                    (None, Style::SapOData) => format!("/Date({}+0000)/", at.timestamp_millis()),
+                    (None, Style::Maximo) => at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string(),
+                    (None, Style::Dynamics) => at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                }))
+            }
+            Inverse::Lookup(table) => table.get(&value.to_string()).cloned().ok_or_else(|| {
+                let mut allowed: Vec<&String> = table.keys().collect();
+                allowed.sort();
+                let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+                format!(
+                    "{} has no code in this system; it takes {}",
+                    quote(&value),
+                    allowed.join(", ")
+                )
+            }),
+            Inverse::Scale(factor) => {
+                let x = value
+                    .as_f64()
+                    .ok_or_else(|| format!("{} is not a number", quote(&value)))?;
+                let y = x * factor;
+                // Keep integers integers where the arithmetic allows.
+                let rounded = (y * 1e9).round() / 1e9;
+                Ok(serde_json::Number::from_f64(rounded)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null))
+            }
+        }
+    }
+}
+
+/// One writable target.
+#[derive(Debug, Clone)]
+enum WriteRule {
+    /// A scalar: the inverses (applied last transform first) and where it goes.
+    Field {
+        target: String,
+        native: Vec<String>,
+        inverses: Vec<Inverse>,
+    },
+    /// An object whose fields are written into the same native record.
+    Object {
+        target: String,
+        rules: Vec<WriteRule>,
+    },
+    /// An array of records, written as an array at `native`.
+    Array {
+        target: String,
+        native: Vec<String>,
+        rules: Vec<WriteRule>,
+    },
+}
+
+impl WriteRule {
+    fn target(&self) -> &str {
+        match self {
+            WriteRule::Field { target, .. }
+            | WriteRule::Object { target, .. }
+            | WriteRule::Array { target, .. } => target,
+        }
+    }
+}
+
+/// How a connection writes one entity: the inverted rules, and the read-only targets.
+#[derive(Debug, Clone)]
+pub struct WritePlan {
+    entity: Entity,
+    rules: Vec<WriteRule>,
+    read_only: Vec<ReadOnly>,
+}
+
+/// The keys of a plain member path (`$.A.B`, `$['A'].B`), and whether it ends in
+/// `[*]`; `None` for anything else.
+fn plain_path(text: &str) -> Option<(Vec<String>, bool)> {
+    let mut rest = text.strip_prefix('$')?;
+    let mut keys = Vec::new();
+    let mut wildcard = false;
+    while !rest.is_empty() {
+        if wildcard {
+            return None;
+        }
+        if let Some(r) = rest.strip_prefix("[*]") {
+            wildcard = true;
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("['") {
+            let end = r.find("']")?;
+            keys.push(r[..end].to_owned());
+            rest = &r[end + 2..];
+        } else if let Some(r) = rest.strip_prefix('.') {
+            let end = r
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '@'))
+                .unwrap_or(r.len());
+            if end == 0 {
+                return None;
+            }
+            keys.push(r[..end].to_owned());
+            rest = &r[end..];
+        } else {
+            return None;
+        }
+    }
+    (!keys.is_empty()).then_some((keys, wildcard))
+}
+
+/// The inverse of one transform step, or why it has none.
+fn inverse(step: &TransformStep, style: Style) -> Result<Inverse, String> {
+    if let Value::Object(m) = &step.0
+        && m.contains_key("plugin")
+    {
+        let plugin = m.get("plugin").and_then(Value::as_str).unwrap_or("?");
+        let function = m.get("function").and_then(Value::as_str).unwrap_or("?");
+        return Err(format!(
+            "it calls the plugin function `{plugin}.{function}`, which declares no inverse"
+        ));
+    }
+    let (name, args) = match &step.0 {
+        Value::String(name) => (name.as_str(), None),
+        Value::Object(m) if m.len() == 1 => {
+            let (k, v) = m.iter().next().expect("one entry");
+            (k.as_str(), Some(v))
+        }
+        other => return Err(format!("its transform {} is not understood", quote(other))),
+    };
+    let first_format = || {
+        args.and_then(|a| a.get("formats"))
+            .and_then(Value::as_array)
+            .and_then(|f| f.first())
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    Ok(match name {
+        "null_if_empty" | "trim" | "upper" | "lower" | "to_string" | "default" => Inverse::Identity,
+        "to_number" | "to_integer" => Inverse::Number(style),
+        "date" => Inverse::Date(style, first_format()),
+        "datetime" => Inverse::DateTime(style, first_format()),
+        "lookup" => {
+            let map = args
+                .and_then(|a| a.get("map"))
+                .and_then(Value::as_object)
+                .ok_or("its lookup has no map")?;
+            let mut table: HashMap<String, Value> = HashMap::new();
+            for (code, value) in map {
+                let key = value.to_string();
+                if table.contains_key(&key) {
+                    return Err(format!(
+                        "its lookup gives {} for more than one code, so a value cannot be turned back into one",
+                        quote(value)
+                    ));
+                }
+                table.insert(key, Value::String(code.clone()));
+            }
+            Inverse::Lookup(table)
+        }
+        "multiply" | "divide" => {
+            let by = args
+                .and_then(|a| a.get("by"))
+                .and_then(Value::as_f64)
+                .filter(|b| *b != 0.0)
+                .ok_or_else(|| format!("its `{name}` by another field's value cannot be undone"))?;
+            Inverse::Scale(if name == "multiply" { 1.0 / by } else { by })
+        }
+        other => return Err(format!("its transform `{other}` cannot be undone")),
+    })
+}
+
+impl WritePlan {
+    /// The reverse of a resolved mapping.
+    pub fn derive(resolved: &ResolvedMapping) -> WritePlan {
+        let style = Style::of(&resolved.system);
+        let mut read_only = Vec::new();
+        let mut rules = Vec::new();
+        for rule in &resolved.rules {
+            if matches!(rule.spec.target.as_str(), "created_at" | "updated_at") {
+                read_only.push(ReadOnly {
+                    target: rule.spec.target.clone(),
+                    reason: "the source system sets it".into(),
+                });
+                continue;
+            }
+            if let Some(w) = derive_rule(rule, "", style, &mut read_only) {
+                rules.push(w);
+            }
+        }
+        WritePlan {
+            entity: resolved.entity,
+            rules,
+            read_only,
+        }
+    }
+
+    /// The targets a write cannot set, and why.
+    pub fn read_only(&self) -> &[ReadOnly] {
+        &self.read_only
+    }
+
+    /// The native payload of a unified record (or of the fields of an update): every
+    /// field given is written, and a field that cannot be is an error. All errors are
+    /// reported, not only the first.
+    pub fn to_native(&self, unified: &Value) -> Result<Value, Vec<WriteError>> {
+        let mut out = Value::Object(Map::new());
+        let mut errors = Vec::new();
+        let Value::Object(fields) = unified else {
+            return Err(vec![WriteError {
+                field: String::new(),
+                message: format!("a {} must be a JSON object", self.entity),
+            }]);
+        };
+        // custom_fields.x are targets of their own.
+        let mut flat: Vec<(String, &Value)> = Vec::new();
+        for (k, v) in fields {
+            match (k.as_str(), v) {
+                ("custom_fields", Value::Object(custom)) => {
+                    flat.extend(
+                        custom
+                            .iter()
+                            .map(|(c, v)| (format!("custom_fields.{c}"), v)),
+                    );
+                }
+                ("remote_data" | "errors", _) => {}
+                _ => flat.push((k.clone(), v)),
+            }
+        }
+        write_fields(
+            &self.rules,
+            &self.read_only,
+            &flat,
+            "",
+            &mut out,
+            &mut errors,
+        );
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn joined(prefix: &str, target: &str) -> String {
+    if prefix.is_empty() {
+        target.to_owned()
+    } else {
+        format!("{prefix}.{target}")
+    }
+}
+
+/// The write rule of one resolved rule, or `None` with a read-only entry.
+fn derive_rule(
+    rule: &ResolvedRule,
+    prefix: &str,
+    style: Style,
+    read_only: &mut Vec<ReadOnly>,
+) -> Option<WriteRule> {
+    if rule.disabled {
+        return None;
+    }
+    let target = rule.spec.target.clone();
+    let full = joined(prefix, &target);
+    if let Some(children) = &rule.rules {
+        let mut nested = Vec::new();
+        for child in children {
+            if let Some(w) = derive_rule(child, &full, style, read_only) {
+                nested.push(w);
+            }
+        }
+        return match rule.spec.path.as_deref() {
+            None => Some(WriteRule::Object {
+                target,
+                rules: nested,
+            }),
+            Some(path) => match plain_path(path) {
+                Some((native, true)) => Some(WriteRule::Array {
+                    target,
+                    native,
+                    rules: nested,
+                }),
+                _ => refuse(
+                    read_only,
+                    &full,
+                    format!(
+                        "its records come from `{path}`, which is not a plain member path ending in [*]"
+                    ),
+                ),
+            },
+        };
+    }
+    if rule.spec.constant.is_some() {
+        return refuse(read_only, &full, "it is a constant".into());
+    }
+    let path = match (&rule.spec.path, &rule.spec.coalesce) {
+        (Some(p), _) => p.clone(),
+        (None, Some(paths)) if !paths.is_empty() => paths[0].clone(),
+        _ => return refuse(read_only, &full, "it reads no source path".into()),
+    };
+    let Some((native, false)) = plain_path(&path) else {
+        return refuse(
+            read_only,
+            &full,
+            format!(
+                "it reads `{path}`, which is not a plain member path (wildcards, filters and indexes cannot be written)"
+            ),
+        );
+    };
+    let mut inverses = Vec::new();
+    for step in &rule.spec.transforms {
+        match inverse(step, style) {
+            Ok(i) => inverses.push(i),
+            Err(why) => return refuse(read_only, &full, why),
+        }
+    }
+    inverses.reverse();
+    Some(WriteRule::Field {
+        target,
+        native,
+        inverses,
+    })
+}
+
+/// Lists a target as read-only; no write rule.
+fn refuse(read_only: &mut Vec<ReadOnly>, target: &str, reason: String) -> Option<WriteRule> {
+    read_only.push(ReadOnly {
+        target: target.to_owned(),
+        reason,
+    });
+    None
+}
+
+fn set_native(
+    out: &mut Value,
+    keys: &[String],
+    value: Value,
+    field: &str,
+    errors: &mut Vec<WriteError>,
+) {
+    let mut node = out;
+    for key in &keys[..keys.len() - 1] {
+        let Value::Object(map) = node else {
+            errors.push(WriteError {
+                field: field.to_owned(),
+                message: format!(
+                    "its source `{}` is inside a value another field writes",
+                    keys.join(".")
+                ),
+            });
+            return;
+        };
+        node = map
+            .entry(key.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    let Value::Object(map) = node else {
+        errors.push(WriteError {
+            field: field.to_owned(),
+            message: format!(
+                "its source `{}` is inside a value another field writes",
+                keys.join(".")
+            ),
+        });
+        return;
+    };
+    let last = keys.last().expect("paths have keys");
+    match map.get(last) {
+        Some(existing) if *existing != value => errors.push(WriteError {
+            field: field.to_owned(),
+            message: format!(
+                "it writes {} to `{}`, which another field of this write sets to {}",
+                quote(&value),
+                keys.join("."),
+                quote(existing)
+            ),
+        }),
+        _ => {
+            map.insert(last.clone(), value);
+        }
+    }
+}
+
+fn write_fields(
+    rules: &[WriteRule],
+    read_only: &[ReadOnly],
+    fields: &[(String, &Value)],
+    prefix: &str,
+    out: &mut Value,
+    errors: &mut Vec<WriteError>,
+) {
+    for (name, value) in fields {
+        let field = joined(prefix, name);
+        let Some(rule) = rules.iter().find(|r| r.target() == name) else {
+            if value.is_null() {
+                // A full record carries `null` for what it does not set: nothing to
+                // write.
+                continue;
+            }
+            let template = field
+                .split('.')
+                .map(|s| s.split('[').next().unwrap_or(s))
+                .collect::<Vec<_>>()
+                .join(".");
+            let message = match read_only.iter().find(|r| r.target == template) {
+                Some(r) => format!("it is read-only on this connection: {}", r.reason),
+                None => "this connection's mapping does not map it, so it cannot be written".into(),
+            };
+            errors.push(WriteError { field, message });
+            continue;
+        };
+        match rule {
+            WriteRule::Field {
+                native, inverses, ..
+            } => {
+                let mut v = (*value).clone();
+                for inverse in inverses {
+                    match inverse.apply(v) {
+                        Ok(next) => v = next,
+                        Err(message) => {
+                            errors.push(WriteError {
+                                field: field.clone(),
+                                message,
+                            });
+                            v = Value::Null;
+                            break;
+                        }
+                    }
+                }
+                set_native(out, native, v, &field, errors);
+            }
+            WriteRule::Object { rules, .. } => match value {
+                Value::Object(inner) => {
+                    let inner: Vec<(String, &Value)> =
+                        inner.iter().map(|(k, v)| (k.clone(), v)).collect();
+                    write_fields(rules, read_only, &inner, &field, out, errors);
+                }
+                Value::Null => {}
+                other => errors.push(WriteError {
+                    field,
+                    message: format!("{} is not an object", quote(other)),
+                }),
+            },
+            WriteRule::Array { native, rules, .. } => match value {
+                Value::Array(items) => {
+                    let mut written = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        let at = format!("{field}[{i}]");
+                        let Value::Object(inner) = item else {
+                            errors.push(WriteError {
+                                field: at,
+                                message: format!("{} is not an object", quote(item)),
+                            });
+                            continue;
+                        };
+                        let inner: Vec<(String, &Value)> =
+                            inner.iter().map(|(k, v)| (k.clone(), v)).collect();
+                        let mut element = Value::Object(Map::new());
+                        write_fields(rules, read_only, &inner, &at, &mut element, errors);
+                        written.push(element);
+                    }
+                    set_native(out, native, Value::Array(written), &field, errors);
+                }
+                Value::Null => {}
+                other => errors.push(WriteError {
+                    field,
+                    message: format!("{} is not an array", quote(other)),
+                }),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_paths_are_member_chains() {
+        assert_eq!(
+            plain_path("$.A.B"),
+            Some((vec!["A".into(), "B".into()], false))
+        );
+        assert_eq!(
+            plain_path("$.to_Item.results[*]"),
+            Some((vec!["to_Item".into(), "results".into()], true))
+        );
+        assert_eq!(
+            plain_path("$['odd key'].x"),
+            Some((vec!["odd key".into(), "x".into()], false))
+        );
+        assert_eq!(plain_path("$.items[0].Plant"), None);
+        assert_eq!(plain_path("$..x"), None);
+        assert_eq!(plain_path("$.a[?@.b]"), None);
+        assert_eq!(plain_path("$"), None);
+    }
+
+    #[test]
+    fn inverses_undo_their_transforms() {
+        let sap = Style::SapOData;
+        let date = inverse(&TransformStep(Value::String("date".into())), sap).unwrap();
+        assert_eq!(
+            date.apply(Value::String("2024-03-15".into())).unwrap(),
+            "/Date(1710460800000)/"
+        );
+        let lookup = inverse(
+            &TransformStep(serde_json::json!({"lookup": {"map": {"APPR": "approved", "WAPPR": "pending_approval"}}})),
+            Style::Maximo,
+        )
+        .unwrap();
+        assert_eq!(lookup.apply("approved".into()).unwrap(), "APPR");
+        let e = lookup.apply("closed".into()).unwrap_err();
+        assert!(
+            e.contains("takes \"approved\", \"pending_approval\""),
+            "{e}"
+        );
+        let many = inverse(
+            &TransformStep(
+                serde_json::json!({"lookup": {"map": {"02": "approved", "05": "approved"}}}),
+            ),
+            sap,
+        )
+        .unwrap_err();
+        assert!(many.contains("more than one code"), "{many}");
+        let number = inverse(&TransformStep("to_number".into()), sap).unwrap();
+        assert_eq!(number.apply(serde_json::json!(12.5)).unwrap(), "12.5");
+        let scale = inverse(
+            &TransformStep(serde_json::json!({"divide": {"by": 100}})),
+            sap,
+        )
+        .unwrap();
+        assert_eq!(
+            scale.apply(serde_json::json!(1.25)).unwrap(),
+            serde_json::json!(125.0)
+        );
+        assert!(inverse(&TransformStep("round".into()), sap).is_err());
+        assert!(
+            inverse(
+                &TransformStep(serde_json::json!({"plugin": "uom", "function": "convert"})),
+                sap
+            )
+            .is_err()
+        );
+    }
+}
