@@ -1360,3 +1360,213 @@ async fn upstream_calls_keep_to_the_connections_concurrency_limit() {
     Arc::into_inner(s).expect("no other handle").stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_writes_go_upstream_in_each_systems_format_and_read_back() {
+    let dir = temp_dir("writes");
+    let s = Service::start(&dir, None).await;
+    let (base, mock) = mock::start(&format!("crosswalk:{PASSWORD}")).await;
+    let id = s
+        .live(
+            "sap-s4hana",
+            json!({"base_url": base, "breaker": {"consecutive_failures": 2, "open_ms": 60000, "window": 10, "min_calls": 10}}),
+            json!({"type": "basic", "username": "crosswalk", "password": PASSWORD}),
+        )
+        .await;
+    let (status, _, _) = s
+        .call("PUT", &format!("/v1/connections/{id}/mappings/purchase_order"), Some(json!({"overrides": [{"target": "custom_fields.cost_center", "path": "$.ZZ1_CostCenter_PDH"}]})))
+        .await;
+    assert_eq!(status, 200);
+    let po = format!("/v1/connections/{id}/purchase-orders");
+
+    // A create: deep insert with its items, through the CSRF handshake, read back.
+    let order = json!({
+        "number": "4500009001",
+        "vendor": {"id": "17300001"},
+        "order_date": "2024-06-03",
+        "currency": "EUR",
+        "custom_fields": {"cost_center": "CC-42"},
+        "lines": [{"line_number": 10, "item_id": "RM-BRG-6205", "quantity": 5, "unit_of_measure": "PC"}],
+    });
+    let (status, headers, created) = s.call("POST", &po, Some(order)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(headers["crosswalk-mapping-version"], "1");
+    assert_eq!(created["applied"], true);
+    let data = &created["data"];
+    assert_eq!(
+        (
+            data["id"].as_str(),
+            data["currency"].as_str(),
+            data["order_date"].as_str()
+        ),
+        (Some("4500009001"), Some("EUR"), Some("2024-06-03"))
+    );
+    assert_eq!(data["custom_fields"]["cost_center"], "CC-42");
+    assert_eq!(
+        (
+            data["lines"][0]["quantity"].as_f64(),
+            data["lines"][0]["item_id"].as_str()
+        ),
+        (Some(5.0), Some("RM-BRG-6205"))
+    );
+    let (method, path, sent) = mock.writes.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        (method.as_str(), path.ends_with("/A_PurchaseOrder")),
+        ("POST", true)
+    );
+    assert_eq!(sent["ZZ1_CostCenter_PDH"], "CC-42");
+    assert_eq!(
+        sent["to_PurchaseOrderItem"]["results"][0]["OrderQuantity"],
+        "5"
+    );
+    assert_eq!(sent["PurchaseOrderDate"], "/Date(1717372800000)/");
+    assert_eq!(
+        s.get(&format!("{po}/4500009001")).await.1["data"]["currency"],
+        "EUR"
+    );
+
+    // An update sends the given fields only.
+    let (status, _, updated) = s
+        .call(
+            "PATCH",
+            &format!("{po}/4500009001"),
+            Some(json!({"currency": "USD"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        (
+            updated["data"]["currency"].as_str(),
+            updated["data"]["custom_fields"]["cost_center"].as_str()
+        ),
+        (Some("USD"), Some("CC-42"))
+    );
+    let (method, path, sent) = mock.writes.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        (
+            method.as_str(),
+            path.ends_with("A_PurchaseOrder('4500009001')")
+        ),
+        ("PATCH", true),
+        "{path}"
+    );
+    assert_eq!(sent, json!({"DocumentCurrency": "USD"}));
+    assert_eq!(
+        s.call(
+            "PATCH",
+            &format!("{po}/4599999999"),
+            Some(json!({"currency": "USD"}))
+        )
+        .await
+        .0,
+        404
+    );
+
+    // A read-only field is refused before anything is sent.
+    let writes = mock.writes.lock().unwrap().len();
+    let (status, _, e) = s
+        .call(
+            "PATCH",
+            &format!("{po}/4500009001"),
+            Some(json!({"status": "approved"})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("unwritable_fields")),
+        "{e}"
+    );
+    assert_eq!(mock.writes.lock().unwrap().len(), writes);
+
+    // The system refuses the record: 422 with its message; the connection stays healthy.
+    let (status, _, e) = s
+        .call(
+            "POST",
+            &po,
+            Some(json!({"number": "4500009002", "vendor": {"id": "99999999"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("upstream_rejected")),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Supplier 99999999 does not exist"),
+        "{e}"
+    );
+    assert_eq!(s.status(&id).await["status"], "healthy");
+    let (_, log) = s
+        .get(&format!("/v1/connections/{id}/errors?kind=rejected"))
+        .await;
+    assert_eq!(log["data"][0]["upstream_status"], 400);
+
+    // An outage during writes counts for the breaker like one during reads.
+    mock.set(Switches {
+        fail_with: Some(503),
+        ..Switches::default()
+    });
+    for _ in 0..2 {
+        let (status, _, e) = s
+            .call(
+                "PATCH",
+                &format!("{po}/4500009001"),
+                Some(json!({"currency": "CHF"})),
+            )
+            .await;
+        assert_eq!(status, 502, "{e}");
+    }
+    let calls = mock.calls();
+    let (status, _, e) = s
+        .call(
+            "PATCH",
+            &format!("{po}/4500009001"),
+            Some(json!({"currency": "CHF"})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (503, Some("circuit_open"))
+    );
+    assert_eq!(mock.calls(), calls, "not sent while the breaker is open");
+    mock.set(Switches::default());
+
+    // Maximo: a create with `properties`, an update at the record's href.
+    let (mbase, mmock) = mock::start("maximo-api-key-123").await;
+    let mx = s
+        .live(
+            "ibm-maximo",
+            json!({"base_url": mbase}),
+            json!({"type": "api_key", "header": "apikey", "key": "maximo-api-key-123"}),
+        )
+        .await;
+    let mpo = format!("/v1/connections/{mx}/purchase-orders");
+    let (status, _, created) = s
+        .call("POST", &mpo, Some(json!({"number": "PO-9001", "vendor": {"id": "GRAINGER"}, "currency": "USD", "order_date": "2024-06-03"})))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        (
+            created["data"]["id"].as_str(),
+            created["data"]["order_date"].as_str()
+        ),
+        (Some("PO-9001"), Some("2024-06-03"))
+    );
+    let (status, _, updated) = s
+        .call(
+            "PATCH",
+            &format!("{mpo}/PO-9001"),
+            Some(json!({"currency": "CAD"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["data"]["currency"], "CAD");
+    let (_, path, sent) = mmock.writes.lock().unwrap().last().cloned().unwrap();
+    assert!(path.ends_with("/mxapipo/_PO-9001"), "{path}");
+    assert_eq!(sent, json!({"currencycode": "CAD"}));
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

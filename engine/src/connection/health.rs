@@ -55,11 +55,14 @@ pub enum ErrorKind {
     Mapping,
     /// A plugin call failed (trap, time or memory limit, error).
     Plugin,
+    /// The upstream refused a write as invalid (400, 409, 412, 422): the record's
+    /// fault, not the connection's.
+    Rejected,
 }
 
 impl ErrorKind {
     /// Every kind, in order.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::Auth,
         ErrorKind::Permission,
         ErrorKind::RateLimit,
@@ -69,6 +72,7 @@ impl ErrorKind {
         ErrorKind::BadResponse,
         ErrorKind::Mapping,
         ErrorKind::Plugin,
+        ErrorKind::Rejected,
     ];
 
     /// Its name in the API.
@@ -83,6 +87,7 @@ impl ErrorKind {
             ErrorKind::BadResponse => "bad_response",
             ErrorKind::Mapping => "mapping",
             ErrorKind::Plugin => "plugin",
+            ErrorKind::Rejected => "rejected",
         }
     }
 

@@ -171,6 +171,37 @@ impl Monitor {
         self.report_change(c, &mut t);
     }
 
+    /// The upstream refused a write as invalid: logged, without touching the
+    /// connection's health (the upstream answered as it should).
+    pub fn rejected(
+        &self,
+        c: &Connection,
+        entity: Entity,
+        error: &UpstreamError,
+        admission: Admission,
+        request_id: Option<&str>,
+    ) {
+        {
+            let tracked = self.tracked(c);
+            let mut t = tracked.lock().expect("not poisoned");
+            t.health.success(entity, Some(admission), Instant::now());
+            self.report_change(c, &mut t);
+        }
+        self.log(
+            c,
+            ErrorEntry {
+                at: now(),
+                entity: Some(entity),
+                kind: error.kind,
+                message: error.message.clone(),
+                upstream_status: error.status,
+                record_id: None,
+                plugin: None,
+                request_id: request_id.map(str::to_owned),
+            },
+        );
+    }
+
     /// What mapping a page of records gave: failed records and field errors are
     /// logged as mapping errors, failed plugin calls as plugin errors; a plugin that
     /// starts failing raises `plugin.failing` once.

@@ -80,6 +80,14 @@ pub enum ReadError {
         /// The failure.
         error: UpstreamError,
     },
+    /// The upstream refused a write as invalid.
+    #[error("the upstream refused the {entity} write: {error}")]
+    Rejected {
+        /// The entity written.
+        entity: Entity,
+        /// The refusal.
+        error: UpstreamError,
+    },
     /// A live connection without the secret key to open its credentials.
     #[error(
         "live connections need the server to have {SECRET_KEY_ENV} (32 bytes, hex or base64) to seal and open credentials"
@@ -446,6 +454,53 @@ impl Reads {
             scenario,
             version: pipeline.version,
         })
+    }
+
+    /// Writes a record's native payload to a live connection's upstream (a create
+    /// without `record_id`, an update of the given fields with it) through the same
+    /// admission, breaker and status handling as reads, then reads it back mapped.
+    pub async fn write(
+        &self,
+        c: &Connection,
+        entity: Entity,
+        record_id: Option<&str>,
+        native: &Value,
+        request_id: Option<&str>,
+    ) -> Result<Fetched, ReadError> {
+        let upstream = self.upstream(c)?;
+        let admission = self.admit(c)?;
+        let written = match record_id {
+            None => upstream.create(entity, native).await.map(Some),
+            Some(id) => upstream
+                .update(entity, id, native)
+                .await
+                .map(|found| found.then(|| id.to_owned())),
+        };
+        let key = match written {
+            Ok(Some(key)) => {
+                self.monitor.succeeded(c, entity, Some(admission));
+                key
+            }
+            Ok(None) => {
+                self.monitor.succeeded(c, entity, Some(admission));
+                return Err(ReadError::NotFound {
+                    connection: c.id.clone(),
+                    entity,
+                    id: record_id.unwrap_or_default().to_owned(),
+                });
+            }
+            Err(error) if error.kind == super::health::ErrorKind::Rejected => {
+                self.monitor
+                    .rejected(c, entity, &error, admission, request_id);
+                return Err(ReadError::Rejected { entity, error });
+            }
+            Err(error) => {
+                self.monitor
+                    .failed(c, Some(entity), &error, Some(admission), request_id);
+                return Err(ReadError::Upstream { entity, error });
+            }
+        };
+        self.get(c, entity, &key, false, request_id).await
     }
 
     /// Verifies new credentials against the upstream and, when they work, stores them

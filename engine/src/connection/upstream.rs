@@ -448,6 +448,13 @@ pub enum Next {
     Skip(u64),
 }
 
+/// An upstream's answer.
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Option<Value>,
+}
+
 /// One page of native records.
 #[derive(Debug)]
 pub struct Page {
@@ -756,6 +763,23 @@ impl Upstream {
 
     /// GETs JSON with the connection's credentials: `None` for a 404.
     async fn get_json(&self, url: Url) -> Result<Option<Value>, UpstreamError> {
+        let answer = self.send(reqwest::Method::GET, url, None, &[]).await?;
+        Ok(match answer.status {
+            404 => None,
+            _ => answer.body,
+        })
+    }
+
+    /// Sends a request with the connection's credentials (once more with a fresh
+    /// OAuth token after a 401), within the connection's limit on concurrent calls.
+    /// A 404 comes back as it is; any other failure is an error.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        body: Option<&Value>,
+        headers: &[(&str, String)],
+    ) -> Result<Answer, UpstreamError> {
         let _permit = self
             .permits
             .acquire()
@@ -763,11 +787,17 @@ impl Upstream {
             .expect("the semaphore is never closed");
         let mut refreshed = false;
         loop {
-            let request = self
+            let mut request = self
                 .client
-                .get(url.clone())
+                .request(method.clone(), url.clone())
                 .header("accept", "application/json")
                 .timeout(self.timeout);
+            for (name, value) in headers {
+                request = request.header(*name, value.as_str());
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
             let request = self.authorize(request, refreshed).await?;
             let response = request
                 .send()
@@ -784,23 +814,205 @@ impl Upstream {
                 continue;
             }
             if status == reqwest::StatusCode::NOT_FOUND {
-                return Ok(None);
+                return Ok(Answer {
+                    status: 404,
+                    headers: response.headers().clone(),
+                    body: None,
+                });
             }
             if !status.is_success() {
                 return Err(answer_error(response).await);
             }
+            let headers = response.headers().clone();
             let bytes = response
                 .bytes()
                 .await
                 .map_err(|e| transport(&e, self.timeout))?;
-            return serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                UpstreamError::new(
-                    ErrorKind::BadResponse,
-                    Some(status.as_u16()),
-                    format!("the upstream's answer is not JSON: {e}"),
-                )
+            let body = if bytes.is_empty() {
+                None
+            } else {
+                Some(serde_json::from_slice(&bytes).map_err(|e| {
+                    UpstreamError::new(
+                        ErrorKind::BadResponse,
+                        Some(status.as_u16()),
+                        format!("the upstream's answer is not JSON: {e}"),
+                    )
+                })?)
+            };
+            return Ok(Answer {
+                status: status.as_u16(),
+                headers,
+                body,
             });
         }
+    }
+
+    /// SAP Gateway's CSRF token and session cookies, fetched with a GET, for a
+    /// modifying request.
+    async fn csrf(&self, url: &Url) -> Result<Vec<(&'static str, String)>, UpstreamError> {
+        let answer = self
+            .send(
+                reqwest::Method::GET,
+                url.clone(),
+                None,
+                &[("x-csrf-token", "fetch".into())],
+            )
+            .await?;
+        let token = answer
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                UpstreamError::new(
+                    ErrorKind::BadResponse,
+                    Some(answer.status),
+                    "SAP gave no x-csrf-token for the write",
+                )
+            })?;
+        let cookies: Vec<String> = answer
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| c.split(';').next())
+            .map(str::to_owned)
+            .collect();
+        let mut headers = vec![("x-csrf-token", token)];
+        if !cookies.is_empty() {
+            headers.push(("cookie", cookies.join("; ")));
+        }
+        Ok(headers)
+    }
+
+    /// Creates a record from its native payload; answers the record's key.
+    pub async fn create(&self, entity: Entity, native: &Value) -> Result<String, UpstreamError> {
+        let resource = self.dialect.resource(entity)?;
+        let url = self
+            .base
+            .join(resource.path)
+            .map_err(|e| UpstreamError::new(ErrorKind::BadResponse, None, e.to_string()))?;
+        let answer = match self.dialect.paging {
+            Paging::ODataV2 => {
+                let headers = self.csrf(&url).await?;
+                self.send(reqwest::Method::POST, url, Some(native), &headers)
+                    .await?
+            }
+            Paging::Maximo => {
+                let mut url = url;
+                url.query_pairs_mut().append_pair("lean", "1");
+                self.send(
+                    reqwest::Method::POST,
+                    url,
+                    Some(native),
+                    &[("properties", resource.key.to_owned())],
+                )
+                .await?
+            }
+            Paging::ODataV4 => {
+                self.send(reqwest::Method::POST, url, Some(native), &[])
+                    .await?
+            }
+        };
+        if answer.status == 404 {
+            return Err(UpstreamError::new(
+                ErrorKind::BadResponse,
+                Some(404),
+                format!("the {entity} collection answered 404 to the create"),
+            ));
+        }
+        // The key: from the created record the system answers, else from the payload.
+        let created = answer
+            .body
+            .as_ref()
+            .map(|b| b.get("d").unwrap_or(b))
+            .and_then(|r| r.get(resource.key))
+            .or_else(|| native.get(resource.key))
+            .cloned();
+        match created {
+            Some(Value::String(key)) => Ok(key),
+            Some(Value::Number(n)) => Ok(n.to_string()),
+            _ => Err(UpstreamError::new(
+                ErrorKind::BadResponse,
+                Some(answer.status),
+                format!(
+                    "the upstream created the {entity} but its answer names no `{}`",
+                    resource.key
+                ),
+            )),
+        }
+    }
+
+    /// Updates the given native fields of a record; `false` when there is none.
+    pub async fn update(
+        &self,
+        entity: Entity,
+        id: &str,
+        native: &Value,
+    ) -> Result<bool, UpstreamError> {
+        let resource = self.dialect.resource(entity)?;
+        let bad =
+            |e: url::ParseError| UpstreamError::new(ErrorKind::BadResponse, None, e.to_string());
+        let answer = match self.dialect.paging {
+            Paging::ODataV2 => {
+                let path = format!(
+                    "{}('{}')",
+                    resource.path,
+                    urlencode_segment(&id.replace('\'', "''"))
+                );
+                let url = self.base.join(&path).map_err(bad)?;
+                let headers = self.csrf(&url).await?;
+                self.send(reqwest::Method::PATCH, url, Some(native), &headers)
+                    .await?
+            }
+            Paging::Maximo => {
+                // Maximo updates a record at its own href, with a POST that says PATCH.
+                let Some(current) = self.get(entity, id).await? else {
+                    return Ok(false);
+                };
+                let href = current.get("href").and_then(Value::as_str).ok_or_else(|| {
+                    UpstreamError::new(
+                        ErrorKind::BadResponse,
+                        None,
+                        format!("Maximo's {entity} `{id}` has no href to update it at"),
+                    )
+                })?;
+                let mut url = self.same_origin(self.base.join(href).map_err(bad)?.as_ref())?;
+                url.query_pairs_mut().append_pair("lean", "1");
+                self.send(
+                    reqwest::Method::POST,
+                    url,
+                    Some(native),
+                    &[
+                        ("x-method-override", "PATCH".into()),
+                        ("patchtype", "MERGE".into()),
+                    ],
+                )
+                .await?
+            }
+            Paging::ODataV4 => {
+                // The key of a data entity includes the legal entity.
+                let Some(current) = self.get(entity, id).await? else {
+                    return Ok(false);
+                };
+                let area = current
+                    .get("dataAreaId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .replace('\'', "''");
+                let path = format!(
+                    "{}(dataAreaId='{area}',{}='{}')",
+                    resource.path,
+                    resource.key,
+                    urlencode_segment(&id.replace('\'', "''"))
+                );
+                let mut url = self.base.join(&path).map_err(bad)?;
+                url.query_pairs_mut().append_pair("cross-company", "true");
+                self.send(reqwest::Method::PATCH, url, Some(native), &[])
+                    .await?
+            }
+        };
+        Ok(answer.status != 404)
     }
 
     async fn authorize(
@@ -924,6 +1136,7 @@ async fn answer_error(response: reqwest::Response) -> UpstreamError {
         403 => ErrorKind::Permission,
         408 | 504 => ErrorKind::Timeout,
         429 => ErrorKind::RateLimit,
+        400 | 409 | 412 | 422 => ErrorKind::Rejected,
         500..=599 => ErrorKind::Upstream5xx,
         _ => ErrorKind::BadResponse,
     };

@@ -139,6 +139,12 @@ impl From<ReadError> for ApiError {
                 }
                 api
             }
+            ReadError::Rejected { entity, error } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "upstream_rejected",
+                message,
+            )
+            .details(json!({"entity": entity, "upstream_status": error.status})),
             ReadError::NoSecretKey => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_secret_key", message)
             }
@@ -286,7 +292,8 @@ pub(super) async fn get_record(
 pub struct WriteAnswer {
     /// Whether the source system was changed: always `false` for a sandbox.
     pub applied: bool,
-    /// The unified record as written (for an update, the fields given).
+    /// Live: the record as the system holds it after the write, read back and mapped.
+    /// Sandbox: the unified record as sent (for an update, the fields given).
     pub data: Value,
     /// The system's own payload that the write sends (or, for a sandbox, would send).
     pub native_payload: Value,
@@ -387,10 +394,31 @@ pub(super) async fn write_record(
     let pipeline = state.inner.pipelines.current(&c, entity)?;
     let native_payload = native_payload(&pipeline, entity, &record)?;
     if c.mode == Mode::Live {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            "writes to live connections are not available yet; a sandbox connection takes writes without changing anything",
+        let fetched = state
+            .inner
+            .reads
+            .write(
+                &c,
+                entity,
+                record_id.as_deref(),
+                &native_payload,
+                request_id.as_ref().map(|r| r.0.as_str()),
+            )
+            .await?;
+        let status = if record_id.is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        let answer = WriteAnswer {
+            applied: true,
+            data: fetched.record,
+            native_payload,
+            message: format!("the {entity} was written to {} and read back", c.system),
+        };
+        return Ok(with_version(
+            (status, Json(answer)).into_response(),
+            fetched.version,
         ));
     }
     if let Some(record_id) = &record_id {

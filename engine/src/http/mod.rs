@@ -388,14 +388,14 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
             .answers(200, Output::Json(schema::<connections::RecordAnswer>))
             .errors(&[400, 409, 422, 429, 502, 503, 504])
             .versioned(),
-        Route::new(Method::POST, r.collection, post(create), create_op, "Create a record. A sandbox connection accepts it and changes nothing; live writes are not available yet.")
+        Route::new(Method::POST, r.collection, post(create), create_op, "Create a record: validated, reverse-mapped with the connection's current mapping, sent to the system in its own format and read back. A sandbox connection accepts it and changes nothing.")
             .input(Input::Json(record_schema))
             .answers(201, Output::Json(schema::<connections::WriteAnswer>))
-            .errors(&[422, 501]),
-        Route::new(Method::PATCH, r.item, patch(update), update_op, "Update the given fields of a record. A sandbox connection accepts it and changes nothing; live writes are not available yet.")
+            .errors(&[409, 422, 429, 502, 503, 504]),
+        Route::new(Method::PATCH, r.item, patch(update), update_op, "Update the given fields of a record, as a create does. A sandbox connection accepts it and changes nothing.")
             .input(Input::Json(record_schema))
             .answers(200, Output::Json(schema::<connections::WriteAnswer>))
-            .errors(&[409, 422, 429, 501, 502, 503, 504]),
+            .errors(&[409, 422, 429, 502, 503, 504]),
         Route::new(Method::POST, r.preview, post(preview), preview_op, "The system's own payload that a write of this record (or of these fields) would send, through the connection's current mapping; nothing is sent.")
             .input(Input::Json(record_schema))
             .answers(200, Output::Json(schema::<connections::WritePreview>))

@@ -204,7 +204,6 @@ fn error_description(status: u16) -> &'static str {
         429 => {
             "The connection's upstream is rate limiting (`Retry-After` says for how long); it is not called until then."
         }
-        501 => "Not available yet: writes to live connections.",
         502 => {
             "The upstream failed: unreachable, a 5xx, a permission refused on this entity, or an answer that is not what its API returns (`code` and `details.kind` say which)."
         }
@@ -213,7 +212,7 @@ fn error_description(status: u16) -> &'static str {
         }
         504 => "The upstream did not answer within the connection's timeout.",
         422 => {
-            "Well-formed but refused: an invalid mapping (with every problem in `details.problems`), plugin, binding, system or version, or a record that cannot be mapped."
+            "Well-formed but refused: an invalid mapping (with every problem in `details.problems`), plugin, binding, system or version, a record that cannot be mapped, a write with fields that cannot be written (`unwritable_fields`, every one in `details.errors`), or a write the source system refused (`upstream_rejected`)."
         }
         500 => "An internal error; the server's log has the cause, under the request id.",
         _ => "An error.",

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use crosswalk::connection::sandbox;
 use crosswalk::connection::upstream::basic_header;
 use crosswalk::model::Entity;
@@ -52,6 +52,11 @@ pub struct Mock {
     pub token_calls: Mutex<u64>,
     /// The query strings it was called with.
     pub queries: Mutex<Vec<String>>,
+    /// The mock's records, per system and entity: the sandbox datasets, then what
+    /// writes changed.
+    pub tables: Mutex<HashMap<(&'static str, Entity), Vec<Value>>>,
+    /// The writes it took: method, path and body.
+    pub writes: Mutex<Vec<(String, String, Value)>>,
     /// Data calls being answered now.
     pub in_flight: Mutex<u64>,
     /// The most data calls it answered at once.
@@ -85,12 +90,14 @@ pub async fn start(secret: &str) -> (String, Arc<Mock>) {
         data_calls: Mutex::new(0),
         token_calls: Mutex::new(0),
         queries: Mutex::new(Vec::new()),
+        tables: Mutex::new(HashMap::new()),
+        writes: Mutex::new(Vec::new()),
         in_flight: Mutex::new(0),
         max_in_flight: Mutex::new(0),
     });
     let app = Router::new()
         .route("/oauth/token", post(token))
-        .fallback(get(data))
+        .fallback(data)
         .with_state(Arc::clone(&mock));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -166,6 +173,9 @@ fn route(path: &str) -> Option<(&'static str, Entity, Option<String>)> {
             if rest.is_empty() {
                 return Some((system, *entity, None));
             }
+            if let Some(key) = rest.strip_prefix("/_") {
+                return Some((system, *entity, Some(key.to_owned())));
+            }
             let key = rest.strip_prefix("('")?.strip_suffix("')")?;
             let key = url::form_urlencoded::parse(key.as_bytes())
                 .next()
@@ -177,12 +187,70 @@ fn route(path: &str) -> Option<(&'static str, Entity, Option<String>)> {
     None
 }
 
-/// The sandbox records of a system's entity, as the mock's database.
-fn table(system: &str, entity: Entity) -> Vec<Value> {
-    sandbox::records(system, entity)
-        .iter()
-        .map(|s| s.record.clone())
-        .collect()
+/// The mock's records of a system's entity (the sandbox dataset until a write).
+fn table(mock: &Mock, system: &'static str, entity: Entity) -> Vec<Value> {
+    mock.tables
+        .lock()
+        .unwrap()
+        .entry((system, entity))
+        .or_insert_with(|| {
+            sandbox::records(system, entity)
+                .iter()
+                .map(|s| s.record.clone())
+                .collect()
+        })
+        .clone()
+}
+
+/// The key property of a system's entity in the mock.
+fn key_of(system: &str, entity: Entity) -> &'static str {
+    match (system, entity) {
+        ("sap-s4hana", Entity::PurchaseOrder) => "PurchaseOrder",
+        ("sap-s4hana", Entity::Vendor) => "BusinessPartner",
+        ("sap-s4hana", Entity::WorkOrder) => "MaintenanceOrder",
+        ("ibm-maximo", Entity::PurchaseOrder) => "ponum",
+        ("ibm-maximo", Entity::WorkOrder) => "wonum",
+        ("dynamics-365-fo", Entity::PurchaseOrder) => "PurchaseOrderNumber",
+        ("dynamics-365-fo", Entity::Vendor) => "VendorAccountNumber",
+        _ => "",
+    }
+}
+
+/// Creates or merges a record, as the systems do; answers the stored record.
+fn write(
+    mock: &Mock,
+    system: &'static str,
+    entity: Entity,
+    key: Option<String>,
+    body: Value,
+) -> Response {
+    let key_field = key_of(system, entity);
+    if system == "sap-s4hana" && body["Supplier"] == "99999999" {
+        return odata_error(StatusCode::BAD_REQUEST, "Supplier 99999999 does not exist");
+    }
+    let mut tables = mock.tables.lock().unwrap();
+    let rows = tables.entry((system, entity)).or_default();
+    match key {
+        None => {
+            let Some(id) = body[key_field].as_str().map(str::to_owned) else {
+                return odata_error(StatusCode::BAD_REQUEST, "the key is missing");
+            };
+            if rows.iter().any(|r| r[key_field] == id.as_str()) {
+                return odata_error(StatusCode::CONFLICT, "the record exists already");
+            }
+            rows.push(body.clone());
+            (StatusCode::CREATED, axum::Json(json!({"d": body}))).into_response()
+        }
+        Some(id) => match rows.iter_mut().find(|r| r[key_field] == id.as_str()) {
+            Some(row) => {
+                for (k, v) in body.as_object().into_iter().flatten() {
+                    row[k] = v.clone();
+                }
+                StatusCode::NO_CONTENT.into_response()
+            }
+            None => odata_error(StatusCode::NOT_FOUND, "Resource not found"),
+        },
+    }
 }
 
 /// Milliseconds of SAP's `/Date(ms+0000)/`.
@@ -239,15 +307,79 @@ async fn data(
     let Some((system, entity, key)) = route(&path) else {
         return odata_error(StatusCode::NOT_FOUND, "Resource not found");
     };
-    let mut records = table(system, entity);
-    let key_field = match (system, entity) {
-        ("sap-s4hana", Entity::PurchaseOrder) => "PurchaseOrder",
-        ("sap-s4hana", Entity::Vendor) => "BusinessPartner",
-        ("ibm-maximo", Entity::PurchaseOrder) => "ponum",
-        ("dynamics-365-fo", Entity::PurchaseOrder) => "PurchaseOrderNumber",
-        ("dynamics-365-fo", Entity::Vendor) => "VendorAccountNumber",
-        _ => "",
+    let method = request.method().clone();
+    let headers = request.headers().clone();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
     };
+    let host = header("host");
+    if method != axum::http::Method::GET {
+        if system == "sap-s4hana"
+            && (header("x-csrf-token") != "csrf-1"
+                || !header("cookie").contains("SAP_SESSIONID=s1"))
+        {
+            return odata_error(StatusCode::FORBIDDEN, "CSRF token validation failed");
+        }
+        if system == "ibm-maximo" && key.is_some() && header("x-method-override") != "PATCH" {
+            return odata_error(
+                StatusCode::BAD_REQUEST,
+                "an update is a POST with x-method-override: PATCH",
+            );
+        }
+        let bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        mock.writes
+            .lock()
+            .unwrap()
+            .push((method.to_string(), path.clone(), body.clone()));
+        return write(&mock, system, entity, key, body);
+    }
+    let csrf = header("x-csrf-token") == "fetch";
+    let mut records = table(&mock, system, entity);
+    if system == "ibm-maximo" {
+        let key_field = key_of(system, entity);
+        for r in &mut records {
+            let id = r[key_field].as_str().unwrap_or_default().to_owned();
+            r["href"] = json!(format!(
+                "http://{host}{}/_{id}",
+                path.split("/_").next().unwrap()
+            ));
+        }
+    }
+    let key_field = key_of(system, entity);
+    let mut response = answer(
+        system, key, records, key_field, &query, &switches, &path, &host,
+    );
+    if csrf {
+        let h = response.headers_mut();
+        h.insert("x-csrf-token", "csrf-1".parse().unwrap());
+        h.append("set-cookie", "SAP_SESSIONID=s1; path=/".parse().unwrap());
+        h.append(
+            "set-cookie",
+            "sap-usercontext=sap-client=100; path=/".parse().unwrap(),
+        );
+    }
+    response
+}
+
+/// A GET's answer.
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    system: &str,
+    key: Option<String>,
+    mut records: Vec<Value>,
+    key_field: &str,
+    query: &HashMap<String, String>,
+    switches: &Switches,
+    path: &str,
+    host: &str,
+) -> Response {
     if let Some(key) = key {
         return match records.into_iter().find(|r| r[key_field] == key.as_str()) {
             Some(r) => axum::Json(json!({"d": r})).into_response(),
@@ -316,12 +448,6 @@ async fn data(
                 .collect();
             let mut body = json!({"member": page, "responseInfo": {"pagenum": pageno}});
             if pageno * size < records.len() {
-                let host = request
-                    .headers()
-                    .get("host")
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
                 body["responseInfo"]["nextPage"] = json!({"href": format!(
                     "http://{host}{path}?lean=1&oslc.select=*&oslc.pageSize={size}&pageno={}",
                     pageno + 1
@@ -342,12 +468,6 @@ async fn data(
             let page: Vec<Value> = records.iter().skip(skip).take(top).cloned().collect();
             let mut body = json!({"value": page});
             if skip + top < records.len() {
-                let host = request
-                    .headers()
-                    .get("host")
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
                 body["@odata.nextLink"] = json!(format!(
                     "http://{host}{path}?cross-company=true&$top={top}&$skip={}",
                     skip + top
