@@ -310,7 +310,7 @@ impl WritePlan {
                 });
                 continue;
             }
-            if let Some(w) = derive_rule(rule, "", style, &mut read_only) {
+            if let Some(w) = derive_rule(rule, "", style, resolved.entity, &mut read_only) {
                 rules.push(w);
             }
         }
@@ -382,6 +382,7 @@ fn derive_rule(
     rule: &ResolvedRule,
     prefix: &str,
     style: Style,
+    entity: Entity,
     read_only: &mut Vec<ReadOnly>,
 ) -> Option<WriteRule> {
     if rule.disabled {
@@ -390,9 +391,13 @@ fn derive_rule(
     let target = rule.spec.target.clone();
     let full = joined(prefix, &target);
     if let Some(children) = &rule.rules {
+        let is_array = matches!(
+            entity.record_type().field(&rule.spec.target),
+            Some(crate::model::FieldType::Array(_))
+        ) && prefix.is_empty();
         let mut nested = Vec::new();
         for child in children {
-            if let Some(w) = derive_rule(child, &full, style, read_only) {
+            if let Some(w) = derive_rule(child, &full, style, entity, read_only) {
                 nested.push(w);
             }
         }
@@ -401,8 +406,9 @@ fn derive_rule(
                 target,
                 rules: nested,
             }),
+            // `$.items[*]`, or `$.poline` for an array target: an array of records.
             Some(path) => match plain_path(path) {
-                Some((native, true)) => Some(WriteRule::Array {
+                Some((native, wildcard)) if wildcard || is_array => Some(WriteRule::Array {
                     target,
                     native,
                     rules: nested,
@@ -410,9 +416,7 @@ fn derive_rule(
                 _ => refuse(
                     read_only,
                     &full,
-                    format!(
-                        "its records come from `{path}`, which is not a plain member path ending in [*]"
-                    ),
+                    format!("its records come from `{path}`, which is not a plain member path"),
                 ),
             },
         };
