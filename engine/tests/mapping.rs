@@ -656,7 +656,7 @@ fn writes_round_trip_through_the_reverse_mapping() {
     let mut fields_checked = 0;
     for (name, system, entity, overrides, record) in cases {
         let resolved = mapping::resolve(&system, entity, overrides.as_ref()).unwrap();
-        let write = mapping::WritePlan::derive(&resolved);
+        let write = mapping::WritePlan::derive(&resolved).unwrap();
         let plan = mapping::plan(&system, entity, overrides.as_ref()).unwrap();
         let unified = plan.map_record(&record, MapOptions::default()).unwrap();
         let sent = writable(&unified, write.read_only());
@@ -703,7 +703,7 @@ fn writes_round_trip_through_the_reverse_mapping() {
 #[test]
 fn writes_refuse_read_only_and_unwritable_fields_by_name() {
     let resolved = mapping::resolve("sap-s4hana", Entity::PurchaseOrder, None).unwrap();
-    let write = mapping::WritePlan::derive(&resolved);
+    let write = mapping::WritePlan::derive(&resolved).unwrap();
     let read_only: Vec<&str> = write
         .read_only()
         .iter()
@@ -742,6 +742,7 @@ fn writes_refuse_read_only_and_unwritable_fields_by_name() {
     .unwrap();
     let resolved = mapping::resolve("sap-s4hana", Entity::PurchaseOrder, Some(&spec)).unwrap();
     let native = mapping::WritePlan::derive(&resolved)
+        .unwrap()
         .to_native(&serde_json::json!({"number": "4500000001", "custom_fields": {"cost_center": "CC-1000"}}))
         .unwrap();
     assert_eq!(
@@ -870,7 +871,7 @@ fn generated_records_round_trip_through_the_reverse_mapping() {
     let mut rng = Rng(0x5eed_cafe_f00d_beef);
     for (name, system, entity, overrides) in cases {
         let resolved = mapping::resolve(&system, entity, overrides.as_ref()).unwrap();
-        let write = mapping::WritePlan::derive(&resolved);
+        let write = mapping::WritePlan::derive(&resolved).unwrap();
         let plan = mapping::plan(&system, entity, overrides.as_ref()).unwrap();
         for round in 0..40 {
             let mut record = random_value(entity.record_type(), &mut rng);
@@ -944,5 +945,63 @@ fn sent_diff(sent: &Value, back: &Value, at: &str, out: &mut Vec<String>) {
         (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
         (x, y) if x != y => out.push(format!("{at}: sent {x}, got {y}")),
         _ => {}
+    }
+}
+
+/// An explicit write rule makes a read-only target writable, and round-trips; a write
+/// rule that cannot work is refused when the mapping is made, naming its target.
+#[test]
+fn explicit_write_rules_make_read_only_targets_writable() {
+    let spec = OverrideSpec::parse(
+        r#"
+overrides:
+  - target: status
+    write:
+      path: $.PurchasingProcessingStatus
+      transforms:
+        - lookup: {map: {draft: "01", approved: "05", pending_approval: "03"}}
+"#,
+        Format::Yaml,
+    )
+    .unwrap();
+    let resolved = mapping::resolve("sap-s4hana", Entity::PurchaseOrder, Some(&spec)).unwrap();
+    let write = mapping::WritePlan::derive(&resolved).unwrap();
+    assert!(!write.read_only().iter().any(|r| r.target == "status"));
+    let native = write
+        .to_native(&serde_json::json!({"number": "4500000001", "status": "approved"}))
+        .unwrap();
+    assert_eq!(
+        native,
+        serde_json::json!({"PurchaseOrder": "4500000001", "PurchasingProcessingStatus": "05"})
+    );
+    let plan = mapping::plan("sap-s4hana", Entity::PurchaseOrder, Some(&spec)).unwrap();
+    assert_eq!(
+        plan.map_record(&native, MapOptions::default()).unwrap()["status"],
+        "approved"
+    );
+    let e = write
+        .to_native(&serde_json::json!({"status": "on_hold"}))
+        .unwrap_err();
+    assert_eq!(e[0].field, "status");
+    assert!(e[0].message.contains("on_hold"), "{}", e[0].message);
+
+    for (rule, says) in [
+        ("{path: '$.items[0].X'}", "is not a plain member path"),
+        (
+            "{path: $.X, transforms: [{plugin: uom, function: convert}]}",
+            "built-in transforms only",
+        ),
+        ("{path: $.X, transforms: [frobnicate]}", "frobnicate"),
+    ] {
+        let spec = OverrideSpec::parse(
+            &format!("overrides:\n  - target: status\n    write: {rule}\n"),
+            Format::Yaml,
+        )
+        .unwrap();
+        let resolved = mapping::resolve("sap-s4hana", Entity::PurchaseOrder, Some(&spec)).unwrap();
+        let e = mapping::WritePlan::derive(&resolved)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("status") && e.contains(says), "{rule}: {e}");
     }
 }

@@ -26,7 +26,7 @@ pub use resolve::{Origin, ResolvedMapping, ResolvedRule};
 pub use reverse::{ReadOnly, WriteError, WritePlan};
 pub use run::{Batch, MapOptions};
 pub use spec::{
-    Document, Format, MappingSpec, OverrideRule, OverrideSpec, RuleSpec, TransformStep,
+    Document, Format, MappingSpec, OverrideRule, OverrideSpec, RuleSpec, TransformStep, WriteSpec,
 };
 
 use crate::model::Entity;

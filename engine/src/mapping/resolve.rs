@@ -212,6 +212,7 @@ fn apply(rules: &mut Vec<ResolvedRule>, target: &str, o: &OverrideRule) -> Resul
         required: o.required.unwrap_or(false),
         default: o.default.clone(),
         rules: o.rules.clone(),
+        write: o.write.clone(),
         description: o.description.clone(),
     };
     rules.push(ResolvedRule::from_spec(spec, origin));
@@ -227,6 +228,7 @@ fn modify(rule: &mut ResolvedRule, o: &OverrideRule) -> Result<(), SpecError> {
         o.required.is_some(),
         o.default.is_some(),
         o.rules.is_some(),
+        o.write.is_some(),
         o.description.is_some(),
     ];
     let changed = changes.iter().filter(|c| **c).count();
@@ -244,7 +246,7 @@ fn modify(rule: &mut ResolvedRule, o: &OverrideRule) -> Result<(), SpecError> {
     if changed == 0 {
         return Err(SpecError::BadOverride {
             target: o.target.clone(),
-            message: "the override changes nothing: give a source (`path`, `const`, `coalesce`), `transforms`, `required`, `default`, `rules` or `disable`".into(),
+            message: "the override changes nothing: give a source (`path`, `const`, `coalesce`), `transforms`, `required`, `default`, `rules`, `write` or `disable`".into(),
         });
     }
     let spec = &mut rule.spec;
@@ -264,6 +266,9 @@ fn modify(rule: &mut ResolvedRule, o: &OverrideRule) -> Result<(), SpecError> {
     }
     if let Some(d) = &o.description {
         spec.description = Some(d.clone());
+    }
+    if o.write.is_some() {
+        spec.write = o.write.clone();
     }
     if let Some(nested) = &o.rules {
         rule.rules = Some(

@@ -30,10 +30,12 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::error::quote;
+use super::error::{SpecError, SpecErrors, quote};
 use super::resolve::{ResolvedMapping, ResolvedRule};
 use super::spec::TransformStep;
+use super::transform::{Ctx, ResolvePlugin, Transform};
 use crate::model::Entity;
+use crate::plugin::{Plugin, PluginError, Session};
 
 /// A target that a write cannot set, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -162,14 +164,23 @@ impl Inverse {
     }
 }
 
+/// How a scalar target's value becomes its source value.
+#[derive(Debug, Clone)]
+enum Convert {
+    /// The inverses of the read transforms, last first.
+    Inverses(Vec<Inverse>),
+    /// An explicit write rule's transforms, in order.
+    Forward(Vec<Transform>),
+}
+
 /// One writable target.
 #[derive(Debug, Clone)]
 enum WriteRule {
-    /// A scalar: the inverses (applied last transform first) and where it goes.
+    /// A scalar: how its value is converted and where it goes.
     Field {
         target: String,
         native: Vec<String>,
-        inverses: Vec<Inverse>,
+        convert: Convert,
     },
     /// An object whose fields are written into the same native record.
     Object {
@@ -297,11 +308,14 @@ fn inverse(step: &TransformStep, style: Style) -> Result<Inverse, String> {
 }
 
 impl WritePlan {
-    /// The reverse of a resolved mapping.
-    pub fn derive(resolved: &ResolvedMapping) -> WritePlan {
+    /// The reverse of a resolved mapping; an explicit write rule that is not valid
+    /// (a path that is not a plain member path, a transform that does not compile or
+    /// calls a plugin) is an error naming its target.
+    pub fn derive(resolved: &ResolvedMapping) -> Result<WritePlan, SpecErrors> {
         let style = Style::of(&resolved.system);
         let mut read_only = Vec::new();
         let mut rules = Vec::new();
+        let mut invalid = Vec::new();
         for rule in &resolved.rules {
             if matches!(rule.spec.target.as_str(), "created_at" | "updated_at") {
                 read_only.push(ReadOnly {
@@ -310,15 +324,22 @@ impl WritePlan {
                 });
                 continue;
             }
-            if let Some(w) = derive_rule(rule, "", style, resolved.entity, &mut read_only) {
+            let mut found = Found {
+                read_only: &mut read_only,
+                invalid: &mut invalid,
+            };
+            if let Some(w) = derive_rule(rule, "", style, resolved.entity, &mut found) {
                 rules.push(w);
             }
         }
-        WritePlan {
+        if !invalid.is_empty() {
+            return Err(SpecErrors(invalid));
+        }
+        Ok(WritePlan {
             entity: resolved.entity,
             rules,
             read_only,
-        }
+        })
     }
 
     /// The targets a write cannot set, and why.
@@ -353,13 +374,16 @@ impl WritePlan {
                 _ => flat.push((k.clone(), v)),
             }
         }
+        let mut session = Session::new(&[]);
         write_fields(
             &self.rules,
             &self.read_only,
             &flat,
+            unified,
             "",
             &mut out,
             &mut errors,
+            &mut session,
         );
         if errors.is_empty() {
             Ok(out)
@@ -377,19 +401,82 @@ fn joined(prefix: &str, target: &str) -> String {
     }
 }
 
+/// What deriving finds besides write rules.
+struct Found<'a> {
+    read_only: &'a mut Vec<ReadOnly>,
+    invalid: &'a mut Vec<SpecError>,
+}
+
+/// Write transforms are built-ins: a plugin name finds nothing.
+struct BuiltInsOnly;
+
+impl ResolvePlugin for BuiltInsOnly {
+    fn resolve(&mut self, name: &str) -> Result<(usize, std::sync::Arc<Plugin>), PluginError> {
+        Err(PluginError::UnknownPlugin {
+            plugin: name.to_owned(),
+            hint: " (write rules take built-in transforms only)".into(),
+        })
+    }
+}
+
+/// The write rule of an explicit `write`, or the error that names its target.
+fn explicit(rule: &ResolvedRule, full: &str, found: &mut Found<'_>) -> Option<WriteRule> {
+    let spec = rule.spec.write.as_ref()?;
+    let bad = |message: String| SpecError::BadOverride {
+        target: full.to_owned(),
+        message: format!("write: {message}"),
+    };
+    let Some((native, false)) = plain_path(&spec.path) else {
+        found.invalid.push(bad(format!(
+            "`{}` is not a plain member path (`$.A.B`)",
+            spec.path
+        )));
+        return None;
+    };
+    let mut transforms = Vec::new();
+    for step in &spec.transforms {
+        match Transform::compile(step, &mut BuiltInsOnly) {
+            Ok(t) => transforms.push(t),
+            Err(e) => {
+                let why = match e {
+                    super::transform::StepError::Shape(m) => m,
+                    super::transform::StepError::Unknown(name) => {
+                        format!("no built-in transform is called `{name}`")
+                    }
+                    super::transform::StepError::Plugin(e) => e.to_string(),
+                    super::transform::StepError::Args { name, message } => {
+                        format!("`{name}`: {message}")
+                    }
+                };
+                found.invalid.push(bad(why));
+                return None;
+            }
+        }
+    }
+    Some(WriteRule::Field {
+        target: rule.spec.target.clone(),
+        native,
+        convert: Convert::Forward(transforms),
+    })
+}
+
 /// The write rule of one resolved rule, or `None` with a read-only entry.
 fn derive_rule(
     rule: &ResolvedRule,
     prefix: &str,
     style: Style,
     entity: Entity,
-    read_only: &mut Vec<ReadOnly>,
+    found: &mut Found<'_>,
 ) -> Option<WriteRule> {
     if rule.disabled {
         return None;
     }
     let target = rule.spec.target.clone();
     let full = joined(prefix, &target);
+    if rule.spec.write.is_some() {
+        return explicit(rule, &full, found);
+    }
+    let read_only = &mut *found.read_only;
     if let Some(children) = &rule.rules {
         let is_array = matches!(
             entity.record_type().field(&rule.spec.target),
@@ -397,7 +484,11 @@ fn derive_rule(
         ) && prefix.is_empty();
         let mut nested = Vec::new();
         for child in children {
-            if let Some(w) = derive_rule(child, &full, style, entity, read_only) {
+            let mut inner = Found {
+                read_only: &mut *read_only,
+                invalid: &mut *found.invalid,
+            };
+            if let Some(w) = derive_rule(child, &full, style, entity, &mut inner) {
                 nested.push(w);
             }
         }
@@ -449,7 +540,7 @@ fn derive_rule(
     Some(WriteRule::Field {
         target,
         native,
-        inverses,
+        convert: Convert::Inverses(inverses),
     })
 }
 
@@ -512,13 +603,16 @@ fn set_native(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_fields(
     rules: &[WriteRule],
     read_only: &[ReadOnly],
     fields: &[(String, &Value)],
+    record: &Value,
     prefix: &str,
     out: &mut Value,
     errors: &mut Vec<WriteError>,
+    session: &mut Session,
 ) {
     for (name, value) in fields {
         let field = joined(prefix, name);
@@ -542,29 +636,33 @@ fn write_fields(
         };
         match rule {
             WriteRule::Field {
-                native, inverses, ..
+                native, convert, ..
             } => {
-                let mut v = (*value).clone();
-                for inverse in inverses {
-                    match inverse.apply(v) {
-                        Ok(next) => v = next,
-                        Err(message) => {
-                            errors.push(WriteError {
-                                field: field.clone(),
-                                message,
-                            });
-                            v = Value::Null;
-                            break;
-                        }
+                let converted = match convert {
+                    Convert::Inverses(inverses) => inverses
+                        .iter()
+                        .try_fold((*value).clone(), |v, inverse| inverse.apply(v)),
+                    Convert::Forward(transforms) => {
+                        transforms.iter().try_fold((*value).clone(), |v, t| {
+                            t.apply(v, &mut Ctx { record, session })
+                        })
                     }
+                };
+                match converted {
+                    Ok(v) => set_native(out, native, v, &field, errors),
+                    Err(message) => errors.push(WriteError {
+                        field: field.clone(),
+                        message,
+                    }),
                 }
-                set_native(out, native, v, &field, errors);
             }
             WriteRule::Object { rules, .. } => match value {
                 Value::Object(inner) => {
-                    let inner: Vec<(String, &Value)> =
+                    let fields: Vec<(String, &Value)> =
                         inner.iter().map(|(k, v)| (k.clone(), v)).collect();
-                    write_fields(rules, read_only, &inner, &field, out, errors);
+                    write_fields(
+                        rules, read_only, &fields, value, &field, out, errors, session,
+                    );
                 }
                 Value::Null => {}
                 other => errors.push(WriteError {
@@ -584,10 +682,19 @@ fn write_fields(
                             });
                             continue;
                         };
-                        let inner: Vec<(String, &Value)> =
+                        let fields: Vec<(String, &Value)> =
                             inner.iter().map(|(k, v)| (k.clone(), v)).collect();
                         let mut element = Value::Object(Map::new());
-                        write_fields(rules, read_only, &inner, &at, &mut element, errors);
+                        write_fields(
+                            rules,
+                            read_only,
+                            &fields,
+                            item,
+                            &at,
+                            &mut element,
+                            errors,
+                            session,
+                        );
                         written.push(element);
                     }
                     set_native(out, native, Value::Array(written), &field, errors);

@@ -85,9 +85,25 @@ pub struct RuleSpec {
     /// Nested rules for an object or array-of-objects target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<Vec<RuleSpec>>,
+    /// How a write sets the source from the target, for a rule that cannot be
+    /// inverted (or to write it elsewhere than where it is read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write: Option<WriteSpec>,
     /// Free text, shown by `crosswalk mapping show`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// An explicit write rule: the unified value goes through `transforms` (built-in
+/// ones; their paths read the unified record) and is written at `path`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteSpec {
+    /// Where the value goes in the source record: a plain member path (`$.A.B`).
+    pub path: String,
+    /// Built-in transforms applied in order to the unified value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<TransformStep>,
 }
 
 /// A connection's changes to a system's default mapping for one entity.
@@ -148,6 +164,9 @@ pub struct OverrideRule {
     /// Replaces the default's nested rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<Vec<RuleSpec>>,
+    /// Replaces the default's write rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write: Option<WriteSpec>,
     /// Free text, shown by `crosswalk mapping show`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
