@@ -1567,6 +1567,44 @@ async fn live_writes_go_upstream_in_each_systems_format_and_read_back() {
     let (_, path, sent) = mmock.writes.lock().unwrap().last().cloned().unwrap();
     assert!(path.ends_with("/mxapipo/_PO-9001"), "{path}");
     assert_eq!(sent, json!({"currencycode": "CAD"}));
+
+    // Dynamics: a create to the entity set, an update by legal entity and key.
+    let (dbase, dmock) = mock::start("bearer-token-xyz").await;
+    let d = s
+        .live(
+            "dynamics-365-fo",
+            json!({"base_url": dbase}),
+            json!({"type": "bearer", "token": "bearer-token-xyz"}),
+        )
+        .await;
+    let dpo = format!("/v1/connections/{d}/purchase-orders");
+    let (status, _, created) = s
+        .call(
+            "POST",
+            &dpo,
+            Some(json!({"number": "PO-009001", "vendor": {"id": "US-104"}, "currency": "USD"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["data"]["id"], "PO-009001");
+    let (_, path, sent) = dmock.writes.lock().unwrap().last().cloned().unwrap();
+    assert!(path.ends_with("/data/PurchaseOrderHeadersV2"), "{path}");
+    assert_eq!(sent["OrderVendorAccountNumber"], "US-104");
+    let (status, _, updated) = s
+        .call(
+            "PATCH",
+            &format!("{dpo}/PO-009001"),
+            Some(json!({"currency": "EUR"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["data"]["currency"], "EUR");
+    let (method, path, _) = dmock.writes.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(method, "PATCH");
+    assert!(
+        path.contains("PurchaseOrderHeadersV2(dataAreaId="),
+        "{path}"
+    );
     s.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -176,6 +176,26 @@ fn route(path: &str) -> Option<(&'static str, Entity, Option<String>)> {
             if let Some(key) = rest.strip_prefix("/_") {
                 return Some((system, *entity, Some(key.to_owned())));
             }
+            // OData V4 composite keys: (dataAreaId='usmf',PurchaseOrderNumber='PO-1').
+            if let Some(pairs) = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')'))
+                && pairs.contains('=')
+            {
+                let decoded: String = url::form_urlencoded::parse(pairs.as_bytes())
+                    .map(|(k, v)| {
+                        if v.is_empty() {
+                            k.into_owned()
+                        } else {
+                            format!("{k}={v}")
+                        }
+                    })
+                    .collect();
+                let key = decoded
+                    .rsplit('=')
+                    .next()?
+                    .trim_matches('\'')
+                    .replace("''", "'");
+                return Some((system, *entity, Some(key)));
+            }
             let key = rest.strip_prefix("('")?.strip_suffix("')")?;
             let key = url::form_urlencoded::parse(key.as_bytes())
                 .next()
