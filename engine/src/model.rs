@@ -185,7 +185,7 @@ impl FieldType {
         }
     }
 
-    /// Reads a field type from a JSON Schema node of the shipped model.
+    /// Records a field type from a JSON Schema node of the shipped model.
     fn from_schema(node: &Value) -> FieldType {
         let types: Vec<&str> = match &node["type"] {
             Value::String(s) => vec![s.as_str()],

@@ -1209,7 +1209,7 @@ async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
     let id = new_connection(&f, &f.alice, "ibm-maximo").await;
     let k = Some(f.alice.as_str());
 
-    // Reads, one record, a sandbox write: each checked against the document.
+    // Records, one record, a sandbox write: each checked against the document.
     let a = call(
         &f.app,
         "GET",

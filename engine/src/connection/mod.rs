@@ -8,7 +8,8 @@
 //!   already took the old pipeline finish on it, the next request sees the new one,
 //!   and a change that fails validation changes nothing.
 //! - [`sandbox`] holds the built-in sample records of each system; [`upstream`] reads
-//!   a live system's own API; [`Reads`] serves both through the current mapping.
+//!   and writes a live system's own API; [`Records`] serves reads and writes of both
+//!   through the current mapping (backwards for writes: [`crate::mapping::reverse`]).
 //! - [`health`] and [`Monitor`] keep each connection's status, circuit breaker, error
 //!   counts and error log, and raise the connection events ([`crate::webhook`]).
 //! - [`secrets`] seals live connections' credentials at rest.
@@ -16,7 +17,7 @@
 pub mod health;
 mod monitor;
 mod pipelines;
-mod reads;
+mod records;
 pub mod sandbox;
 pub mod secrets;
 pub mod upstream;
@@ -24,5 +25,7 @@ pub mod upstream;
 pub use health::{ErrorEntry, ErrorKind, HealthReport, Status};
 pub use monitor::{ERROR_LOG_KEEP, Monitor};
 pub use pipelines::{ChangeError, Pipeline, Pipelines};
-pub use reads::{DEFAULT_PAGE_SIZE, Fetched, ListQuery, Listed, MAX_PAGE_SIZE, ReadError, Reads};
+pub use records::{
+    DEFAULT_PAGE_SIZE, Fetched, ListQuery, Listed, MAX_PAGE_SIZE, Records, RecordsError,
+};
 pub use upstream::{Credentials, UpstreamConfig};

@@ -1,7 +1,7 @@
 //! The watch over every connection: its [`Health`], its error log, and the events
 //! that its changes of state raise.
 //!
-//! Reads report here what happened; the monitor keeps the counts and the breaker,
+//! Records report here what happened; the monitor keeps the counts and the breaker,
 //! writes each error to the connection's bounded log in the store (with the request
 //! id), and emits webhooks on transitions only: `connection.status_changed` when the
 //! status differs from the one last reported, `connection.reauth_required` once when

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState, Caller, List, RequestId, connection, json_body, with_version};
 use crate::connection::sandbox::Scenario;
 use crate::connection::{
-    Credentials, ErrorEntry, ErrorKind, HealthReport, ListQuery, ReadError, Status,
+    Credentials, ErrorEntry, ErrorKind, HealthReport, ListQuery, RecordsError, Status,
 };
 use crate::mapping::System;
 use crate::model::Entity;
@@ -103,26 +103,28 @@ pub const RESOURCES: [Resource; 5] = [
     },
 ];
 
-impl From<ReadError> for ApiError {
-    fn from(e: ReadError) -> Self {
+impl From<RecordsError> for ApiError {
+    fn from(e: RecordsError) -> Self {
         let message = e.to_string();
         match e {
-            ReadError::BadCursor(_) | ReadError::BadQuery(_) => ApiError::bad_request(message),
-            ReadError::NotFound { .. } => {
+            RecordsError::BadCursor(_) | RecordsError::BadQuery(_) => {
+                ApiError::bad_request(message)
+            }
+            RecordsError::NotFound { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
             }
-            ReadError::NeedsReauth(_) => {
+            RecordsError::NeedsReauth(_) => {
                 ApiError::new(StatusCode::CONFLICT, "needs_reauth", message)
             }
-            ReadError::CircuitOpen { wait, .. } => {
+            RecordsError::CircuitOpen { wait, .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "circuit_open", message)
                     .retry_after(wait)
             }
-            ReadError::RateLimited { wait, .. } => {
+            RecordsError::RateLimited { wait, .. } => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
                     .retry_after(wait)
             }
-            ReadError::Upstream { entity, error } => {
+            RecordsError::Upstream { entity, error } => {
                 let (status, code) = match error.kind {
                     ErrorKind::Auth => (StatusCode::CONFLICT, "needs_reauth"),
                     ErrorKind::Permission => (StatusCode::BAD_GATEWAY, "upstream_permission"),
@@ -139,21 +141,23 @@ impl From<ReadError> for ApiError {
                 }
                 api
             }
-            ReadError::Rejected { entity, error } => ApiError::new(
+            RecordsError::Rejected { entity, error } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "upstream_rejected",
                 message,
             )
             .details(json!({"entity": entity, "upstream_status": error.status})),
-            ReadError::NoSecretKey => {
+            RecordsError::NoSecretKey => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_secret_key", message)
             }
-            ReadError::Record { .. } => {
+            RecordsError::Record { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "record_failed", message)
             }
-            ReadError::Pipeline(e) => e.into(),
-            ReadError::Store(e) => e.into(),
-            ReadError::Secret(_) | ReadError::NotConfigured(_) => ApiError::internal(&message),
+            RecordsError::Pipeline(e) => e.into(),
+            RecordsError::Store(e) => e.into(),
+            RecordsError::Secret(_) | RecordsError::NotConfigured(_) => {
+                ApiError::internal(&message)
+            }
         }
     }
 }
@@ -229,7 +233,7 @@ pub(super) async fn list_records(
         .transpose()?;
     let listed = state
         .inner
-        .reads
+        .records
         .list(
             &c,
             entity,
@@ -271,7 +275,7 @@ pub(super) async fn get_record(
     let entity = mapped(&c, entity)?;
     let fetched = state
         .inner
-        .reads
+        .records
         .get(
             &c,
             entity,
@@ -396,7 +400,7 @@ pub(super) async fn write_record(
     if c.mode == Mode::Live {
         let fetched = state
             .inner
-            .reads
+            .records
             .write(
                 &c,
                 entity,
@@ -425,7 +429,7 @@ pub(super) async fn write_record(
         // An update names a record that exists.
         state
             .inner
-            .reads
+            .records
             .get(
                 &c,
                 entity,
@@ -473,7 +477,7 @@ pub(super) async fn connection_status(
     Path(id): Path<String>,
 ) -> Result<Json<StatusAnswer>, ApiError> {
     let c = connection(&state, &caller, &id)?;
-    let health = state.inner.reads.monitor().report(&c);
+    let health = state.inner.records.monitor().report(&c);
     debug_assert!(c.needs_reauth_since.is_none() || health.status == Status::NeedsReauth);
     Ok(Json(StatusAnswer {
         connection_id: c.id,
@@ -561,17 +565,17 @@ pub(super) async fn reauthorize(
     }
     let updated = state
         .inner
-        .reads
+        .records
         .reauthorize(&c, credentials)
         .await
         .map_err(|e| match e {
-            ReadError::Upstream { error, .. } => ApiError::new(
+            RecordsError::Upstream { error, .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "reauthorization_failed",
                 format!("the new credentials were not accepted, and nothing was changed: {error}"),
             )
             .details(json!({"kind": error.kind, "upstream_status": error.status})),
-            ReadError::BadQuery(message) => ApiError::new(
+            RecordsError::BadQuery(message) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_credentials",
                 message,
@@ -606,8 +610,8 @@ pub(super) fn live_settings(
             System::get(system).map_err(|e| invalid(e.to_string()))?;
             upstream.validate().map_err(invalid)?;
             credentials.validate().map_err(invalid)?;
-            if state.inner.reads.sealer().is_none() {
-                return Err(ReadError::NoSecretKey.into());
+            if state.inner.records.sealer().is_none() {
+                return Err(RecordsError::NoSecretKey.into());
             }
             upstream.auth = Some(credentials.kind());
             Ok(Some((upstream, credentials)))

@@ -34,7 +34,7 @@ pub use observe::REQUEST_ID_HEADER;
 pub use openapi::Route;
 
 use crate::connection::secrets::Sealer;
-use crate::connection::{Credentials, Monitor, Pipelines, Reads, UpstreamConfig};
+use crate::connection::{Credentials, Monitor, Pipelines, Records, UpstreamConfig};
 use crate::mapping::{MapOptions, OverrideRule, OverrideSpec, Payload, ResolvedMapping, System};
 use crate::model::Entity;
 use crate::plugin::{FunctionInfo, Limits, PluginHost};
@@ -62,7 +62,7 @@ struct Shared {
     host: Arc<PluginHost>,
     body_limit: usize,
     metrics: Arc<Metrics>,
-    reads: Arc<Reads>,
+    records: Arc<Records>,
     webhooks: Arc<Webhooks>,
     /// The body of `POST /bench/floor`, when the server runs for benchmarks.
     floor: Option<Bytes>,
@@ -109,7 +109,7 @@ impl AppState {
         let pipelines = Arc::new(Pipelines::new(Arc::clone(&store), Arc::clone(&host)));
         let webhooks = Arc::new(Webhooks::new(Arc::clone(&store), options.webhook_backoff));
         let monitor = Arc::new(Monitor::new(Arc::clone(&store), Arc::clone(&webhooks)));
-        let reads = Arc::new(Reads::new(
+        let records = Arc::new(Records::new(
             Arc::clone(&store),
             Arc::clone(&pipelines),
             monitor,
@@ -122,7 +122,7 @@ impl AppState {
                 host,
                 body_limit,
                 metrics: Arc::new(Metrics::new()),
-                reads,
+                records,
                 webhooks,
                 floor: None,
             }),
@@ -630,7 +630,7 @@ async fn create_connection(
             .inner
             .store
             .create_connection(&caller.0.tenant_id, &system, &name, mode, upstream)?;
-    if let (Some(credentials), Some(sealer)) = (credentials, state.inner.reads.sealer()) {
+    if let (Some(credentials), Some(sealer)) = (credentials, state.inner.records.sealer()) {
         // Sealed for this connection's id, which the store has just chosen.
         let plain = serde_json::to_vec(&credentials).expect("credentials serialize");
         state
@@ -671,7 +671,7 @@ async fn delete_connection(
         return Err(ApiError::not_found("connection", &id));
     }
     state.inner.pipelines.forget(&id);
-    state.inner.reads.forget(&id);
+    state.inner.records.forget(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1102,7 +1102,7 @@ async fn transform(
             connection: c,
             entity,
             metrics: Arc::clone(&state.inner.metrics),
-            monitor: Arc::clone(state.inner.reads.monitor()),
+            monitor: Arc::clone(state.inner.records.monitor()),
             request_id: request_id.map(|r| r.0.0),
         };
         let body = ndjson::transform(
@@ -1124,7 +1124,7 @@ async fn transform(
     let pipeline_calls_plugins = pipeline.plan.calls_plugins();
     let payload: Value = json_body(body)?;
     let metrics = Arc::clone(&state.inner.metrics);
-    let monitor = Arc::clone(state.inner.reads.monitor());
+    let monitor = Arc::clone(state.inner.records.monitor());
     let request_id = request_id.map(|r| r.0.0);
     let work = move || {
         let (one, records) = match Payload::unwrap(payload) {

@@ -1,6 +1,6 @@
 //! `date`: a calendar date as `YYYY-MM-DD`.
 //!
-//! Reads the date formats of the source systems: SAP OData V2's `/Date(ms)/` and
+//! Records the date formats of the source systems: SAP OData V2's `/Date(ms)/` and
 //! `/Date(ms+mmmm)/` (milliseconds since the epoch in UTC, with an offset in minutes),
 //! ISO 8601 dates and date-times with or without an offset (the date is taken as
 //! written, in the value's own offset), SAP's `YYYYMMDD`, and any chrono pattern given

@@ -1,6 +1,6 @@
 //! `datetime`: a date-time as RFC 3339 in UTC (`2024-03-15T10:30:00Z`).
 //!
-//! Reads what [`date`](super::date) reads. Values with an offset are converted to UTC;
+//! Records what [`date`](super::date) reads. Values with an offset are converted to UTC;
 //! values without one are taken in `timezone` (a fixed offset such as `+01:00`, UTC by
 //! default), and a date alone is midnight there.
 //!

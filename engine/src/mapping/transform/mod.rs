@@ -438,7 +438,7 @@ fn no_args(args: Option<&Value>) -> Result<(), String> {
     }
 }
 
-/// Reads an arguments object into its typed form; unknown keys are errors.
+/// Records an arguments object into its typed form; unknown keys are errors.
 fn object_args<T: DeserializeOwned>(args: &Value) -> Result<T, String> {
     serde_json::from_value(args.clone()).map_err(|e| e.to_string())
 }

@@ -24,7 +24,7 @@ pub(super) fn apply(value: Value) -> Result<Value, String> {
     }
 }
 
-/// Reads a number or decimal text; `None` for empty text.
+/// Records a number or decimal text; `None` for empty text.
 pub(super) fn read(value: &Value) -> Result<Option<f64>, String> {
     match value {
         Value::Number(n) => Ok(n.as_f64()),

@@ -1,5 +1,6 @@
-//! Reading a connection's records in the unified model: from the sandbox datasets or
-//! from the live upstream, through the connection's current mapping.
+//! A connection's records in the unified model: read from the sandbox datasets or the
+//! live upstream through the connection's current mapping, and written to the upstream
+//! through its reverse.
 //!
 //! A live read asks the [`Monitor`] first (a connection that needs reauthorization,
 //! whose breaker is open or that is rate limited fails fast, without calling the
@@ -32,7 +33,7 @@ pub const MAX_PAGE_SIZE: u32 = 500;
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub enum RecordsError {
     /// The cursor does not decode or belongs to another listing.
     #[error("the cursor is not valid: {0}")]
     BadCursor(String),
@@ -178,14 +179,14 @@ impl Cursor {
             .encode(serde_json::to_vec(self).expect("cursors serialize"))
     }
 
-    fn decode(text: &str, entity: Entity) -> Result<Cursor, ReadError> {
+    fn decode(text: &str, entity: Entity) -> Result<Cursor, RecordsError> {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(text)
-            .map_err(|_| ReadError::BadCursor("it is not one this API gave".into()))?;
+            .map_err(|_| RecordsError::BadCursor("it is not one this API gave".into()))?;
         let cursor: Cursor = serde_json::from_slice(&bytes)
-            .map_err(|_| ReadError::BadCursor("it is not one this API gave".into()))?;
+            .map_err(|_| RecordsError::BadCursor("it is not one this API gave".into()))?;
         if cursor.e != entity {
-            return Err(ReadError::BadCursor(format!(
+            return Err(RecordsError::BadCursor(format!(
                 "it continues a listing of {}, not of {entity}",
                 cursor.e
             )));
@@ -193,20 +194,20 @@ impl Cursor {
         Ok(cursor)
     }
 
-    fn since(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, ReadError> {
+    fn since(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, RecordsError> {
         self.s
             .as_deref()
             .map(|s| {
                 chrono::DateTime::parse_from_rfc3339(s)
                     .map(|d| d.with_timezone(&chrono::Utc))
-                    .map_err(|_| ReadError::BadCursor("its filter does not parse".into()))
+                    .map_err(|_| RecordsError::BadCursor("its filter does not parse".into()))
             })
             .transpose()
     }
 }
 
-/// Reads connections' records.
-pub struct Reads {
+/// Reads and writes connections' records.
+pub struct Records {
     store: Arc<dyn Store>,
     pipelines: Arc<Pipelines>,
     monitor: Arc<Monitor>,
@@ -215,24 +216,24 @@ pub struct Reads {
     upstreams: Mutex<HashMap<String, (String, Arc<Upstream>)>>,
 }
 
-impl std::fmt::Debug for Reads {
+impl std::fmt::Debug for Records {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reads")
+        f.debug_struct("Records")
             .field("sealer", &self.sealer.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl Reads {
-    /// Reads over the store, the pipelines and the monitor; `sealer` opens live
+impl Records {
+    /// Records over the store, the pipelines and the monitor; `sealer` opens live
     /// connections' credentials.
     pub fn new(
         store: Arc<dyn Store>,
         pipelines: Arc<Pipelines>,
         monitor: Arc<Monitor>,
         sealer: Option<Sealer>,
-    ) -> Reads {
-        Reads {
+    ) -> Records {
+        Records {
             store,
             pipelines,
             monitor,
@@ -258,10 +259,10 @@ impl Reads {
         entity: Entity,
         query: ListQuery,
         request_id: Option<&str>,
-    ) -> Result<Listed, ReadError> {
+    ) -> Result<Listed, RecordsError> {
         let page_size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-            return Err(ReadError::BadQuery(format!(
+            return Err(RecordsError::BadQuery(format!(
                 "page_size is {page_size}; it must be between 1 and {MAX_PAGE_SIZE}"
             )));
         }
@@ -353,7 +354,7 @@ impl Reads {
                     Err(error) => {
                         self.monitor
                             .failed(c, Some(entity), &error, Some(admission), request_id);
-                        return Err(ReadError::Upstream { entity, error });
+                        return Err(RecordsError::Upstream { entity, error });
                     }
                 };
                 self.monitor.succeeded(c, entity, Some(admission));
@@ -392,13 +393,13 @@ impl Reads {
         id: &str,
         remote_data: bool,
         request_id: Option<&str>,
-    ) -> Result<Fetched, ReadError> {
+    ) -> Result<Fetched, RecordsError> {
         let options = MapOptions {
             strict: false,
             remote_data,
         };
         let pipeline = self.pipelines.current(c, entity)?;
-        let not_found = || ReadError::NotFound {
+        let not_found = || RecordsError::NotFound {
             connection: c.id.clone(),
             entity,
             id: id.to_owned(),
@@ -431,7 +432,7 @@ impl Reads {
                     Err(error) => {
                         self.monitor
                             .failed(c, Some(entity), &error, Some(admission), request_id);
-                        return Err(ReadError::Upstream { entity, error });
+                        return Err(RecordsError::Upstream { entity, error });
                     }
                 }
             }
@@ -444,7 +445,7 @@ impl Reads {
             .into_iter()
             .next()
             .expect("one result per record")
-            .map_err(|error| ReadError::Record {
+            .map_err(|error| RecordsError::Record {
                 entity,
                 id: id.to_owned(),
                 error: Box::new(error),
@@ -466,7 +467,7 @@ impl Reads {
         record_id: Option<&str>,
         native: &Value,
         request_id: Option<&str>,
-    ) -> Result<Fetched, ReadError> {
+    ) -> Result<Fetched, RecordsError> {
         let upstream = self.upstream(c)?;
         let admission = self.admit(c)?;
         let written = match record_id {
@@ -483,7 +484,7 @@ impl Reads {
             }
             Ok(None) => {
                 self.monitor.succeeded(c, entity, Some(admission));
-                return Err(ReadError::NotFound {
+                return Err(RecordsError::NotFound {
                     connection: c.id.clone(),
                     entity,
                     id: record_id.unwrap_or_default().to_owned(),
@@ -492,12 +493,12 @@ impl Reads {
             Err(error) if error.kind == super::health::ErrorKind::Rejected => {
                 self.monitor
                     .rejected(c, entity, &error, admission, request_id);
-                return Err(ReadError::Rejected { entity, error });
+                return Err(RecordsError::Rejected { entity, error });
             }
             Err(error) => {
                 self.monitor
                     .failed(c, Some(entity), &error, Some(admission), request_id);
-                return Err(ReadError::Upstream { entity, error });
+                return Err(RecordsError::Upstream { entity, error });
             }
         };
         self.get(c, entity, &key, false, request_id).await
@@ -510,20 +511,20 @@ impl Reads {
         &self,
         c: &Connection,
         credentials: Credentials,
-    ) -> Result<Connection, ReadError> {
-        let sealer = self.sealer.as_ref().ok_or(ReadError::NoSecretKey)?;
+    ) -> Result<Connection, RecordsError> {
+        let sealer = self.sealer.as_ref().ok_or(RecordsError::NoSecretKey)?;
         let config = c
             .upstream
             .as_ref()
-            .ok_or_else(|| ReadError::NotConfigured(c.id.clone()))?;
-        credentials.validate().map_err(ReadError::BadQuery)?;
-        let upstream =
-            Upstream::new(&c.system, config, credentials.clone()).map_err(ReadError::BadQuery)?;
+            .ok_or_else(|| RecordsError::NotConfigured(c.id.clone()))?;
+        credentials.validate().map_err(RecordsError::BadQuery)?;
+        let upstream = Upstream::new(&c.system, config, credentials.clone())
+            .map_err(RecordsError::BadQuery)?;
         let entity = upstream.dialect().first_entity();
         upstream
             .verify()
             .await
-            .map_err(|error| ReadError::Upstream { entity, error })?;
+            .map_err(|error| RecordsError::Upstream { entity, error })?;
         let plain = serde_json::to_vec(&credentials).expect("credentials serialize");
         let sealed = sealer.seal(&c.id, &plain);
         let mut updated = self
@@ -551,16 +552,16 @@ impl Reads {
         self.monitor.forget(connection_id);
     }
 
-    fn admit(&self, c: &Connection) -> Result<Admission, ReadError> {
+    fn admit(&self, c: &Connection) -> Result<Admission, RecordsError> {
         self.monitor
             .admit(c)
             .map_err(|Refusal { status, wait }| match status {
-                Status::NeedsReauth => ReadError::NeedsReauth(c.id.clone()),
-                Status::RateLimited => ReadError::RateLimited {
+                Status::NeedsReauth => RecordsError::NeedsReauth(c.id.clone()),
+                Status::RateLimited => RecordsError::RateLimited {
                     connection: c.id.clone(),
                     wait,
                 },
-                _ => ReadError::CircuitOpen {
+                _ => RecordsError::CircuitOpen {
                     connection: c.id.clone(),
                     wait,
                 },
@@ -570,22 +571,22 @@ impl Reads {
     /// The connection's client, built on its current credentials. It is built under
     /// the lock, so that concurrent first reads share one client (and one limit on
     /// concurrent calls).
-    fn upstream(&self, c: &Connection) -> Result<Arc<Upstream>, ReadError> {
+    fn upstream(&self, c: &Connection) -> Result<Arc<Upstream>, RecordsError> {
         let mut upstreams = self.upstreams.lock().expect("not poisoned");
         if let Some((token, upstream)) = upstreams.get(&c.id)
             && *token == c.token
         {
             return Ok(Arc::clone(upstream));
         }
-        let sealer = self.sealer.as_ref().ok_or(ReadError::NoSecretKey)?;
+        let sealer = self.sealer.as_ref().ok_or(RecordsError::NoSecretKey)?;
         let config = c
             .upstream
             .as_ref()
-            .ok_or_else(|| ReadError::NotConfigured(c.id.clone()))?;
+            .ok_or_else(|| RecordsError::NotConfigured(c.id.clone()))?;
         let sealed = self
             .store
             .credentials(&c.id)?
-            .ok_or_else(|| ReadError::NotConfigured(c.id.clone()))?;
+            .ok_or_else(|| RecordsError::NotConfigured(c.id.clone()))?;
         let credentials: Credentials = serde_json::from_slice(&sealer.open(&c.id, &sealed)?)
             .map_err(|e| StoreError::Corrupt {
                 what: "credentials",
@@ -594,7 +595,7 @@ impl Reads {
             })?;
         let upstream = Arc::new(
             Upstream::new(&c.system, config, credentials)
-                .map_err(|_| ReadError::NotConfigured(c.id.clone()))?,
+                .map_err(|_| RecordsError::NotConfigured(c.id.clone()))?,
         );
         upstreams.insert(c.id.clone(), (c.token.clone(), Arc::clone(&upstream)));
         Ok(upstream)
@@ -607,14 +608,14 @@ async fn map(
     pipeline: &Arc<Pipeline>,
     sources: Vec<Value>,
     options: MapOptions,
-) -> Result<Batch, ReadError> {
+) -> Result<Batch, RecordsError> {
     if !pipeline.plan.calls_plugins() {
         return Ok(pipeline.plan.map_batch(&sources, options));
     }
     let pipeline = Arc::clone(pipeline);
     tokio::task::spawn_blocking(move || pipeline.plan.map_batch(&sources, options))
         .await
-        .map_err(|e| ReadError::Store(StoreError::Database(format!("mapping task failed: {e}"))))
+        .map_err(|e| RecordsError::Store(StoreError::Database(format!("mapping task failed: {e}"))))
 }
 
 /// Whether a mapped record changed at or after `since` (records that failed to map
