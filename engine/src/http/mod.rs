@@ -274,7 +274,7 @@ pub fn routes() -> Vec<Route> {
             .query(&[
                 ("entity", "string", "Only errors of this entity (`purchase_order`, …)."),
                 ("kind", "string", "Only errors of this kind: auth, permission, rate_limit, timeout, network, upstream_5xx, bad_response, mapping, plugin."),
-                ("limit", "integer", "At most this many entries (1 to 500; 100 by default)."),
+                ("limit", "integer:1:500", "At most this many entries (1 to 500; 100 by default)."),
             ])
             .answers(200, Output::Json(schema::<List<crate::connection::ErrorEntry>>))
             .errors(&[400]),
@@ -376,7 +376,7 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
         Route::new(Method::GET, r.collection, get(list), list_op, "A page of the connection's records of this entity, mapped with its current mapping (sandbox data or the live system).")
             .query(&[
                 ("cursor", "string", "The `next_cursor` of the previous page."),
-                ("page_size", "integer", "Records per page (1 to 500; 50 by default). A live connection asks its upstream for this many."),
+                ("page_size", "integer:1:500", "Records per page (1 to 500; 50 by default). A live connection asks its upstream for this many."),
                 ("updated_since", "date-time", "Only records changed at or after this instant (RFC 3339)."),
             ])
             .flags(&[REMOTE_DATA])

@@ -87,8 +87,8 @@ pub struct Route {
     pub versioned: bool,
     /// Boolean query parameters and what they do.
     pub flags: &'static [(&'static str, &'static str)],
-    /// Other query parameters: name, type (`string`, `integer` or `date-time`) and
-    /// what they do.
+    /// Other query parameters: name, type (`string`, `integer`, `integer:<min>:<max>`
+    /// or `date-time`) and what they do.
     pub query: &'static [(&'static str, &'static str, &'static str)],
 }
 
@@ -333,9 +333,14 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
         json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "boolean", "default": false}})
     }));
     parameters.extend(route.query.iter().map(|(name, kind, description)| {
-        let schema = match *kind {
-            "date-time" => json!({"type": "string", "format": "date-time"}),
-            other => json!({"type": other}),
+        let schema = match kind.split(':').collect::<Vec<_>>()[..] {
+            ["date-time"] => json!({"type": "string", "format": "date-time"}),
+            ["integer", min, max] => json!({
+                "type": "integer",
+                "minimum": min.parse::<u64>().expect("a bound"),
+                "maximum": max.parse::<u64>().expect("a bound"),
+            }),
+            _ => json!({"type": kind}),
         };
         json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
     }));
@@ -441,14 +446,22 @@ fn records_answer() -> Schema {
     })
 }
 
-/// The body of a write of the `N`th entity of [`Entity::ALL`]: an object of the
-/// entity's fields (all of them to create, some to update).
+/// The body of a write of the `N`th entity of [`Entity::ALL`]: the entity's model
+/// schema with none of its top-level fields required (a create gives what it sets, an
+/// update the fields it changes).
 pub fn entity_schema<const N: usize>(_: &mut SchemaGenerator) -> Schema {
     let entity = Entity::ALL[N];
-    let fields = entity.record_type().field_names();
-    json_schema!({
-        "type": "object",
-        "description": format!("Fields of a {entity} in the unified model v1 (see `#/components/schemas/{entity}`)."),
-        "propertyNames": {"enum": fields},
-    })
+    let mut model = entity.schema().clone();
+    if let Value::Object(m) = &mut model {
+        m.remove("$schema");
+        m.remove("$id");
+        m.remove("required");
+        m.insert(
+            "description".into(),
+            Value::String(format!(
+                "Fields of a {entity} in the unified model v1: all that a create sets, or those an update changes."
+            )),
+        );
+    }
+    Schema::try_from(model).expect("the model's schema is an object")
 }

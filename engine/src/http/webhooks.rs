@@ -19,8 +19,10 @@ use crate::webhook::{DeliveryAttempt, EventType, Subscription, random_id};
 #[serde(deny_unknown_fields)]
 pub struct NewSubscription {
     /// Where events are posted: an http or https URL.
+    #[schemars(url)]
     pub url: String,
     /// The events to receive (at least one).
+    #[schemars(length(min = 1))]
     pub events: Vec<EventType>,
     /// The signing secret (at least 16 characters); one is made when none is given.
     #[serde(default)]

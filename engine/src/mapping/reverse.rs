@@ -370,7 +370,11 @@ impl WritePlan {
                             .map(|(c, v)| (format!("custom_fields.{c}"), v)),
                     );
                 }
-                ("remote_data" | "errors", _) => {}
+                ("custom_fields", Value::Null) | ("remote_data" | "errors", _) => {}
+                ("custom_fields", other) => errors.push(WriteError {
+                    field: "custom_fields".into(),
+                    message: format!("{} is not an object", quote(other)),
+                }),
                 _ => flat.push((k.clone(), v)),
             }
         }
