@@ -653,6 +653,7 @@ fn writes_round_trip_through_the_reverse_mapping() {
         }
     }
     assert!(cases.len() > 40, "{} cases", cases.len());
+    eprintln!("round trips of {} sample and override cases", cases.len());
     let mut fields_checked = 0;
     for (name, system, entity, overrides, record) in cases {
         let resolved = mapping::resolve(&system, entity, overrides.as_ref()).unwrap();
@@ -695,6 +696,7 @@ fn writes_round_trip_through_the_reverse_mapping() {
             }
         }
     }
+    eprintln!("{fields_checked} non-null fields checked");
     assert!(fields_checked > 300, "{fields_checked} fields checked");
 }
 
@@ -907,6 +909,7 @@ fn generated_records_round_trip_through_the_reverse_mapping() {
             );
         }
     }
+    eprintln!("generated records: {kept} fields round-tripped, {dropped} dropped");
     // Dropped: fields the mapping does not map, read-only ones, and enum members
     // without a code in the system.
     assert!(
