@@ -30,7 +30,25 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::Notify;
 
+use crate::connection::secrets::Sealer;
 use crate::store::{Store, StoreError, now};
+
+/// The prefix of a sealed secret as stored.
+const SEALED: &str = "sealed:";
+
+/// A subscription's secret as it is stored: sealed for the subscription when there is
+/// a sealer, else as it is.
+pub fn stored_secret(sealer: Option<&Sealer>, subscription_id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    match sealer {
+        Some(s) => format!(
+            "{SEALED}{}",
+            base64::engine::general_purpose::STANDARD
+                .encode(s.seal(subscription_id, secret.as_bytes()))
+        ),
+        None => secret.to_owned(),
+    }
+}
 
 /// Attempts before a delivery is given up.
 pub const MAX_ATTEMPTS: u32 = 12;
@@ -94,8 +112,9 @@ pub struct Subscription {
     pub events: Vec<EventType>,
     /// RFC 3339.
     pub created_at: String,
-    /// The signing secret: stored for signing, shown only when the subscription is
-    /// created.
+    /// The signing secret: shown only when the subscription is created, and stored
+    /// for signing, sealed (`sealed:<base64>`) when the server has
+    /// `CROSSWALK_SECRET_KEY`.
     #[serde(skip_serializing_if = "String::is_empty", default)]
     #[schemars(skip)]
     pub secret: String,
@@ -220,6 +239,7 @@ pub struct Webhooks {
     store: Arc<dyn Store>,
     wake: Notify,
     backoff: Duration,
+    sealer: Option<Sealer>,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -231,13 +251,33 @@ impl std::fmt::Debug for Webhooks {
 }
 
 impl Webhooks {
-    /// Webhooks over a store; retries start `backoff` after a failure.
-    pub fn new(store: Arc<dyn Store>, backoff: Duration) -> Webhooks {
+    /// Webhooks over a store; retries start `backoff` after a failure; `sealer`
+    /// opens sealed secrets.
+    pub fn new(store: Arc<dyn Store>, backoff: Duration, sealer: Option<Sealer>) -> Webhooks {
         Webhooks {
             store,
             wake: Notify::new(),
             backoff,
+            sealer,
         }
+    }
+
+    /// The secret that signs a subscription's deliveries.
+    fn secret(&self, subscription: &Subscription) -> Result<String, String> {
+        use base64::Engine as _;
+        let Some(sealed) = subscription.secret.strip_prefix(SEALED) else {
+            return Ok(subscription.secret.clone());
+        };
+        let sealer = self.sealer.as_ref().ok_or_else(|| {
+            "its secret is sealed, and the server has no CROSSWALK_SECRET_KEY to open it".to_owned()
+        })?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|_| "its stored secret is damaged".to_owned())?;
+        let plain = sealer
+            .open(&subscription.id, &bytes)
+            .map_err(|_| "its secret does not open with this CROSSWALK_SECRET_KEY".to_owned())?;
+        String::from_utf8(plain).map_err(|_| "its stored secret is damaged".to_owned())
     }
 
     /// Records an event for every subscription of the tenant that wants it: each
@@ -347,30 +387,38 @@ impl Webhooks {
         };
         delivery.attempts += 1;
         let timestamp = unix_ms() / 1000;
-        let signature = sign(&subscription.secret, timestamp, delivery.body.as_bytes());
-        let sent = client
-            .post(&subscription.url)
-            .header("content-type", "application/json")
-            .header(SIGNATURE_HEADER, signature)
-            .header(EVENT_ID_HEADER, &delivery.event_id)
-            .header(EVENT_TYPE_HEADER, delivery.event_type.as_str())
-            .body(delivery.body.clone())
-            .send()
-            .await;
+        let sent = match self.secret(&subscription) {
+            Ok(secret) => {
+                let signature = sign(&secret, timestamp, delivery.body.as_bytes());
+                Ok(client
+                    .post(&subscription.url)
+                    .header("content-type", "application/json")
+                    .header(SIGNATURE_HEADER, signature)
+                    .header(EVENT_ID_HEADER, &delivery.event_id)
+                    .header(EVENT_TYPE_HEADER, delivery.event_type.as_str())
+                    .body(delivery.body.clone())
+                    .send()
+                    .await)
+            }
+            Err(why) => Err(why),
+        };
         let (status, error) = match sent {
-            Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
-            Ok(r) => (
-                Some(r.status().as_u16()),
-                Some(format!("the receiver answered {}", r.status())),
-            ),
-            Err(e) if e.is_timeout() => (
-                None,
-                Some(format!(
-                    "the receiver did not answer within {} s",
-                    DELIVERY_TIMEOUT.as_secs()
-                )),
-            ),
-            Err(e) => (None, Some(format!("the receiver is unreachable: {e}"))),
+            Err(why) => (None, Some(format!("not sent: {why}"))),
+            Ok(sent) => match sent {
+                Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
+                Ok(r) => (
+                    Some(r.status().as_u16()),
+                    Some(format!("the receiver answered {}", r.status())),
+                ),
+                Err(e) if e.is_timeout() => (
+                    None,
+                    Some(format!(
+                        "the receiver did not answer within {} s",
+                        DELIVERY_TIMEOUT.as_secs()
+                    )),
+                ),
+                Err(e) => (None, Some(format!("the receiver is unreachable: {e}"))),
+            },
         };
         let mut entry = DeliveryAttempt {
             event_id: delivery.event_id.clone(),
@@ -427,6 +475,44 @@ mod tests {
         let stale = verify("whsec_1", &header, b"{\"a\":1}", 1_700_001_000, 300).unwrap_err();
         assert!(stale.contains("more than 300 s"), "{stale}");
         assert!(verify("whsec_1", "v1=00", b"", 0, 300).is_err());
+    }
+
+    #[test]
+    fn secrets_are_sealed_at_rest_and_open_only_with_the_key() {
+        let dir = std::env::temp_dir().join(format!("crosswalk-whsec-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store: Arc<dyn Store> = Arc::new(crate::store::SledStore::open(&dir).unwrap());
+        let sealer = Sealer::from_text(&"ab".repeat(32)).unwrap();
+        let stored = stored_secret(Some(&sealer), "whk_1", "whsec_0123456789");
+        assert!(stored.starts_with(SEALED) && !stored.contains("whsec_0123456789"));
+        let sealed = Subscription {
+            id: "whk_1".into(),
+            tenant_id: "ten_1".into(),
+            url: "http://127.0.0.1:9/hooks".into(),
+            events: vec![EventType::MappingUpdated],
+            created_at: now(),
+            secret: stored,
+        };
+        let with_key = Webhooks::new(Arc::clone(&store), Duration::from_secs(1), Some(sealer));
+        assert_eq!(with_key.secret(&sealed).unwrap(), "whsec_0123456789");
+        let moved = Subscription {
+            id: "whk_2".into(),
+            ..sealed.clone()
+        };
+        assert!(
+            with_key.secret(&moved).is_err(),
+            "sealed for its own subscription"
+        );
+        let without = Webhooks::new(Arc::clone(&store), Duration::from_secs(1), None);
+        let e = without.secret(&sealed).unwrap_err();
+        assert!(e.contains("CROSSWALK_SECRET_KEY"), "{e}");
+        let plain = Subscription {
+            secret: "whsec_plain_0000".into(),
+            ..sealed
+        };
+        assert_eq!(without.secret(&plain).unwrap(), "whsec_plain_0000");
+        drop((with_key, without, store));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

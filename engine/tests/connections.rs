@@ -1175,6 +1175,15 @@ async fn the_outbox_redelivers_after_the_receiver_was_down_and_after_a_restart()
         "{log}"
     );
     let key = s.stop().await;
+    let secret = r.secret.lock().unwrap().clone();
+    for file in walk(&dir) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the webhook secret is stored in clear in {}",
+            file.display()
+        );
+    }
 
     // The receiver is back on the same address; the restarted service delivers.
     let listener =

@@ -107,7 +107,11 @@ impl AppState {
         options: ServiceOptions,
     ) -> AppState {
         let pipelines = Arc::new(Pipelines::new(Arc::clone(&store), Arc::clone(&host)));
-        let webhooks = Arc::new(Webhooks::new(Arc::clone(&store), options.webhook_backoff));
+        let webhooks = Arc::new(Webhooks::new(
+            Arc::clone(&store),
+            options.webhook_backoff,
+            options.sealer.clone(),
+        ));
         let monitor = Arc::new(Monitor::new(Arc::clone(&store), Arc::clone(&webhooks)));
         let records = Arc::new(Records::new(
             Arc::clone(&store),

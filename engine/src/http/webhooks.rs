@@ -79,13 +79,15 @@ pub(super) async fn subscribe(
         Some(s) => s,
         None => random_id("whsec"),
     };
+    let id = random_id("whk");
+    let stored = crate::webhook::stored_secret(state.inner.records.sealer(), &id, &secret);
     let mut subscription = Subscription {
-        id: random_id("whk"),
+        id,
         tenant_id: caller.0.tenant_id.clone(),
         url,
         events,
         created_at: now(),
-        secret: secret.clone(),
+        secret: stored,
     };
     state.inner.store.put_subscription(&subscription)?;
     subscription.secret.clear();
