@@ -134,8 +134,8 @@ pub struct ListQuery {
 /// A page of unified records.
 #[derive(Debug)]
 pub struct Listed {
-    /// The records: unified, or why each failed (in the API's error shape).
-    pub records: Vec<Value>,
+    /// The records: unified, or why each failed.
+    pub records: Vec<Result<Value, RecordError>>,
     /// The cursor of the next page, if there is one.
     pub next_cursor: Option<String>,
     /// For a sandbox connection: the scenario of each record, in the same order.
@@ -335,7 +335,7 @@ impl Records {
                     .encode()
                 });
                 Ok(Listed {
-                    records: answers(page.records),
+                    records: page.records,
                     next_cursor,
                     scenarios: Some(scenarios),
                     version: pipeline.version,
@@ -376,7 +376,7 @@ impl Records {
                     .encode()
                 });
                 Ok(Listed {
-                    records: answers(batch.records),
+                    records: batch.records,
                     next_cursor,
                     scenarios: None,
                     version: pipeline.version,
@@ -404,26 +404,29 @@ impl Records {
             entity,
             id: id.to_owned(),
         };
-        let (source, scenario) = match c.mode {
+        // One mapped record in a batch, with the plugin calls that made it.
+        let (batch, scenario) = match c.mode {
             Mode::Sandbox => {
                 let samples = sandbox::records(&c.system, entity);
                 let sources: Vec<Value> = samples.iter().map(|s| s.record.clone()).collect();
-                // The id is the unified one, so that overrides of `id` apply.
-                let batch = map(&pipeline, sources, options).await?;
+                // The id is the unified one, so that overrides of `id` apply; the
+                // record found is answered as this mapping gave it.
+                let mut batch = map(&pipeline, sources, options).await?;
                 let found = batch.records.iter().position(
                     |r| matches!(r, Ok(record) if record.get("id").and_then(Value::as_str) == Some(id)),
                 );
                 let i = found.ok_or_else(not_found)?;
                 self.monitor.succeeded(c, entity, None);
-                (samples[i].record.clone(), Some(samples[i].scenario.clone()))
+                batch.records = vec![batch.records.swap_remove(i)];
+                (batch, Some(samples[i].scenario.clone()))
             }
             Mode::Live => {
                 let upstream = self.upstream(c)?;
                 let admission = self.admit(c)?;
-                match upstream.get(entity, id).await {
+                let source = match upstream.get(entity, id).await {
                     Ok(Some(record)) => {
                         self.monitor.succeeded(c, entity, Some(admission));
-                        (record, None)
+                        record
                     }
                     Ok(None) => {
                         self.monitor.succeeded(c, entity, Some(admission));
@@ -434,10 +437,10 @@ impl Records {
                             .failed(c, Some(entity), &error, Some(admission), request_id);
                         return Err(RecordsError::Upstream { entity, error });
                     }
-                }
+                };
+                (map(&pipeline, vec![source], options).await?, None)
             }
         };
-        let batch = map(&pipeline, vec![source], options).await?;
         self.monitor
             .mapped(c, entity, &batch, &[Some(id.to_owned())], request_id);
         let record = batch
@@ -632,19 +635,6 @@ fn changed_since(
         .and_then(Value::as_str)
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .is_none_or(|t| t.with_timezone(&chrono::Utc) >= *since)
-}
-
-/// The records of a page as the API answers them: a record, or its error.
-fn answers(records: Vec<Result<Value, RecordError>>) -> Vec<Value> {
-    records
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| {
-            r.unwrap_or_else(|e| {
-                serde_json::json!({"error": {"code": "record_failed", "message": e.to_string(), "details": {"index": i}}})
-            })
-        })
-        .collect()
 }
 
 /// The source system's key of a native record.

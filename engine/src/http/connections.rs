@@ -247,7 +247,12 @@ pub(super) async fn list_records(
         )
         .await?;
     let page = RecordsPage {
-        data: listed.records,
+        data: listed
+            .records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.unwrap_or_else(|e| super::record_error(&e, i)))
+            .collect(),
         next_cursor: listed.next_cursor,
         sandbox: listed.scenarios,
     };
