@@ -566,6 +566,26 @@ pub struct ErrorEntry {
     pub request_id: Option<String>,
 }
 
+impl ErrorEntry {
+    /// The entry of a failed upstream call.
+    pub fn upstream(
+        entity: Option<Entity>,
+        error: &super::upstream::UpstreamError,
+        request_id: Option<&str>,
+    ) -> ErrorEntry {
+        ErrorEntry {
+            at: crate::store::now(),
+            entity,
+            kind: error.kind,
+            message: error.message.clone(),
+            upstream_status: error.status,
+            record_id: None,
+            plugin: None,
+            request_id: request_id.map(str::to_owned),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -138,19 +138,7 @@ impl Monitor {
             error.retry_after,
             Instant::now(),
         );
-        self.log(
-            c,
-            ErrorEntry {
-                at: now(),
-                entity,
-                kind: error.kind,
-                message: error.message.clone(),
-                upstream_status: error.status,
-                record_id: None,
-                plugin: None,
-                request_id: request_id.map(str::to_owned),
-            },
-        );
+        self.log(c, ErrorEntry::upstream(entity, error, request_id));
         if error.kind == ErrorKind::Auth && !t.needs_reauth {
             t.needs_reauth = true;
             if let Err(e) = self.mark_needs_reauth(c) {
@@ -187,19 +175,7 @@ impl Monitor {
             t.health.success(entity, Some(admission), Instant::now());
             self.report_change(c, &mut t);
         }
-        self.log(
-            c,
-            ErrorEntry {
-                at: now(),
-                entity: Some(entity),
-                kind: error.kind,
-                message: error.message.clone(),
-                upstream_status: error.status,
-                record_id: None,
-                plugin: None,
-                request_id: request_id.map(str::to_owned),
-            },
-        );
+        self.log(c, ErrorEntry::upstream(Some(entity), error, request_id));
     }
 
     /// What mapping a page of records gave: failed records and field errors are

@@ -564,23 +564,18 @@ fn set_native(
     field: &str,
     errors: &mut Vec<WriteError>,
 ) {
-    let mut node = out;
-    for key in &keys[..keys.len() - 1] {
-        let Value::Object(map) = node else {
-            errors.push(WriteError {
-                field: field.to_owned(),
-                message: format!(
-                    "its source `{}` is inside a value another field writes",
-                    keys.join(".")
-                ),
-            });
-            return;
+    let (last, parents) = keys.split_last().expect("paths have keys");
+    let mut node = Some(out);
+    for key in parents {
+        node = match node {
+            Some(Value::Object(map)) => Some(
+                map.entry(key.clone())
+                    .or_insert_with(|| Value::Object(Map::new())),
+            ),
+            _ => None,
         };
-        node = map
-            .entry(key.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
     }
-    let Value::Object(map) = node else {
+    let Some(Value::Object(map)) = node else {
         errors.push(WriteError {
             field: field.to_owned(),
             message: format!(
@@ -590,7 +585,6 @@ fn set_native(
         });
         return;
     };
-    let last = keys.last().expect("paths have keys");
     match map.get(last) {
         Some(existing) if *existing != value => errors.push(WriteError {
             field: field.to_owned(),
