@@ -1385,11 +1385,16 @@ async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
         "POST",
         "/v1/webhooks",
         k,
-        json!({"url": "http://127.0.0.1:9/hooks", "events": ["connection.status_changed"]})
+        json!({"url": "http://127.0.0.1:9/hooks", "events": ["connection.status_changed", "mapping.updated", "connection.status_changed"]})
             .to_string(),
     )
     .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(
+        a.body["subscription"]["events"],
+        json!(["connection.status_changed", "mapping.updated"]),
+        "an event named twice is subscribed once"
+    );
     let hook = a.body["subscription"]["id"].as_str().unwrap().to_owned();
     assert!(a.body["secret"].as_str().unwrap().starts_with("whsec_"));
     let a = call(&f.app, "GET", "/v1/webhooks", k, "").await;

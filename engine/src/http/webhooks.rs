@@ -69,7 +69,12 @@ pub(super) async fn subscribe(
             "events is empty: name at least one event type".into(),
         ));
     }
-    events.dedup();
+    let mut seen = Vec::with_capacity(events.len());
+    events.retain(|e| {
+        let first = !seen.contains(e);
+        seen.push(*e);
+        first
+    });
     let secret = match secret {
         Some(s) if s.chars().count() < 16 => {
             return Err(invalid(
