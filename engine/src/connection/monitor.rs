@@ -232,7 +232,8 @@ impl Monitor {
         }
         let mut plugin_errors = 0u64;
         let mut newly_failing = Vec::new();
-        {
+        // Most transforms call no plugin: they take no lock here.
+        if !batch.plugin_calls.is_empty() {
             let mut failing = self.failing_plugins.lock().expect("not poisoned");
             for (plugin, counts) in &batch.plugin_calls {
                 let failed = counts.total() - counts.get(CallOutcome::Ok);
