@@ -219,8 +219,9 @@ fn plugins_through_the_binary() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stdout
-            .starts_with(&format!("ok: {uom}: plugin `uom` version 1.1.0\nsha256: ")),
+        out.stdout.starts_with(&format!(
+            "ok: {uom}: plugin `uom` version 1.2.0 (crosswalk:plugin@0.2.0)\nsha256: "
+        )),
         "{}",
         out.stdout
     );
@@ -233,6 +234,11 @@ fn plugins_through_the_binary() {
     assert!(
         out.stdout
             .contains("  field  convert: Converts a unit-of-measure code"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("         inverse: convert_back\n"),
         "{}",
         out.stdout
     );

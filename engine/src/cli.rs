@@ -367,10 +367,11 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
                 .with_context(|| format!("{}", file.display()))?;
             writeln!(
                 out,
-                "ok: {}: plugin `{}` version {}",
+                "ok: {}: plugin `{}` version {} ({})",
                 file.display(),
                 plugin.name(),
-                plugin.version()
+                plugin.version(),
+                plugin.interface()
             )?;
             writeln!(out, "sha256: {}", plugin.sha256())?;
             let limits = Limits::DEFAULT;
@@ -391,6 +392,10 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
                 };
                 writeln!(out, "  {kind} {}: {}", f.name, f.description)?;
                 writeln!(out, "         args: {}", f.args_schema)?;
+                match &f.inverse {
+                    Some(inverse) => writeln!(out, "         inverse: {inverse}")?,
+                    None => writeln!(out, "         inverse: none (read-only in writes)")?,
+                }
             }
             Ok(())
         }

@@ -121,6 +121,39 @@ impl Service {
         (status, headers, value)
     }
 
+    /// Uploads the Rust plugins `packages` and binds them to the connection's mapping
+    /// of `entity`; the mapping's path.
+    async fn bind_plugins(&self, id: &str, entity: &str, packages: &[&str]) -> String {
+        let mut bindings = Vec::new();
+        for package in packages {
+            bindings.push(json!({"sha256": self.upload_plugin(package).await}));
+        }
+        let mapping = format!("/v1/connections/{id}/mappings/{entity}");
+        let (status, _, m) = self
+            .call("PUT", &format!("{mapping}/plugins"), Some(json!(bindings)))
+            .await;
+        assert_eq!(status, 200, "{m}");
+        mapping
+    }
+
+    /// Uploads the Rust plugin `package`, built for wasm32-wasip2; its sha256.
+    async fn upload_plugin(&self, package: &str) -> String {
+        let upload = self
+            .client
+            .post(format!("{}/v1/plugins", self.base))
+            .bearer_auth(&self.key)
+            .header("content-type", "application/wasm")
+            .body(support::rust_plugin_bytes(package))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(upload.status(), 201, "{package}");
+        upload.json::<Value>().await.unwrap()["plugin"]["sha256"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     async fn get(&self, path: &str) -> (u16, Value) {
         let (s, _, v) = self.call("GET", path, None).await;
         (s, v)
@@ -1239,6 +1272,123 @@ async fn the_outbox_redelivers_after_the_receiver_was_down_and_after_a_restart()
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Writes through a mapping with plugins: a field a plugin converts is written back
+/// through the inverse the plugin declares (ISO `H87` to SAP's `PC`), in previews and
+/// sandbox writes alike; a record step without an inverse refuses writes by name, and
+/// the mapping says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_call_plugin_inverses_and_refuse_steps_without_one() {
+    let dir = temp_dir("plugin-writes");
+    let s = Service::start(&dir, None).await;
+    let (_, _, c) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "sap-s4hana", "name": "sb", "mode": "sandbox"})),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let mapping = s
+        .bind_plugins(
+            &id,
+            "purchase_order",
+            &["crosswalk-plugin-uom", "crosswalk-fixture-hostile"],
+        )
+        .await;
+    let to_iso = json!({"overrides": [{"target": "lines.unit_of_measure", "transforms": ["null_if_empty", {"plugin": "uom", "function": "convert", "args": {"from": "sap", "to": "iso"}}]}]});
+    let (status, _, m) = s.call("PUT", &mapping, Some(to_iso.clone())).await;
+    assert_eq!(status, 200, "{m}");
+    assert!(m.get("write_refused").is_none(), "{m}");
+    assert!(
+        !m["read_only"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["target"] == "lines.unit_of_measure"),
+        "{}",
+        m["read_only"]
+    );
+
+    // A record read through the mapping has ISO codes; written back, SAP's.
+    let (status, page) = s
+        .get(&format!("/v1/connections/{id}/purchase-orders?page_size=1"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let read = &page["data"][0];
+    assert_eq!(read["lines"][0]["unit_of_measure"], "H87", "{read}");
+    let record = json!({"number": "4500000999", "lines": [{"line_number": 10, "quantity": 4, "unit_of_measure": "H87"}, {"line_number": 20, "quantity": 2, "unit_of_measure": "KGM"}]});
+    let (status, _, preview) = s
+        .call(
+            "POST",
+            &format!("/v1/connections/{id}/purchase-orders/preview-write"),
+            Some(record.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    let units: Vec<&Value> = preview["native_payload"]["to_PurchaseOrderItem"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["PurchaseOrderQuantityUnit"])
+        .collect();
+    assert_eq!(units, [&json!("PC"), &json!("KG")], "{preview}");
+    let (status, _, created) = s
+        .call(
+            "POST",
+            &format!("/v1/connections/{id}/purchase-orders"),
+            Some(record),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["native_payload"], preview["native_payload"]);
+
+    // A code SAP has no spelling for is refused with the line and the plugin's reason.
+    let (status, _, refused) = s
+        .call(
+            "PATCH",
+            &format!("/v1/connections/{id}/purchase-orders/4500000201"),
+            Some(json!({"lines": [{"line_number": 10, "unit_of_measure": "XYZ"}]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    let error = &refused["error"]["details"]["errors"][0];
+    assert_eq!(error["field"], "lines[0].unit_of_measure", "{refused}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("`XYZ` is not a known ISO unit code"),
+        "{refused}"
+    );
+
+    // A `pre` step without an inverse: reads go on, writes are refused, saying why.
+    let mut with_pre = to_iso;
+    with_pre["pre"] = json!([{"plugin": "hostile", "function": "echo_records"}]);
+    let (status, _, m) = s.call("PUT", &mapping, Some(with_pre)).await;
+    assert_eq!(status, 200, "{m}");
+    let why = "its `pre` step calls the plugin function `hostile.echo_records`, which declares no inverse, so a write cannot undo what it changed";
+    assert_eq!(m["write_refused"], why, "{m}");
+    let (status, page) = s
+        .get(&format!("/v1/connections/{id}/purchase-orders?page_size=1"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let (status, _, refused) = s
+        .call(
+            "PATCH",
+            &format!("/v1/connections/{id}/purchase-orders/4500000201"),
+            Some(json!({"currency": "EUR"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "unwritable_fields");
+    assert_eq!(
+        refused["error"]["message"],
+        format!(
+            "this purchase_order cannot be written: no purchase_order can be written on this connection: {why}"
+        )
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_plugin_raises_one_event_until_it_recovers() {
     let dir = temp_dir("plugin");
@@ -1253,30 +1403,9 @@ async fn a_failing_plugin_raises_one_event_until_it_recovers() {
         )
         .await;
     let id = c["id"].as_str().unwrap().to_owned();
-    let hostile = support::rust_plugin_bytes("crosswalk-fixture-hostile");
-    let upload = s
-        .client
-        .post(format!("{}/v1/plugins", s.base))
-        .bearer_auth(&s.key)
-        .header("content-type", "application/wasm")
-        .body(hostile)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), 201);
-    let sha = upload.json::<Value>().await.unwrap()["plugin"]["sha256"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mapping = format!("/v1/connections/{id}/mappings/purchase_order");
-    let (status, _, m) = s
-        .call(
-            "PUT",
-            &format!("{mapping}/plugins"),
-            Some(json!([{"sha256": sha}])),
-        )
+    let mapping = s
+        .bind_plugins(&id, "purchase_order", &["crosswalk-fixture-hostile"])
         .await;
-    assert_eq!(status, 200, "{m}");
     let calling = |function: &str| json!({"overrides": [{"target": "custom_fields.checked", "path": "$.PurchaseOrder", "transforms": [{"plugin": "hostile", "function": function}]}]});
     let (status, _, m) = s.call("PUT", &mapping, Some(calling("panic"))).await;
     assert_eq!(status, 200, "{m}");

@@ -8,6 +8,8 @@
 //! - `tests/fixtures/errors/<case>/` hold bad specs and payloads with the error each
 //!   must give.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -67,28 +69,6 @@ fn validate(entity: Entity, record: &Value, what: &str) {
     );
 }
 
-/// The first differences between two JSON values, as paths.
-fn diff(expected: &Value, actual: &Value, at: &str, out: &mut Vec<String>) {
-    match (expected, actual) {
-        (Value::Object(e), Value::Object(a)) => {
-            for key in e.keys().chain(a.keys()).collect::<BTreeSet<_>>() {
-                let here = format!("{at}.{key}");
-                match (e.get(key), a.get(key)) {
-                    (Some(x), Some(y)) => diff(x, y, &here, out),
-                    (x, y) => out.push(format!("{here}: expected {x:?}, got {y:?}")),
-                }
-            }
-        }
-        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
-            for (i, (x, y)) in e.iter().zip(a).enumerate() {
-                diff(x, y, &format!("{at}[{i}]"), out);
-            }
-        }
-        (x, y) if x != y => out.push(format!("{at}: expected {x}, got {y}")),
-        _ => {}
-    }
-}
-
 #[test]
 fn samples_map_to_their_expected_output() {
     let root = repo().join("examples/payloads");
@@ -127,7 +107,7 @@ fn samples_map_to_their_expected_output() {
                 ) {
                     Ok(actual) => {
                         let mut d = Vec::new();
-                        diff(&expected, &actual, "$", &mut d);
+                        support::diff(&expected, &actual, "$", &mut d);
                         if !d.is_empty() {
                             failures.push(format!("{name}:\n    {}", d.join("\n    ")));
                         }
@@ -195,7 +175,7 @@ fn run_override_case(dir: &Path) -> (OverrideSpec, Value, Value) {
 /// or was already equal.
 fn assert_changes_only_named(spec: &OverrideSpec, baseline: &Value, output: &Value, name: &str) {
     let mut d = Vec::new();
-    diff(baseline, output, "$", &mut d);
+    support::diff(baseline, output, "$", &mut d);
     let named: Vec<String> = spec.overrides.iter().map(|o| o.target.clone()).collect();
     for change in d {
         let path = change
@@ -229,7 +209,7 @@ fn override_examples_map_and_change_only_what_they_name() {
             let (spec, baseline, output) = run_override_case(&dir);
             let expected = read_json(&dir.join("expected.json"));
             let mut d = Vec::new();
-            diff(&expected, &output, "$", &mut d);
+            support::diff(&expected, &output, "$", &mut d);
             assert!(d.is_empty(), "{}:\n    {}", dir.display(), d.join("\n    "));
             assert_changes_only_named(&spec, &baseline, &output, &dir.display().to_string());
             count += 1;
@@ -246,7 +226,7 @@ fn override_fixtures() {
         let (spec, baseline, output) = run_override_case(&dir);
         let expected = read_json(&dir.join("expected.json"));
         let mut d = Vec::new();
-        diff(&expected, &output, "$", &mut d);
+        support::diff(&expected, &output, "$", &mut d);
         assert!(d.is_empty(), "{}:\n    {}", dir.display(), d.join("\n    "));
         assert_changes_only_named(&spec, &baseline, &output, &dir.display().to_string());
         // The override changes something: an override fixture that maps like the
@@ -570,36 +550,6 @@ fn the_benchmarks_jq_programs_give_crosswalks_records() {
     }
 }
 
-/// Removes from a unified record what a write does not carry: the read-only targets
-/// (`lines.line_amount` from every line), `errors` and `remote_data`.
-fn writable(record: &Value, read_only: &[mapping::ReadOnly]) -> Value {
-    fn strip(value: &mut Value, path: &[&str]) {
-        let Some((first, rest)) = path.split_first() else {
-            return;
-        };
-        match value {
-            Value::Object(m) if rest.is_empty() => {
-                m.remove(*first);
-            }
-            Value::Object(m) => match m.get_mut(*first) {
-                Some(Value::Array(items)) => items.iter_mut().for_each(|i| strip(i, rest)),
-                Some(inner) => strip(inner, rest),
-                None => {}
-            },
-            _ => {}
-        }
-    }
-    let mut out = record.clone();
-    for r in read_only {
-        strip(&mut out, &r.target.split('.').collect::<Vec<_>>());
-    }
-    if let Value::Object(m) = &mut out {
-        m.remove("errors");
-        m.remove("remote_data");
-    }
-    out
-}
-
 /// Unified → native → unified gives back every writable field, for every sample
 /// payload of every system and entity (the default mappings) and for every override
 /// example (custom fields included).
@@ -657,17 +607,17 @@ fn writes_round_trip_through_the_reverse_mapping() {
     let mut fields_checked = 0;
     for (name, system, entity, overrides, record) in cases {
         let resolved = mapping::resolve(&system, entity, overrides.as_ref()).unwrap();
-        let write = mapping::WritePlan::derive(&resolved).unwrap();
+        let write = mapping::WritePlan::derive(&resolved, &PluginSet::new()).unwrap();
         let plan = mapping::plan(&system, entity, overrides.as_ref()).unwrap();
         let unified = plan.map_record(&record, MapOptions::default()).unwrap();
-        let sent = writable(&unified, write.read_only());
+        let sent = support::writable(&unified, write.read_only());
         let native = write
             .to_native(&sent)
             .unwrap_or_else(|e| panic!("{name}: the record does not write back: {e:?}"));
         let back = plan.map_record(&native, MapOptions::default()).unwrap();
-        let back = writable(&back, write.read_only());
+        let back = support::writable(&back, write.read_only());
         let mut differences = Vec::new();
-        diff(&sent, &back, "", &mut differences);
+        support::diff(&sent, &back, "", &mut differences);
         assert!(
             differences.is_empty(),
             "{name}: unified → native → unified changed {differences:?}\nnative: {native}"
@@ -705,7 +655,7 @@ fn writes_round_trip_through_the_reverse_mapping() {
 #[test]
 fn writes_refuse_read_only_and_unwritable_fields_by_name() {
     let resolved = mapping::resolve("sap-s4hana", Entity::PurchaseOrder, None).unwrap();
-    let write = mapping::WritePlan::derive(&resolved).unwrap();
+    let write = mapping::WritePlan::derive(&resolved, &PluginSet::new()).unwrap();
     let read_only: Vec<&str> = write
         .read_only()
         .iter()
@@ -743,7 +693,7 @@ fn writes_refuse_read_only_and_unwritable_fields_by_name() {
     )
     .unwrap();
     let resolved = mapping::resolve("sap-s4hana", Entity::PurchaseOrder, Some(&spec)).unwrap();
-    let native = mapping::WritePlan::derive(&resolved)
+    let native = mapping::WritePlan::derive(&resolved, &PluginSet::new())
         .unwrap()
         .to_native(&serde_json::json!({"number": "4500000001", "custom_fields": {"cost_center": "CC-1000"}}))
         .unwrap();
@@ -873,7 +823,7 @@ fn generated_records_round_trip_through_the_reverse_mapping() {
     let mut rng = Rng(0x5eed_cafe_f00d_beef);
     for (name, system, entity, overrides) in cases {
         let resolved = mapping::resolve(&system, entity, overrides.as_ref()).unwrap();
-        let write = mapping::WritePlan::derive(&resolved).unwrap();
+        let write = mapping::WritePlan::derive(&resolved, &PluginSet::new()).unwrap();
         let plan = mapping::plan(&system, entity, overrides.as_ref()).unwrap();
         for round in 0..40 {
             let mut record = random_value(entity.record_type(), &mut rng);
@@ -968,7 +918,7 @@ overrides:
     )
     .unwrap();
     let resolved = mapping::resolve("sap-s4hana", Entity::PurchaseOrder, Some(&spec)).unwrap();
-    let write = mapping::WritePlan::derive(&resolved).unwrap();
+    let write = mapping::WritePlan::derive(&resolved, &PluginSet::new()).unwrap();
     assert!(!write.read_only().iter().any(|r| r.target == "status"));
     let native = write
         .to_native(&serde_json::json!({"number": "4500000001", "status": "approved"}))
@@ -1002,7 +952,7 @@ overrides:
         )
         .unwrap();
         let resolved = mapping::resolve("sap-s4hana", Entity::PurchaseOrder, Some(&spec)).unwrap();
-        let e = mapping::WritePlan::derive(&resolved)
+        let e = mapping::WritePlan::derive(&resolved, &PluginSet::new())
             .unwrap_err()
             .to_string();
         assert!(e.contains("status") && e.contains(says), "{rule}: {e}");

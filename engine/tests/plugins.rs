@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crosswalk::mapping::{self, Format, MapOptions, OverrideSpec, Payload};
+use crosswalk::mapping::{self, Format, MapOptions, OverrideSpec, Payload, WriteError, WritePlan};
 use crosswalk::plugin::{
     HostConfig, LimitOverrides, Limits, Plugin, PluginError, PluginHost, PluginSet,
 };
@@ -77,29 +77,279 @@ fn example_plugins_in_mappings() {
 #[test]
 fn example_plugins_describe_themselves() {
     let host = host();
+    // Each function with the inverse it declares.
     for (package, name, functions) in [
         (
             "crosswalk-plugin-uom",
             "uom",
-            vec!["convert", "convert_lines"],
+            vec![
+                ("convert", Some("convert_back")),
+                ("convert_back", Some("convert")),
+                ("convert_lines", Some("convert_lines_back")),
+                ("convert_lines_back", Some("convert_lines")),
+            ],
         ),
         (
             "crosswalk-plugin-vat-id",
             "vat-id",
-            vec!["normalize", "validate"],
+            vec![("normalize", Some("normalize")), ("validate", None)],
         ),
         (
             "crosswalk-plugin-maximo-specs",
             "maximo-specs",
-            vec!["specs_to_custom_fields"],
+            vec![
+                ("specs_to_custom_fields", Some("strip_spec_fields")),
+                ("strip_spec_fields", None),
+            ],
         ),
     ] {
         let plugin = load(&host, package);
         assert_eq!(plugin.name(), name);
+        assert_eq!(plugin.interface(), "crosswalk:plugin@0.2.0");
         assert_eq!(plugin.sha256().len(), 64);
-        let names: Vec<&str> = plugin.functions().iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, functions);
+        let described: Vec<(&str, Option<&str>)> = plugin
+            .functions()
+            .iter()
+            .map(|f| (f.name.as_str(), f.inverse.as_deref()))
+            .collect();
+        assert_eq!(described, functions);
     }
+}
+
+/// The plugins of a fixture (`plugins.txt`), its override spec, and its mapped input.
+fn fixture(host: &PluginHost, dir: &Path) -> (PluginSet, OverrideSpec, Vec<Value>) {
+    let mut plugins = PluginSet::new();
+    for package in fs::read_to_string(dir.join("plugins.txt")).unwrap().lines() {
+        plugins.insert(load(host, package), Limits::DEFAULT);
+    }
+    let text = fs::read_to_string(dir.join("overrides.yaml")).unwrap();
+    let spec = OverrideSpec::parse(&text, Format::Yaml).unwrap();
+    let input = Payload::parse(&fs::read_to_string(dir.join("input.json")).unwrap()).unwrap();
+    (plugins, spec, input.into_records())
+}
+
+/// Custom fields given as `null` write nothing and read back as absent: they are
+/// left out of both sides of a comparison.
+fn without_null_custom_fields(mut record: Value) -> Value {
+    if let Some(Value::Object(custom)) = record.get_mut("custom_fields") {
+        custom.retain(|_, v| !v.is_null());
+    }
+    record
+}
+
+/// Writes what a write carries of `unified` through `write`, reads the native payload
+/// back through `plan`, and returns the differences, the native payload, and what was
+/// sent.
+fn round_trip(
+    plan: &mapping::Plan,
+    write: &WritePlan,
+    unified: &Value,
+) -> Result<(Vec<String>, Value, Value), Vec<WriteError>> {
+    let sent = support::writable(unified, write.read_only());
+    let native = write.to_native(&sent)?;
+    let back = plan
+        .map_record(&native, MapOptions::default())
+        .unwrap_or_else(|e| panic!("the native payload {native} does not read back: {e}"));
+    let back = support::writable(&back, write.read_only());
+    let sent = without_null_custom_fields(sent);
+    let mut differences = Vec::new();
+    support::diff(
+        &sent,
+        &without_null_custom_fields(back),
+        "",
+        &mut differences,
+    );
+    Ok((differences, native, sent))
+}
+
+/// Plugin-converted fields write back through the inverses their functions declare
+/// (`crosswalk:plugin@0.2.0`): for every example fixture, unified → native → unified
+/// gives back every writable field, and the plugin-converted ones reach the source in
+/// its own spelling.
+#[test]
+fn plugin_converted_fields_round_trip_through_their_inverses() {
+    let host = host();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plugins");
+    let mut cases: Vec<_> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    let mut checked = Vec::new();
+    for dir in &cases {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let (plugins, spec, records) = fixture(&host, dir);
+        let (system, entity) = (spec.system.as_deref().unwrap(), spec.entity.unwrap());
+        let resolved = mapping::resolve(system, entity, Some(&spec)).unwrap();
+        let plan = mapping::plan_with(system, entity, Some(&spec), &plugins).unwrap();
+        let write = WritePlan::derive(&resolved, &plugins).unwrap();
+        assert!(
+            write.calls_plugins(),
+            "{name}: its plugins declare inverses"
+        );
+        assert_eq!(write.refused(), None, "{name}");
+        let unified = plan.map_record(&records[0], MapOptions::default()).unwrap();
+        let unified = match name.as_str() {
+            // Classification attributes are not written: a record read from the API
+            // writes back once they are null, as a client clears what it does not set.
+            "maximo-asset-specs" => {
+                let e = write
+                    .to_native(&support::writable(&unified, write.read_only()))
+                    .unwrap_err();
+                assert_eq!(e.len(), 1, "{e:?}");
+                assert!(
+                    e[0].message.contains("custom_fields.spec_voltage")
+                        && e[0].message.contains("classification attributes"),
+                    "{e:?}"
+                );
+                let mut cleared = unified.clone();
+                for (k, v) in cleared["custom_fields"].as_object_mut().unwrap() {
+                    if k.starts_with("spec_") {
+                        *v = Value::Null;
+                    }
+                }
+                cleared
+            }
+            _ => unified,
+        };
+        let (differences, native, sent) = round_trip(&plan, &write, &unified)
+            .unwrap_or_else(|e| panic!("{name}: the record does not write back: {e:?}"));
+        assert!(
+            differences.is_empty(),
+            "{name}: unified → native → unified changed {differences:?}\nnative: {native}"
+        );
+        match name.as_str() {
+            "sap-po-uom-to-iso" => {
+                assert_eq!(sent["lines"][0]["unit_of_measure"], "H87");
+                assert_eq!(
+                    native["to_PurchaseOrderItem"]["results"][0]["PurchaseOrderQuantityUnit"], "PC",
+                    "{native}"
+                );
+            }
+            "sap-vendor-vat-id" => {
+                let tax_id = sent["tax_id"].as_str().unwrap();
+                assert!(native.to_string().contains(tax_id), "{native}");
+                // `validate` has no inverse: the flag is read-only, with the reason.
+                let flag = write
+                    .read_only()
+                    .iter()
+                    .find(|r| r.target == "custom_fields.tax_id_valid")
+                    .expect("custom_fields.tax_id_valid is read-only");
+                assert_eq!(
+                    flag.reason,
+                    "it calls the plugin function `vat-id.validate`, which declares no inverse"
+                );
+            }
+            "maximo-asset-specs" => {
+                assert!(!native.to_string().contains("spec_"), "{native}");
+            }
+            other => panic!("{other}: a new fixture needs its check here"),
+        }
+        checked.push(name);
+    }
+    assert_eq!(
+        checked,
+        [
+            "maximo-asset-specs",
+            "sap-po-uom-to-iso",
+            "sap-vendor-vat-id"
+        ]
+    );
+}
+
+/// Every unit code of the table round-trips through `uom.convert` and its inverse, in
+/// a field rule and in a `post` step; a unified code the source has no spelling for is
+/// refused by name, with the plugin's reason.
+#[test]
+fn every_unit_code_round_trips_through_the_uom_inverses() {
+    let host = host();
+    let mut plugins = PluginSet::new();
+    plugins.insert(load(&host, "crosswalk-plugin-uom"), Limits::DEFAULT);
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plugins/sap-po-uom-to-iso");
+    let (_, field_spec, records) = fixture(&host, &dir);
+    let post_spec = OverrideSpec::parse(
+        "system: sap-s4hana\nentity: purchase_order\npost: [{plugin: uom, function: convert_lines, args: {from: sap, to: iso}}]\noverrides: []\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    // SAP's commercial codes, as the plugin's table has them.
+    let sap_codes = [
+        "PC", "EA", "KG", "G", "TO", "LB", "M", "CM", "MM", "FT", "IN", "M2", "M3", "L", "ML",
+        "GAL", "H", "MIN", "DAY", "KWH", "BOX", "PAK", "PAA", "SET", "ROL", "DR",
+    ];
+    for spec in [&field_spec, &post_spec] {
+        let entity = crosswalk::model::Entity::PurchaseOrder;
+        let resolved = mapping::resolve("sap-s4hana", entity, Some(spec)).unwrap();
+        let plan = mapping::plan_with("sap-s4hana", entity, Some(spec), &plugins).unwrap();
+        let write = WritePlan::derive(&resolved, &plugins).unwrap();
+        let mut instance = plugins.get("uom").unwrap().plugin.instance(Limits::DEFAULT);
+        for code in sap_codes {
+            let iso = instance
+                .call_field("convert", &json!(code), r#"{"from":"sap","to":"iso"}"#)
+                .unwrap();
+            let mut unified = plan.map_record(&records[0], MapOptions::default()).unwrap();
+            for line in unified["lines"].as_array_mut().unwrap() {
+                line["unit_of_measure"] = iso.clone();
+            }
+            let (differences, native, _) = round_trip(&plan, &write, &unified)
+                .unwrap_or_else(|e| panic!("{code} ({iso}): {e:?}"));
+            assert!(differences.is_empty(), "{code} ({iso}): {differences:?}");
+            for line in native["to_PurchaseOrderItem"]["results"]
+                .as_array()
+                .unwrap()
+            {
+                assert_eq!(line["PurchaseOrderQuantityUnit"], code, "{native}");
+            }
+        }
+        let mut unified = plan.map_record(&records[0], MapOptions::default()).unwrap();
+        unified["lines"][1]["unit_of_measure"] = json!("XYZ");
+        let e = write
+            .to_native(&support::writable(&unified, write.read_only()))
+            .unwrap_err();
+        let e: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("`XYZ` is not a known ISO unit code")
+                && (spec.post.is_none() == e[0].starts_with("`lines[1].unit_of_measure`")),
+            "{e:?}"
+        );
+    }
+}
+
+/// A record step whose function declares no inverse makes the entity unwritable, with
+/// the step named, since nothing says which fields it changed; reads are unaffected.
+#[test]
+fn a_record_step_without_an_inverse_refuses_writes_by_name() {
+    let host = host();
+    let mut plugins = PluginSet::new();
+    plugins.insert(load(&host, "crosswalk-fixture-hostile"), Limits::DEFAULT);
+    let spec = OverrideSpec::parse(
+        "pre: [{plugin: hostile, function: echo_records}]\noverrides: []\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let entity = crosswalk::model::Entity::Vendor;
+    let resolved = mapping::resolve("ibm-maximo", entity, Some(&spec)).unwrap();
+    let write = WritePlan::derive(&resolved, &plugins).unwrap();
+    let why = write.refused().expect("refused");
+    assert_eq!(
+        why,
+        "its `pre` step calls the plugin function `hostile.echo_records`, which declares no inverse, so a write cannot undo what it changed"
+    );
+    let e = write.to_native(&json!({"name": "Acme"})).unwrap_err();
+    assert_eq!(
+        e[0].to_string(),
+        format!("no vendor can be written on this connection: {why}")
+    );
+    let plan = mapping::plan_with("ibm-maximo", entity, Some(&spec), &plugins).unwrap();
+    let read = plan
+        .map_record(
+            &json!({"company": "ACME", "name": "Acme"}),
+            MapOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(read["name"], "Acme");
 }
 
 #[test]
@@ -559,11 +809,46 @@ fn the_javascript_plugin_builds_and_runs() {
         .to_string();
     assert!(e.contains("unknown function"), "{e}");
 
+    // Built against crosswalk:plugin@0.1.0, which has no inverses: it still loads and
+    // maps, and the field it converts is read-only in writes, saying why.
+    assert_eq!(phone.interface(), "crosswalk:plugin@0.1.0");
+    assert!(phone.functions().iter().all(|f| f.inverse.is_none()));
     let mut plugins = PluginSet::new();
     plugins.insert(phone, Limits::DEFAULT);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plugins-js");
     for dir in fs::read_dir(root).unwrap() {
-        run_fixture(&dir.unwrap().path(), &plugins);
+        let dir = dir.unwrap().path();
+        run_fixture(&dir, &plugins);
+        let text = fs::read_to_string(dir.join("overrides.yaml")).unwrap();
+        let spec = OverrideSpec::parse(&text, Format::Yaml).unwrap();
+        let (system, entity) = (spec.system.as_deref().unwrap(), spec.entity.unwrap());
+        let resolved = mapping::resolve(system, entity, Some(&spec)).unwrap();
+        let write = WritePlan::derive(&resolved, &plugins).unwrap();
+        let phone = write
+            .read_only()
+            .iter()
+            .find(|r| r.target == "phone")
+            .expect("phone is read-only");
+        assert!(
+            phone.reason.starts_with(
+                "it calls the plugin function `phone.e164`, whose plugin implements crosswalk:plugin@0.1.0, which cannot declare an inverse"
+            ),
+            "{}",
+            phone.reason
+        );
+        let e = write
+            .to_native(&json!({"name": "Acme", "phone": "+13125550199"}))
+            .unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].field, "phone");
+        // The other fields of a record read from the API write back, phone cleared.
+        let plan = mapping::plan_with(system, entity, Some(&spec), &plugins).unwrap();
+        let input = Payload::parse(&fs::read_to_string(dir.join("input.json")).unwrap()).unwrap();
+        let unified = plan
+            .map_record(&input.into_records()[0], MapOptions::default())
+            .unwrap();
+        let (differences, _, _) = round_trip(&plan, &write, &unified).unwrap();
+        assert!(differences.is_empty(), "{differences:?}");
     }
 }
 

@@ -225,7 +225,7 @@ impl Pipelines {
         }
         let resolved = mapping::resolve(&connection.system, entity, Some(overrides))?;
         let plan = Plan::compile(&resolved, &set)?;
-        let write = crate::mapping::WritePlan::derive(&resolved)?;
+        let write = crate::mapping::WritePlan::derive(&resolved, &set)?;
         Ok(Pipeline {
             version,
             write,

@@ -1,6 +1,8 @@
 //! The connection endpoints beyond configuration: unified reads (sandbox or live),
 //! sandbox writes, the status, the error log and reauthorization.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -320,13 +322,22 @@ pub struct WritePreview {
 }
 
 /// The native payload of a unified record through the connection's current mapping,
-/// or a 422 that names every field that cannot be written and why.
-fn native_payload(
-    pipeline: &crate::connection::Pipeline,
+/// or a 422 that names every field that cannot be written and why. Plugin inverses
+/// (which may run up to their time limit) are called off the async workers.
+async fn native_payload(
+    pipeline: &Arc<crate::connection::Pipeline>,
     entity: Entity,
     record: &Value,
 ) -> Result<Value, ApiError> {
-    pipeline.write.to_native(record).map_err(|errors| {
+    let native = if pipeline.write.calls_plugins() {
+        let (pipeline, record) = (Arc::clone(pipeline), record.clone());
+        tokio::task::spawn_blocking(move || pipeline.write.to_native(&record))
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+    } else {
+        pipeline.write.to_native(record)
+    };
+    native.map_err(|errors| {
         let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -349,7 +360,7 @@ pub(super) async fn preview_write(
     let record: Value = json_body(body)?;
     check_unified(entity, &record)?;
     let pipeline = state.inner.pipelines.current(&c, entity)?;
-    let native_payload = native_payload(&pipeline, entity, &record)?;
+    let native_payload = native_payload(&pipeline, entity, &record).await?;
     let answer = WritePreview {
         native_payload,
         version: pipeline.version,
@@ -401,7 +412,7 @@ pub(super) async fn write_record(
     let record: Value = json_body(body)?;
     check_unified(entity, &record)?;
     let pipeline = state.inner.pipelines.current(&c, entity)?;
-    let native_payload = native_payload(&pipeline, entity, &record)?;
+    let native_payload = native_payload(&pipeline, entity, &record).await?;
     if c.mode == Mode::Live {
         let fetched = state
             .inner

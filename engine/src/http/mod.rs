@@ -1196,6 +1196,10 @@ pub struct MappingAnswer<'a> {
     pub plugins: &'a [PluginBinding],
     /// The targets that writes cannot set through this mapping, and why.
     pub read_only: &'a [crate::mapping::ReadOnly],
+    /// Why no record of the entity can be written through this mapping, when a `pre`
+    /// or `post` plugin step has no inverse; absent when writes work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_refused: Option<&'a str>,
 }
 
 /// A mapping as the mapping endpoints answer it, with its version in the header too.
@@ -1205,6 +1209,7 @@ fn mapping_response(pipeline: &crate::connection::Pipeline) -> Response {
         mapping: &pipeline.resolved,
         plugins: &pipeline.plugins,
         read_only: pipeline.write.read_only(),
+        write_refused: pipeline.write.refused(),
     };
     with_version(Json(body).into_response(), pipeline.version)
 }

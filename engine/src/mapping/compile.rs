@@ -92,10 +92,7 @@ impl Plan {
     /// the plugins in `plugins`.
     pub fn compile(mapping: &ResolvedMapping, plugins: &PluginSet) -> Result<Plan, SpecErrors> {
         let mut errors = Vec::new();
-        let mut slots = Slots {
-            set: plugins,
-            used: Vec::new(),
-        };
+        let mut slots = Slots::new(plugins);
         let scope = Scope {
             name: mapping.entity.to_string(),
             prefix: String::new(),
@@ -111,7 +108,7 @@ impl Plan {
                 pre,
                 rules,
                 post,
-                plugins: slots.used,
+                plugins: slots.into_used(),
             })
         } else {
             Err(SpecErrors(errors))
@@ -144,9 +141,24 @@ struct Scope {
 }
 
 /// Gives each plugin a plan uses one slot, in the order they are first named.
-struct Slots<'a> {
+pub(super) struct Slots<'a> {
     set: &'a PluginSet,
     used: Vec<Binding>,
+}
+
+impl<'a> Slots<'a> {
+    /// No slot given yet; plugins are taken from `set`.
+    pub(super) fn new(set: &'a PluginSet) -> Slots<'a> {
+        Slots {
+            set,
+            used: Vec::new(),
+        }
+    }
+
+    /// The plugins named so far, by slot.
+    pub(super) fn into_used(self) -> Vec<Binding> {
+        self.used
+    }
 }
 
 impl ResolvePlugin for Slots<'_> {

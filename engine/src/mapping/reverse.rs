@@ -14,28 +14,34 @@
 //! | `lookup` | the table read backwards, when no two codes give the same value |
 //! | `multiply`/`divide` by a constant | the other one |
 //!
-//! Anything else — a constant, a path with wildcards, filters or an index, `round`,
-//! `template`, `concat`, `split`, `to_bool`, a factor read from another field, a plugin
-//! — makes its target read-only, and so are `created_at` and `updated_at`, which the
-//! source system keeps itself. A write that sets a read-only field is refused with the
+//! A plugin function inverts through the inverse it declares (`crosswalk:plugin@0.2.0`,
+//! `function-info.inverse`), called with the step's arguments. Anything else — a
+//! constant, a path with wildcards, filters or an index, `round`, `template`, `concat`,
+//! `split`, `to_bool`, a factor read from another field, a plugin function without an
+//! inverse — makes its target read-only, and so are `created_at` and `updated_at`,
+//! which the source system keeps itself. Record-level plugin steps are undone by their
+//! inverses too: a `post` step's before the rules, a `pre` step's after them; one that
+//! has none makes the entity unwritable, since nothing says which fields it changed. A write that sets a read-only field is refused with the
 //! field and the reason. Object targets (`vendor`) write their fields into the same
 //! record; array targets (`lines`, read from `$.items[*]`) write an array of records.
 //! A `null` for a field that is read-only or not mapped writes nothing, so that a whole
 //! unified record, as a read answers it, can be written back.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::compile::Slots;
 use super::error::{SpecError, SpecErrors, quote};
 use super::resolve::{ResolvedMapping, ResolvedRule};
-use super::spec::TransformStep;
-use super::transform::{Ctx, ResolvePlugin, Transform};
+use super::spec::{PluginStep, TransformStep};
+use super::transform::{Ctx, PluginCall, ResolvePlugin, Transform};
 use crate::model::Entity;
-use crate::plugin::{Plugin, PluginError, Session};
+use crate::plugin::{Binding, FunctionKind, Plugin, PluginError, PluginSet, Session};
 
 /// A target that a write cannot set, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -47,14 +53,26 @@ pub struct ReadOnly {
 }
 
 /// A problem with a unified record to write.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, JsonSchema)]
-#[error("`{field}`: {message}")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct WriteError {
-    /// The unified field, with indexes in arrays (`lines[1].unit_price`).
+    /// The unified field, with indexes in arrays (`lines[1].unit_price`); empty when
+    /// the problem is the whole record's.
     pub field: String,
     /// What is wrong.
     pub message: String,
 }
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "`{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
 
 /// How a system writes dates and numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,14 +109,20 @@ enum Inverse {
     Lookup(HashMap<String, Value>),
     /// Multiplies by a factor (the inverse of a divide, or of a multiply by 1/x).
     Scale(f64),
+    /// The inverse a plugin function declares, called with the step's arguments.
+    Plugin(PluginCall),
 }
 
 impl Inverse {
-    fn apply(&self, value: Value) -> Result<Value, String> {
+    fn apply(&self, value: Value, session: &mut Session) -> Result<Value, String> {
         if value.is_null() {
             return Ok(value);
         }
         match self {
+            Inverse::Plugin(call) => session
+                .instance(call.slot)
+                .call_field(&call.function, &value, &call.args)
+                .map_err(|e| e.to_string()),
             Inverse::Identity => Ok(value),
             Inverse::Number(style) => match (&value, style) {
                 (Value::Number(n), Style::SapOData) => Ok(Value::String(n.to_string())),
@@ -211,6 +235,14 @@ pub struct WritePlan {
     entity: Entity,
     rules: Vec<WriteRule>,
     read_only: Vec<ReadOnly>,
+    /// The inverses of the `post` steps, in the order they run (last step first).
+    post: Vec<PluginCall>,
+    /// The inverses of the `pre` steps, in the order they run (last step first).
+    pre: Vec<PluginCall>,
+    /// Why no record can be written, when a record step cannot be undone.
+    refused: Option<String>,
+    /// The plugins the inverses call, by slot.
+    plugins: Vec<Binding>,
 }
 
 /// The keys of a plain member path (`$.A.B`, `$['A'].B`), and whether it ends in
@@ -246,16 +278,50 @@ fn plain_path(text: &str) -> Option<(Vec<String>, bool)> {
     (!keys.is_empty()).then_some((keys, wildcard))
 }
 
+/// The call of the inverse that a plugin step's function declares, or why there is
+/// none (a clause that follows the function's name: "which declares no inverse").
+fn plugin_inverse(
+    step: &PluginStep,
+    kind: FunctionKind,
+    slots: &mut Slots<'_>,
+) -> Result<PluginCall, String> {
+    let (slot, plugin) = slots
+        .resolve(&step.plugin)
+        .map_err(|e| format!("but {e}"))?;
+    let info = plugin
+        .function(&step.function, kind)
+        .map_err(|e| format!("but {e}"))?;
+    match &info.inverse {
+        Some(inverse) => Ok(PluginCall {
+            slot,
+            plugin: step.plugin.clone(),
+            function: inverse.clone(),
+            args: step.args.to_string(),
+        }),
+        None if plugin.interface() == "crosswalk:plugin@0.1.0" => Err(format!(
+            "whose plugin implements crosswalk:plugin@0.1.0, which cannot declare an inverse (version {} of `{}`)",
+            plugin.version(),
+            plugin.name()
+        )),
+        None => Err("which declares no inverse".into()),
+    }
+}
+
 /// The inverse of one transform step, or why it has none.
-fn inverse(step: &TransformStep, style: Style) -> Result<Inverse, String> {
+fn inverse(step: &TransformStep, style: Style, slots: &mut Slots<'_>) -> Result<Inverse, String> {
     if let Value::Object(m) = &step.0
         && m.contains_key("plugin")
     {
-        let plugin = m.get("plugin").and_then(Value::as_str).unwrap_or("?");
-        let function = m.get("function").and_then(Value::as_str).unwrap_or("?");
-        return Err(format!(
-            "it calls the plugin function `{plugin}.{function}`, which declares no inverse"
-        ));
+        let spec: PluginStep = serde_json::from_value(step.0.clone())
+            .map_err(|e| format!("its plugin step is not {{plugin, function, args}}: {e}"))?;
+        return plugin_inverse(&spec, FunctionKind::Field, slots)
+            .map(Inverse::Plugin)
+            .map_err(|why| {
+                format!(
+                    "it calls the plugin function `{}.{}`, {why}",
+                    spec.plugin, spec.function
+                )
+            });
     }
     let (name, args) = match &step.0 {
         Value::String(name) => (name.as_str(), None),
@@ -308,14 +374,19 @@ fn inverse(step: &TransformStep, style: Style) -> Result<Inverse, String> {
 }
 
 impl WritePlan {
-    /// The reverse of a resolved mapping; an explicit write rule that is not valid
-    /// (a path that is not a plain member path, a transform that does not compile or
-    /// calls a plugin) is an error naming its target.
-    pub fn derive(resolved: &ResolvedMapping) -> Result<WritePlan, SpecErrors> {
+    /// The reverse of a resolved mapping whose plugin steps call the plugins in
+    /// `plugins`; an explicit write rule that is not valid (a path that is not a plain
+    /// member path, a transform that does not compile or calls a plugin) is an error
+    /// naming its target.
+    pub fn derive(
+        resolved: &ResolvedMapping,
+        plugins: &PluginSet,
+    ) -> Result<WritePlan, SpecErrors> {
         let style = Style::of(&resolved.system);
         let mut read_only = Vec::new();
         let mut rules = Vec::new();
         let mut invalid = Vec::new();
+        let mut slots = Slots::new(plugins);
         for rule in &resolved.rules {
             if matches!(rule.spec.target.as_str(), "created_at" | "updated_at") {
                 read_only.push(ReadOnly {
@@ -327,6 +398,7 @@ impl WritePlan {
             let mut found = Found {
                 read_only: &mut read_only,
                 invalid: &mut invalid,
+                slots: &mut slots,
             };
             if let Some(w) = derive_rule(rule, "", style, resolved.entity, &mut found) {
                 rules.push(w);
@@ -335,10 +407,33 @@ impl WritePlan {
         if !invalid.is_empty() {
             return Err(SpecErrors(invalid));
         }
+        let mut refused = None;
+        let mut record_inverses = |stage: &str, steps: &[PluginStep]| -> Vec<PluginCall> {
+            steps
+                .iter()
+                .rev()
+                .filter_map(|step| {
+                    plugin_inverse(step, FunctionKind::Record, &mut slots)
+                        .map_err(|why| {
+                            refused.get_or_insert(format!(
+                                "its `{stage}` step calls the plugin function `{}.{}`, {why}, so a write cannot undo what it changed",
+                                step.plugin, step.function
+                            ));
+                        })
+                        .ok()
+                })
+                .collect()
+        };
+        let post = record_inverses("post", &resolved.post);
+        let pre = record_inverses("pre", &resolved.pre);
         Ok(WritePlan {
             entity: resolved.entity,
             rules,
             read_only,
+            post,
+            pre,
+            refused,
+            plugins: slots.into_used(),
         })
     }
 
@@ -347,17 +442,47 @@ impl WritePlan {
         &self.read_only
     }
 
+    /// Why no record of the entity can be written, when a `pre` or `post` step has no
+    /// inverse.
+    pub fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
+    }
+
+    /// Whether writing may call a plugin (and take as long as its time limit).
+    pub fn calls_plugins(&self) -> bool {
+        !self.plugins.is_empty()
+    }
+
     /// The native payload of a unified record (or of the fields of an update): every
     /// field given is written, and a field that cannot be is an error. All errors are
     /// reported, not only the first.
     pub fn to_native(&self, unified: &Value) -> Result<Value, Vec<WriteError>> {
+        let whole = |message: String| {
+            vec![WriteError {
+                field: String::new(),
+                message,
+            }]
+        };
+        if let Some(why) = &self.refused {
+            return Err(whole(format!(
+                "no {} can be written on this connection: {why}",
+                self.entity
+            )));
+        }
+        if !unified.is_object() {
+            return Err(whole(format!("a {} must be a JSON object", self.entity)));
+        }
+        let mut session = Session::new(&self.plugins);
+        let unified =
+            run_record_inverses(&self.post, unified.clone(), &mut session).map_err(whole)?;
         let mut out = Value::Object(Map::new());
         let mut errors = Vec::new();
-        let Value::Object(fields) = unified else {
-            return Err(vec![WriteError {
-                field: String::new(),
-                message: format!("a {} must be a JSON object", self.entity),
-            }]);
+        let Value::Object(fields) = &unified else {
+            return Err(whole(format!(
+                "the inverse of a `post` step gave {}, not a {} object",
+                quote(&unified),
+                self.entity
+            )));
         };
         // custom_fields.x are targets of their own.
         let mut flat: Vec<(String, &Value)> = Vec::new();
@@ -378,23 +503,40 @@ impl WritePlan {
                 _ => flat.push((k.clone(), v)),
             }
         }
-        let mut session = Session::new(&[]);
         write_fields(
             &self.rules,
             &self.read_only,
             &flat,
-            unified,
+            &unified,
             "",
             &mut out,
             &mut errors,
             &mut session,
         );
-        if errors.is_empty() {
-            Ok(out)
-        } else {
-            Err(errors)
+        if !errors.is_empty() {
+            return Err(errors);
         }
+        run_record_inverses(&self.pre, out, &mut session).map_err(whole)
     }
+}
+
+/// Runs the inverses of record steps on one record, in order.
+fn run_record_inverses(
+    calls: &[PluginCall],
+    mut record: Value,
+    session: &mut Session,
+) -> Result<Value, String> {
+    for call in calls {
+        let mut results = session
+            .instance(call.slot)
+            .call_records(&call.function, std::slice::from_ref(&record), &call.args)
+            .map_err(|e| e.to_string())?;
+        record = results
+            .pop()
+            .expect("one result per record")
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(record)
 }
 
 fn joined(prefix: &str, target: &str) -> String {
@@ -405,17 +547,18 @@ fn joined(prefix: &str, target: &str) -> String {
     }
 }
 
-/// What deriving finds besides write rules.
-struct Found<'a> {
+/// What deriving finds besides write rules, and the plugins the inverses call.
+struct Found<'a, 's> {
     read_only: &'a mut Vec<ReadOnly>,
     invalid: &'a mut Vec<SpecError>,
+    slots: &'a mut Slots<'s>,
 }
 
 /// Write transforms are built-ins: a plugin name finds nothing.
 struct BuiltInsOnly;
 
 impl ResolvePlugin for BuiltInsOnly {
-    fn resolve(&mut self, name: &str) -> Result<(usize, std::sync::Arc<Plugin>), PluginError> {
+    fn resolve(&mut self, name: &str) -> Result<(usize, Arc<Plugin>), PluginError> {
         Err(PluginError::UnknownPlugin {
             plugin: name.to_owned(),
             hint: " (write rules take built-in transforms only)".into(),
@@ -424,7 +567,7 @@ impl ResolvePlugin for BuiltInsOnly {
 }
 
 /// The write rule of an explicit `write`, or the error that names its target.
-fn explicit(rule: &ResolvedRule, full: &str, found: &mut Found<'_>) -> Option<WriteRule> {
+fn explicit(rule: &ResolvedRule, full: &str, found: &mut Found<'_, '_>) -> Option<WriteRule> {
     let spec = rule.spec.write.as_ref()?;
     let bad = |message: String| SpecError::BadOverride {
         target: full.to_owned(),
@@ -470,7 +613,7 @@ fn derive_rule(
     prefix: &str,
     style: Style,
     entity: Entity,
-    found: &mut Found<'_>,
+    found: &mut Found<'_, '_>,
 ) -> Option<WriteRule> {
     if rule.disabled {
         return None;
@@ -491,6 +634,7 @@ fn derive_rule(
             let mut inner = Found {
                 read_only: &mut *read_only,
                 invalid: &mut *found.invalid,
+                slots: &mut *found.slots,
             };
             if let Some(w) = derive_rule(child, &full, style, entity, &mut inner) {
                 nested.push(w);
@@ -535,7 +679,7 @@ fn derive_rule(
     };
     let mut inverses = Vec::new();
     for step in &rule.spec.transforms {
-        match inverse(step, style) {
+        match inverse(step, style, found.slots) {
             Ok(i) => inverses.push(i),
             Err(why) => return refuse(read_only, &full, why),
         }
@@ -639,7 +783,7 @@ fn write_fields(
                 let converted = match convert {
                     Convert::Inverses(inverses) => inverses
                         .iter()
-                        .try_fold((*value).clone(), |v, inverse| inverse.apply(v)),
+                        .try_fold((*value).clone(), |v, inverse| inverse.apply(v, session)),
                     Convert::Forward(transforms) => {
                         transforms.iter().try_fold((*value).clone(), |v, t| {
                             t.apply(v, &mut Ctx { record, session })
@@ -734,18 +878,20 @@ mod tests {
     #[test]
     fn inverses_undo_their_transforms() {
         let sap = Style::SapOData;
-        let date = inverse(&TransformStep(Value::String("date".into())), sap).unwrap();
+        let none = PluginSet::new();
+        let slots = &mut Slots::new(&none);
+        let mut session = Session::new(&[]);
+        let session = &mut session;
+        let date = inverse(&TransformStep(Value::String("date".into())), sap, slots).unwrap();
         assert_eq!(
-            date.apply(Value::String("2024-03-15".into())).unwrap(),
+            date.apply(Value::String("2024-03-15".into()), session)
+                .unwrap(),
             "/Date(1710460800000)/"
         );
-        let lookup = inverse(
-            &TransformStep(serde_json::json!({"lookup": {"map": {"APPR": "approved", "WAPPR": "pending_approval"}}})),
-            Style::Maximo,
-        )
+        let lookup = inverse(&TransformStep(serde_json::json!({"lookup": {"map": {"APPR": "approved", "WAPPR": "pending_approval"}}})), Style::Maximo, slots)
         .unwrap();
-        assert_eq!(lookup.apply("approved".into()).unwrap(), "APPR");
-        let e = lookup.apply("closed".into()).unwrap_err();
+        assert_eq!(lookup.apply("approved".into(), session).unwrap(), "APPR");
+        let e = lookup.apply("closed".into(), session).unwrap_err();
         assert!(
             e.contains("takes \"approved\", \"pending_approval\""),
             "{e}"
@@ -755,27 +901,35 @@ mod tests {
                 serde_json::json!({"lookup": {"map": {"02": "approved", "05": "approved"}}}),
             ),
             sap,
+            slots,
         )
         .unwrap_err();
         assert!(many.contains("more than one code"), "{many}");
-        let number = inverse(&TransformStep("to_number".into()), sap).unwrap();
-        assert_eq!(number.apply(serde_json::json!(12.5)).unwrap(), "12.5");
+        let number = inverse(&TransformStep("to_number".into()), sap, slots).unwrap();
+        assert_eq!(
+            number.apply(serde_json::json!(12.5), session).unwrap(),
+            "12.5"
+        );
         let scale = inverse(
             &TransformStep(serde_json::json!({"divide": {"by": 100}})),
             sap,
+            slots,
         )
         .unwrap();
         assert_eq!(
-            scale.apply(serde_json::json!(1.25)).unwrap(),
+            scale.apply(serde_json::json!(1.25), session).unwrap(),
             serde_json::json!(125.0)
         );
-        assert!(inverse(&TransformStep("round".into()), sap).is_err());
+        assert!(inverse(&TransformStep("round".into()), sap, slots).is_err());
+        let unbound = inverse(
+            &TransformStep(serde_json::json!({"plugin": "uom", "function": "convert"})),
+            sap,
+            slots,
+        )
+        .unwrap_err();
         assert!(
-            inverse(
-                &TransformStep(serde_json::json!({"plugin": "uom", "function": "convert"})),
-                sap
-            )
-            .is_err()
+            unbound.starts_with("it calls the plugin function `uom.convert`, but"),
+            "{unbound}"
         );
     }
 }

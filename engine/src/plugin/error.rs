@@ -34,9 +34,10 @@ pub enum PluginError {
         /// The import's name.
         import: String,
     },
-    /// The component does not implement the `crosswalk:plugin@0.1.0` world.
+    /// The component implements neither the `crosswalk:plugin@0.2.0` world nor
+    /// `@0.1.0`.
     #[error(
-        "the component does not implement the crosswalk:plugin@0.1.0 `plugin` world: {message}"
+        "the component does not implement the `plugin` world of crosswalk:plugin@0.2.0 (or @0.1.0): {message}"
     )]
     NotThePluginWorld {
         /// What is missing or has the wrong type.

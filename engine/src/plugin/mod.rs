@@ -1,6 +1,7 @@
 //! Transform plugins: WebAssembly components, sandboxed.
 //!
-//! A plugin implements the `crosswalk:plugin@0.1.0` world (`wit/`). The [`PluginHost`]
+//! A plugin implements the `crosswalk:plugin@0.2.0` world (`wit/`), or `@0.1.0`, which
+//! is the same without inverses and keeps working. The [`PluginHost`]
 //! owns one wasmtime `Engine` (pooling allocator, epoch interruption) and loads
 //! components: it refuses what is not a component, what imports anything outside the
 //! allowed WASI set, and what does not implement the world; it compiles once per
@@ -16,7 +17,7 @@
 //! - `sandbox`: the store of one instance (empty WASI context, limiter, log).
 //! - `cache`: compiled components on disk.
 //! - `set`: the plugins a mapping may call, and the instances of one batch.
-//! - `bindings`: the generated host side of the world.
+//! - `bindings`: the generated host side of both versions of the world.
 
 mod bindings;
 mod cache;
@@ -43,7 +44,7 @@ pub use limits::{LimitOverrides, Limits, MAX_COMPONENT_BYTES, STACK_BYTES};
 pub use outcome::{CallCounts, CallOutcome};
 pub use set::{Binding, PluginSet, Session};
 
-use bindings::crosswalk::plugin::types;
+use bindings::{Bound, Described, Description, GuestError, Pre};
 use sandbox::{Broken, State};
 
 /// The imports a plugin may have, by interface (the version suffix is ignored).
@@ -141,6 +142,11 @@ pub struct FunctionInfo {
     pub kind: FunctionKind,
     /// The JSON Schema of its arguments.
     pub args_schema: Value,
+    /// The function of the same plugin and kind that undoes this one under the same
+    /// arguments, which writes call; `None` when it has none (and always under
+    /// `crosswalk:plugin@0.1.0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inverse: Option<String>,
 }
 
 /// A loaded plugin: compiled, checked, described, ready to instantiate.
@@ -150,7 +156,7 @@ pub struct Plugin {
     sha256: String,
     functions: Vec<FunctionInfo>,
     validators: HashMap<String, jsonschema::Validator>,
-    pre: bindings::PluginPre<State>,
+    pre: Pre,
     engine: Engine,
 }
 
@@ -160,6 +166,7 @@ impl std::fmt::Debug for Plugin {
             .field("name", &self.name)
             .field("version", &self.version)
             .field("sha256", &self.sha256)
+            .field("interface", &self.pre.interface())
             .finish()
     }
 }
@@ -169,7 +176,7 @@ impl std::fmt::Debug for Plugin {
 pub struct PluginInstance {
     plugin: Arc<Plugin>,
     limits: Limits,
-    live: Option<(Store<State>, bindings::Plugin)>,
+    live: Option<(Store<State>, Bound)>,
     /// Log lines of instances that trapped, within the same `max_log_bytes` budget as
     /// the live one: a plugin that logs and traps on every record cannot grow it.
     log: Vec<String>,
@@ -210,7 +217,12 @@ impl PluginHost {
         };
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
         sandbox::cap_sleeps(&mut linker).map_err(link_error)?;
-        bindings::crosswalk::plugin::host::add_to_linker::<State, HasSelf<State>>(
+        bindings::v0_1::crosswalk::plugin::host::add_to_linker::<State, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_error)?;
+        bindings::v0_2::crosswalk::plugin::host::add_to_linker::<State, HasSelf<State>>(
             &mut linker,
             |s| s,
         )
@@ -279,7 +291,7 @@ impl PluginHost {
                 message: format!("{e:#}"),
             }
         })?;
-        let pre = bindings::PluginPre::new(pre).map_err(|e| PluginError::NotThePluginWorld {
+        let pre = Pre::new(pre).map_err(|e| PluginError::NotThePluginWorld {
             message: format!("{e:#}"),
         })?;
         let describe_error = |message: String| PluginError::Describe {
@@ -292,8 +304,7 @@ impl PluginHost {
             .map_err(|e| describe_error(format!("cannot instantiate: {e:#}")))?;
         store.set_epoch_deadline(ticks(Limits::DEFAULT.timeout_ms));
         let info = instance
-            .crosswalk_plugin_transform()
-            .call_describe(&mut store)
+            .describe(&mut store)
             .map_err(|e| describe_error(format!("{e:#}")))?;
         let (functions, validators) = check_description(&info).map_err(describe_error)?;
         Ok(Arc::new(Plugin {
@@ -340,7 +351,7 @@ impl PluginHost {
 /// Checks what `describe` said: a usable name, unique functions, argument schemas
 /// that are JSON Schemas.
 fn check_description(
-    info: &types::PluginInfo,
+    info: &Description,
 ) -> Result<(Vec<FunctionInfo>, HashMap<String, jsonschema::Validator>), String> {
     let valid_name = |s: &str| {
         !s.is_empty()
@@ -382,14 +393,37 @@ fn check_description(
         functions.push(FunctionInfo {
             name: f.name.clone(),
             description: f.description.clone(),
-            kind: match f.kind {
-                types::FunctionKind::Field => FunctionKind::Field,
-                types::FunctionKind::Record => FunctionKind::Record,
-            },
+            kind: f.kind,
             args_schema: schema,
+            inverse: f.inverse.clone(),
         });
     }
+    for f in &info.functions {
+        check_inverse(f, &info.functions)?;
+    }
     Ok((functions, validators))
+}
+
+/// Checks that a function's inverse is another function of the same plugin and kind
+/// (or itself).
+fn check_inverse(f: &Described, functions: &[Described]) -> Result<(), String> {
+    let Some(inverse) = &f.inverse else {
+        return Ok(());
+    };
+    match functions.iter().find(|g| &g.name == inverse) {
+        Some(g) if g.kind == f.kind => Ok(()),
+        Some(g) => Err(format!(
+            "function `{}` names `{inverse}` as its inverse, but `{inverse}` is a {} function and `{}` a {} one",
+            f.name,
+            g.kind.as_str(),
+            f.name,
+            f.kind.as_str()
+        )),
+        None => Err(format!(
+            "function `{}` names `{inverse}` as its inverse, but the plugin describes no function `{inverse}`",
+            f.name
+        )),
+    }
 }
 
 /// The epoch ticks of a deadline in milliseconds.
@@ -425,6 +459,11 @@ impl Plugin {
     /// Its functions.
     pub fn functions(&self) -> &[FunctionInfo] {
         &self.functions
+    }
+
+    /// The version of the plugin interface it implements (`crosswalk:plugin@0.2.0`).
+    pub fn interface(&self) -> &'static str {
+        self.pre.interface()
     }
 
     /// The function `name` of `kind`.
@@ -521,9 +560,7 @@ impl PluginInstance {
         let args = args.to_owned();
         self.check_size(function, "input", input.len() + args.len())?;
         let out = self.call(function, |store, instance| {
-            instance
-                .crosswalk_plugin_transform()
-                .call_call_field(store, function, &input, &args)
+            instance.call_field(store, function, &input, &args)
         })?;
         let text = out.map_err(|e| self.guest_error(function, e))?;
         self.parse_output(function, &text)
@@ -555,9 +592,7 @@ impl PluginInstance {
             texts.iter().map(String::len).sum::<usize>() + args.len(),
         )?;
         let out = self.call(function, |store, instance| {
-            instance
-                .crosswalk_plugin_transform()
-                .call_call_records(store, function, &texts, &args)
+            instance.call_records(store, function, &texts, &args)
         })?;
         if out.len() != records.len() {
             return Err(PluginError::BadOutput {
@@ -617,7 +652,7 @@ impl PluginInstance {
     fn call<R>(
         &mut self,
         function: &str,
-        f: impl FnOnce(&mut Store<State>, &bindings::Plugin) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<State>, &Bound) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         if self.live.is_none() {
             let mut store = new_store(&self.plugin.engine, &self.limits);
@@ -718,11 +753,11 @@ impl PluginInstance {
         }
     }
 
-    fn guest_error(&self, function: &str, e: types::Error) -> PluginError {
+    fn guest_error(&self, function: &str, e: GuestError) -> PluginError {
         let (kind, mut message) = match e {
-            types::Error::UnknownFunction(m) => ("unknown function", m),
-            types::Error::InvalidArguments(m) => ("invalid arguments", m),
-            types::Error::InvalidInput(m) => ("invalid input", m),
+            GuestError::UnknownFunction(m) => ("unknown function", m),
+            GuestError::InvalidArguments(m) => ("invalid arguments", m),
+            GuestError::InvalidInput(m) => ("invalid input", m),
         };
         if message.len() > MAX_GUEST_MESSAGE {
             let mut cut = MAX_GUEST_MESSAGE;
@@ -770,5 +805,55 @@ impl PluginInstance {
             function: function.to_owned(),
             message: format!("text that is not JSON: {e}"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(name: &str, kind: FunctionKind, inverse: Option<&str>) -> Described {
+        Described {
+            name: name.into(),
+            description: String::new(),
+            kind,
+            args_schema: "{}".into(),
+            inverse: inverse.map(str::to_owned),
+        }
+    }
+
+    fn description(functions: Vec<Described>) -> Description {
+        Description {
+            name: "units".into(),
+            version: "1".into(),
+            functions,
+        }
+    }
+
+    #[test]
+    fn an_inverse_is_a_function_of_the_same_plugin_and_kind() {
+        let ok = description(vec![
+            described("to_iso", FunctionKind::Field, Some("from_iso")),
+            described("from_iso", FunctionKind::Field, Some("to_iso")),
+            described("normalize", FunctionKind::Field, Some("normalize")),
+            described("lines", FunctionKind::Record, None),
+        ]);
+        let (functions, _) = check_description(&ok).unwrap();
+        assert_eq!(functions[0].inverse.as_deref(), Some("from_iso"));
+        assert_eq!(functions[3].inverse, None);
+
+        let missing = description(vec![described("to_iso", FunctionKind::Field, Some("back"))]);
+        assert_eq!(
+            check_description(&missing).unwrap_err(),
+            "function `to_iso` names `back` as its inverse, but the plugin describes no function `back`"
+        );
+        let other_kind = description(vec![
+            described("to_iso", FunctionKind::Field, Some("lines")),
+            described("lines", FunctionKind::Record, None),
+        ]);
+        assert_eq!(
+            check_description(&other_kind).unwrap_err(),
+            "function `to_iso` names `lines` as its inverse, but `lines` is a record function and `to_iso` a field one"
+        );
     }
 }

@@ -13,7 +13,7 @@ use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::Limits;
-use super::bindings::crosswalk::plugin::host::{self, Level};
+use super::bindings::{v0_1, v0_2};
 
 /// A limit that a call broke, carried out of wasmtime as the trap's cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,17 +176,26 @@ impl wasmtime::ResourceLimiter for State {
     }
 }
 
-impl host::Host for State {
-    fn log(&mut self, level: Level, message: String) {
-        let level = match level {
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-        };
-        self.log.push(level, &message);
-    }
+/// `host` of both versions of the world: the same logging.
+macro_rules! host_log {
+    ($v:ident) => {
+        impl $v::crosswalk::plugin::host::Host for State {
+            fn log(&mut self, level: $v::crosswalk::plugin::host::Level, message: String) {
+                use $v::crosswalk::plugin::host::Level;
+                let level = match level {
+                    Level::Debug => "debug",
+                    Level::Info => "info",
+                    Level::Warn => "warn",
+                    Level::Error => "error",
+                };
+                self.log.push(level, &message);
+            }
+        }
+    };
 }
+
+host_log!(v0_1);
+host_log!(v0_2);
 
 /// Log lines of one instance, kept up to a byte budget; what does not fit is counted.
 #[derive(Clone)]

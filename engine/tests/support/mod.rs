@@ -1,11 +1,16 @@
 //! Builds the plugins under `plugins/` for the tests, the way a user would: Rust
 //! plugins with cargo for `wasm32-wasip2`, the JavaScript plugin with npm and
-//! componentize-js. Shared by the test crates that need plugins.
+//! componentize-js. Shared by the test crates that need plugins, with the helpers of
+//! the write round-trip tests.
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crosswalk::mapping::ReadOnly;
+use serde_json::Value;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -116,4 +121,56 @@ pub fn js_plugin() -> Option<PathBuf> {
         );
     }
     Some(out_path)
+}
+
+/// Removes from a unified record what a write does not carry: the read-only targets
+/// (`lines.line_amount` from every line), `errors` and `remote_data`.
+pub fn writable(record: &Value, read_only: &[ReadOnly]) -> Value {
+    fn strip(value: &mut Value, path: &[&str]) {
+        let Some((first, rest)) = path.split_first() else {
+            return;
+        };
+        match value {
+            Value::Object(m) if rest.is_empty() => {
+                m.remove(*first);
+            }
+            Value::Object(m) => match m.get_mut(*first) {
+                Some(Value::Array(items)) => items.iter_mut().for_each(|i| strip(i, rest)),
+                Some(inner) => strip(inner, rest),
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    let mut out = record.clone();
+    for r in read_only {
+        strip(&mut out, &r.target.split('.').collect::<Vec<_>>());
+    }
+    if let Value::Object(m) = &mut out {
+        m.remove("errors");
+        m.remove("remote_data");
+    }
+    out
+}
+
+/// The first differences between two JSON values, as paths.
+pub fn diff(expected: &Value, actual: &Value, at: &str, out: &mut Vec<String>) {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for key in e.keys().chain(a.keys()).collect::<BTreeSet<_>>() {
+                let here = format!("{at}.{key}");
+                match (e.get(key), a.get(key)) {
+                    (Some(x), Some(y)) => diff(x, y, &here, out),
+                    (x, y) => out.push(format!("{here}: expected {x:?}, got {y:?}")),
+                }
+            }
+        }
+        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
+            for (i, (x, y)) in e.iter().zip(a).enumerate() {
+                diff(x, y, &format!("{at}[{i}]"), out);
+            }
+        }
+        (x, y) if x != y => out.push(format!("{at}: expected {x}, got {y}")),
+        _ => {}
+    }
 }

@@ -8,6 +8,11 @@
 //! into a custom field of the unified record, reading the source record from
 //! `remote_data`.
 //!
+//! Its inverse, `strip_spec_fields`, runs on a unified record that is written back:
+//! attributes live in the classification, not on the record, so a write that sets one
+//! is refused with its name, and one given as `null` (as a record read from the API
+//! carries it) is left out.
+//!
 //! ```yaml
 //! post:
 //!   - {plugin: maximo-specs, function: specs_to_custom_fields, args: {prefix: "spec_"}}
@@ -88,29 +93,74 @@ pub fn specs_to_custom_fields(mut record: Value, args: &Value) -> Result<Value, 
     Ok(record)
 }
 
+/// The inverse of `specs_to_custom_fields` for writes: removes the custom fields with
+/// the prefix that are `null`, and refuses a record that sets one. Without a prefix
+/// the attributes cannot be told from other custom fields, and the record is left as
+/// it is (a write refuses custom fields that no rule maps anyway).
+pub fn strip_spec_fields(mut record: Value, args: &Value) -> Result<Value, Error> {
+    let prefix = args.get("prefix").and_then(Value::as_str).unwrap_or("");
+    if prefix.is_empty() {
+        return Ok(record);
+    }
+    let Some(Value::Object(custom)) = record.get_mut("custom_fields") else {
+        return Ok(record);
+    };
+    let set: Vec<&String> = custom
+        .iter()
+        .filter(|(k, v)| k.starts_with(prefix) && !v.is_null())
+        .map(|(k, _)| k)
+        .collect();
+    if !set.is_empty() {
+        let names: Vec<String> = set.iter().map(|k| format!("custom_fields.{k}")).collect();
+        return Err(Error::InvalidInput(format!(
+            "{} {} classification {}, which Maximo keeps in the record's classification, not on the record: change {} there",
+            names.join(", "),
+            if set.len() == 1 { "is a" } else { "are" },
+            if set.len() == 1 {
+                "attribute"
+            } else {
+                "attributes"
+            },
+            if set.len() == 1 { "it" } else { "them" },
+        )));
+    }
+    custom.retain(|k, _| !k.starts_with(prefix));
+    Ok(record)
+}
+
 impl Plugin for MaximoSpecs {
     const NAME: &'static str = "maximo-specs";
-    const VERSION: &'static str = "1.0.0";
+    const VERSION: &'static str = "1.1.0";
 
     fn functions() -> Vec<Function> {
-        vec![Function::record(
-            "specs_to_custom_fields",
-            "Adds every classification attribute of the source record (assetspec, workorderspec, itemspec, locationspec) to custom_fields. Run as a post step.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "prefix": {"type": "string", "description": "put before every field name"},
-                    "units": {"type": "boolean", "description": "give {value, unit} instead of the value alone"},
-                    "tables": {"type": "array", "items": {"type": "string"}, "description": "the spec tables to read"}
-                },
-                "additionalProperties": false
-            }),
-        )]
+        let args = json!({
+            "type": "object",
+            "properties": {
+                "prefix": {"type": "string", "description": "put before every field name"},
+                "units": {"type": "boolean", "description": "give {value, unit} instead of the value alone"},
+                "tables": {"type": "array", "items": {"type": "string"}, "description": "the spec tables to read"}
+            },
+            "additionalProperties": false
+        });
+        vec![
+            Function::record(
+                "specs_to_custom_fields",
+                "Adds every classification attribute of the source record (assetspec, workorderspec, itemspec, locationspec) to custom_fields. Run as a post step.",
+                args.clone(),
+            )
+            .inverse("strip_spec_fields"),
+            Function::record(
+                "strip_spec_fields",
+                "Undoes specs_to_custom_fields for writes: leaves out the attributes given as null, and refuses a record that sets one.",
+                args,
+            ),
+        ]
     }
 
     fn record(function: &str, record: Value, args: &Value) -> Result<Value, Error> {
         match function {
             "specs_to_custom_fields" => specs_to_custom_fields(record, args),
+            "strip_spec_fields" => strip_spec_fields(record, args),
             other => Err(Error::UnknownFunction(other.to_owned())),
         }
     }
@@ -156,6 +206,33 @@ mod tests {
             json!({"value": 480, "unit": "V"})
         );
         assert_eq!(out["custom_fields"]["spec_motor_type"], json!("TEFC"));
+    }
+
+    #[test]
+    fn writes_leave_out_null_attributes_and_refuse_set_ones() {
+        let args = json!({"prefix": "spec_", "units": true});
+        let read = specs_to_custom_fields(record(), &args).unwrap();
+        let mut written = read.clone();
+        for (k, v) in written["custom_fields"].as_object_mut().unwrap() {
+            if k.starts_with("spec_") {
+                *v = Value::Null;
+            }
+        }
+        assert_eq!(
+            strip_spec_fields(written, &args).unwrap()["custom_fields"],
+            json!({"cost_center": "CC-1"})
+        );
+        let Err(Error::InvalidInput(m)) = strip_spec_fields(read, &args) else {
+            panic!("set attributes are refused");
+        };
+        for name in ["spec_voltage", "spec_motor_type", "spec_cost_center"] {
+            assert!(m.contains(&format!("custom_fields.{name}")), "{m}");
+        }
+        assert!(!m.contains("spec_empty"), "{m}");
+        assert!(m.contains("are classification attributes"), "{m}");
+        // Without a prefix nothing tells attributes apart: the record is kept.
+        let plain = json!({"custom_fields": {"voltage": 480}});
+        assert_eq!(strip_spec_fields(plain.clone(), &json!({})).unwrap(), plain);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Write Crosswalk transform plugins in Rust.
 //!
 //! A plugin implements [`Plugin`] on JSON values and calls [`export!`]; this crate
-//! holds the bindings of the `crosswalk:plugin@0.1.0` world (generated from `wit/`)
+//! holds the bindings of the `crosswalk:plugin@0.2.0` world (generated from `wit/`)
 //! and turns the JSON text that crosses the boundary into [`Value`]s and back, so
 //! that a plugin is only its logic:
 //!
@@ -15,7 +15,12 @@
 //!     const VERSION: &'static str = "1.0.0";
 //!
 //!     fn functions() -> Vec<Function> {
-//!         vec![Function::field("upper", "Upper-cases text.", json!({"type": "object"}))]
+//!         // Its own inverse: a write sends the upper-cased value, which reads back
+//!         // the same. Without an inverse, a field it converts would be read-only.
+//!         vec![
+//!             Function::field("upper", "Upper-cases text.", json!({"type": "object"}))
+//!                 .inverse("upper"),
+//!         ]
 //!     }
 //!
 //!     fn field(function: &str, value: Value, _args: &Value) -> Result<Value, Error> {
@@ -37,7 +42,7 @@ pub use serde_json::{self, Value, json};
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/crosswalk-plugin@0.1.0",
+        path: "../../wit/crosswalk-plugin@0.2.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "export_plugin",
@@ -60,6 +65,9 @@ pub struct Function {
     pub kind: FunctionKind,
     /// The JSON Schema of its static arguments.
     pub args_schema: Value,
+    /// The function of this plugin, of the same kind, that undoes this one under the
+    /// same arguments, for writes (see [`Function::inverse`]).
+    pub inverse: Option<&'static str>,
 }
 
 impl Function {
@@ -70,6 +78,7 @@ impl Function {
             description,
             kind: FunctionKind::Field,
             args_schema,
+            inverse: None,
         }
     }
 
@@ -80,7 +89,18 @@ impl Function {
             description,
             kind: FunctionKind::Record,
             args_schema,
+            inverse: None,
         }
+    }
+
+    /// Names the function that undoes this one under the same arguments: Crosswalk
+    /// calls it to write a unified value (or record) back to the source system.
+    /// Without an inverse, a field this function converts is read-only, and a record
+    /// function in a mapping's `pre` or `post` makes writes of the entity refused.
+    /// A function may name itself (an idempotent normalisation, say).
+    pub fn inverse(mut self, function: &'static str) -> Self {
+        self.inverse = Some(function);
+        self
     }
 }
 
@@ -122,6 +142,7 @@ pub fn describe<P: Plugin>() -> PluginInfo {
                 description: f.description.to_owned(),
                 kind: f.kind,
                 args_schema: f.args_schema.to_string(),
+                inverse: f.inverse.map(str::to_owned),
             })
             .collect(),
     }
@@ -204,7 +225,7 @@ macro_rules! export {
         }
 
         // Only for the component: natively (where a plugin's unit tests run) the
-        // exported symbol names, such as `crosswalk:plugin/transform@0.1.0#call-field`,
+        // exported symbol names, such as `crosswalk:plugin/transform@0.2.0#call-field`,
         // are not valid linker symbols.
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::export_plugin!(__CrosswalkExport with_types_in $crate::bindings);

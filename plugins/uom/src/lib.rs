@@ -5,6 +5,8 @@
 //! codes that ISO-minded systems and EDI use (`H87`, `KGM`, `HUR`), and Maximo's
 //! measure units (`EACH`, `KG`, `HOUR`). `convert` turns one into another, so that a
 //! unified `unit_of_measure` means the same thing whatever system sits behind it.
+//! `convert_back` is its inverse, from `to` back to `from`, which writes call: a
+//! unified `H87` is written to SAP as `PC`.
 //!
 //! ```yaml
 //! - target: lines.unit_of_measure
@@ -118,7 +120,7 @@ pub struct Uom;
 
 impl Plugin for Uom {
     const NAME: &'static str = "uom";
-    const VERSION: &'static str = "1.1.0";
+    const VERSION: &'static str = "1.2.0";
 
     fn functions() -> Vec<Function> {
         let args = json!({
@@ -136,32 +138,49 @@ impl Plugin for Uom {
                 "convert",
                 "Converts a unit-of-measure code between SAP, ISO (UN/ECE Rec. 20) and Maximo spellings.",
                 args.clone(),
-            ),
+            )
+            .inverse("convert_back"),
+            Function::field(
+                "convert_back",
+                "Undoes `convert` under the same arguments: converts from `to` back to `from`.",
+                args.clone(),
+            )
+            .inverse("convert"),
             Function::record(
                 "convert_lines",
                 "Converts the `unit_of_measure` of every line of a unified record, as `convert` does (a `post` step).",
+                args.clone(),
+            )
+            .inverse("convert_lines_back"),
+            Function::record(
+                "convert_lines_back",
+                "Undoes `convert_lines` under the same arguments, as `convert_back` does.",
                 args,
-            ),
+            )
+            .inverse("convert_lines"),
         ]
     }
 
     fn field(function: &str, value: Value, args: &Value) -> Result<Value, Error> {
-        if function != "convert" {
-            return Err(Error::UnknownFunction(function.to_owned()));
+        match function {
+            "convert" => convert_value(value, args, Direction::Forward),
+            "convert_back" => convert_value(value, args, Direction::Back),
+            other => Err(Error::UnknownFunction(other.to_owned())),
         }
-        convert_value(value, args)
     }
 
     fn record(function: &str, mut record: Value, args: &Value) -> Result<Value, Error> {
-        if function != "convert_lines" {
-            return Err(Error::UnknownFunction(function.to_owned()));
-        }
+        let direction = match function {
+            "convert_lines" => Direction::Forward,
+            "convert_lines_back" => Direction::Back,
+            other => return Err(Error::UnknownFunction(other.to_owned())),
+        };
         if let Some(Value::Array(lines)) = record.get_mut("lines") {
             for line in lines {
                 if let Some(unit) = line.get_mut("unit_of_measure")
                     && !unit.is_null()
                 {
-                    *unit = convert_value(unit.take(), args)?;
+                    *unit = convert_value(unit.take(), args, direction)?;
                 }
             }
         }
@@ -169,10 +188,21 @@ impl Plugin for Uom {
     }
 }
 
-/// `convert` on one value, under the function's arguments.
-fn convert_value(value: Value, args: &Value) -> Result<Value, Error> {
-    let from = System::parse(args, "from")?;
-    let to = System::parse(args, "to")?;
+/// Which way a function converts under its `from` and `to`.
+#[derive(Clone, Copy)]
+enum Direction {
+    /// From `from` to `to`: reads.
+    Forward,
+    /// From `to` back to `from`: writes.
+    Back,
+}
+
+/// `convert` (or `convert_back`) on one value, under the function's arguments.
+fn convert_value(value: Value, args: &Value, direction: Direction) -> Result<Value, Error> {
+    let (from, to) = match direction {
+        Direction::Forward => (System::parse(args, "from")?, System::parse(args, "to")?),
+        Direction::Back => (System::parse(args, "to")?, System::parse(args, "from")?),
+    };
     let Value::String(code) = &value else {
         return Err(Error::InvalidInput(format!(
             "a unit code is text, not {value}"
@@ -238,6 +268,37 @@ mod tests {
     }
 
     #[test]
+    fn convert_back_undoes_convert_for_every_code_of_a_one_to_one_pair() {
+        // SAP and ISO codes are one-to-one; Maximo's EACH stands for two of them, so
+        // from Maximo a round trip is only the same for the first.
+        let args = json!({"from": "sap", "to": "iso"});
+        for row in UNITS {
+            let iso = Uom::field("convert", json!(row.0), &args).unwrap();
+            assert_eq!(iso, json!(row.1));
+            assert_eq!(
+                Uom::field("convert_back", iso, &args).unwrap(),
+                json!(row.0)
+            );
+        }
+        let record = json!({"lines": [{"unit_of_measure": "H87"}, {"unit_of_measure": null}]});
+        assert_eq!(
+            Uom::record("convert_lines_back", record, &args).unwrap(),
+            json!({"lines": [{"unit_of_measure": "PC"}, {"unit_of_measure": null}]})
+        );
+    }
+
+    #[test]
+    fn every_function_names_an_inverse_that_exists() {
+        let functions = Uom::functions();
+        for f in &functions {
+            let inverse = f.inverse.expect("every uom function has an inverse");
+            let g = functions.iter().find(|g| g.name == inverse).unwrap();
+            assert_eq!(g.kind, f.kind);
+            assert_eq!(g.inverse, Some(f.name));
+        }
+    }
+
+    #[test]
     fn field_function() {
         let args = json!({"from": "sap", "to": "iso"});
         assert_eq!(
@@ -248,6 +309,10 @@ mod tests {
             Uom::field("convert", json!("??"), &args),
             Err(Error::InvalidInput(_))
         ));
+        assert_eq!(
+            Uom::field("convert_back", json!("KGM"), &args).unwrap(),
+            json!("KG")
+        );
         let keep = json!({"from": "sap", "to": "iso", "unknown": "keep"});
         assert_eq!(
             Uom::field("convert", json!("??"), &keep).unwrap(),

@@ -210,11 +210,13 @@ fn country_arg(args: &Value) -> Result<Option<&str>, Error> {
 
 impl Plugin for VatId {
     const NAME: &'static str = "vat-id";
-    const VERSION: &'static str = "1.0.0";
+    const VERSION: &'static str = "1.1.0";
 
     fn functions() -> Vec<Function> {
         let country = json!({"type": "string", "pattern": "^[A-Za-z]{2}$", "description": "the country of numbers without a prefix"});
         vec![
+            // Its own inverse: the canonical form is what the source system gets
+            // on writes (and normalising it again changes nothing).
             Function::field(
                 "normalize",
                 "The canonical form of a VAT id (prefix, no separators), with its check digits verified.",
@@ -226,7 +228,8 @@ impl Plugin for VatId {
                     },
                     "additionalProperties": false
                 }),
-            ),
+            )
+            .inverse("normalize"),
             Function::field(
                 "validate",
                 "Whether a VAT id is valid (true or false).",
@@ -293,6 +296,33 @@ mod tests {
         ] {
             assert_eq!(valid(good, None), Ok(good.to_owned()), "{good}");
             assert_eq!(valid(bad, None), Err(Invalid::Checksum), "{bad}");
+        }
+    }
+
+    #[test]
+    fn normalize_is_its_own_inverse() {
+        // A write normalises the unified value again: that must give it back.
+        for args in [
+            json!({}),
+            json!({"country": "DE"}),
+            json!({"on_invalid": "keep"}),
+        ] {
+            for raw in [
+                "de 136 695 976",
+                "136695976",
+                "ATU 1358 5627",
+                "NL004495445.B.01",
+                "not one",
+            ] {
+                let Ok(once) = VatId::field("normalize", json!(raw), &args) else {
+                    continue;
+                };
+                assert_eq!(
+                    VatId::field("normalize", once.clone(), &args).unwrap(),
+                    once,
+                    "{raw} under {args}"
+                );
+            }
         }
     }
 
