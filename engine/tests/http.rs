@@ -547,6 +547,8 @@ async fn plugins_are_uploaded_bound_previewed_and_kept_while_bound() {
     let sha = a.body["plugin"]["sha256"].as_str().unwrap().to_owned();
     assert_eq!(a.body["plugin"]["name"], "uom");
     assert_eq!(a.body["functions"][0]["name"], "convert");
+    assert_eq!(a.body["functions"][0]["inverse"], "convert_back");
+    assert_eq!(a.body["interface"], "crosswalk:plugin@0.2.0");
     let a = call(
         &f.app,
         "POST",

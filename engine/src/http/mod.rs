@@ -945,6 +945,7 @@ async fn upload_plugin(
     state.inner.store.put_plugin(&record, &bytes)?;
     let answer = PluginAnswer {
         plugin: record,
+        interface: plugin.interface(),
         functions: plugin.functions(),
     };
     Ok((StatusCode::CREATED, Json(answer)).into_response())
@@ -955,6 +956,9 @@ async fn upload_plugin(
 pub struct PluginAnswer<'a> {
     /// The version.
     pub plugin: PluginRecord,
+    /// The version of the plugin interface it implements: `crosswalk:plugin@0.2.0`,
+    /// or `@0.1.0` (whose functions have no inverse).
+    pub interface: &'static str,
     /// Its functions, as it describes them.
     pub functions: &'a [FunctionInfo],
 }
@@ -986,6 +990,7 @@ async fn describe_plugin(
     Ok(Json(
         serde_json::to_value(PluginAnswer {
             plugin: record,
+            interface: plugin.interface(),
             functions: plugin.functions(),
         })
         .map_err(|e| ApiError::internal(&e))?,
