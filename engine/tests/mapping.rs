@@ -725,6 +725,13 @@ impl Rng {
 fn random_value(t: &crosswalk::model::FieldType, rng: &mut Rng) -> Value {
     use crosswalk::model::FieldType as T;
     match t {
+        // One in four has the form of a composite key (`site/number`), which templates
+        // such as `{$.siteid}/{value}` split back.
+        T::String if rng.below(4) == 0 => Value::String(format!(
+            "{}/{}",
+            10_000 + rng.below(90_000),
+            10_000 + rng.below(90_000)
+        )),
         T::String => Value::String(format!("{}", 10_000 + rng.below(90_000))),
         T::Currency => Value::String(["EUR", "USD", "JPY", "CHF"][rng.below(4) as usize].into()),
         T::Number => serde_json::json!((rng.below(1_000_000) as f64) / 100.0),
@@ -957,4 +964,54 @@ overrides:
             .to_string();
         assert!(e.contains("status") && e.contains(says), "{rule}: {e}");
     }
+}
+
+/// A template splits back into the source fields it was built from: a composite id
+/// (`{$.siteid}/{value}`) writes both parts; when another field writes the same source
+/// field, the value that reads back as both is written, and values that cannot are
+/// refused naming both fields.
+#[test]
+fn templates_write_back_the_fields_they_were_built_from() {
+    let example = |system: &str, case: &str| {
+        let dir = repo().join("examples/overrides").join(system).join(case);
+        let text = fs::read_to_string(dir.join("overrides.yaml")).unwrap();
+        let spec = OverrideSpec::parse(&text, Format::Yaml).unwrap();
+        let resolved = mapping::resolve(system, spec.entity.unwrap(), Some(&spec)).unwrap();
+        mapping::WritePlan::derive(&resolved, &PluginSet::new()).unwrap()
+    };
+    let maximo = example("ibm-maximo", "wo-multisite-permits");
+    assert!(!maximo.read_only().iter().any(|r| r.target == "id"));
+    assert_eq!(
+        maximo
+            .to_native(&serde_json::json!({"id": "NASHUA/2211", "site_id": "NASHUA"}))
+            .unwrap(),
+        serde_json::json!({"siteid": "NASHUA", "wonum": "2211"})
+    );
+    let e = maximo
+        .to_native(&serde_json::json!({"id": "NASHUA/2211", "site_id": "BEDFORD"}))
+        .unwrap_err();
+    assert_eq!(
+        e[0].to_string(),
+        "`site_id`: it writes \"BEDFORD\" to `siteid`, which `id` of this write sets to \"NASHUA\""
+    );
+    let e = maximo
+        .to_native(&serde_json::json!({"id": "2211"}))
+        .unwrap_err();
+    assert_eq!(
+        e[0].to_string(),
+        "`id`: `2211` does not have the form of the template `{$.siteid}/{value}`"
+    );
+
+    // `site_id` reads `$.dataAreaId` through `upper`: `demf` reads back as both the
+    // id's prefix and `DEMF`, so it is what is written.
+    let dynamics = example("dynamics-365-fo", "purchase-order-maintenance-fields");
+    let native = dynamics
+        .to_native(&serde_json::json!({"id": "demf/DE-000412", "site_id": "DEMF"}))
+        .unwrap();
+    assert_eq!(native["dataAreaId"], "demf");
+    assert_eq!(native["PurchaseOrderNumber"], "DE-000412");
+    let e = dynamics
+        .to_native(&serde_json::json!({"id": "demf/DE-000412", "site_id": "USMF"}))
+        .unwrap_err();
+    assert_eq!(e[0].field, "site_id");
 }

@@ -13,19 +13,30 @@
 //! | `date`, `datetime` | the system's own format: SAP `/Date(ms)/`, ISO 8601 for Maximo and Dynamics, or the first of the transform's `formats` |
 //! | `lookup` | the table read backwards, when no two codes give the same value |
 //! | `multiply`/`divide` by a constant | the other one |
+//! | `template` | the text split back at the template's literals (the first occurrence of each): `{value}` goes on down the chain, each `{$.path}` (a plain member path) is written to its own source field, as text |
 //!
 //! A plugin function inverts through the inverse it declares (`crosswalk:plugin@0.2.0`,
 //! `function-info.inverse`), called with the step's arguments. Anything else — a
-//! constant, a path with wildcards, filters or an index, `round`, `template`, `concat`,
-//! `split`, `to_bool`, a factor read from another field, a plugin function without an
-//! inverse — makes its target read-only, and so are `created_at` and `updated_at`,
-//! which the source system keeps itself. Record-level plugin steps are undone by their
-//! inverses too: a `post` step's before the rules, a `pre` step's after them; one that
-//! has none makes the entity unwritable, since nothing says which fields it changed. A write that sets a read-only field is refused with the
-//! field and the reason. Object targets (`vendor`) write their fields into the same
-//! record; array targets (`lines`, read from `$.items[*]`) write an array of records.
-//! A `null` for a field that is read-only or not mapped writes nothing, so that a whole
-//! unified record, as a read answers it, can be written back.
+//! constant, a path with wildcards, filters or an index, `round`, a template with two
+//! placeholders side by side, `concat`, `split`, `to_bool`, a factor read from another
+//! field, a plugin function without an inverse — makes its target read-only, and so
+//! are `created_at` and `updated_at`, which the source system keeps itself. A write
+//! that sets a read-only field is refused with the field and the reason.
+//!
+//! Record-level plugin steps are undone by their inverses too: a `post` step's before
+//! the rules, a `pre` step's after them. One that has none makes the entity
+//! unwritable, since nothing says which fields it changed.
+//!
+//! Object targets (`vendor`) write their fields into the same record; array targets
+//! (`lines`, read from `$.items[*]`) write an array of records. A `null` for a field
+//! that is read-only or not mapped writes nothing, so that a whole unified record, as
+//! a read answers it, can be written back.
+//!
+//! When two fields write the same source field (`id` through `{$.dataAreaId}/{value}`,
+//! `site_id` from `$.dataAreaId`), the value written is one that reads back as every
+//! field that writes it (`demf` for an `id` of `demf/…` and a `site_id` of `DEMF` read
+//! through `upper`); when none does, the write is refused, naming two fields that
+//! disagree.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,7 +50,7 @@ use super::compile::Slots;
 use super::error::{SpecError, SpecErrors, quote};
 use super::resolve::{ResolvedMapping, ResolvedRule};
 use super::spec::{PluginStep, TransformStep};
-use super::transform::{Ctx, PluginCall, ResolvePlugin, Transform};
+use super::transform::{Ctx, Piece, PluginCall, ResolvePlugin, Transform};
 use crate::model::Entity;
 use crate::plugin::{Binding, FunctionKind, Plugin, PluginError, PluginSet, Session};
 
@@ -111,14 +122,124 @@ enum Inverse {
     Scale(f64),
     /// The inverse a plugin function declares, called with the step's arguments.
     Plugin(PluginCall),
+    /// A template split back into its placeholders.
+    Template(Unfill),
+}
+
+/// A template read backwards.
+#[derive(Debug, Clone)]
+struct Unfill {
+    /// The template as written, for messages.
+    text: String,
+    /// Its pieces; no two placeholders are next to each other.
+    pieces: Vec<Unpiece>,
+    /// Whether it has a `{value}` placeholder (else the chain ends with it).
+    has_value: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Unpiece {
+    Text(String),
+    Value,
+    /// A source field of the current record, by its keys.
+    Path(Vec<String>),
+}
+
+/// A source field that an inverse sets besides its rule's own path: a template's
+/// `{$.path}` placeholder.
+type Capture = (Vec<String>, Value);
+
+impl Unfill {
+    /// The value of `{value}` (`None` when the template has none), and the captures.
+    fn split(&self, value: Value, captures: &mut Vec<Capture>) -> Result<Option<Value>, String> {
+        if value.is_null() {
+            for piece in &self.pieces {
+                if let Unpiece::Path(keys) = piece {
+                    captures.push((keys.clone(), Value::Null));
+                }
+            }
+            return Ok(self.has_value.then_some(Value::Null));
+        }
+        let text = scalar(&value)
+            .ok_or_else(|| format!("{} is not text, so it cannot be split back", quote(&value)))?;
+        let mismatch = || {
+            format!(
+                "`{text}` does not have the form of the template `{}`",
+                self.text
+            )
+        };
+        let mut rest = text.as_str();
+        let mut own: Option<Value> = None;
+        for (i, piece) in self.pieces.iter().enumerate() {
+            let keys = match piece {
+                Unpiece::Text(t) => {
+                    rest = rest.strip_prefix(t.as_str()).ok_or_else(mismatch)?;
+                    continue;
+                }
+                Unpiece::Value => None,
+                Unpiece::Path(keys) => Some(keys),
+            };
+            let end = match self.pieces.get(i + 1) {
+                Some(Unpiece::Text(t)) => rest.find(t.as_str()).ok_or_else(mismatch)?,
+                _ => rest.len(),
+            };
+            // A null placeholder renders as nothing: nothing reads back as null.
+            let captured = match &rest[..end] {
+                "" => Value::Null,
+                c => Value::String(c.to_owned()),
+            };
+            rest = &rest[end..];
+            match keys {
+                Some(keys) => captures.push((keys.clone(), captured)),
+                None => match &own {
+                    Some(first) if *first != captured => {
+                        return Err(format!(
+                            "`{text}` gives `{{value}}` twice, as {} and {}",
+                            quote(first),
+                            quote(&captured)
+                        ));
+                    }
+                    _ => own = Some(captured),
+                },
+            }
+        }
+        if !rest.is_empty() {
+            return Err(mismatch());
+        }
+        Ok(own)
+    }
+}
+
+/// The text of a scalar, as a template renders it.
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(value.to_string()),
+        _ => None,
+    }
 }
 
 impl Inverse {
-    fn apply(&self, value: Value, session: &mut Session) -> Result<Value, String> {
+    /// The source value, or `None` when nothing more is written at the rule's own path
+    /// (a template without `{value}`); a template adds its other fields to `captures`.
+    fn apply(
+        &self,
+        value: Value,
+        session: &mut Session,
+        captures: &mut Vec<Capture>,
+    ) -> Result<Option<Value>, String> {
+        if let Inverse::Template(unfill) = self {
+            return unfill.split(value, captures);
+        }
+        self.apply_one(value, session).map(Some)
+    }
+
+    fn apply_one(&self, value: Value, session: &mut Session) -> Result<Value, String> {
         if value.is_null() {
             return Ok(value);
         }
         match self {
+            Inverse::Template(_) => unreachable!("templates are split in `apply`"),
             Inverse::Plugin(call) => session
                 .instance(call.slot)
                 .call_field(&call.function, &value, &call.args)
@@ -205,6 +326,10 @@ enum WriteRule {
         target: String,
         native: Vec<String>,
         convert: Convert,
+        /// The read transforms, when they depend on the source value alone (no
+        /// template, no plugin): a value another field writes to the same source field
+        /// is accepted when it reads back through them as this field's value.
+        reads: Option<Vec<Transform>>,
     },
     /// An object whose fields are written into the same native record.
     Object {
@@ -361,6 +486,47 @@ fn inverse(step: &TransformStep, style: Style, slots: &mut Slots<'_>) -> Result<
             }
             Inverse::Lookup(table)
         }
+        "template" => {
+            let text = args.and_then(Value::as_str).unwrap_or_default().to_owned();
+            let Ok(Transform::Template(template)) = Transform::compile(step, &mut BuiltInsOnly)
+            else {
+                return Err(format!("its template `{text}` does not compile"));
+            };
+            let mut pieces = Vec::new();
+            let mut has_value = false;
+            for piece in template.pieces() {
+                let placeholder = !matches!(piece, Piece::Text(_));
+                if placeholder
+                    && pieces
+                        .last()
+                        .is_some_and(|p| !matches!(p, Unpiece::Text(_)))
+                {
+                    return Err(format!(
+                        "its template `{text}` has two placeholders with nothing between them, so its text cannot be split back"
+                    ));
+                }
+                pieces.push(match piece {
+                    Piece::Text(t) => Unpiece::Text(t.to_owned()),
+                    Piece::Value => {
+                        has_value = true;
+                        Unpiece::Value
+                    }
+                    Piece::Path(path) => match plain_path(path) {
+                        Some((keys, false)) => Unpiece::Path(keys),
+                        _ => {
+                            return Err(format!(
+                                "its template reads `{path}`, which is not a plain member path (wildcards, filters and indexes cannot be written)"
+                            ));
+                        }
+                    },
+                });
+            }
+            Inverse::Template(Unfill {
+                text,
+                pieces,
+                has_value,
+            })
+        }
         "multiply" | "divide" => {
             let by = args
                 .and_then(|a| a.get("by"))
@@ -503,16 +669,18 @@ impl WritePlan {
                 _ => flat.push((k.clone(), v)),
             }
         }
+        let mut writes = Vec::new();
         write_fields(
             &self.rules,
             &self.read_only,
             &flat,
             &unified,
             "",
-            &mut out,
+            &mut writes,
             &mut errors,
             &mut session,
         );
+        settle(&mut out, writes, &mut errors, &mut session);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -604,6 +772,7 @@ fn explicit(rule: &ResolvedRule, full: &str, found: &mut Found<'_, '_>) -> Optio
         target: rule.spec.target.clone(),
         native,
         convert: Convert::Forward(transforms),
+        reads: None,
     })
 }
 
@@ -689,7 +858,21 @@ fn derive_rule(
         target,
         native,
         convert: Convert::Inverses(inverses),
+        reads: reads(&rule.spec.transforms),
     })
+}
+
+/// The read transforms of a rule when they depend on the source value alone.
+fn reads(steps: &[TransformStep]) -> Option<Vec<Transform>> {
+    steps
+        .iter()
+        .map(|step| match Transform::compile(step, &mut BuiltInsOnly) {
+            Ok(Transform::Template(_) | Transform::Multiply(_) | Transform::Divide(_)) | Err(_) => {
+                None
+            }
+            Ok(t) => Some(t),
+        })
+        .collect()
 }
 
 /// Lists a target as read-only; no write rule.
@@ -699,6 +882,85 @@ fn refuse(read_only: &mut Vec<ReadOnly>, target: &str, reason: String) -> Option
         reason,
     });
     None
+}
+
+/// One value for one source field, from one unified field, before the values of the
+/// whole record are settled.
+struct Write<'a> {
+    keys: Vec<String>,
+    value: Value,
+    /// The unified field that gives it, with indexes.
+    field: String,
+    /// The unified value, and the field's read transforms when they depend on the
+    /// source value alone: another value is acceptable when it reads back as this one.
+    unified: Value,
+    reads: Option<&'a [Transform]>,
+}
+
+impl Write<'_> {
+    /// Whether writing `value` to the source field instead of this write's own value
+    /// still reads back as its unified value.
+    fn accepts(&self, value: &Value, session: &mut Session) -> bool {
+        if *value == self.value {
+            return true;
+        }
+        let Some(reads) = self.reads else {
+            return false;
+        };
+        let ctx = &mut Ctx {
+            record: &Value::Null,
+            session,
+        };
+        reads
+            .iter()
+            .try_fold(value.clone(), |v, t| t.apply(v, ctx))
+            .is_ok_and(|v| v == self.unified)
+    }
+}
+
+/// Writes the values of one native record (or array element): a source field that
+/// several fields write gets the value every one of them reads back, or the write is
+/// refused naming two that disagree.
+fn settle(
+    out: &mut Value,
+    writes: Vec<Write<'_>>,
+    errors: &mut Vec<WriteError>,
+    session: &mut Session,
+) {
+    let mut groups: Vec<Vec<Write<'_>>> = Vec::new();
+    for w in writes {
+        match groups.iter_mut().find(|g| g[0].keys == w.keys) {
+            Some(group) => group.push(w),
+            None => groups.push(vec![w]),
+        }
+    }
+    for group in groups {
+        let chosen = group
+            .iter()
+            .map(|candidate| &candidate.value)
+            .find(|value| group.iter().all(|w| w.accepts(value, session)))
+            .cloned();
+        match chosen {
+            Some(value) => set_native(out, &group[0].keys, value, &group[0].field, errors),
+            None => {
+                let first = &group[0];
+                let other = group
+                    .iter()
+                    .find(|w| w.value != first.value)
+                    .unwrap_or(&group[group.len() - 1]);
+                errors.push(WriteError {
+                    field: other.field.clone(),
+                    message: format!(
+                        "it writes {} to `{}`, which `{}` of this write sets to {}",
+                        quote(&other.value),
+                        first.keys.join("."),
+                        first.field,
+                        quote(&first.value)
+                    ),
+                });
+            }
+        }
+    }
 }
 
 fn set_native(
@@ -729,30 +991,44 @@ fn set_native(
         });
         return;
     };
-    match map.get(last) {
-        Some(existing) if *existing != value => errors.push(WriteError {
-            field: field.to_owned(),
-            message: format!(
-                "it writes {} to `{}`, which another field of this write sets to {}",
-                quote(&value),
-                keys.join("."),
-                quote(existing)
-            ),
-        }),
-        _ => {
-            map.insert(last.clone(), value);
+    map.insert(last.clone(), value);
+}
+
+/// The source value of a scalar field, and what its inverses write besides.
+fn convert(
+    convert: &Convert,
+    value: &Value,
+    record: &Value,
+    session: &mut Session,
+) -> Result<(Option<Value>, Vec<Capture>), String> {
+    let mut captures = Vec::new();
+    match convert {
+        Convert::Inverses(inverses) => {
+            let mut value = Some(value.clone());
+            for inverse in inverses {
+                let Some(v) = value else { break };
+                value = inverse.apply(v, session, &mut captures)?;
+            }
+            Ok((value, captures))
         }
+        Convert::Forward(transforms) => transforms
+            .iter()
+            .try_fold(value.clone(), |v, t| {
+                t.apply(v, &mut Ctx { record, session })
+            })
+            .map(|v| (Some(v), captures)),
     }
 }
 
+/// What the fields of one unified record (or of an object inside it) write.
 #[allow(clippy::too_many_arguments)]
-fn write_fields(
-    rules: &[WriteRule],
+fn write_fields<'r>(
+    rules: &'r [WriteRule],
     read_only: &[ReadOnly],
     fields: &[(String, &Value)],
     record: &Value,
     prefix: &str,
-    out: &mut Value,
+    writes: &mut Vec<Write<'r>>,
     errors: &mut Vec<WriteError>,
     session: &mut Session,
 ) {
@@ -778,32 +1054,42 @@ fn write_fields(
         };
         match rule {
             WriteRule::Field {
-                native, convert, ..
-            } => {
-                let converted = match convert {
-                    Convert::Inverses(inverses) => inverses
-                        .iter()
-                        .try_fold((*value).clone(), |v, inverse| inverse.apply(v, session)),
-                    Convert::Forward(transforms) => {
-                        transforms.iter().try_fold((*value).clone(), |v, t| {
-                            t.apply(v, &mut Ctx { record, session })
-                        })
+                native,
+                convert: how,
+                reads,
+                ..
+            } => match convert(how, value, record, session) {
+                Ok((own, captures)) => {
+                    if let Some(v) = own {
+                        writes.push(Write {
+                            keys: native.clone(),
+                            value: v,
+                            field: field.clone(),
+                            unified: (*value).clone(),
+                            reads: reads.as_deref(),
+                        });
                     }
-                };
-                match converted {
-                    Ok(v) => set_native(out, native, v, &field, errors),
-                    Err(message) => errors.push(WriteError {
-                        field: field.clone(),
-                        message,
-                    }),
+                    for (keys, v) in captures {
+                        writes.push(Write {
+                            keys,
+                            value: v,
+                            field: field.clone(),
+                            unified: (*value).clone(),
+                            reads: None,
+                        });
+                    }
                 }
-            }
+                Err(message) => errors.push(WriteError {
+                    field: field.clone(),
+                    message,
+                }),
+            },
             WriteRule::Object { rules, .. } => match value {
                 Value::Object(inner) => {
                     let fields: Vec<(String, &Value)> =
                         inner.iter().map(|(k, v)| (k.clone(), v)).collect();
                     write_fields(
-                        rules, read_only, &fields, value, &field, out, errors, session,
+                        rules, read_only, &fields, value, &field, writes, errors, session,
                     );
                 }
                 Value::Null => {}
@@ -826,20 +1112,28 @@ fn write_fields(
                         };
                         let fields: Vec<(String, &Value)> =
                             inner.iter().map(|(k, v)| (k.clone(), v)).collect();
-                        let mut element = Value::Object(Map::new());
+                        let mut element_writes = Vec::new();
                         write_fields(
                             rules,
                             read_only,
                             &fields,
                             item,
                             &at,
-                            &mut element,
+                            &mut element_writes,
                             errors,
                             session,
                         );
+                        let mut element = Value::Object(Map::new());
+                        settle(&mut element, element_writes, errors, session);
                         written.push(element);
                     }
-                    set_native(out, native, Value::Array(written), &field, errors);
+                    writes.push(Write {
+                        keys: native.clone(),
+                        value: Value::Array(written),
+                        field,
+                        unified: (*value).clone(),
+                        reads: None,
+                    });
                 }
                 Value::Null => {}
                 other => errors.push(WriteError {
@@ -884,14 +1178,17 @@ mod tests {
         let session = &mut session;
         let date = inverse(&TransformStep(Value::String("date".into())), sap, slots).unwrap();
         assert_eq!(
-            date.apply(Value::String("2024-03-15".into()), session)
+            date.apply_one(Value::String("2024-03-15".into()), session)
                 .unwrap(),
             "/Date(1710460800000)/"
         );
         let lookup = inverse(&TransformStep(serde_json::json!({"lookup": {"map": {"APPR": "approved", "WAPPR": "pending_approval"}}})), Style::Maximo, slots)
         .unwrap();
-        assert_eq!(lookup.apply("approved".into(), session).unwrap(), "APPR");
-        let e = lookup.apply("closed".into(), session).unwrap_err();
+        assert_eq!(
+            lookup.apply_one("approved".into(), session).unwrap(),
+            "APPR"
+        );
+        let e = lookup.apply_one("closed".into(), session).unwrap_err();
         assert!(
             e.contains("takes \"approved\", \"pending_approval\""),
             "{e}"
@@ -907,7 +1204,7 @@ mod tests {
         assert!(many.contains("more than one code"), "{many}");
         let number = inverse(&TransformStep("to_number".into()), sap, slots).unwrap();
         assert_eq!(
-            number.apply(serde_json::json!(12.5), session).unwrap(),
+            number.apply_one(serde_json::json!(12.5), session).unwrap(),
             "12.5"
         );
         let scale = inverse(
@@ -917,7 +1214,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            scale.apply(serde_json::json!(1.25), session).unwrap(),
+            scale.apply_one(serde_json::json!(1.25), session).unwrap(),
             serde_json::json!(125.0)
         );
         assert!(inverse(&TransformStep("round".into()), sap, slots).is_err());
@@ -930,6 +1227,61 @@ mod tests {
         assert!(
             unbound.starts_with("it calls the plugin function `uom.convert`, but"),
             "{unbound}"
+        );
+    }
+
+    #[test]
+    fn templates_split_back_at_their_literals() {
+        let none = PluginSet::new();
+        let slots = &mut Slots::new(&none);
+        let mut session = Session::new(&[]);
+        let step = |t: &str| TransformStep(serde_json::json!({ "template": t }));
+        let id = inverse(&step("{$.siteid}/{value}"), Style::Maximo, slots).unwrap();
+        let mut captures = Vec::new();
+        let own = id
+            .apply("BEDFORD/1234".into(), &mut session, &mut captures)
+            .unwrap();
+        assert_eq!(own, Some("1234".into()));
+        assert_eq!(captures, [(vec!["siteid".to_owned()], "BEDFORD".into())]);
+        // Split at the first `/`: the rest, slashes and all, is the value.
+        let mut captures = Vec::new();
+        assert_eq!(
+            id.apply("A/B/C".into(), &mut session, &mut captures)
+                .unwrap(),
+            Some("B/C".into())
+        );
+        let e = id
+            .apply("no-slash".into(), &mut session, &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "`no-slash` does not have the form of the template `{$.siteid}/{value}`"
+        );
+        // Without `{value}`, the chain ends with the template; an empty piece is null.
+        let flags = inverse(&step("[{$.a.b}|{$.c}]"), Style::SapOData, slots).unwrap();
+        let mut captures = Vec::new();
+        assert_eq!(
+            flags
+                .apply("[x|]".into(), &mut session, &mut captures)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            captures,
+            [
+                (vec!["a".to_owned(), "b".to_owned()], "x".into()),
+                (vec!["c".to_owned()], Value::Null)
+            ]
+        );
+        let e = inverse(&step("{$.a}{value}"), Style::Maximo, slots).unwrap_err();
+        assert!(
+            e.contains("two placeholders with nothing between them"),
+            "{e}"
+        );
+        let e = inverse(&step("{$.a[0]}-{value}"), Style::Maximo, slots).unwrap_err();
+        assert!(
+            e.contains("`$.a[0]`, which is not a plain member path"),
+            "{e}"
         );
     }
 }

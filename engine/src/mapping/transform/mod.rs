@@ -25,6 +25,8 @@ mod to_string;
 mod trim;
 mod upper;
 
+pub(crate) use template::Piece;
+
 use serde::de::DeserializeOwned;
 use serde_json::{Number, Value};
 

@@ -33,7 +33,26 @@ enum Part {
     Path(Path),
 }
 
+/// One piece of a template, as the reverse mapping reads it.
+pub(crate) enum Piece<'a> {
+    /// Literal text.
+    Text(&'a str),
+    /// `{value}`.
+    Value,
+    /// `{$…}`: the query as written.
+    Path(&'a str),
+}
+
 impl Template {
+    /// Its pieces, in order: literal text and placeholders.
+    pub(crate) fn pieces(&self) -> impl Iterator<Item = Piece<'_>> {
+        self.parts.iter().map(|p| match p {
+            Part::Text(t) => Piece::Text(t),
+            Part::Value => Piece::Value,
+            Part::Path(p) => Piece::Path(p.as_str()),
+        })
+    }
+
     pub(super) fn compile(args: Option<&Value>) -> Result<Self, String> {
         let Some(Value::String(text)) = args else {
             return Err(
