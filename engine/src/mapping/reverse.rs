@@ -630,10 +630,7 @@ impl WritePlan {
             }]
         };
         if let Some(why) = &self.refused {
-            return Err(whole(format!(
-                "no {} can be written on this connection: {why}",
-                self.entity
-            )));
+            return Err(whole(why.clone()));
         }
         if !unified.is_object() {
             return Err(whole(format!("a {} must be a JSON object", self.entity)));
