@@ -392,9 +392,16 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
                 };
                 writeln!(out, "  {kind} {}: {}", f.name, f.description)?;
                 writeln!(out, "         args: {}", f.args_schema)?;
-                match &f.inverse {
-                    Some(inverse) => writeln!(out, "         inverse: {inverse}")?,
-                    None => writeln!(out, "         inverse: none (read-only in writes)")?,
+                match (&f.inverse, f.kind) {
+                    (Some(inverse), _) => writeln!(out, "         inverse: {inverse}")?,
+                    (None, FunctionKind::Field) => writeln!(
+                        out,
+                        "         inverse: none (a field it converts is read-only in writes)"
+                    )?,
+                    (None, FunctionKind::Record) => writeln!(
+                        out,
+                        "         inverse: none (as a pre or post step it makes writes refused)"
+                    )?,
                 }
             }
             Ok(())

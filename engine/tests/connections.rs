@@ -1361,6 +1361,50 @@ async fn writes_call_plugin_inverses_and_refuse_steps_without_one() {
         "{refused}"
     );
 
+    // That was the caller's value, not the plugin failing: nothing in the error log.
+    let (_, errors) = s
+        .get(&format!("/v1/connections/{id}/errors?kind=plugin"))
+        .await;
+    assert_eq!(errors["data"], json!([]), "{errors}");
+
+    // An inverse that traps refuses the write, and counts against the plugin as a
+    // read's failing call does.
+    let mut fragile = to_iso.clone();
+    fragile["overrides"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"target": "custom_fields.checked", "path": "$.ZZ1_Checked", "transforms": [{"plugin": "hostile", "function": "echo_fragile"}]}));
+    let (status, _, m) = s.call("PUT", &mapping, Some(fragile)).await;
+    assert_eq!(status, 200, "{m}");
+    let (status, _, refused) = s
+        .call(
+            "PATCH",
+            &format!("/v1/connections/{id}/purchase-orders/4500000201"),
+            Some(json!({"custom_fields": {"checked": "yes"}})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    let error = &refused["error"]["details"]["errors"][0];
+    assert_eq!(error["field"], "custom_fields.checked", "{refused}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("plugin `hostile` function `panic`"),
+        "{refused}"
+    );
+    let (_, errors) = s
+        .get(&format!("/v1/connections/{id}/errors?kind=plugin"))
+        .await;
+    assert_eq!(errors["data"][0]["plugin"], "hostile", "{errors}");
+    assert!(
+        errors["data"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 trap"),
+        "{errors}"
+    );
+
     // A `pre` step without an inverse: reads go on, writes are refused, saying why.
     let mut with_pre = to_iso;
     with_pre["pre"] = json!([{"plugin": "hostile", "function": "echo_records"}]);

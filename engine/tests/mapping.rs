@@ -994,6 +994,13 @@ fn templates_write_back_the_fields_they_were_built_from() {
         e[0].to_string(),
         "`site_id`: it writes \"BEDFORD\" to `siteid`, which `id` of this write sets to \"NASHUA\""
     );
+    // A null id (a create whose number Maximo assigns) writes nothing through it.
+    assert_eq!(
+        maximo
+            .to_native(&serde_json::json!({"id": null, "site_id": "NASHUA"}))
+            .unwrap(),
+        serde_json::json!({"siteid": "NASHUA"})
+    );
     let e = maximo
         .to_native(&serde_json::json!({"id": "2211"}))
         .unwrap_err();
@@ -1014,4 +1021,26 @@ fn templates_write_back_the_fields_they_were_built_from() {
         .to_native(&serde_json::json!({"id": "demf/DE-000412", "site_id": "USMF"}))
         .unwrap_err();
     assert_eq!(e[0].field, "site_id");
+}
+
+/// A field whose source holds another field's source (`$.A` and `$.A.B`) cannot be
+/// written with it, in either order of the fields.
+#[test]
+fn fields_whose_sources_overlap_are_refused_in_either_order() {
+    let spec = OverrideSpec::parse(
+        "overrides:\n  - target: custom_fields.outer\n    path: $.ZZ1_Outer\n  - target: custom_fields.inner\n    path: $.ZZ1_Outer.Inner\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let resolved = mapping::resolve("sap-s4hana", Entity::PurchaseOrder, Some(&spec)).unwrap();
+    let write = mapping::WritePlan::derive(&resolved, &PluginSet::new()).unwrap();
+    let outer_first: Value =
+        serde_json::from_str(r#"{"custom_fields": {"outer": "x", "inner": "y"}}"#).unwrap();
+    let inner_first: Value =
+        serde_json::from_str(r#"{"custom_fields": {"inner": "y", "outer": "x"}}"#).unwrap();
+    for record in [outer_first, inner_first] {
+        let e = write.to_native(&record).unwrap_err();
+        assert_eq!(e.len(), 1, "{record}: {e:?}");
+        assert!(e[0].message.contains("another field"), "{record}: {}", e[0]);
+    }
 }

@@ -317,6 +317,69 @@ fn every_unit_code_round_trips_through_the_uom_inverses() {
     }
 }
 
+/// An inverse must take the step's arguments (they are checked against its own schema
+/// when the mapping is compiled), and an inverse that gives `null` for a value would
+/// clear the source field: the write is refused instead.
+#[test]
+fn inverses_take_the_steps_arguments_and_never_clear_a_field() {
+    let host = host();
+    let mut plugins = PluginSet::new();
+    plugins.insert(load(&host, "crosswalk-fixture-hostile"), Limits::DEFAULT);
+    plugins.insert(load(&host, "crosswalk-plugin-vat-id"), Limits::DEFAULT);
+    let write = |overrides: &str| {
+        let spec = OverrideSpec::parse(overrides, Format::Yaml).unwrap();
+        let entity = crosswalk::model::Entity::Vendor;
+        let resolved = mapping::resolve("sap-s4hana", entity, Some(&spec)).unwrap();
+        WritePlan::derive(&resolved, &plugins).unwrap()
+    };
+    let loose = write(
+        "overrides:\n  - target: name\n    transforms: [{plugin: hostile, function: echo_loose, args: {x: 1}}]\n",
+    );
+    let name = loose
+        .read_only()
+        .iter()
+        .find(|r| r.target == "name")
+        .unwrap();
+    assert!(
+        name.reason.starts_with(
+            "it calls the plugin function `hostile.echo_loose`, whose inverse `echo_strict` does not take the step's arguments: plugin `hostile` function `echo_strict`"
+        ),
+        "{}",
+        name.reason
+    );
+    let fits = write(
+        "overrides:\n  - target: name\n    transforms: [{plugin: hostile, function: echo_loose}]\n",
+    );
+    assert!(!fits.read_only().iter().any(|r| r.target == "name"));
+    assert_eq!(
+        fits.to_native(&json!({"name": "Acme"})).unwrap()["BusinessPartnerFullName"],
+        "Acme"
+    );
+
+    // `on_invalid: null` suits reads; in a write it would wipe the stored number (the
+    // check digit of this one is wrong).
+    let lenient = write(
+        "overrides:\n  - target: tax_id\n    transforms: [{plugin: vat-id, function: normalize, args: {on_invalid: \"null\"}}]\n",
+    );
+    assert!(lenient.calls_plugins());
+    let e = lenient
+        .to_native(&json!({"tax_id": "DE136695977"}))
+        .unwrap_err();
+    assert_eq!(
+        e[0].to_string(),
+        "`tax_id`: plugin `vat-id` function `normalize` gives null for \"DE136695977\", which would clear the source field"
+    );
+    let native = lenient
+        .to_native(&json!({"tax_id": "de 136 695 976"}))
+        .unwrap();
+    assert!(native.to_string().contains("\"DE136695976\""), "{native}");
+    // A `null` the client sends is theirs to send: the inverse is not called.
+    assert_eq!(
+        lenient.to_native(&json!({"tax_id": null})).unwrap(),
+        json!({"to_Supplier": {"VATRegistration": null}})
+    );
+}
+
 /// A record step whose function declares no inverse makes the entity unwritable, with
 /// the step named, since nothing says which fields it changed; reads are unaffected.
 #[test]

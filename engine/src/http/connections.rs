@@ -323,29 +323,55 @@ pub struct WritePreview {
 
 /// The native payload of a unified record through the connection's current mapping,
 /// or a 422 that names every field that cannot be written and why. Plugin inverses
-/// (which may run up to their time limit) are called off the async workers.
+/// (which may run up to their time limit) are called off the async workers, and how
+/// their calls ended goes to the connection's health and error log, as for reads.
 async fn native_payload(
+    state: &AppState,
+    c: &Connection,
     pipeline: &Arc<crate::connection::Pipeline>,
     entity: Entity,
     record: &Value,
+    request_id: Option<&RequestId>,
 ) -> Result<Value, ApiError> {
-    let native = if pipeline.write.calls_plugins() {
-        let (pipeline, record) = (Arc::clone(pipeline), record.clone());
-        tokio::task::spawn_blocking(move || pipeline.write.to_native(&record))
-            .await
-            .map_err(|e| ApiError::internal(&e))?
-    } else {
-        pipeline.write.to_native(record)
+    if !pipeline.write.calls_plugins() {
+        return pipeline
+            .write
+            .to_native(record)
+            .map_err(|errors| unwritable(entity, &errors));
+    }
+    let (pipeline, record) = (Arc::clone(pipeline), record.clone());
+    let written = tokio::task::spawn_blocking(move || pipeline.write.write(&record))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    // A plugin's own error is the write's 422 (a value it cannot take, from the
+    // caller); traps, timeouts and broken limits are the plugin's failures and count
+    // for the connection's health as in reads.
+    let calls = crate::mapping::Batch {
+        records: Vec::new(),
+        log: written.log,
+        plugin_calls: written
+            .plugin_calls
+            .into_iter()
+            .map(|(plugin, counts)| (plugin, counts.without(crate::plugin::CallOutcome::Error)))
+            .collect(),
     };
-    native.map_err(|errors| {
-        let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unwritable_fields",
-            format!("this {entity} cannot be written: {}", listed.join("; ")),
-        )
-        .details(json!({"errors": errors}))
-    })
+    state
+        .inner
+        .records
+        .monitor()
+        .mapped(c, entity, &calls, &[], request_id.map(|r| r.0.as_str()));
+    written.native.map_err(|errors| unwritable(entity, &errors))
+}
+
+/// The 422 of a record that cannot be written, naming every field and why.
+fn unwritable(entity: Entity, errors: &[crate::mapping::WriteError]) -> ApiError {
+    let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unwritable_fields",
+        format!("this {entity} cannot be written: {}", listed.join("; ")),
+    )
+    .details(json!({"errors": errors}))
 }
 
 pub(super) async fn preview_write(
@@ -354,13 +380,15 @@ pub(super) async fn preview_write(
     id: String,
     entity: Entity,
     body: Result<Bytes, BytesRejection>,
+    request_id: Option<RequestId>,
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
     let entity = mapped(&c, entity)?;
     let record: Value = json_body(body)?;
     check_unified(entity, &record)?;
     let pipeline = state.inner.pipelines.current(&c, entity)?;
-    let native_payload = native_payload(&pipeline, entity, &record).await?;
+    let native_payload =
+        native_payload(&state, &c, &pipeline, entity, &record, request_id.as_ref()).await?;
     let answer = WritePreview {
         native_payload,
         version: pipeline.version,
@@ -412,7 +440,8 @@ pub(super) async fn write_record(
     let record: Value = json_body(body)?;
     check_unified(entity, &record)?;
     let pipeline = state.inner.pipelines.current(&c, entity)?;
-    let native_payload = native_payload(&pipeline, entity, &record).await?;
+    let native_payload =
+        native_payload(&state, &c, &pipeline, entity, &record, request_id.as_ref()).await?;
     if c.mode == Mode::Live {
         let fetched = state
             .inner

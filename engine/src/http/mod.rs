@@ -366,8 +366,9 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
     let preview = move |State(state): State<AppState>,
                         caller: Caller,
                         Path(id): Path<String>,
+                        request_id: Option<axum::Extension<RequestId>>,
                         body: Result<Bytes, BytesRejection>| async move {
-        connections::preview_write(state, caller, id, entity, body).await
+        connections::preview_write(state, caller, id, entity, body, request_id.map(|e| e.0)).await
     };
     let record_schema: openapi::SchemaFn = match entity {
         Entity::PurchaseOrder => openapi::entity_schema::<0>,

@@ -23,7 +23,7 @@ pub use defaults::{SYSTEMS, System};
 pub use error::{FieldError, RecordError, SpecError, SpecErrors};
 pub use payload::{Payload, PayloadError};
 pub use resolve::{Origin, ResolvedMapping, ResolvedRule};
-pub use reverse::{ReadOnly, WriteError, WritePlan};
+pub use reverse::{ReadOnly, WriteError, WritePlan, Written};
 pub use run::{Batch, MapOptions};
 pub use spec::{
     Document, Format, MappingSpec, OverrideRule, OverrideSpec, RuleSpec, TransformStep, WriteSpec,

@@ -52,7 +52,7 @@ use super::resolve::{ResolvedMapping, ResolvedRule};
 use super::spec::{PluginStep, TransformStep};
 use super::transform::{Ctx, Piece, PluginCall, ResolvePlugin, Transform};
 use crate::model::Entity;
-use crate::plugin::{Binding, FunctionKind, Plugin, PluginError, PluginSet, Session};
+use crate::plugin::{Binding, CallCounts, FunctionKind, Plugin, PluginError, PluginSet, Session};
 
 /// A target that a write cannot set, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -131,10 +131,9 @@ enum Inverse {
 struct Unfill {
     /// The template as written, for messages.
     text: String,
-    /// Its pieces; no two placeholders are next to each other.
+    /// Its pieces; no two placeholders are next to each other. Without a `{value}`,
+    /// the chain of inverses ends with it.
     pieces: Vec<Unpiece>,
-    /// Whether it has a `{value}` placeholder (else the chain ends with it).
-    has_value: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -151,14 +150,11 @@ type Capture = (Vec<String>, Value);
 
 impl Unfill {
     /// The value of `{value}` (`None` when the template has none), and the captures.
+    /// A `null` writes nothing: it cannot say which of the fields it was built from
+    /// are empty (a create whose number the source assigns gives no `id`).
     fn split(&self, value: Value, captures: &mut Vec<Capture>) -> Result<Option<Value>, String> {
         if value.is_null() {
-            for piece in &self.pieces {
-                if let Unpiece::Path(keys) = piece {
-                    captures.push((keys.clone(), Value::Null));
-                }
-            }
-            return Ok(self.has_value.then_some(Value::Null));
+            return Ok(None);
         }
         let text = scalar(&value)
             .ok_or_else(|| format!("{} is not text, so it cannot be split back", quote(&value)))?;
@@ -180,6 +176,11 @@ impl Unfill {
                 Unpiece::Path(keys) => Some(keys),
             };
             let end = match self.pieces.get(i + 1) {
+                // The template's last literal ends the text: `x (y)` in `{$.a} ({value})`.
+                Some(Unpiece::Text(t)) if i + 2 == self.pieces.len() => rest
+                    .strip_suffix(t.as_str())
+                    .map(str::len)
+                    .ok_or_else(mismatch)?,
                 Some(Unpiece::Text(t)) => rest.find(t.as_str()).ok_or_else(mismatch)?,
                 _ => rest.len(),
             };
@@ -240,10 +241,23 @@ impl Inverse {
         }
         match self {
             Inverse::Template(_) => unreachable!("templates are split in `apply`"),
-            Inverse::Plugin(call) => session
-                .instance(call.slot)
-                .call_field(&call.function, &value, &call.args)
-                .map_err(|e| e.to_string()),
+            Inverse::Plugin(call) => {
+                let native = session
+                    .instance(call.slot)
+                    .call_field(&call.function, &value, &call.args)
+                    .map_err(|e| e.to_string())?;
+                if native.is_null() {
+                    // Writing it would clear the source field (an `on_invalid: null` of
+                    // the read, say): a value the inverse cannot take is refused.
+                    return Err(format!(
+                        "plugin `{}` function `{}` gives null for {}, which would clear the source field",
+                        call.plugin,
+                        call.function,
+                        quote(&value)
+                    ));
+                }
+                Ok(native)
+            }
             Inverse::Identity => Ok(value),
             Inverse::Number(style) => match (&value, style) {
                 (Value::Number(n), Style::SapOData) => Ok(Value::String(n.to_string())),
@@ -345,6 +359,19 @@ enum WriteRule {
 }
 
 impl WriteRule {
+    /// Whether writing it calls a plugin inverse.
+    fn calls_plugins(&self) -> bool {
+        match self {
+            WriteRule::Field { convert, .. } => matches!(
+                convert,
+                Convert::Inverses(inverses) if inverses.iter().any(|i| matches!(i, Inverse::Plugin(_)))
+            ),
+            WriteRule::Object { rules, .. } | WriteRule::Array { rules, .. } => {
+                rules.iter().any(WriteRule::calls_plugins)
+            }
+        }
+    }
+
     fn target(&self) -> &str {
         match self {
             WriteRule::Field { target, .. }
@@ -368,6 +395,8 @@ pub struct WritePlan {
     refused: Option<String>,
     /// The plugins the inverses call, by slot.
     plugins: Vec<Binding>,
+    /// Whether an inverse calls a plugin.
+    calls_plugins: bool,
 }
 
 /// The keys of a plain member path (`$.A.B`, `$['A'].B`), and whether it ends in
@@ -417,12 +446,18 @@ fn plugin_inverse(
         .function(&step.function, kind)
         .map_err(|e| format!("but {e}"))?;
     match &info.inverse {
-        Some(inverse) => Ok(PluginCall {
-            slot,
-            plugin: step.plugin.clone(),
-            function: inverse.clone(),
-            args: step.args.to_string(),
-        }),
+        Some(inverse) => {
+            // The inverse takes the step's arguments: they must fit its schema too.
+            plugin.check_args(inverse, &step.args).map_err(|e| {
+                format!("whose inverse `{inverse}` does not take the step's arguments: {e}")
+            })?;
+            Ok(PluginCall {
+                slot,
+                plugin: step.plugin.clone(),
+                function: inverse.clone(),
+                args: step.args.to_string(),
+            })
+        }
         None if plugin.interface() == "crosswalk:plugin@0.1.0" => Err(format!(
             "whose plugin implements crosswalk:plugin@0.1.0, which cannot declare an inverse (version {} of `{}`)",
             plugin.version(),
@@ -493,7 +528,6 @@ fn inverse(step: &TransformStep, style: Style, slots: &mut Slots<'_>) -> Result<
                 return Err(format!("its template `{text}` does not compile"));
             };
             let mut pieces = Vec::new();
-            let mut has_value = false;
             for piece in template.pieces() {
                 let placeholder = !matches!(piece, Piece::Text(_));
                 if placeholder
@@ -507,10 +541,7 @@ fn inverse(step: &TransformStep, style: Style, slots: &mut Slots<'_>) -> Result<
                 }
                 pieces.push(match piece {
                     Piece::Text(t) => Unpiece::Text(t.to_owned()),
-                    Piece::Value => {
-                        has_value = true;
-                        Unpiece::Value
-                    }
+                    Piece::Value => Unpiece::Value,
                     Piece::Path(path) => match plain_path(path) {
                         Some((keys, false)) => Unpiece::Path(keys),
                         _ => {
@@ -521,11 +552,7 @@ fn inverse(step: &TransformStep, style: Style, slots: &mut Slots<'_>) -> Result<
                     },
                 });
             }
-            Inverse::Template(Unfill {
-                text,
-                pieces,
-                has_value,
-            })
+            Inverse::Template(Unfill { text, pieces })
         }
         "multiply" | "divide" => {
             let by = args
@@ -592,6 +619,10 @@ impl WritePlan {
         };
         let post = record_inverses("post", &resolved.post);
         let pre = record_inverses("pre", &resolved.pre);
+        // Only inverses that are called count: a plugin resolved for a step that has
+        // none is never instantiated.
+        let calls_plugins = refused.is_none()
+            && (!post.is_empty() || !pre.is_empty() || rules.iter().any(WriteRule::calls_plugins));
         Ok(WritePlan {
             entity: resolved.entity,
             rules,
@@ -600,6 +631,7 @@ impl WritePlan {
             pre,
             refused,
             plugins: slots.into_used(),
+            calls_plugins,
         })
     }
 
@@ -616,13 +648,29 @@ impl WritePlan {
 
     /// Whether writing may call a plugin (and take as long as its time limit).
     pub fn calls_plugins(&self) -> bool {
-        !self.plugins.is_empty()
+        self.calls_plugins
     }
 
     /// The native payload of a unified record (or of the fields of an update): every
     /// field given is written, and a field that cannot be is an error. All errors are
     /// reported, not only the first.
     pub fn to_native(&self, unified: &Value) -> Result<Value, Vec<WriteError>> {
+        self.write(unified).native
+    }
+
+    /// [`WritePlan::to_native`], with what the plugin inverses it called logged and
+    /// how their calls ended, for the connection's health and error log.
+    pub fn write(&self, unified: &Value) -> Written {
+        let mut session = Session::new(&self.plugins);
+        let native = self.native(unified, &mut session);
+        Written {
+            native,
+            log: session.take_log(),
+            plugin_calls: session.take_calls(),
+        }
+    }
+
+    fn native(&self, unified: &Value, session: &mut Session) -> Result<Value, Vec<WriteError>> {
         let whole = |message: String| {
             vec![WriteError {
                 field: String::new(),
@@ -635,9 +683,7 @@ impl WritePlan {
         if !unified.is_object() {
             return Err(whole(format!("a {} must be a JSON object", self.entity)));
         }
-        let mut session = Session::new(&self.plugins);
-        let unified =
-            run_record_inverses(&self.post, unified.clone(), &mut session).map_err(whole)?;
+        let unified = run_record_inverses(&self.post, unified.clone(), session).map_err(whole)?;
         let mut out = Value::Object(Map::new());
         let mut errors = Vec::new();
         let Value::Object(fields) = &unified else {
@@ -675,14 +721,26 @@ impl WritePlan {
             "",
             &mut writes,
             &mut errors,
-            &mut session,
+            session,
         );
-        settle(&mut out, writes, &mut errors, &mut session);
+        settle(&mut out, writes, &mut errors, session);
         if !errors.is_empty() {
             return Err(errors);
         }
-        run_record_inverses(&self.pre, out, &mut session).map_err(whole)
+        run_record_inverses(&self.pre, out, session).map_err(whole)
     }
+}
+
+/// What writing one record gave: its native payload, and what the plugin inverses it
+/// called logged and how their calls ended.
+#[derive(Debug)]
+pub struct Written {
+    /// The native payload, or every field that cannot be written and why.
+    pub native: Result<Value, Vec<WriteError>>,
+    /// What the plugins logged (bounded), each line prefixed with the plugin's name.
+    pub log: Vec<String>,
+    /// How the plugin calls ended, by plugin name.
+    pub plugin_calls: Vec<(String, CallCounts)>,
 }
 
 /// Runs the inverses of record steps on one record, in order.
@@ -988,7 +1046,22 @@ fn set_native(
         });
         return;
     };
-    map.insert(last.clone(), value);
+    match map.get(last) {
+        // Fields that write the very same source field are settled before; what is
+        // here was written by a field whose source holds this one (`$.a` and `$.a.b`).
+        Some(existing) if *existing != value => errors.push(WriteError {
+            field: field.to_owned(),
+            message: format!(
+                "it writes {} to `{}`, which holds a value another field of this write sets, {}",
+                quote(&value),
+                keys.join("."),
+                quote(existing)
+            ),
+        }),
+        _ => {
+            map.insert(last.clone(), value);
+        }
+    }
 }
 
 /// The source value of a scalar field, and what its inverses write besides.
@@ -1270,6 +1343,21 @@ mod tests {
                 (vec!["c".to_owned()], Value::Null)
             ]
         );
+        // The last literal ends the text, whatever the value holds.
+        let label = inverse(&step("{$.a} ({value})"), Style::Maximo, slots).unwrap();
+        assert_eq!(
+            label
+                .apply("A (x (y))".into(), &mut session, &mut Vec::new())
+                .unwrap(),
+            Some("x (y)".into())
+        );
+        // A null writes nothing.
+        let mut captures = Vec::new();
+        assert_eq!(
+            id.apply(Value::Null, &mut session, &mut captures).unwrap(),
+            None
+        );
+        assert!(captures.is_empty());
         let e = inverse(&step("{$.a}{value}"), Style::Maximo, slots).unwrap_err();
         assert!(
             e.contains("two placeholders with nothing between them"),

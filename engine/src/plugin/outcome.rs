@@ -78,6 +78,12 @@ impl CallCounts {
         self.0.iter().sum()
     }
 
+    /// These counts without the calls that ended as `outcome`.
+    pub fn without(mut self, outcome: CallOutcome) -> CallCounts {
+        self.0[outcome as usize] = 0;
+        self
+    }
+
     /// The outcomes with at least one call, and their counts.
     pub fn iter(&self) -> impl Iterator<Item = (CallOutcome, u64)> + '_ {
         CallOutcome::ALL
@@ -107,6 +113,7 @@ mod tests {
         assert_eq!(counts.get(CallOutcome::Error), 1);
         assert_eq!(counts.get(CallOutcome::Trap), 0);
         assert_eq!(counts.total(), 4);
+        assert_eq!(counts.without(CallOutcome::Error).total(), 3);
         assert_eq!(
             counts
                 .iter()

@@ -301,11 +301,13 @@ mod tests {
 
     #[test]
     fn normalize_is_its_own_inverse() {
-        // A write normalises the unified value again: that must give it back.
+        // A write normalises the unified value again: that must give it back. (The
+        // host never calls an inverse on null, and refuses one that gives null.)
         for args in [
             json!({}),
             json!({"country": "DE"}),
             json!({"on_invalid": "keep"}),
+            json!({"on_invalid": "null"}),
         ] {
             for raw in [
                 "de 136 695 976",
@@ -313,10 +315,14 @@ mod tests {
                 "ATU 1358 5627",
                 "NL004495445.B.01",
                 "not one",
+                "DE136695977",
             ] {
                 let Ok(once) = VatId::field("normalize", json!(raw), &args) else {
                     continue;
                 };
+                if once.is_null() {
+                    continue;
+                }
                 assert_eq!(
                     VatId::field("normalize", once.clone(), &args).unwrap(),
                     once,
