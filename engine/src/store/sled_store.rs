@@ -47,7 +47,22 @@ impl From<sled::Error> for StoreError {
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        // A store dropped in this process keeps its file lock until sled's flusher
+        // thread lets go of it, a moment later: opening it again at once waits for
+        // that (up to two seconds) instead of failing.
+        let mut waited = 0;
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                // sled says so in an `Other` error's text, with the lock's own error.
+                Err(sled::Error::Io(e))
+                    if e.to_string().starts_with("could not acquire lock") && waited < 40 =>
+                {
+                    waited += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other?,
+            }
+        };
         Ok(SledStore {
             tenants: db.open_tree("tenants")?,
             keys: db.open_tree("keys")?,
@@ -594,6 +609,23 @@ mod tests {
         );
         assert!(store.delete_plugin("ten_b", "ab12").unwrap());
         assert!(store.plugins("ten_b").unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn opening_waits_for_a_store_being_closed_and_names_one_that_stays_open() {
+        let dir = temp_dir("reopen");
+        let first = SledStore::open(&dir).unwrap();
+        let closing = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first);
+        });
+        // The first store holds the lock for 300 ms more: this waits, then opens.
+        let second = SledStore::open(&dir).unwrap();
+        closing.join().unwrap();
+        let e = SledStore::open(&dir).err().expect("the lock is held");
+        assert!(e.to_string().contains("could not acquire lock"), "{e}");
+        drop(second);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
