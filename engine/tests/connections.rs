@@ -18,6 +18,7 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use crosswalk::connection::secrets::Sealer;
 use crosswalk::http::{AppState, ServiceOptions, app};
+use crosswalk::model::Entity;
 use crosswalk::plugin::{HostConfig, PluginHost};
 use crosswalk::store::{Role, SledStore, Store};
 use crosswalk::webhook::{EVENT_ID_HEADER, SIGNATURE_HEADER};
@@ -1429,6 +1430,85 @@ async fn writes_call_plugin_inverses_and_refuse_steps_without_one() {
         refused["error"]["message"],
         format!("this purchase_order cannot be written: {why}")
     );
+}
+
+/// An id overridden into a composite (`{$.siteid}/{value}`, for a Maximo customer whose
+/// sites reuse work order numbers) finds and updates its own record upstream: the id is
+/// written back through the mapping into the key and the site, which the query names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composite_ids_find_and_update_their_own_records_upstream() {
+    let dir = temp_dir("composite-ids");
+    let s = Service::start(&dir, None).await;
+    let (base, mock) = mock::start("maximo-api-key-123").await;
+    let mx = s
+        .live(
+            "ibm-maximo",
+            json!({"base_url": base}),
+            json!({"type": "api_key", "header": "apikey", "key": "maximo-api-key-123"}),
+        )
+        .await;
+    let (status, _, m) = s
+        .call(
+            "PUT",
+            &format!("/v1/connections/{mx}/mappings/work_order"),
+            Some(json!({"overrides": [{"target": "id", "transforms": [{"template": "{$.siteid}/{value}"}]}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{m}");
+    let wo = format!("/v1/connections/{mx}/work-orders");
+    let (status, page) = s.get(&format!("{wo}?page_size=1")).await;
+    assert_eq!(status, 200, "{page}");
+    let first = page["data"][0].clone();
+    let (site, number) = first["id"].as_str().unwrap().split_once('/').unwrap();
+    let (site, number) = (site.to_owned(), number.to_owned());
+    // Another site has a work order of the same number.
+    {
+        let mut tables = mock.tables.lock().unwrap();
+        let rows = tables.get_mut(&("ibm-maximo", Entity::WorkOrder)).unwrap();
+        let mut twin = rows
+            .iter()
+            .find(|r| r["wonum"] == number.as_str())
+            .unwrap()
+            .clone();
+        twin["siteid"] = json!("TWINSITE");
+        twin["description"] = json!("The twin at the other site");
+        rows.push(twin);
+    }
+    let one = |site: &str| format!("{wo}/{site}%2F{number}");
+    let (status, got) = s.get(&one(&site)).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["data"]["id"], first["id"]);
+    assert_eq!(got["data"]["title"], first["title"]);
+    let (status, twin) = s.get(&one("TWINSITE")).await;
+    assert_eq!(status, 200, "{twin}");
+    assert_eq!(twin["data"]["id"], format!("TWINSITE/{number}"));
+    assert_eq!(twin["data"]["title"], "The twin at the other site");
+    let queries = mock.queries.lock().unwrap().clone();
+    assert!(
+        queries
+            .iter()
+            .any(|q| q.contains("oslc.where=wonum%3D%22")
+                && q.contains("+and+siteid%3D%22TWINSITE%22")),
+        "{queries:?}"
+    );
+
+    // The update goes to the twin's own href, and the other site's record is as it was.
+    let (status, _, updated) = s
+        .call(
+            "PATCH",
+            &one("TWINSITE"),
+            Some(json!({"title": "Renamed at the twin site"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["data"]["title"], "Renamed at the twin site");
+    let (_, path, sent) = mock.writes.lock().unwrap().last().cloned().unwrap();
+    assert!(path.ends_with(&format!("/_TWINSITE~{number}")), "{path}");
+    assert_eq!(sent, json!({"description": "Renamed at the twin site"}));
+    let (_, got) = s.get(&one(&site)).await;
+    assert_eq!(got["data"]["title"], first["title"]);
+    let (status, _) = s.get(&one("NOSUCHSITE")).await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

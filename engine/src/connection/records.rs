@@ -21,7 +21,7 @@ use super::monitor::{Monitor, Refusal};
 use super::pipelines::{ChangeError, Pipeline, Pipelines};
 use super::sandbox::{self, Scenario};
 use super::secrets::{SECRET_KEY_ENV, Sealer, SecretError};
-use super::upstream::{Credentials, Next, Upstream, UpstreamError};
+use super::upstream::{Credentials, Next, RecordKey, Upstream, UpstreamError};
 use crate::mapping::{Batch, MapOptions, RecordError};
 use crate::model::Entity;
 use crate::store::{Connection, Mode, Store, StoreError, now};
@@ -385,12 +385,52 @@ impl Records {
         }
     }
 
-    /// One record by its id (the source system's key).
+    /// One record by its unified id: the source system's key, or what the
+    /// connection's mapping makes of it (`NASHUA/2211` under `{$.siteid}/{value}`).
     pub async fn get(
         &self,
         c: &Connection,
         entity: Entity,
         id: &str,
+        remote_data: bool,
+        request_id: Option<&str>,
+    ) -> Result<Fetched, RecordsError> {
+        self.get_by(c, entity, id, None, remote_data, request_id)
+            .await
+    }
+
+    /// The upstream key of the record whose unified id is `id`: the id written back
+    /// through the connection's current mapping, so that an overridden id finds its
+    /// record (the key as it is when the id cannot be written back).
+    async fn record_key(
+        upstream: &Upstream,
+        pipeline: &Arc<Pipeline>,
+        entity: Entity,
+        id: &str,
+    ) -> Result<RecordKey, RecordsError> {
+        let unified = serde_json::json!({ "id": id });
+        let native = if pipeline.write.calls_plugins() {
+            let pipeline = Arc::clone(pipeline);
+            tokio::task::spawn_blocking(move || pipeline.write.to_native(&unified).ok())
+                .await
+                .ok()
+                .flatten()
+        } else {
+            pipeline.write.to_native(&unified).ok()
+        };
+        upstream
+            .key_of(entity, id, native.as_ref())
+            .map_err(|error| RecordsError::Upstream { entity, error })
+    }
+
+    /// [`Records::get`], with the upstream key when the caller has it already (the
+    /// key of a record just created).
+    async fn get_by(
+        &self,
+        c: &Connection,
+        entity: Entity,
+        id: &str,
+        key: Option<RecordKey>,
         remote_data: bool,
         request_id: Option<&str>,
     ) -> Result<Fetched, RecordsError> {
@@ -422,8 +462,12 @@ impl Records {
             }
             Mode::Live => {
                 let upstream = self.upstream(c)?;
+                let key = match key {
+                    Some(key) => key,
+                    None => Self::record_key(&upstream, &pipeline, entity, id).await?,
+                };
                 let admission = self.admit(c)?;
-                let source = match upstream.get(entity, id).await {
+                let source = match upstream.get(entity, &key).await {
                     Ok(Some(record)) => {
                         self.monitor.succeeded(c, entity, Some(admission));
                         record
@@ -472,13 +516,35 @@ impl Records {
         request_id: Option<&str>,
     ) -> Result<Fetched, RecordsError> {
         let upstream = self.upstream(c)?;
+        let pipeline = self.pipelines.current(c, entity)?;
+        let updated = match record_id {
+            Some(id) => Some(Self::record_key(&upstream, &pipeline, entity, id).await?),
+            None => None,
+        };
+        let key_field = upstream
+            .key_field(entity)
+            .map_err(|error| RecordsError::Upstream { entity, error })?;
         let admission = self.admit(c)?;
-        let written = match record_id {
-            None => upstream.create(entity, native).await.map(Some),
-            Some(id) => upstream
-                .update(entity, id, native)
+        let written = match updated {
+            // The created record is read back by the key the system gave it, and the
+            // other fields of the id as the payload has them.
+            None => upstream.create(entity, native).await.map(|key| {
+                let also = pipeline
+                    .write
+                    .id_sources()
+                    .into_iter()
+                    .filter(|field| field != key_field)
+                    .filter_map(|field| {
+                        let value = native.get(&field)?.as_str()?.to_owned();
+                        Some((field, value))
+                    })
+                    .collect();
+                Some(RecordKey { key, also })
+            }),
+            Some(key) => upstream
+                .update(entity, &key, native)
                 .await
-                .map(|found| found.then(|| id.to_owned())),
+                .map(|found| found.then_some(key)),
         };
         let key = match written {
             Ok(Some(key)) => {
@@ -504,7 +570,9 @@ impl Records {
                 return Err(RecordsError::Upstream { entity, error });
             }
         };
-        self.get(c, entity, &key, false, request_id).await
+        let id = record_id.unwrap_or(&key.key).to_owned();
+        self.get_by(c, entity, &id, Some(key), false, request_id)
+            .await
     }
 
     /// Verifies new credentials against the upstream and, when they work, stores them

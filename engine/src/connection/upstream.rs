@@ -241,6 +241,38 @@ impl UpstreamError {
     }
 }
 
+/// Which record a read or an update is about: the value of the entity's key field,
+/// and the other fields that tell it apart when a connection's id is made of several
+/// (Maximo's `siteid`, Dynamics' `dataAreaId`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordKey {
+    /// The key field's value.
+    pub key: String,
+    /// Other fields and the values they must have.
+    pub also: Vec<(String, String)>,
+}
+
+impl RecordKey {
+    /// The key alone.
+    pub fn plain(key: &str) -> RecordKey {
+        RecordKey {
+            key: key.to_owned(),
+            also: Vec::new(),
+        }
+    }
+
+    /// Whether a native record has the other fields' values.
+    fn matches(&self, record: &Value) -> bool {
+        self.also
+            .iter()
+            .all(|(field, value)| match record.get(field) {
+                Some(Value::String(s)) => s == value,
+                Some(Value::Number(n)) => n.to_string() == *value,
+                _ => false,
+            })
+    }
+}
+
 /// Where a system keeps one entity.
 #[derive(Debug)]
 struct Resource {
@@ -596,8 +628,49 @@ impl Upstream {
         self.page(body, next, top)
     }
 
+    /// The name of the entity's key field (`PurchaseOrder`, `ponum`).
+    pub fn key_field(&self, entity: Entity) -> Result<&'static str, UpstreamError> {
+        Ok(self.dialect.resource(entity)?.key)
+    }
+
+    /// The key of the record whose unified id gave `native` through the connection's
+    /// write plan (`None` when the id cannot be written back): the entity's key field,
+    /// and the other fields the id holds, such as Maximo's `siteid` or Dynamics'
+    /// `dataAreaId` in an id overridden with `{$.siteid}/{value}`. Without them, the
+    /// id is the key as it is.
+    pub fn key_of(
+        &self,
+        entity: Entity,
+        id: &str,
+        native: Option<&Value>,
+    ) -> Result<RecordKey, UpstreamError> {
+        let resource = self.dialect.resource(entity)?;
+        let Some(Value::Object(fields)) = native else {
+            return Ok(RecordKey::plain(id));
+        };
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let Some(key) = fields.get(resource.key).and_then(text) else {
+            return Ok(RecordKey::plain(id));
+        };
+        let also = fields
+            .iter()
+            .filter(|(name, _)| name.as_str() != resource.key)
+            .filter_map(|(name, v)| text(v).map(|t| (name.clone(), t)))
+            .collect();
+        Ok(RecordKey { key, also })
+    }
+
     /// One record by its key; `None` when the upstream has none.
-    pub async fn get(&self, entity: Entity, id: &str) -> Result<Option<Value>, UpstreamError> {
+    pub async fn get(
+        &self,
+        entity: Entity,
+        record: &RecordKey,
+    ) -> Result<Option<Value>, UpstreamError> {
+        let id = record.key.as_str();
         let resource = self.dialect.resource(entity)?;
         let bad =
             |e: url::ParseError| UpstreamError::new(ErrorKind::BadResponse, None, e.to_string());
@@ -621,7 +694,10 @@ impl Upstream {
                     return Ok(None);
                 };
                 match body {
-                    Value::Object(mut m) => Ok(Some(m.remove("d").unwrap_or(Value::Object(m)))),
+                    // A key predicate names the key field only: the other fields of
+                    // the id must match the record found.
+                    Value::Object(mut m) => Ok(Some(m.remove("d").unwrap_or(Value::Object(m)))
+                        .filter(|found| record.matches(found))),
                     _ => Err(UpstreamError::new(
                         ErrorKind::BadResponse,
                         None,
@@ -636,17 +712,19 @@ impl Upstream {
                     for (k, v) in resource.query {
                         q.append_pair(k, v);
                     }
+                    let fields = std::iter::once((resource.key, id))
+                        .chain(record.also.iter().map(|(f, v)| (f.as_str(), v.as_str())));
                     if self.dialect.paging == Paging::Maximo {
                         q.append_pair("lean", "1");
-                        q.append_pair(
-                            "oslc.where",
-                            &format!("{}=\"{}\"", resource.key, id.replace('"', "\\\"")),
-                        );
+                        let clauses: Vec<String> = fields
+                            .map(|(f, v)| format!("{f}=\"{}\"", v.replace('"', "\\\"")))
+                            .collect();
+                        q.append_pair("oslc.where", &clauses.join(" and "));
                     } else {
-                        q.append_pair(
-                            "$filter",
-                            &format!("{} eq '{}'", resource.key, id.replace('\'', "''")),
-                        );
+                        let clauses: Vec<String> = fields
+                            .map(|(f, v)| format!("{f} eq '{}'", v.replace('\'', "''")))
+                            .collect();
+                        q.append_pair("$filter", &clauses.join(" and "));
                     }
                 }
                 let Some(body) = self.get_json(url).await? else {
@@ -947,9 +1025,10 @@ impl Upstream {
     pub async fn update(
         &self,
         entity: Entity,
-        id: &str,
+        record: &RecordKey,
         native: &Value,
     ) -> Result<bool, UpstreamError> {
+        let id = record.key.as_str();
         let resource = self.dialect.resource(entity)?;
         let bad =
             |e: url::ParseError| UpstreamError::new(ErrorKind::BadResponse, None, e.to_string());
@@ -967,7 +1046,7 @@ impl Upstream {
             }
             Paging::Maximo => {
                 // Maximo updates a record at its own href, with a POST that says PATCH.
-                let Some(current) = self.get(entity, id).await? else {
+                let Some(current) = self.get(entity, record).await? else {
                     return Ok(false);
                 };
                 let href = current.get("href").and_then(Value::as_str).ok_or_else(|| {
@@ -992,7 +1071,7 @@ impl Upstream {
             }
             Paging::ODataV4 => {
                 // The key of a data entity includes the legal entity.
-                let Some(current) = self.get(entity, id).await? else {
+                let Some(current) = self.get(entity, record).await? else {
                     return Ok(false);
                 };
                 let area = current
@@ -1183,6 +1262,40 @@ mod tests {
         let config: UpstreamConfig =
             serde_json::from_value(json!({"base_url": "https://erp.example.com/base"})).unwrap();
         Upstream::new(system, &config, Credentials::Bearer { token: "t".into() }).unwrap()
+    }
+
+    #[test]
+    fn a_composite_id_keys_its_record_by_every_field_it_holds() {
+        let dynamics = upstream("dynamics-365-fo");
+        let native = json!({"dataAreaId": "demf", "PurchaseOrderNumber": "DE-000412"});
+        let key = dynamics
+            .key_of(Entity::PurchaseOrder, "demf/DE-000412", Some(&native))
+            .unwrap();
+        assert_eq!(
+            key,
+            RecordKey {
+                key: "DE-000412".into(),
+                also: vec![("dataAreaId".into(), "demf".into())]
+            }
+        );
+        assert!(key.matches(&json!({"dataAreaId": "demf", "PurchaseOrderNumber": "DE-000412"})));
+        assert!(!key.matches(&json!({"dataAreaId": "usmf", "PurchaseOrderNumber": "DE-000412"})));
+        // An id that cannot be written back, or that writes no key field, is the key.
+        let sap = upstream("sap-s4hana");
+        assert_eq!(
+            sap.key_of(Entity::PurchaseOrder, "4500000201", None)
+                .unwrap(),
+            RecordKey::plain("4500000201")
+        );
+        assert_eq!(
+            sap.key_of(
+                Entity::Vendor,
+                "17300001",
+                Some(&json!({"to_Supplier": {"Supplier": "17300001"}}))
+            )
+            .unwrap(),
+            RecordKey::plain("17300001")
+        );
     }
 
     #[test]

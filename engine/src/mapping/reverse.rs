@@ -640,6 +640,33 @@ impl WritePlan {
         &self.read_only
     }
 
+    /// The top-level source fields the `id` target writes: its own path's, and those
+    /// of its template's placeholders (`siteid` and `wonum` for `{$.siteid}/{value}`
+    /// on `$.wonum`). Empty when `id` is read-only.
+    pub fn id_sources(&self) -> Vec<String> {
+        let Some(WriteRule::Field {
+            native, convert, ..
+        }) = self.rules.iter().find(|r| r.target() == "id")
+        else {
+            return Vec::new();
+        };
+        let mut sources = vec![native[0].clone()];
+        if let Convert::Inverses(inverses) = convert {
+            for inverse in inverses {
+                if let Inverse::Template(unfill) = inverse {
+                    for piece in &unfill.pieces {
+                        if let Unpiece::Path(keys) = piece
+                            && !sources.contains(&keys[0])
+                        {
+                            sources.push(keys[0].clone());
+                        }
+                    }
+                }
+            }
+        }
+        sources
+    }
+
     /// Why no record of the entity can be written, when a `pre` or `post` step has no
     /// inverse.
     pub fn refused(&self) -> Option<&str> {

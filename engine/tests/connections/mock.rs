@@ -236,6 +236,16 @@ fn key_of(system: &str, entity: Entity) -> &'static str {
     }
 }
 
+/// The last segment of a Maximo record's href: unique per record, as Maximo's are
+/// (the key, with the site for records that have one: two sites may reuse a number).
+fn maximo_ref(record: &Value, key_field: &str) -> String {
+    let key = record[key_field].as_str().unwrap_or_default();
+    match record["siteid"].as_str() {
+        Some(site) if !site.is_empty() => format!("{site}~{key}"),
+        _ => key.to_owned(),
+    }
+}
+
 /// Creates or merges a record, as the systems do; answers the stored record.
 fn write(
     mock: &Mock,
@@ -261,7 +271,13 @@ fn write(
             rows.push(body.clone());
             (StatusCode::CREATED, axum::Json(json!({"d": body}))).into_response()
         }
-        Some(id) => match rows.iter_mut().find(|r| r[key_field] == id.as_str()) {
+        Some(id) => match rows.iter_mut().find(|r| {
+            if system == "ibm-maximo" {
+                maximo_ref(r, key_field) == id
+            } else {
+                r[key_field] == id.as_str()
+            }
+        }) {
             Some(row) => {
                 for (k, v) in body.as_object().into_iter().flatten() {
                     row[k] = v.clone();
@@ -365,7 +381,7 @@ async fn data(
     if system == "ibm-maximo" {
         let key_field = key_of(system, entity);
         for r in &mut records {
-            let id = r[key_field].as_str().unwrap_or_default().to_owned();
+            let id = maximo_ref(r, key_field);
             r["href"] = json!(format!(
                 "http://{host}{}/_{id}",
                 path.split("/_").next().unwrap()
@@ -438,10 +454,7 @@ fn answer(
         }
         "ibm-maximo" => {
             if let Some(filter) = query.get("oslc.where") {
-                if let Some(value) = filter.strip_prefix(&format!("{key_field}=")) {
-                    let value = value.trim_matches('"');
-                    records.retain(|r| r[key_field] == value);
-                } else if let Some(since) = filter.strip_prefix("changedate>=") {
+                if let Some(since) = filter.strip_prefix("changedate>=") {
                     let since =
                         chrono::DateTime::parse_from_rfc3339(since.trim_matches('"')).unwrap();
                     records.retain(|r| {
@@ -450,6 +463,13 @@ fn answer(
                             .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
                             .is_some_and(|d| d >= since)
                     });
+                } else {
+                    // field="value" and field="value" …
+                    for clause in filter.split(" and ") {
+                        let (field, value) = clause.split_once('=').unwrap();
+                        let value = value.trim_matches('"');
+                        records.retain(|r| r[field] == value);
+                    }
                 }
             }
             let size: usize = query
@@ -477,8 +497,12 @@ fn answer(
         }
         _ => {
             if let Some(filter) = query.get("$filter") {
-                let value = filter.split('\'').nth(1).unwrap_or("").to_owned();
-                records.retain(|r| r[key_field] == value.as_str());
+                // Field eq 'value' and Field eq 'value' …
+                for clause in filter.split(" and ") {
+                    let (field, value) = clause.split_once(" eq ").unwrap();
+                    let value = value.trim_matches('\'').replace("''", "'");
+                    records.retain(|r| r[field] == value.as_str());
+                }
             }
             let top: usize = query
                 .get("$top")
