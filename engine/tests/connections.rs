@@ -1511,6 +1511,58 @@ async fn composite_ids_find_and_update_their_own_records_upstream() {
     assert_eq!(status, 404);
 }
 
+/// An SAP vendor's id is its supplier number, which can differ from its business
+/// partner number (the entity's key): a read or an update by it finds the business
+/// partner by `Supplier` and updates it at its own key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sap_vendors_are_found_by_their_supplier_number() {
+    let dir = temp_dir("sap-supplier");
+    let s = Service::start(&dir, None).await;
+    let (base, mock) = mock::start(&format!("crosswalk:{PASSWORD}")).await;
+    let sap = s
+        .live(
+            "sap-s4hana",
+            json!({"base_url": base}),
+            json!({"type": "basic", "username": "crosswalk", "password": PASSWORD}),
+        )
+        .await;
+    let vendors = format!("/v1/connections/{sap}/vendors");
+    let (status, page) = s.get(&format!("{vendors}?page_size=1")).await;
+    assert_eq!(status, 200, "{page}");
+    let supplier = page["data"][0]["id"].as_str().unwrap().to_owned();
+    // This system numbers business partners apart from suppliers.
+    {
+        let mut tables = mock.tables.lock().unwrap();
+        let rows = tables.get_mut(&("sap-s4hana", Entity::Vendor)).unwrap();
+        let row = rows
+            .iter_mut()
+            .find(|r| r["Supplier"] == supplier.as_str())
+            .unwrap();
+        row["BusinessPartner"] = json!("9000000001");
+    }
+    let (status, got) = s.get(&format!("{vendors}/{supplier}")).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["data"]["id"], supplier.as_str());
+    let (status, _, updated) = s
+        .call(
+            "PATCH",
+            &format!("{vendors}/{supplier}"),
+            Some(json!({"name": "Renamed Supplier Inc."})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["data"]["name"], "Renamed Supplier Inc.");
+    let (method, path, sent) = mock.writes.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(method, "PATCH");
+    assert!(path.ends_with("/A_BusinessPartner('9000000001')"), "{path}");
+    assert_eq!(
+        sent,
+        json!({"BusinessPartnerFullName": "Renamed Supplier Inc."})
+    );
+    let (status, _) = s.get(&format!("{vendors}/NOSUCHSUPPLIER")).await;
+    assert_eq!(status, 404);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_plugin_raises_one_event_until_it_recovers() {
     let dir = temp_dir("plugin");

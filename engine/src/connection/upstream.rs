@@ -286,6 +286,10 @@ struct Resource {
     /// The change timestamp property, for `updated_since`; `None` when the entity has
     /// none.
     changed: Option<&'static str>,
+    /// Another property that names a record, tried when the key finds none: SAP's
+    /// business partner by its supplier number, which purchase orders refer to and
+    /// the vendor's id prefers.
+    also_found_by: Option<&'static str>,
 }
 
 /// How a system pages.
@@ -325,6 +329,7 @@ pub static DIALECTS: &[Dialect] = &[
                 )],
                 key: "PurchaseOrder",
                 changed: Some("LastChangeDateTime"),
+                also_found_by: None,
             },
             Resource {
                 entity: Entity::WorkOrder,
@@ -332,6 +337,7 @@ pub static DIALECTS: &[Dialect] = &[
                 query: &[("$expand", "to_MaintenanceOrderLongText")],
                 key: "MaintenanceOrder",
                 changed: Some("LastChangeDateTime"),
+                also_found_by: None,
             },
             Resource {
                 entity: Entity::Asset,
@@ -339,6 +345,7 @@ pub static DIALECTS: &[Dialect] = &[
                 query: &[("$expand", "to_LongText")],
                 key: "Equipment",
                 changed: Some("LastChangeDateTime"),
+                also_found_by: None,
             },
             Resource {
                 entity: Entity::Vendor,
@@ -349,6 +356,7 @@ pub static DIALECTS: &[Dialect] = &[
                 )],
                 key: "BusinessPartner",
                 changed: Some("LastChangeDate"),
+                also_found_by: Some("Supplier"),
             },
             Resource {
                 entity: Entity::Part,
@@ -356,6 +364,7 @@ pub static DIALECTS: &[Dialect] = &[
                 query: &[("$expand", "to_Description,to_Valuation")],
                 key: "Product",
                 changed: Some("LastChangeDateTime"),
+                also_found_by: None,
             },
         ],
     },
@@ -369,6 +378,7 @@ pub static DIALECTS: &[Dialect] = &[
                 query: &[("oslc.select", "*")],
                 key: "ponum",
                 changed: Some("changedate"),
+                also_found_by: None,
             },
             Resource {
                 entity: Entity::WorkOrder,
@@ -376,6 +386,7 @@ pub static DIALECTS: &[Dialect] = &[
                 query: &[("oslc.select", "*")],
                 key: "wonum",
                 changed: Some("changedate"),
+                also_found_by: None,
             },
             Resource {
                 entity: Entity::Asset,
@@ -383,6 +394,7 @@ pub static DIALECTS: &[Dialect] = &[
                 query: &[("oslc.select", "*")],
                 key: "assetnum",
                 changed: Some("changedate"),
+                also_found_by: None,
             },
             Resource {
                 entity: Entity::Vendor,
@@ -390,6 +402,7 @@ pub static DIALECTS: &[Dialect] = &[
                 query: &[("oslc.select", "*")],
                 key: "company",
                 changed: Some("changedate"),
+                also_found_by: None,
             },
             Resource {
                 entity: Entity::Part,
@@ -397,6 +410,7 @@ pub static DIALECTS: &[Dialect] = &[
                 query: &[("oslc.select", "*,item.description,item.commoditygroup")],
                 key: "itemnum",
                 changed: None,
+                also_found_by: None,
             },
         ],
     },
@@ -413,6 +427,7 @@ pub static DIALECTS: &[Dialect] = &[
                 ],
                 key: "PurchaseOrderNumber",
                 changed: None,
+                also_found_by: None,
             },
             Resource {
                 entity: Entity::Vendor,
@@ -420,6 +435,7 @@ pub static DIALECTS: &[Dialect] = &[
                 query: &[("cross-company", "true")],
                 key: "VendorAccountNumber",
                 changed: None,
+                also_found_by: None,
             },
             Resource {
                 entity: Entity::Part,
@@ -427,6 +443,7 @@ pub static DIALECTS: &[Dialect] = &[
                 query: &[("cross-company", "true")],
                 key: "ItemNumber",
                 changed: None,
+                also_found_by: None,
             },
         ],
     },
@@ -691,7 +708,10 @@ impl Upstream {
                     q.append_pair("$format", "json");
                 }
                 let Some(body) = self.get_json(url).await? else {
-                    return Ok(None);
+                    return match resource.also_found_by {
+                        Some(field) => self.find_by(resource, field, record).await,
+                        None => Ok(None),
+                    };
                 };
                 match body {
                     // A key predicate names the key field only: the other fields of
@@ -840,6 +860,41 @@ impl Upstream {
     }
 
     /// GETs JSON with the connection's credentials: `None` for a 404.
+    /// The first record whose `field` is the key's value (OData V2 `$filter`), when the
+    /// key predicate found none.
+    async fn find_by(
+        &self,
+        resource: &Resource,
+        field: &str,
+        record: &RecordKey,
+    ) -> Result<Option<Value>, UpstreamError> {
+        let mut url = self
+            .base
+            .join(resource.path)
+            .map_err(|e| UpstreamError::new(ErrorKind::BadResponse, None, e.to_string()))?;
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in resource.query {
+                q.append_pair(k, v);
+            }
+            q.append_pair(
+                "$filter",
+                &format!("{field} eq '{}'", record.key.replace('\'', "''")),
+            );
+            q.append_pair("$top", "1");
+            q.append_pair("$format", "json");
+        }
+        let Some(body) = self.get_json(url).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .page(body, None, 1)?
+            .records
+            .into_iter()
+            .next()
+            .filter(|found| record.matches(found)))
+    }
+
     async fn get_json(&self, url: Url) -> Result<Option<Value>, UpstreamError> {
         let answer = self.send(reqwest::Method::GET, url, None, &[]).await?;
         Ok(match answer.status {
@@ -1034,10 +1089,23 @@ impl Upstream {
             |e: url::ParseError| UpstreamError::new(ErrorKind::BadResponse, None, e.to_string());
         let answer = match self.dialect.paging {
             Paging::ODataV2 => {
+                // A record named by more than its key (other fields of the id, or a
+                // second number) is found first, and updated at its own key.
+                let key = if record.also.is_empty() && resource.also_found_by.is_none() {
+                    id.to_owned()
+                } else {
+                    match self.get(entity, record).await? {
+                        Some(found) => match found.get(resource.key) {
+                            Some(Value::String(k)) => k.clone(),
+                            _ => id.to_owned(),
+                        },
+                        None => return Ok(false),
+                    }
+                };
                 let path = format!(
                     "{}('{}')",
                     resource.path,
-                    urlencode_segment(&id.replace('\'', "''"))
+                    urlencode_segment(&key.replace('\'', "''"))
                 );
                 let url = self.base.join(&path).map_err(bad)?;
                 let headers = self.csrf(&url).await?;

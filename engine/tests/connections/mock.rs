@@ -424,7 +424,13 @@ fn answer(
     }
     match system {
         "sap-s4hana" => {
-            if let Some(filter) = query.get("$filter") {
+            if let Some(value) = query
+                .get("$filter")
+                .and_then(|f| f.strip_prefix("Supplier eq "))
+            {
+                let value = value.trim_matches('\'');
+                records.retain(|r| r["Supplier"] == value);
+            } else if let Some(filter) = query.get("$filter") {
                 // LastChangeDateTime ge datetimeoffset'2024-03-20T00:00:00Z'
                 let since = filter.split('\'').nth(1).unwrap_or("");
                 let since = chrono::DateTime::parse_from_rfc3339(since)
