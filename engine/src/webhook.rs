@@ -18,9 +18,12 @@
 //!
 //! Any 2xx answer is a delivery. Anything else (or no answer within 10 s) is retried
 //! after `backoff × 2^(attempt−1)`, capped at one hour, up to [`MAX_ATTEMPTS`]; each
-//! attempt is written to the subscription's delivery log.
+//! attempt is written to the subscription's delivery log. Each subscription's
+//! deliveries go out in order, in a task of their own: a receiver that is slow or down
+//! holds up only its own events.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -55,6 +58,9 @@ pub const MAX_ATTEMPTS: u32 = 12;
 
 /// How long a receiver has to answer.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many subscriptions are delivered to at once, each in its own task.
+const MAX_PARALLEL_SUBSCRIPTIONS: usize = 32;
 
 /// Delivery log entries kept per subscription.
 pub const LOG_KEEP: usize = 200;
@@ -327,7 +333,7 @@ impl Webhooks {
     }
 
     /// Delivers the outbox until the process ends: what is due now, then waits for
-    /// the next due time or a new event.
+    /// the next due time, a new event, or a subscription's deliveries to finish.
     pub async fn run(self: Arc<Self>) {
         crate::connection::upstream::install_tls();
         let client = reqwest::Client::builder()
@@ -336,8 +342,9 @@ impl Webhooks {
             .timeout(DELIVERY_TIMEOUT)
             .build()
             .expect("the HTTP client builds");
+        let busy = Arc::new(Mutex::new(HashSet::new()));
         loop {
-            let next_due = match self.deliver_due(&client).await {
+            let next_due = match self.start_due(&client, &busy) {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::error!(error = %e, "the webhook outbox could not be read");
@@ -354,18 +361,58 @@ impl Webhooks {
         }
     }
 
-    /// Attempts every due delivery once; answers when the next one is due.
-    async fn deliver_due(&self, client: &reqwest::Client) -> Result<Option<u64>, StoreError> {
+    /// Starts the due deliveries of each subscription that has none under way, in a
+    /// task of its own that attempts them in order: a receiver that is slow or hangs
+    /// (up to the delivery timeout) holds up only its own deliveries. Answers when the
+    /// next delivery not started is due.
+    fn start_due(
+        self: &Arc<Self>,
+        client: &reqwest::Client,
+        busy: &Arc<Mutex<HashSet<String>>>,
+    ) -> Result<Option<u64>, StoreError> {
         let now_ms = unix_ms();
         let mut next_due: Option<u64> = None;
-        for delivery in self.store.deliveries()? {
-            if delivery.due_ms > now_ms {
-                next_due = Some(next_due.map_or(delivery.due_ms, |n| n.min(delivery.due_ms)));
-                continue;
+        let mut due: Vec<(String, Vec<Delivery>)> = Vec::new();
+        {
+            let under_way = busy.lock().unwrap_or_else(|p| p.into_inner());
+            for delivery in self.store.deliveries()? {
+                // Its subscription's task picks it up when it is done (it wakes the
+                // loop).
+                if under_way.contains(&delivery.subscription_id) {
+                    continue;
+                }
+                if delivery.due_ms > now_ms {
+                    next_due = Some(next_due.map_or(delivery.due_ms, |n| n.min(delivery.due_ms)));
+                    continue;
+                }
+                match due.iter_mut().find(|(s, _)| *s == delivery.subscription_id) {
+                    Some((_, deliveries)) => deliveries.push(delivery),
+                    None => due.push((delivery.subscription_id.clone(), vec![delivery])),
+                }
             }
-            if let Some(due) = self.attempt(client, delivery).await? {
-                next_due = Some(next_due.map_or(due, |n| n.min(due)));
+        }
+        for (subscription, deliveries) in due {
+            {
+                let mut under_way = busy.lock().unwrap_or_else(|p| p.into_inner());
+                if under_way.len() >= MAX_PARALLEL_SUBSCRIPTIONS {
+                    // The others start as these finish.
+                    break;
+                }
+                under_way.insert(subscription.clone());
             }
+            let (this, client, busy) = (Arc::clone(self), client.clone(), Arc::clone(busy));
+            tokio::spawn(async move {
+                for delivery in deliveries {
+                    if let Err(e) = this.attempt(&client, delivery).await {
+                        tracing::error!(error = %e, subscription = %subscription, "a webhook delivery could not be recorded");
+                        break;
+                    }
+                }
+                busy.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&subscription);
+                this.wake.notify_one();
+            });
         }
         Ok(next_due)
     }
@@ -376,14 +423,14 @@ impl Webhooks {
         &self,
         client: &reqwest::Client,
         mut delivery: Delivery,
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<(), StoreError> {
         let subscription = self
             .store
             .subscription(&delivery.tenant_id, &delivery.subscription_id)?;
         let Some(subscription) = subscription else {
             // Unsubscribed since: nothing to deliver to.
             self.store.remove_delivery(&delivery.id)?;
-            return Ok(None);
+            return Ok(());
         };
         delivery.attempts += 1;
         let timestamp = unix_ms() / 1000;
@@ -430,14 +477,12 @@ impl Webhooks {
             error: error.clone(),
             next_attempt_at: None,
         };
-        let next = if error.is_none() {
+        if error.is_none() {
             self.store.remove_delivery(&delivery.id)?;
-            None
         } else if delivery.attempts >= MAX_ATTEMPTS {
             entry.outcome = "given_up".into();
             self.store.remove_delivery(&delivery.id)?;
             tracing::warn!(event_id = %delivery.event_id, subscription = %subscription.id, "webhook given up");
-            None
         } else {
             let factor = 1u32 << (delivery.attempts - 1).min(20);
             let wait = (self.backoff * factor).min(Duration::from_secs(3600));
@@ -445,11 +490,10 @@ impl Webhooks {
             entry.outcome = "failed".into();
             entry.next_attempt_at = Some(rfc3339_ms(delivery.due_ms));
             self.store.put_delivery(&delivery)?;
-            Some(delivery.due_ms)
-        };
+        }
         self.store
             .log_delivery(&subscription.id, &entry, LOG_KEEP)?;
-        Ok(next)
+        Ok(())
     }
 }
 

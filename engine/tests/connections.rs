@@ -1136,6 +1136,100 @@ async fn one_reauth_webhook_per_incident_and_reauthorization_restores() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A receiver that hangs until released does not hold up other subscriptions' events;
+/// its own go out in order once it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_holds_up_only_its_own_deliveries() {
+    let dir = temp_dir("hanging");
+    let s = Service::start(&dir, None).await;
+    // The hanging receiver: it takes requests, and answers once released.
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Arc::new(Mutex::new(0u32));
+    let answered: Arc<Mutex<Vec<String>>> = Arc::default();
+    let router = {
+        let (release, started, answered) = (
+            Arc::clone(&release),
+            Arc::clone(&started),
+            Arc::clone(&answered),
+        );
+        axum::Router::new().route(
+            "/hooks",
+            axum::routing::post(move |headers: HeaderMap| {
+                let (release, started, answered) = (
+                    Arc::clone(&release),
+                    Arc::clone(&started),
+                    Arc::clone(&answered),
+                );
+                async move {
+                    *started.lock().unwrap() += 1;
+                    release.acquire().await.unwrap().forget();
+                    let id = headers[EVENT_ID_HEADER].to_str().unwrap().to_owned();
+                    answered.lock().unwrap().push(id);
+                    axum::http::StatusCode::OK
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let (_, _, slow) = s
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": slow_url, "events": ["mapping.updated"]})),
+        )
+        .await;
+    let slow = slow["subscription"]["id"].as_str().unwrap().to_owned();
+    let (_, _, c) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "sap-s4hana", "name": "sb", "mode": "sandbox"})),
+        )
+        .await;
+    let mapping = format!(
+        "/v1/connections/{}/mappings/purchase_order",
+        c["id"].as_str().unwrap()
+    );
+    let change = |n: u32| json!({"overrides": [{"target": "custom_fields.n", "const": n}]});
+    assert_eq!(s.call("PUT", &mapping, Some(change(1))).await.0, 200);
+    eventually("the first event reaches the hanging receiver", || {
+        *started.lock().unwrap() == 1
+    })
+    .await;
+
+    // A second subscriber, and a second event: it arrives while the first receiver
+    // still hangs on the first event (whose delivery log is still empty: no attempt
+    // has ended, not even by the 10 s timeout).
+    let (r, url, _fast) = receiver().await;
+    subscribe(&s, &r, &url, &["mapping.updated"]).await;
+    assert_eq!(s.call("PUT", &mapping, Some(change(2))).await.0, 200);
+    eventually("the second event at the other receiver", || {
+        r.of("mapping.updated").len() == 1
+    })
+    .await;
+    let (_, log) = s.get(&format!("/v1/webhooks/{slow}/deliveries")).await;
+    assert_eq!(log["data"], json!([]), "{log}");
+    assert_eq!(*started.lock().unwrap(), 1);
+
+    // Released, the hanging receiver gets both of its events, in order.
+    release.add_permits(10);
+    eventually("both events at the hanging receiver", || {
+        answered.lock().unwrap().len() == 2
+    })
+    .await;
+    let second = r.of("mapping.updated")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answered = answered.lock().unwrap().clone();
+    assert_eq!(answered[1], second, "{answered:?}");
+    assert_ne!(answered[0], second);
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Waits until the newest entry of a subscription's delivery log is a delivery (the
 /// log is written once the receiver's answer is in).
 async fn wait_delivered(s: &Service, sub: &str) {
