@@ -79,6 +79,10 @@ const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
 /// The longest message of a plugin's own error that is kept.
 const MAX_GUEST_MESSAGE: usize = 1024;
 
+/// How long instantiating a plugin and `describe` may take when it is loaded: once per
+/// load, often while the machine is busy compiling it, so more than a call's default.
+const DESCRIBE_TIMEOUT_MS: u64 = 1_000;
+
 /// How long one epoch tick is: the resolution of every plugin deadline.
 const TICK: Duration = Duration::from_millis(1);
 
@@ -298,14 +302,25 @@ impl PluginHost {
             plugin: sha256.clone(),
             message,
         };
-        let mut store = new_store(&self.engine, &Limits::DEFAULT);
-        let instance = pre
-            .instantiate(&mut store)
-            .map_err(|e| describe_error(format!("cannot instantiate: {e:#}")))?;
-        store.set_epoch_deadline(ticks(Limits::DEFAULT.timeout_ms));
+        let limits = Limits {
+            timeout_ms: DESCRIBE_TIMEOUT_MS,
+            ..Limits::DEFAULT
+        };
+        let timed_out = |e: &wasmtime::Error| {
+            matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt))
+                .then(|| format!("it did not finish within {DESCRIBE_TIMEOUT_MS} ms"))
+        };
+        let mut store = new_store(&self.engine, &limits);
+        let instance = pre.instantiate(&mut store).map_err(|e| {
+            describe_error(format!(
+                "cannot instantiate: {}",
+                timed_out(&e).unwrap_or_else(|| format!("{e:#}"))
+            ))
+        })?;
+        store.set_epoch_deadline(ticks(DESCRIBE_TIMEOUT_MS));
         let info = instance
             .describe(&mut store)
-            .map_err(|e| describe_error(format!("{e:#}")))?;
+            .map_err(|e| describe_error(timed_out(&e).unwrap_or_else(|| format!("{e:#}"))))?;
         let (functions, validators) = check_description(&info).map_err(describe_error)?;
         Ok(Arc::new(Plugin {
             name: info.name,
