@@ -18,9 +18,11 @@
 //!
 //! Any 2xx answer is a delivery. Anything else (or no answer within 10 s) is retried
 //! after `backoff × 2^(attempt−1)`, capped at one hour, up to [`MAX_ATTEMPTS`]; each
-//! attempt is written to the subscription's delivery log. Each subscription's
-//! deliveries go out in order, in a task of their own: a receiver that is slow or down
-//! holds up only its own events.
+//! attempt is written to the subscription's delivery log. Each subscription's due
+//! deliveries are attempted oldest first, in a task of their own: a receiver that is
+//! slow or down holds up only its own events. A failed one is retried after its backoff
+//! while later ones go on, so events can arrive out of order: order them by
+//! `created_at`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -400,18 +402,24 @@ impl Webhooks {
                 }
                 under_way.insert(subscription.clone());
             }
-            let (this, client, busy) = (Arc::clone(self), client.clone(), Arc::clone(busy));
+            let client = client.clone();
+            // Released however the task ends, a panic included.
+            let done = Release {
+                busy: Arc::clone(busy),
+                subscription,
+                webhooks: Arc::clone(self),
+            };
             tokio::spawn(async move {
                 for delivery in deliveries {
-                    if let Err(e) = this.attempt(&client, delivery).await {
-                        tracing::error!(error = %e, subscription = %subscription, "a webhook delivery could not be recorded");
+                    if let Err(e) = done.webhooks.attempt(&client, delivery).await {
+                        // The outcome could not be recorded, so the delivery is still
+                        // due as it was: a pause before it is tried again.
+                        tracing::error!(error = %e, subscription = %done.subscription, "a webhook delivery could not be recorded");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                         break;
                     }
                 }
-                busy.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&subscription);
-                this.wake.notify_one();
+                drop(done);
             });
         }
         Ok(next_due)
@@ -485,7 +493,11 @@ impl Webhooks {
             tracing::warn!(event_id = %delivery.event_id, subscription = %subscription.id, "webhook given up");
         } else {
             let factor = 1u32 << (delivery.attempts - 1).min(20);
-            let wait = (self.backoff * factor).min(Duration::from_secs(3600));
+            let wait = self
+                .backoff
+                .checked_mul(factor)
+                .unwrap_or(Duration::MAX)
+                .min(Duration::from_secs(3600));
             delivery.due_ms = unix_ms() + wait.as_millis() as u64;
             entry.outcome = "failed".into();
             entry.next_attempt_at = Some(rfc3339_ms(delivery.due_ms));
@@ -494,6 +506,24 @@ impl Webhooks {
         self.store
             .log_delivery(&subscription.id, &entry, LOG_KEEP)?;
         Ok(())
+    }
+}
+
+/// Marks a subscription's deliveries as no longer under way, and wakes the worker, when
+/// the task that attempts them ends.
+struct Release {
+    busy: Arc<Mutex<HashSet<String>>>,
+    subscription: String,
+    webhooks: Arc<Webhooks>,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.subscription);
+        self.webhooks.wake.notify_one();
     }
 }
 

@@ -1569,6 +1569,10 @@ async fn composite_ids_find_and_update_their_own_records_upstream() {
         rows.push(twin);
     }
     let one = |site: &str| format!("{wo}/{site}%2F{number}");
+    // The number alone is not an id under this mapping: no record, and no upstream call.
+    let calls = mock.calls();
+    assert_eq!(s.get(&format!("{wo}/{number}")).await.0, 404);
+    assert_eq!(mock.calls(), calls);
     let (status, got) = s.get(&one(&site)).await;
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["data"]["id"], first["id"]);
@@ -1625,7 +1629,7 @@ async fn sap_vendors_are_found_by_their_supplier_number() {
     assert_eq!(status, 200, "{page}");
     let supplier = page["data"][0]["id"].as_str().unwrap().to_owned();
     // This system numbers business partners apart from suppliers.
-    {
+    let other = {
         let mut tables = mock.tables.lock().unwrap();
         let rows = tables.get_mut(&("sap-s4hana", Entity::Vendor)).unwrap();
         let row = rows
@@ -1633,7 +1637,22 @@ async fn sap_vendors_are_found_by_their_supplier_number() {
             .find(|r| r["Supplier"] == supplier.as_str())
             .unwrap();
         row["BusinessPartner"] = json!("9000000001");
-    }
+        let other = rows
+            .iter_mut()
+            .find(|r| r["Supplier"] != supplier.as_str())
+            .unwrap();
+        other["BusinessPartner"] = json!("8000000002");
+        other["Supplier"].as_str().unwrap().to_owned()
+    };
+    // A business partner number is not a vendor id when the partner is the supplier
+    // of another number: no record, rather than the wrong one.
+    let (status, got) = s.get(&format!("{vendors}/8000000002")).await;
+    assert_eq!(status, 404, "{got}");
+    let (status, got) = s.get(&format!("{vendors}/{other}")).await;
+    assert_eq!(
+        (status, got["data"]["id"].as_str()),
+        (200, Some(other.as_str()))
+    );
     let (status, got) = s.get(&format!("{vendors}/{supplier}")).await;
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["data"]["id"], supplier.as_str());

@@ -401,25 +401,39 @@ impl Records {
 
     /// The upstream key of the record whose unified id is `id`: the id written back
     /// through the connection's current mapping, so that an overridden id finds its
-    /// record (the key as it is when the id cannot be written back).
+    /// record. When the mapping does not write `id` back, the id is the key as it is;
+    /// when it does and `id` cannot be written (it has not the template's form, say),
+    /// no record has it.
     async fn record_key(
+        c: &Connection,
         upstream: &Upstream,
         pipeline: &Arc<Pipeline>,
         entity: Entity,
         id: &str,
     ) -> Result<RecordKey, RecordsError> {
+        if pipeline.write.id_sources().is_empty() {
+            return upstream
+                .key_of(entity, id, None)
+                .map_err(|error| RecordsError::Upstream { entity, error });
+        }
         let unified = serde_json::json!({ "id": id });
         let native = if pipeline.write.calls_plugins() {
             let pipeline = Arc::clone(pipeline);
-            tokio::task::spawn_blocking(move || pipeline.write.to_native(&unified).ok())
+            tokio::task::spawn_blocking(move || pipeline.write.to_native(&unified))
                 .await
-                .ok()
-                .flatten()
+                .map_err(|e| {
+                    RecordsError::Store(StoreError::Database(format!("id task failed: {e}")))
+                })?
         } else {
-            pipeline.write.to_native(&unified).ok()
+            pipeline.write.to_native(&unified)
         };
+        let native = native.map_err(|_| RecordsError::NotFound {
+            connection: c.id.clone(),
+            entity,
+            id: id.to_owned(),
+        })?;
         upstream
-            .key_of(entity, id, native.as_ref())
+            .key_of(entity, id, Some(&native))
             .map_err(|error| RecordsError::Upstream { entity, error })
     }
 
@@ -462,9 +476,10 @@ impl Records {
             }
             Mode::Live => {
                 let upstream = self.upstream(c)?;
+                let by_unified_id = key.is_none();
                 let key = match key {
                     Some(key) => key,
-                    None => Self::record_key(&upstream, &pipeline, entity, id).await?,
+                    None => Self::record_key(c, &upstream, &pipeline, entity, id).await?,
                 };
                 let admission = self.admit(c)?;
                 let source = match upstream.get(entity, &key).await {
@@ -482,7 +497,17 @@ impl Records {
                         return Err(RecordsError::Upstream { entity, error });
                     }
                 };
-                (map(&pipeline, vec![source], options).await?, None)
+                let batch = map(&pipeline, vec![source], options).await?;
+                // The record found must be the one asked for: its id, as this mapping
+                // gives it, is the id (a key that also names another record, an SAP
+                // business partner whose supplier number is another, is not it).
+                if by_unified_id
+                    && let Some(Ok(record)) = batch.records.first()
+                    && record.get("id").and_then(Value::as_str) != Some(id)
+                {
+                    return Err(not_found());
+                }
+                (batch, None)
             }
         };
         self.monitor
@@ -518,7 +543,7 @@ impl Records {
         let upstream = self.upstream(c)?;
         let pipeline = self.pipelines.current(c, entity)?;
         let updated = match record_id {
-            Some(id) => Some(Self::record_key(&upstream, &pipeline, entity, id).await?),
+            Some(id) => Some(Self::record_key(c, &upstream, &pipeline, entity, id).await?),
             None => None,
         };
         let key_field = upstream
@@ -535,8 +560,10 @@ impl Records {
                     .into_iter()
                     .filter(|field| field != key_field)
                     .filter_map(|field| {
-                        let value = native.get(&field)?.as_str()?.to_owned();
-                        Some((field, value))
+                        let value = native
+                            .get(&field)
+                            .filter(|v| v.is_string() || v.is_number())?;
+                        Some((field, value.clone()))
                     })
                     .collect();
                 Some(RecordKey { key, also })

@@ -244,12 +244,45 @@ impl UpstreamError {
 /// Which record a read or an update is about: the value of the entity's key field,
 /// and the other fields that tell it apart when a connection's id is made of several
 /// (Maximo's `siteid`, Dynamics' `dataAreaId`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RecordKey {
     /// The key field's value.
     pub key: String,
-    /// Other fields and the values they must have.
-    pub also: Vec<(String, String)>,
+    /// Other fields and the values they must have: text or numbers, as the write plan
+    /// gives them.
+    pub also: Vec<(String, Value)>,
+}
+
+/// A value in Maximo's `oslc.where`: a number as it is, text in double quotes with
+/// `\` and `"` escaped.
+fn maximo_literal(value: &Value) -> String {
+    match value {
+        Value::Number(n) => n.to_string(),
+        other => {
+            let text = key_text(other).unwrap_or_default();
+            format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+        }
+    }
+}
+
+/// A value in an OData `$filter`: a number as it is, text in single quotes doubled.
+fn odata_literal(value: &Value) -> String {
+    match value {
+        Value::Number(n) => n.to_string(),
+        other => format!(
+            "'{}'",
+            key_text(other).unwrap_or_default().replace('\'', "''")
+        ),
+    }
+}
+
+/// The text of a key value: a string as it is, a number as JSON writes it.
+fn key_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 impl RecordKey {
@@ -263,13 +296,20 @@ impl RecordKey {
 
     /// Whether a native record has the other fields' values.
     fn matches(&self, record: &Value) -> bool {
-        self.also
-            .iter()
-            .all(|(field, value)| match record.get(field) {
-                Some(Value::String(s)) => s == value,
-                Some(Value::Number(n)) => n.to_string() == *value,
-                _ => false,
-            })
+        self.also.iter().all(|(field, value)| {
+            record
+                .get(field)
+                .and_then(key_text)
+                .is_some_and(|t| Some(t) == key_text(value))
+        })
+    }
+
+    /// Whether a native record is this one: its key field is the key, exactly, and it
+    /// has the other fields' values. A query's answer is checked with it, so that a
+    /// pattern the upstream reads into a value (Maximo's `%`) finds nothing else.
+    fn is(&self, key_field: &str, record: &Value) -> bool {
+        record.get(key_field).and_then(key_text).as_deref() == Some(self.key.as_str())
+            && self.matches(record)
     }
 }
 
@@ -665,18 +705,13 @@ impl Upstream {
         let Some(Value::Object(fields)) = native else {
             return Ok(RecordKey::plain(id));
         };
-        let text = |v: &Value| match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        };
-        let Some(key) = fields.get(resource.key).and_then(text) else {
+        let Some(key) = fields.get(resource.key).and_then(key_text) else {
             return Ok(RecordKey::plain(id));
         };
         let also = fields
             .iter()
-            .filter(|(name, _)| name.as_str() != resource.key)
-            .filter_map(|(name, v)| text(v).map(|t| (name.clone(), t)))
+            .filter(|(name, v)| name.as_str() != resource.key && key_text(v).is_some())
+            .map(|(name, v)| (name.clone(), v.clone()))
             .collect();
         Ok(RecordKey { key, also })
     }
@@ -693,6 +728,13 @@ impl Upstream {
             |e: url::ParseError| UpstreamError::new(ErrorKind::BadResponse, None, e.to_string());
         match self.dialect.paging {
             Paging::ODataV2 => {
+                // A record also known by a second number (an SAP vendor by its supplier
+                // number, which its id prefers) is looked for by it first.
+                if let Some(field) = resource.also_found_by
+                    && let Some(found) = self.find_by(resource, field, record).await?
+                {
+                    return Ok(Some(found));
+                }
                 // Key predicate: 'value' with quotes doubled (OData V2 literal).
                 let path = format!(
                     "{}('{}')",
@@ -708,16 +750,22 @@ impl Upstream {
                     q.append_pair("$format", "json");
                 }
                 let Some(body) = self.get_json(url).await? else {
-                    return match resource.also_found_by {
-                        Some(field) => self.find_by(resource, field, record).await,
-                        None => Ok(None),
-                    };
+                    return Ok(None);
+                };
+                // A key predicate names the key field only: the other fields of the id
+                // must match the record found; and a record with a second number is
+                // this one only when that number is absent (its id is then its key).
+                let second_number_absent = |found: &Value| {
+                    resource.also_found_by.is_none_or(|field| {
+                        found
+                            .get(field)
+                            .and_then(key_text)
+                            .is_none_or(|t| t.is_empty() || t == id)
+                    })
                 };
                 match body {
-                    // A key predicate names the key field only: the other fields of
-                    // the id must match the record found.
                     Value::Object(mut m) => Ok(Some(m.remove("d").unwrap_or(Value::Object(m)))
-                        .filter(|found| record.matches(found))),
+                        .filter(|found| record.matches(found) && second_number_absent(found))),
                     _ => Err(UpstreamError::new(
                         ErrorKind::BadResponse,
                         None,
@@ -732,17 +780,18 @@ impl Upstream {
                     for (k, v) in resource.query {
                         q.append_pair(k, v);
                     }
-                    let fields = std::iter::once((resource.key, id))
-                        .chain(record.also.iter().map(|(f, v)| (f.as_str(), v.as_str())));
+                    let key = Value::String(id.to_owned());
+                    let fields = std::iter::once((resource.key, &key))
+                        .chain(record.also.iter().map(|(f, v)| (f.as_str(), v)));
                     if self.dialect.paging == Paging::Maximo {
                         q.append_pair("lean", "1");
                         let clauses: Vec<String> = fields
-                            .map(|(f, v)| format!("{f}=\"{}\"", v.replace('"', "\\\"")))
+                            .map(|(f, v)| format!("{f}={}", maximo_literal(v)))
                             .collect();
                         q.append_pair("oslc.where", &clauses.join(" and "));
                     } else {
                         let clauses: Vec<String> = fields
-                            .map(|(f, v)| format!("{f} eq '{}'", v.replace('\'', "''")))
+                            .map(|(f, v)| format!("{f} eq {}", odata_literal(v)))
                             .collect();
                         q.append_pair("$filter", &clauses.join(" and "));
                     }
@@ -750,7 +799,11 @@ impl Upstream {
                 let Some(body) = self.get_json(url).await? else {
                     return Ok(None);
                 };
-                Ok(self.page(body, None, 1)?.records.into_iter().next())
+                Ok(self
+                    .page(body, None, 1)?
+                    .records
+                    .into_iter()
+                    .find(|found| record.is(resource.key, found)))
             }
         }
     }
@@ -859,9 +912,7 @@ impl Upstream {
         })
     }
 
-    /// GETs JSON with the connection's credentials: `None` for a 404.
-    /// The first record whose `field` is the key's value (OData V2 `$filter`), when the
-    /// key predicate found none.
+    /// The record whose `field` is the key's value, exactly (OData V2 `$filter`).
     async fn find_by(
         &self,
         resource: &Resource,
@@ -891,10 +942,10 @@ impl Upstream {
             .page(body, None, 1)?
             .records
             .into_iter()
-            .next()
-            .filter(|found| record.matches(found)))
+            .find(|found| record.is(field, found)))
     }
 
+    /// GETs JSON with the connection's credentials: `None` for a 404.
     async fn get_json(&self, url: Url) -> Result<Option<Value>, UpstreamError> {
         let answer = self.send(reqwest::Method::GET, url, None, &[]).await?;
         Ok(match answer.status {
@@ -1346,6 +1397,19 @@ mod tests {
                 also: vec![("dataAreaId".into(), "demf".into())]
             }
         );
+        assert!(key.is(
+            "PurchaseOrderNumber",
+            &json!({"dataAreaId": "demf", "PurchaseOrderNumber": "DE-000412"})
+        ));
+        assert!(!key.is(
+            "PurchaseOrderNumber",
+            &json!({"dataAreaId": "demf", "PurchaseOrderNumber": "DE-0004120"})
+        ));
+        // Values are literals: text quoted and escaped, numbers bare.
+        assert_eq!(maximo_literal(&json!(r#"a\"b"#)), r#""a\\\"b""#);
+        assert_eq!(maximo_literal(&json!(5)), "5");
+        assert_eq!(odata_literal(&json!("O'Neil")), "'O''Neil'");
+        assert_eq!(odata_literal(&json!(5)), "5");
         assert!(key.matches(&json!({"dataAreaId": "demf", "PurchaseOrderNumber": "DE-000412"})));
         assert!(!key.matches(&json!({"dataAreaId": "usmf", "PurchaseOrderNumber": "DE-000412"})));
         // An id that cannot be written back, or that writes no key field, is the key.

@@ -79,8 +79,9 @@ const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
 /// The longest message of a plugin's own error that is kept.
 const MAX_GUEST_MESSAGE: usize = 1024;
 
-/// How long instantiating a plugin and `describe` may take when it is loaded: once per
-/// load, often while the machine is busy compiling it, so more than a call's default.
+/// How long instantiating a plugin and `describe` may take together when it is
+/// loaded: once per load, often while the machine is busy compiling it, so more than a
+/// call's default.
 const DESCRIBE_TIMEOUT_MS: u64 = 1_000;
 
 /// How long one epoch tick is: the resolution of every plugin deadline.
@@ -317,7 +318,7 @@ impl PluginHost {
                 timed_out(&e).unwrap_or_else(|| format!("{e:#}"))
             ))
         })?;
-        store.set_epoch_deadline(ticks(DESCRIBE_TIMEOUT_MS));
+        // The deadline set with the store covers instantiation and `describe` together.
         let info = instance
             .describe(&mut store)
             .map_err(|e| describe_error(timed_out(&e).unwrap_or_else(|| format!("{e:#}"))))?;
