@@ -642,15 +642,9 @@ impl Upstream {
         let url = match next {
             Some(Next::Link(link)) => self.same_origin(link)?,
             Some(Next::Skip(_)) | None => {
-                let mut url = self
-                    .base
-                    .join(resource.path)
-                    .map_err(|e| UpstreamError::new(ErrorKind::BadResponse, None, e.to_string()))?;
+                let mut url = self.resource_url(resource, resource.path)?;
                 {
                     let mut q = url.query_pairs_mut();
-                    for (k, v) in resource.query {
-                        q.append_pair(k, v);
-                    }
                     match self.dialect.paging {
                         Paging::ODataV2 => {
                             q.append_pair("$format", "json");
@@ -724,8 +718,6 @@ impl Upstream {
     ) -> Result<Option<Value>, UpstreamError> {
         let id = record.key.as_str();
         let resource = self.dialect.resource(entity)?;
-        let bad =
-            |e: url::ParseError| UpstreamError::new(ErrorKind::BadResponse, None, e.to_string());
         match self.dialect.paging {
             Paging::ODataV2 => {
                 // A record also known by a second number (an SAP vendor by its supplier
@@ -741,14 +733,8 @@ impl Upstream {
                     resource.path,
                     urlencode_segment(&id.replace('\'', "''"))
                 );
-                let mut url = self.base.join(&path).map_err(bad)?;
-                {
-                    let mut q = url.query_pairs_mut();
-                    for (k, v) in resource.query {
-                        q.append_pair(k, v);
-                    }
-                    q.append_pair("$format", "json");
-                }
+                let mut url = self.resource_url(resource, &path)?;
+                url.query_pairs_mut().append_pair("$format", "json");
                 let Some(body) = self.get_json(url).await? else {
                     return Ok(None);
                 };
@@ -774,12 +760,9 @@ impl Upstream {
                 }
             }
             Paging::Maximo | Paging::ODataV4 => {
-                let mut url = self.base.join(resource.path).map_err(bad)?;
+                let mut url = self.resource_url(resource, resource.path)?;
                 {
                     let mut q = url.query_pairs_mut();
-                    for (k, v) in resource.query {
-                        q.append_pair(k, v);
-                    }
                     let key = Value::String(id.to_owned());
                     let fields = std::iter::once((resource.key, &key))
                         .chain(record.also.iter().map(|(f, v)| (f.as_str(), v)));
@@ -912,6 +895,19 @@ impl Upstream {
         })
     }
 
+    /// `path` under the base URL, with the resource's own query parameters (expands,
+    /// selects) that shape its records.
+    fn resource_url(&self, resource: &Resource, path: &str) -> Result<Url, UpstreamError> {
+        let mut url = self
+            .base
+            .join(path)
+            .map_err(|e| UpstreamError::new(ErrorKind::BadResponse, None, e.to_string()))?;
+        if !resource.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(resource.query.iter());
+        }
+        Ok(url)
+    }
+
     /// The record whose `field` is the key's value, exactly (OData V2 `$filter`).
     async fn find_by(
         &self,
@@ -919,15 +915,9 @@ impl Upstream {
         field: &str,
         record: &RecordKey,
     ) -> Result<Option<Value>, UpstreamError> {
-        let mut url = self
-            .base
-            .join(resource.path)
-            .map_err(|e| UpstreamError::new(ErrorKind::BadResponse, None, e.to_string()))?;
+        let mut url = self.resource_url(resource, resource.path)?;
         {
             let mut q = url.query_pairs_mut();
-            for (k, v) in resource.query {
-                q.append_pair(k, v);
-            }
             q.append_pair(
                 "$filter",
                 &format!("{field} eq '{}'", record.key.replace('\'', "''")),
