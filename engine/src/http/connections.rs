@@ -374,6 +374,26 @@ fn unwritable(entity: Entity, errors: &[crate::mapping::WriteError]) -> ApiError
     .details(json!({"errors": errors}))
 }
 
+/// What both writes and previews do first: the connection, its current mapping of the
+/// entity, the unified record in the body (checked against the model), and its native
+/// payload through the mapping.
+async fn prepare_write(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    entity: Entity,
+    body: Result<Bytes, BytesRejection>,
+    request_id: Option<&RequestId>,
+) -> Result<(Connection, Arc<crate::connection::Pipeline>, Value, Value), ApiError> {
+    let c = connection(state, caller, id)?;
+    let entity = mapped(&c, entity)?;
+    let record: Value = json_body(body)?;
+    check_unified(entity, &record)?;
+    let pipeline = state.inner.pipelines.current(&c, entity)?;
+    let native = native_payload(state, &c, &pipeline, entity, &record, request_id).await?;
+    Ok((c, pipeline, record, native))
+}
+
 pub(super) async fn preview_write(
     state: AppState,
     caller: Caller,
@@ -382,13 +402,8 @@ pub(super) async fn preview_write(
     body: Result<Bytes, BytesRejection>,
     request_id: Option<RequestId>,
 ) -> Result<Response, ApiError> {
-    let c = connection(&state, &caller, &id)?;
-    let entity = mapped(&c, entity)?;
-    let record: Value = json_body(body)?;
-    check_unified(entity, &record)?;
-    let pipeline = state.inner.pipelines.current(&c, entity)?;
-    let native_payload =
-        native_payload(&state, &c, &pipeline, entity, &record, request_id.as_ref()).await?;
+    let (_, pipeline, _, native_payload) =
+        prepare_write(&state, &caller, &id, entity, body, request_id.as_ref()).await?;
     let answer = WritePreview {
         native_payload,
         version: pipeline.version,
@@ -435,13 +450,8 @@ pub(super) async fn write_record(
     body: Result<Bytes, BytesRejection>,
     request_id: Option<RequestId>,
 ) -> Result<Response, ApiError> {
-    let c = connection(&state, &caller, &id)?;
-    let entity = mapped(&c, entity)?;
-    let record: Value = json_body(body)?;
-    check_unified(entity, &record)?;
-    let pipeline = state.inner.pipelines.current(&c, entity)?;
-    let native_payload =
-        native_payload(&state, &c, &pipeline, entity, &record, request_id.as_ref()).await?;
+    let (c, _, record, native_payload) =
+        prepare_write(&state, &caller, &id, entity, body, request_id.as_ref()).await?;
     if c.mode == Mode::Live {
         let fetched = state
             .inner
