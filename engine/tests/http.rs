@@ -70,10 +70,25 @@ async fn call(
     key: Option<&str>,
     body: impl Into<Body>,
 ) -> Answer {
+    call_with(app, method, uri, key, &[], body).await
+}
+
+/// [`call`] with more request headers.
+async fn call_with(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    headers: &[(&str, &str)],
+    body: impl Into<Body>,
+) -> Answer {
     let mut request = Request::builder()
         .method(method)
         .uri(uri)
         .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     if let Some(key) = key {
         request = request.header("authorization", format!("Bearer {key}"));
     }
@@ -1434,4 +1449,195 @@ async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     let a = call(&f.app, "DELETE", &format!("/v1/webhooks/{hook}"), k, "").await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
+}
+
+/// Four clients each add 25 custom fields with PATCH while a fifth binds and unbinds a
+/// plugin: every change is applied to the latest version, so the final mapping has
+/// all 100 fields, the last binding, and one version per change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_mapping_changes_lose_no_update() {
+    let f = Arc::new(fixture("lost-update", 8 << 20));
+    let uom = support::rust_plugin_bytes("crosswalk-plugin-uom");
+    let a = call(&f.app, "POST", "/v1/plugins", Some(&f.alice), uom).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let sha = a.body["plugin"]["sha256"].as_str().unwrap().to_owned();
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let uri = format!("/v1/connections/{id}/mappings/purchase_order");
+    let mut tasks = Vec::new();
+    for client in 0..4 {
+        let (f, uri) = (Arc::clone(&f), uri.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let patch = json!({"overrides": [{"target": format!("custom_fields.f_{client}_{i}"), "path": "$.PurchaseOrder"}]});
+                let a = call(&f.app, "PATCH", &uri, Some(&f.alice), patch.to_string()).await;
+                assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+            }
+        }));
+    }
+    let binder = {
+        let (f, uri) = (Arc::clone(&f), format!("{uri}/plugins"));
+        tokio::spawn(async move {
+            for i in 0..10 {
+                let bindings = if i % 2 == 1 {
+                    json!([{"sha256": sha}])
+                } else {
+                    json!([])
+                };
+                let a = call(&f.app, "PUT", &uri, Some(&f.alice), bindings.to_string()).await;
+                assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+            }
+        })
+    };
+    for task in tasks {
+        task.await.unwrap();
+    }
+    binder.await.unwrap();
+    let a = call(&f.app, "GET", &uri, Some(&f.alice), "").await;
+    let custom: Vec<&str> = a.body["mapping"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["target"].as_str()?.strip_prefix("custom_fields."))
+        .collect();
+    assert_eq!(
+        custom.len(),
+        100,
+        "every acknowledged field is kept: {custom:?}"
+    );
+    assert_eq!(
+        a.body["plugins"].as_array().map(Vec::len),
+        Some(1),
+        "the last binding is kept: {}",
+        a.body["plugins"]
+    );
+    // 100 patches and 10 bindings, the first of which binds nothing new.
+    assert_eq!(a.body["version"], 109);
+}
+
+/// A mapping answers its version as an entity tag; `If-Match` makes a change
+/// conditional on it, and a change that changes nothing stores no version.
+#[tokio::test]
+async fn if_match_makes_a_mapping_change_conditional() {
+    let f = fixture("if-match", 8 << 20);
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let uri = format!("/v1/connections/{id}/mappings/purchase_order");
+    let a = call(&f.app, "GET", &uri, Some(&f.alice), "").await;
+    assert_eq!(a.headers["etag"], "\"0\"");
+    let patch = json!({"overrides": [{"target": "custom_fields.cost_center", "path": "$.ZZ1_CostCenter_PDH"}]}).to_string();
+    let a = call_with(
+        &f.app,
+        "PATCH",
+        &uri,
+        Some(&f.alice),
+        &[("if-match", "\"0\"")],
+        patch.clone(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.headers["etag"], "\"1\"");
+    // Another client still holds version 0: its change is refused and changes nothing.
+    let other = json!({"overrides": [{"target": "site_id", "disable": true}]}).to_string();
+    for method in ["PATCH", "PUT"] {
+        let a = call_with(
+            &f.app,
+            method,
+            &uri,
+            Some(&f.alice),
+            &[("if-match", "\"0\"")],
+            other.clone(),
+        )
+        .await;
+        assert_eq!(
+            a.status,
+            StatusCode::PRECONDITION_FAILED,
+            "{method}: {}",
+            a.body
+        );
+        assert_eq!(a.body["error"]["code"], "version_mismatch");
+        assert_eq!(
+            a.body["error"]["details"],
+            json!({"expected": 0, "current": 1})
+        );
+    }
+    let a = call_with(
+        &f.app,
+        "POST",
+        &format!("{uri}/rollback"),
+        Some(&f.alice),
+        &[("if-match", "\"7\"")],
+        json!({"version": 0}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PRECONDITION_FAILED, "{}", a.body);
+    let a = call_with(
+        &f.app,
+        "PUT",
+        &format!("{uri}/plugins"),
+        Some(&f.alice),
+        &[("if-match", "\"0\"")],
+        "[]",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PRECONDITION_FAILED, "{}", a.body);
+    let a = call_with(
+        &f.app,
+        "PATCH",
+        &uri,
+        Some(&f.alice),
+        &[("if-match", "3")],
+        other.clone(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("If-Match"),
+        "{}",
+        a.body
+    );
+    // The same patch again, or `*`, changes nothing and stores no version.
+    let a = call_with(
+        &f.app,
+        "PATCH",
+        &uri,
+        Some(&f.alice),
+        &[("if-match", "*")],
+        patch,
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.body["version"].clone()),
+        (StatusCode::OK, json!(1))
+    );
+    let a = call(&f.app, "GET", &format!("{uri}/history"), Some(&f.alice), "").await;
+    assert_eq!(a.body["data"].as_array().unwrap().len(), 1, "{}", a.body);
+    // Version 0 is the system's default, and rolling back to it is a new version.
+    let a = call_with(
+        &f.app,
+        "POST",
+        &format!("{uri}/rollback"),
+        Some(&f.alice),
+        &[("if-match", "\"1\"")],
+        json!({"version": 0}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(
+        (
+            a.body["version"].clone(),
+            a.headers["etag"].to_str().unwrap()
+        ),
+        (json!(2), "\"2\"")
+    );
+    assert!(
+        !a.body["mapping"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["target"] == "custom_fields.cost_center"),
+        "{}",
+        a.body
+    );
 }

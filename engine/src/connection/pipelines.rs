@@ -43,16 +43,49 @@ pub enum ChangeError {
         sha256: String,
     },
     /// A rollback to a version that does not exist.
-    #[error("there is no version {version} of this mapping; the versions are 1 to {last}")]
+    #[error(
+        "there is no version {version} of this mapping; the versions are 0 (the system's default) to {last}"
+    )]
     UnknownVersion {
         /// The version asked for.
         version: u64,
         /// The last version.
         last: u64,
     },
+    /// A conditional change (`If-Match`) made from a version that is no longer the
+    /// current one. Nothing was stored.
+    #[error(
+        "the mapping is at version {current}, not {expected}: read it again and make the change on version {current}"
+    )]
+    VersionMismatch {
+        /// The version the change was made from.
+        expected: u64,
+        /// The current version.
+        current: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The mapping a change proposes to follow the current one.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    /// The overrides.
+    pub overrides: OverrideSpec,
+    /// The plugins bound.
+    pub plugins: Vec<PluginBinding>,
+    /// The version it restores, for a rollback (0: the system's default).
+    pub rollback_of: Option<u64>,
+}
+
+/// What a change did.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    /// The pipeline now current.
+    pub pipeline: Arc<Pipeline>,
+    /// Whether a new version was stored (`false`: the proposal was the current mapping).
+    pub stored: bool,
 }
 
 type Key = (String, Entity);
@@ -90,42 +123,115 @@ impl Pipelines {
         Ok(self.slot(connection, entity)?.current.load_full())
     }
 
-    /// Applies a change: validates and compiles it, stores it as the next version, then
-    /// publishes it. Returns once the next request will see it.
+    /// Applies a change to the latest version: `edit` gets the current pipeline and
+    /// proposes the mapping that follows it; the proposal is validated and compiled,
+    /// stored as the next version, then published. Changes of one (connection, entity)
+    /// are applied one at a time, each to the version the one before it made, so that
+    /// none is lost; with `expected`, the change is made only if the current version is
+    /// that one. A proposal equal to the current mapping stores nothing. Returns once
+    /// the next request will see the change.
     pub fn change(
         &self,
         connection: &Connection,
         entity: Entity,
-        overrides: OverrideSpec,
-        plugins: Vec<PluginBinding>,
+        expected: Option<u64>,
         author: &str,
-    ) -> Result<Arc<Pipeline>, ChangeError> {
-        self.publish(connection, entity, overrides, plugins, author, None)
+        edit: impl Fn(&Pipeline) -> Result<Proposal, ChangeError>,
+    ) -> Result<Changed, ChangeError> {
+        let slot = self.slot(connection, entity)?;
+        let _ordered = slot.changing.lock().unwrap_or_else(|p| p.into_inner());
+        // A stale slot (another process stored a version) is reloaded once.
+        let mut reloaded = false;
+        loop {
+            let current = slot.current.load_full();
+            if let Some(expected) = expected
+                && expected != current.version
+            {
+                return Err(ChangeError::VersionMismatch {
+                    expected,
+                    current: current.version,
+                });
+            }
+            let proposal = edit(&current)?;
+            if proposal.overrides == current.overrides && proposal.plugins == current.plugins {
+                return Ok(Changed {
+                    pipeline: current,
+                    stored: false,
+                });
+            }
+            // Validate and compile before anything is stored: a bad change changes nothing.
+            let mut pipeline = self.compile(
+                connection,
+                entity,
+                &proposal.overrides,
+                &proposal.plugins,
+                0,
+            )?;
+            let stored = self.store.append_mapping(
+                &connection.id,
+                entity,
+                current.version,
+                proposal.overrides,
+                proposal.plugins,
+                author,
+                proposal.rollback_of,
+            );
+            match stored {
+                Ok(stored) => {
+                    pipeline.version = stored.version;
+                    let pipeline = Arc::new(pipeline);
+                    slot.current.store(Arc::clone(&pipeline));
+                    return Ok(Changed {
+                        pipeline,
+                        stored: true,
+                    });
+                }
+                Err(StoreError::VersionMoved { last, .. }) if !reloaded => {
+                    reloaded = true;
+                    slot.current.store(Arc::new(self.load(connection, entity)?));
+                    if let Some(expected) = expected {
+                        return Err(ChangeError::VersionMismatch {
+                            expected,
+                            current: last,
+                        });
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
-    /// Restores an earlier version, as a new version.
+    /// Restores an earlier version (0: the system's default), as a new version, unless
+    /// it is the current mapping already.
     pub fn rollback(
         &self,
         connection: &Connection,
         entity: Entity,
         version: u64,
+        expected: Option<u64>,
         author: &str,
-    ) -> Result<Arc<Pipeline>, ChangeError> {
-        let history = self.store.mapping_history(&connection.id, entity)?;
-        let Some(old) = history.iter().find(|v| v.version == version) else {
-            return Err(ChangeError::UnknownVersion {
-                version,
-                last: history.last().map_or(0, |v| v.version),
-            });
-        };
-        self.publish(
-            connection,
-            entity,
-            old.overrides.clone(),
-            old.plugins.clone(),
-            author,
-            Some(version),
-        )
+    ) -> Result<Changed, ChangeError> {
+        self.change(connection, entity, expected, author, |current| {
+            if version == 0 {
+                return Ok(Proposal {
+                    overrides: OverrideSpec::default(),
+                    plugins: Vec::new(),
+                    rollback_of: Some(0),
+                });
+            }
+            let history = self.store.mapping_history(&connection.id, entity)?;
+            match history.into_iter().find(|v| v.version == version) {
+                Some(old) => Ok(Proposal {
+                    overrides: old.overrides,
+                    plugins: old.plugins,
+                    rollback_of: Some(version),
+                }),
+                None => Err(ChangeError::UnknownVersion {
+                    version,
+                    last: current.version,
+                }),
+            }
+        })
     }
 
     /// Compiles a proposed change without storing or publishing it (for previews).
@@ -147,33 +253,6 @@ impl Pipelines {
             .retain(|(c, _), _| c != connection_id);
     }
 
-    fn publish(
-        &self,
-        connection: &Connection,
-        entity: Entity,
-        overrides: OverrideSpec,
-        plugins: Vec<PluginBinding>,
-        author: &str,
-        rollback_of: Option<u64>,
-    ) -> Result<Arc<Pipeline>, ChangeError> {
-        let slot = self.slot(connection, entity)?;
-        let _ordered = slot.changing.lock().unwrap_or_else(|p| p.into_inner());
-        // Validate and compile before anything is stored: a bad change changes nothing.
-        let mut pipeline = self.compile(connection, entity, &overrides, &plugins, 0)?;
-        let stored = self.store.append_mapping(
-            &connection.id,
-            entity,
-            overrides,
-            plugins,
-            author,
-            rollback_of,
-        )?;
-        pipeline.version = stored.version;
-        let pipeline = Arc::new(pipeline);
-        slot.current.store(Arc::clone(&pipeline));
-        Ok(pipeline)
-    }
-
     fn slot(&self, connection: &Connection, entity: Entity) -> Result<Arc<Slot>, ChangeError> {
         let key = (connection.id.clone(), entity);
         if let Some(slot) = self
@@ -185,15 +264,7 @@ impl Pipelines {
             return Ok(Arc::clone(slot));
         }
         // Load the stored current version (or the default) outside the map's lock.
-        let pipeline = match self.store.mapping_history(&connection.id, entity)?.pop() {
-            Some(MappingVersion {
-                version,
-                overrides,
-                plugins,
-                ..
-            }) => self.compile(connection, entity, &overrides, &plugins, version)?,
-            None => self.compile(connection, entity, &OverrideSpec::default(), &[], 0)?,
-        };
+        let pipeline = self.load(connection, entity)?;
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         let slot = slots.entry(key).or_insert_with(|| {
             Arc::new(Slot {
@@ -202,6 +273,19 @@ impl Pipelines {
             })
         });
         Ok(Arc::clone(slot))
+    }
+
+    /// The stored current version, compiled (or the default).
+    fn load(&self, connection: &Connection, entity: Entity) -> Result<Pipeline, ChangeError> {
+        match self.store.mapping_history(&connection.id, entity)?.pop() {
+            Some(MappingVersion {
+                version,
+                overrides,
+                plugins,
+                ..
+            }) => self.compile(connection, entity, &overrides, &plugins, version),
+            None => self.compile(connection, entity, &OverrideSpec::default(), &[], 0),
+        }
     }
 
     fn compile(
@@ -268,6 +352,17 @@ mod tests {
         OverrideSpec::parse(yaml, Format::Yaml).unwrap()
     }
 
+    /// An edit that replaces the overrides and keeps the plugins.
+    fn put(overrides: OverrideSpec) -> impl Fn(&Pipeline) -> Result<Proposal, ChangeError> {
+        move |current| {
+            Ok(Proposal {
+                overrides: overrides.clone(),
+                plugins: current.plugins.clone(),
+                rollback_of: None,
+            })
+        }
+    }
+
     #[test]
     fn a_change_is_seen_by_the_next_request_and_not_by_running_ones() {
         let (pipelines, connection, dir) = setup("swap");
@@ -280,8 +375,15 @@ mod tests {
             "overrides:\n  - target: custom_fields.cost_center\n    path: $.ZZ1_CostCenter_PDH\n",
         );
         let published = pipelines
-            .change(&connection, Entity::PurchaseOrder, custom, vec![], "key_1")
-            .unwrap();
+            .change(
+                &connection,
+                Entity::PurchaseOrder,
+                None,
+                "key_1",
+                put(custom),
+            )
+            .unwrap()
+            .pipeline;
         assert_eq!(published.version, 1);
         let after = pipelines
             .current(&connection, Entity::PurchaseOrder)
@@ -305,7 +407,7 @@ mod tests {
         let (pipelines, connection, dir) = setup("bad");
         let bad = overrides("overrides:\n  - target: totl_amount\n    path: $.x\n");
         let e = pipelines
-            .change(&connection, Entity::PurchaseOrder, bad, vec![], "key_1")
+            .change(&connection, Entity::PurchaseOrder, None, "key_1", put(bad))
             .unwrap_err();
         assert!(e.to_string().contains("did you mean `total_amount`"), "{e}");
         assert_eq!(
@@ -327,13 +429,13 @@ mod tests {
             limits: Default::default(),
         }];
         let e = pipelines
-            .change(
-                &connection,
-                Entity::PurchaseOrder,
-                OverrideSpec::default(),
-                missing,
-                "key_1",
-            )
+            .change(&connection, Entity::PurchaseOrder, None, "key_1", |_| {
+                Ok(Proposal {
+                    overrides: OverrideSpec::default(),
+                    plugins: missing.clone(),
+                    rollback_of: None,
+                })
+            })
             .unwrap_err();
         assert!(matches!(e, ChangeError::UnknownPlugin { .. }), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
@@ -347,22 +449,40 @@ mod tests {
             "overrides:\n  - target: number\n    transforms: [{template: \"PO-{value}\"}]\n",
         );
         pipelines
-            .change(&connection, Entity::PurchaseOrder, first, vec![], "key_1")
+            .change(
+                &connection,
+                Entity::PurchaseOrder,
+                None,
+                "key_1",
+                put(first),
+            )
             .unwrap();
         pipelines
-            .change(&connection, Entity::PurchaseOrder, second, vec![], "key_1")
+            .change(
+                &connection,
+                Entity::PurchaseOrder,
+                None,
+                "key_1",
+                put(second),
+            )
             .unwrap();
         let back = pipelines
-            .rollback(&connection, Entity::PurchaseOrder, 1, "key_2")
-            .unwrap();
+            .rollback(&connection, Entity::PurchaseOrder, 1, None, "key_2")
+            .unwrap()
+            .pipeline;
         assert_eq!(back.version, 3);
         let e = pipelines
-            .rollback(&connection, Entity::PurchaseOrder, 9, "key_2")
+            .rollback(&connection, Entity::PurchaseOrder, 9, None, "key_2")
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "there is no version 9 of this mapping; the versions are 1 to 3"
+            "there is no version 9 of this mapping; the versions are 0 (the system's default) to 3"
         );
+        // Restoring what is current already stores nothing.
+        let again = pipelines
+            .rollback(&connection, Entity::PurchaseOrder, 1, None, "key_2")
+            .unwrap();
+        assert_eq!((again.stored, again.pipeline.version), (false, 3));
         let source =
             json!({"PurchaseOrder": "1", "to_PurchaseOrderItem": {"results": [{"Plant": "1710"}]}});
         let options = crate::mapping::MapOptions::default();
@@ -385,5 +505,124 @@ mod tests {
         );
         drop(restarted);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+    #[test]
+    fn concurrent_changes_each_apply_to_the_version_before_and_none_is_lost() {
+        let (pipelines, connection, dir) = setup("concurrent");
+        let pipelines = Arc::new(pipelines);
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let pipelines = Arc::clone(&pipelines);
+                let connection = connection.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10 {
+                        let field = format!("f_{t}_{i}");
+                        pipelines
+                            .change(
+                                &connection,
+                                Entity::PurchaseOrder,
+                                None,
+                                "key_1",
+                                |current| {
+                                    let mut overrides = current.overrides.clone();
+                                    overrides
+                                        .overrides
+                                        .push(overrides_entry(&format!("custom_fields.{field}")));
+                                    Ok(Proposal {
+                                        overrides,
+                                        plugins: current.plugins.clone(),
+                                        rollback_of: None,
+                                    })
+                                },
+                            )
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let current = pipelines
+            .current(&connection, Entity::PurchaseOrder)
+            .unwrap();
+        assert_eq!(current.version, 40);
+        assert_eq!(
+            current.overrides.overrides.len(),
+            40,
+            "every change is kept"
+        );
+        drop(current);
+        drop(pipelines);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_conditional_change_on_an_old_version_is_refused_and_an_empty_one_stores_nothing() {
+        let (pipelines, connection, dir) = setup("conditional");
+        let custom = overrides("overrides:\n  - target: custom_fields.a\n    path: $.A\n");
+        pipelines
+            .change(
+                &connection,
+                Entity::PurchaseOrder,
+                Some(0),
+                "key_1",
+                put(custom.clone()),
+            )
+            .unwrap();
+        let e = pipelines
+            .change(
+                &connection,
+                Entity::PurchaseOrder,
+                Some(0),
+                "key_1",
+                put(OverrideSpec::default()),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ChangeError::VersionMismatch {
+                    expected: 0,
+                    current: 1
+                }
+            ),
+            "{e}"
+        );
+        let same = pipelines
+            .change(
+                &connection,
+                Entity::PurchaseOrder,
+                Some(1),
+                "key_1",
+                put(custom),
+            )
+            .unwrap();
+        assert_eq!((same.stored, same.pipeline.version), (false, 1));
+        assert_eq!(
+            pipelines
+                .store
+                .mapping_history(&connection.id, Entity::PurchaseOrder)
+                .unwrap()
+                .len(),
+            1
+        );
+        // Rolling back to 0 restores the system's default as a new version.
+        let back = pipelines
+            .rollback(&connection, Entity::PurchaseOrder, 0, Some(1), "key_1")
+            .unwrap();
+        assert_eq!((back.stored, back.pipeline.version), (true, 2));
+        assert!(back.pipeline.overrides.overrides.is_empty());
+        drop(back);
+        drop(pipelines);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn overrides_entry(target: &str) -> crate::mapping::OverrideRule {
+        overrides(&format!(
+            "overrides:\n  - target: {target}\n    path: $.X\n"
+        ))
+        .overrides
+        .remove(0)
     }
 }

@@ -107,6 +107,12 @@ impl From<ChangeError> for ApiError {
         match e {
             ChangeError::Invalid(errors) => ApiError::invalid(&errors),
             ChangeError::Store(e) => ApiError::internal(&e),
+            ChangeError::VersionMismatch { expected, current } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "version_mismatch",
+                ChangeError::VersionMismatch { expected, current }.to_string(),
+            )
+            .details(json!({"expected": expected, "current": current})),
             other => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_change",

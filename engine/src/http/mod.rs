@@ -34,7 +34,7 @@ pub use observe::REQUEST_ID_HEADER;
 pub use openapi::Route;
 
 use crate::connection::secrets::Sealer;
-use crate::connection::{Credentials, Monitor, Pipelines, Records, UpstreamConfig};
+use crate::connection::{Credentials, Monitor, Pipelines, Proposal, Records, UpstreamConfig};
 use crate::mapping::{MapOptions, OverrideRule, OverrideSpec, Payload, ResolvedMapping, System};
 use crate::model::Entity;
 use crate::plugin::{FunctionInfo, Limits, PluginHost};
@@ -232,17 +232,20 @@ pub fn routes() -> Vec<Route> {
             .answers(204, Output::Empty),
         Route::new(M::GET, "/v1/connections/{id}/mappings/{entity}", get(get_mapping), "getMapping", "The connection's resolved mapping of an entity, with the origin of each rule.")
             .answers(200, mapping)
-            .versioned(),
+            .versioned()
+            .tagged(),
         Route::new(M::PUT, "/v1/connections/{id}/mappings/{entity}", put(put_mapping), "putMapping", "Replace the connection's overrides: validated, stored, then used by the next request.")
             .input(Input::Json(schema::<OverrideSpec>))
             .answers(200, mapping)
             .errors(&[422])
-            .versioned(),
+            .versioned()
+            .conditional(),
         Route::new(M::PATCH, "/v1/connections/{id}/mappings/{entity}", patch(patch_mapping), "patchMapping", "Merge overrides into the current ones: an entry replaces the one for the same target, or is added.")
             .input(Input::Json(schema::<OverrideSpec>))
             .answers(200, mapping)
             .errors(&[422])
-            .versioned(),
+            .versioned()
+            .conditional(),
         Route::new(M::POST, "/v1/connections/{id}/mappings/{entity}/preview", post(preview_mapping), "previewMapping", "Run proposed overrides on a payload without applying them: the output, the current output and what differs.")
             .input(Input::Json(schema::<Preview>))
             .answers(200, Output::Json(schema::<PreviewAnswer>))
@@ -251,14 +254,16 @@ pub fn routes() -> Vec<Route> {
             .input(Input::Json(schema::<Vec<PluginBinding>>))
             .answers(200, mapping)
             .errors(&[422])
-            .versioned(),
+            .versioned()
+            .conditional(),
         Route::new(M::GET, "/v1/connections/{id}/mappings/{entity}/history", get(mapping_history), "mappingHistory", "Every version of the connection's mapping of an entity, oldest first.")
             .answers(200, Output::Json(schema::<List<MappingVersion>>)),
-        Route::new(M::POST, "/v1/connections/{id}/mappings/{entity}/rollback", post(rollback_mapping), "rollbackMapping", "Restore an earlier version, as a new version.")
+        Route::new(M::POST, "/v1/connections/{id}/mappings/{entity}/rollback", post(rollback_mapping), "rollbackMapping", "Restore an earlier version (0: the system's default), as a new version; restoring the current mapping stores nothing.")
             .input(Input::Json(schema::<Rollback>))
             .answers(200, mapping)
             .errors(&[422])
-            .versioned(),
+            .versioned()
+            .conditional(),
         // Components are larger than request bodies: their own limit is the plugin
         // host's size cap, which the loader enforces with a clear error.
         Route::new(M::POST, "/v1/plugins", post(upload_plugin).layer(DefaultBodyLimit::max(crate::plugin::MAX_COMPONENT_BYTES + 1)), "uploadPlugin", "Upload a plugin version: checked and described as `crosswalk plugin check` does.")
@@ -694,52 +699,61 @@ async fn put_mapping(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
     let entity = entity(&c, &name)?;
+    let expected = if_match(&headers)?;
     let overrides: OverrideSpec = json_body(body)?;
-    let plugins = state.inner.pipelines.current(&c, entity)?.plugins.clone();
-    publish(&state, &caller, c, entity, overrides, plugins).await
+    publish(&state, &caller, c, entity, expected, move |current| {
+        Ok(Proposal {
+            overrides: overrides.clone(),
+            plugins: current.plugins.clone(),
+            rollback_of: None,
+        })
+    })
+    .await
 }
 
 /// Merges override entries into the current ones: an entry replaces the current entry
-/// for the same target, or is added.
+/// for the same target, or is added. The merge is made on the latest version, under
+/// the connection's change lock, so that concurrent patches all apply.
 async fn patch_mapping(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
     let entity = entity(&c, &name)?;
+    let expected = if_match(&headers)?;
     let patch: OverrideSpec = json_body(body)?;
-    let current = state.inner.pipelines.current(&c, entity)?;
-    let mut overrides = current.overrides.clone();
-    for entry in patch.overrides {
-        match overrides
-            .overrides
-            .iter_mut()
-            .find(|o: &&mut OverrideRule| o.target == entry.target)
-        {
-            Some(existing) => *existing = entry,
-            None => overrides.overrides.push(entry),
+    publish(&state, &caller, c, entity, expected, move |current| {
+        let mut overrides = current.overrides.clone();
+        for entry in &patch.overrides {
+            match overrides
+                .overrides
+                .iter_mut()
+                .find(|o: &&mut OverrideRule| o.target == entry.target)
+            {
+                Some(existing) => *existing = entry.clone(),
+                None => overrides.overrides.push(entry.clone()),
+            }
         }
-    }
-    if patch.pre.is_some() {
-        overrides.pre = patch.pre;
-    }
-    if patch.post.is_some() {
-        overrides.post = patch.post;
-    }
-    publish(
-        &state,
-        &caller,
-        c,
-        entity,
-        overrides,
-        current.plugins.clone(),
-    )
+        if patch.pre.is_some() {
+            overrides.pre.clone_from(&patch.pre);
+        }
+        if patch.post.is_some() {
+            overrides.post.clone_from(&patch.post);
+        }
+        Ok(Proposal {
+            overrides,
+            plugins: current.plugins.clone(),
+            rollback_of: None,
+        })
+    })
     .await
 }
 
@@ -748,10 +762,12 @@ async fn bind_plugins(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
     let entity = entity(&c, &name)?;
+    let expected = if_match(&headers)?;
     let plugins: Vec<PluginBinding> = json_body(body)?;
     for binding in &plugins {
         Limits::with(&binding.limits).map_err(|e| {
@@ -762,29 +778,71 @@ async fn bind_plugins(
             )
         })?;
     }
-    let overrides = state.inner.pipelines.current(&c, entity)?.overrides.clone();
-    publish(&state, &caller, c, entity, overrides, plugins).await
+    publish(&state, &caller, c, entity, expected, move |current| {
+        Ok(Proposal {
+            overrides: current.overrides.clone(),
+            plugins: plugins.clone(),
+            rollback_of: None,
+        })
+    })
+    .await
+}
+
+/// The version an `If-Match` header asks for: `None` without the header or with `*`.
+/// A mapping's entity tag is its version in quotes (`"3"`); a list matches when one of
+/// its tags is the current version, so only a one-tag list can be checked here, and
+/// a tag that is not a version can never match.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("`If-Match` is not text"))?
+        .trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let tags: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [tag] = tags.as_slice() else {
+        return Err(ApiError::bad_request(
+            "`If-Match` takes one entity tag: the mapping's version in quotes, as its `ETag` gives it",
+        ));
+    };
+    tag.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`If-Match: {tag}` is not an entity tag of a mapping: it is the version in quotes, as its `ETag` gives it (`\"3\"`)"
+            ))
+        })
 }
 
 /// Validates, persists and publishes a change off the async workers (compiling may
-/// load plugins); answers once the next request sees it.
+/// load plugins); answers once the next request sees it. `edit` is applied to the
+/// latest version (see [`Pipelines::change`]).
 async fn publish(
     state: &AppState,
     caller: &Caller,
     c: Connection,
     entity: Entity,
-    overrides: OverrideSpec,
-    plugins: Vec<PluginBinding>,
+    expected: Option<u64>,
+    edit: impl Fn(&crate::connection::Pipeline) -> Result<Proposal, crate::connection::ChangeError>
+    + Send
+    + 'static,
 ) -> Result<Response, ApiError> {
     let author = caller.0.id.clone();
     let pipelines = Arc::clone(&state.inner.pipelines);
     let id = c.id.clone();
     let tenant = c.tenant_id.clone();
-    let pipeline =
-        blocking(move || pipelines.change(&c, entity, overrides, plugins, &author)).await?;
-    state.inner.metrics.change(&id, entity);
-    mapping_updated(state, &tenant, &id, entity, &pipeline, None);
-    Ok(mapping_response(&pipeline))
+    let changed = blocking(move || pipelines.change(&c, entity, expected, &author, edit)).await?;
+    if changed.stored {
+        state.inner.metrics.change(&id, entity);
+        mapping_updated(state, &tenant, &id, entity, &changed.pipeline, None);
+    }
+    Ok(mapping_response(&changed.pipeline))
 }
 
 /// Emits `mapping.updated` for a published change.
@@ -1058,19 +1116,31 @@ async fn rollback_mapping(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
     let entity = entity(&c, &name)?;
+    let expected = if_match(&headers)?;
     let Rollback { version } = json_body(body)?;
     let author = caller.0.id.clone();
     let pipelines = Arc::clone(&state.inner.pipelines);
     let id = c.id.clone();
     let tenant = c.tenant_id.clone();
-    let pipeline = blocking(move || pipelines.rollback(&c, entity, version, &author)).await?;
-    state.inner.metrics.change(&id, entity);
-    mapping_updated(&state, &tenant, &id, entity, &pipeline, Some(version));
-    Ok(mapping_response(&pipeline))
+    let changed =
+        blocking(move || pipelines.rollback(&c, entity, version, expected, &author)).await?;
+    if changed.stored {
+        state.inner.metrics.change(&id, entity);
+        mapping_updated(
+            &state,
+            &tenant,
+            &id,
+            entity,
+            &changed.pipeline,
+            Some(version),
+        );
+    }
+    Ok(mapping_response(&changed.pipeline))
 }
 
 /// The flags of a transform.
@@ -1208,7 +1278,8 @@ pub struct MappingAnswer<'a> {
     pub write_refused: Option<&'a str>,
 }
 
-/// A mapping as the mapping endpoints answer it, with its version in the header too.
+/// A mapping as the mapping endpoints answer it, with its version in the header too,
+/// and as its entity tag (`ETag: "3"`), which `If-Match` takes back.
 fn mapping_response(pipeline: &crate::connection::Pipeline) -> Response {
     let body = MappingAnswer {
         version: pipeline.version,
@@ -1217,7 +1288,12 @@ fn mapping_response(pipeline: &crate::connection::Pipeline) -> Response {
         read_only: pipeline.write.read_only(),
         write_refused: pipeline.write.refused(),
     };
-    with_version(Json(body).into_response(), pipeline.version)
+    let mut response = with_version(Json(body).into_response(), pipeline.version);
+    response.headers_mut().insert(
+        axum::http::header::ETAG,
+        HeaderValue::from_str(&format!("\"{}\"", pipeline.version)).expect("digits"),
+    );
+    response
 }
 
 fn with_version(mut response: Response, version: u64) -> Response {

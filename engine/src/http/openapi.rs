@@ -60,6 +60,17 @@ pub enum Output {
     Records,
 }
 
+/// How a route uses a mapping's entity tag (its version in quotes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag {
+    /// Not at all.
+    None,
+    /// Its answers carry `ETag`.
+    Answers,
+    /// It takes `If-Match`, and its answers carry `ETag`.
+    Conditional,
+}
+
 /// One endpoint: how it is served and how it is documented.
 pub struct Route {
     /// The path template, as axum and OpenAPI both write it.
@@ -85,6 +96,8 @@ pub struct Route {
     pub errors: &'static [u16],
     /// Whether answers carry the mapping version header.
     pub versioned: bool,
+    /// How the route uses the mapping's entity tag.
+    pub tag: Tag,
     /// Boolean query parameters and what they do.
     pub flags: &'static [(&'static str, &'static str)],
     /// Other query parameters: name, type (`string`, `integer`, `integer:<min>:<max>`
@@ -114,6 +127,7 @@ impl Route {
             output: Output::Empty,
             errors: &[],
             versioned: false,
+            tag: Tag::None,
             flags: &[],
             query: &[],
         }
@@ -150,6 +164,19 @@ impl Route {
         self
     }
 
+    /// Its answers carry the mapping's entity tag (`ETag`).
+    pub fn tagged(mut self) -> Route {
+        self.tag = Tag::Answers;
+        self
+    }
+
+    /// It changes a mapping: it takes `If-Match`, answers 412 when the version moved,
+    /// and its answers carry the new entity tag.
+    pub fn conditional(mut self) -> Route {
+        self.tag = Tag::Conditional;
+        self
+    }
+
     /// Its boolean query parameters.
     pub fn flags(mut self, flags: &'static [(&'static str, &'static str)]) -> Route {
         self.flags = flags;
@@ -180,6 +207,9 @@ impl Route {
         if matches!(self.input, Input::Wasm) {
             statuses.push(413);
         }
+        if self.tag == Tag::Conditional {
+            statuses.push(412);
+        }
         statuses.extend([405, 500]);
         statuses.sort_unstable();
         statuses.dedup();
@@ -199,6 +229,9 @@ fn error_description(status: u16) -> &'static str {
         405 => "The path does not take this method.",
         409 => {
             "In conflict with the state of things: the plugin is bound to a connection's current mapping, or the connection needs reauthorization (`needs_reauth`)."
+        }
+        412 => {
+            "`If-Match` named a version of the mapping that is no longer the current one; nothing was changed (`details.current` is the current version)."
         }
         413 => "The body is larger than the limit.",
         429 => {
@@ -344,6 +377,9 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
         };
         json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
     }));
+    if route.tag == Tag::Conditional {
+        parameters.push(json!({"name": "If-Match", "in": "header", "required": false, "description": "Make the change only if the mapping is still at this version: its `ETag` (the version in quotes, `\"3\"`), or `*`. A version that moved answers 412 and changes nothing.", "schema": {"type": "string", "pattern": "^(\\*|\"[0-9]+\")$"}}));
+    }
     if !parameters.is_empty() {
         op["parameters"] = Value::Array(parameters);
     }
@@ -367,6 +403,9 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
         headers[VERSION_HEADER] = json!({"description": "The mapping version that produced the answer (0: the system's default).", "schema": {"type": "integer", "minimum": 0}});
     }
     let mut success = json!({"description": route.summary, "headers": headers.clone()});
+    if route.tag != Tag::None {
+        success["headers"]["ETag"] = json!({"description": "The mapping's entity tag: its version in quotes, for `If-Match`.", "schema": {"type": "string"}});
+    }
     match route.output {
         Output::Empty => {}
         Output::Json(f) => {

@@ -38,6 +38,17 @@ pub enum StoreError {
         /// The decoder's message.
         message: String,
     },
+    /// A change was computed from a version that is no longer the last: another change
+    /// was stored in between. Nothing was stored.
+    #[error(
+        "the mapping moved to version {last} since version {base}, which this change was made from"
+    )]
+    VersionMoved {
+        /// The version the change was made from.
+        base: u64,
+        /// The last stored version.
+        last: u64,
+    },
 }
 
 /// What an API key may do.
@@ -208,12 +219,17 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a connection and its mapping versions; `false` when there was none.
     fn delete_connection(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError>;
 
-    /// Stores the next version of a connection's mapping of an entity; the store picks
-    /// the number (the last plus one), atomically.
+    /// Stores the next version of a connection's mapping of an entity, the last plus
+    /// one, when the last stored version is `base` (0: none yet). The check and the
+    /// append are one atomic step, so that a change made from an old version never
+    /// replaces a newer one: when another change came in between, nothing is stored and
+    /// the answer is [`StoreError::VersionMoved`].
+    #[allow(clippy::too_many_arguments)]
     fn append_mapping(
         &self,
         connection_id: &str,
         entity: Entity,
+        base: u64,
         overrides: OverrideSpec,
         plugins: Vec<PluginBinding>,
         author: &str,

@@ -315,27 +315,17 @@ impl Store for SledStore {
         &self,
         connection_id: &str,
         entity: Entity,
+        base: u64,
         overrides: OverrideSpec,
         plugins: Vec<PluginBinding>,
         author: &str,
         rollback_of: Option<u64>,
     ) -> Result<MappingVersion, StoreError> {
         let counter = key(&[connection_id, entity.as_str()]);
-        // Atomic increment: two changes at once get two different versions.
-        let next = self
-            .counters
-            .update_and_fetch(&counter, |old| {
-                let last = old
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map_or(0, u64::from_be_bytes);
-                Some((last + 1).to_be_bytes().to_vec())
-            })?
-            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-            .map_or(1, u64::from_be_bytes);
         let version = MappingVersion {
             connection_id: connection_id.to_owned(),
             entity,
-            version: next,
+            version: base + 1,
             overrides,
             plugins,
             author: author.to_owned(),
@@ -343,8 +333,29 @@ impl Store for SledStore {
             rollback_of,
         };
         let mut k = key(&[connection_id, entity.as_str(), ""]);
-        k.extend_from_slice(&next.to_be_bytes());
-        self.mappings.insert(k, encode(&version))?;
+        k.extend_from_slice(&version.version.to_be_bytes());
+        let record = encode(&version);
+        // The counter holds the last version; checking it and writing the counter and
+        // the version in one transaction makes the append atomic and crash-safe.
+        let result = (&self.counters, &self.mappings).transaction(|(counters, mappings)| {
+            let last = counters
+                .get(&counter)?
+                .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+                .map_or(0, u64::from_be_bytes);
+            if last != base {
+                return sled::transaction::abort(last);
+            }
+            counters.insert(counter.as_slice(), &(base + 1).to_be_bytes())?;
+            mappings.insert(k.as_slice(), record.as_slice())?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => {}
+            Err(sled::transaction::TransactionError::Abort(last)) => {
+                return Err(StoreError::VersionMoved { base, last });
+            }
+            Err(sled::transaction::TransactionError::Storage(e)) => return Err(e.into()),
+        }
         self.flush()?;
         Ok(version)
     }
@@ -530,7 +541,15 @@ mod tests {
                     ..Default::default()
                 };
                 let v = store
-                    .append_mapping(&c.id, Entity::WorkOrder, overrides, vec![], "key_1", None)
+                    .append_mapping(
+                        &c.id,
+                        Entity::WorkOrder,
+                        i,
+                        overrides,
+                        vec![],
+                        "key_1",
+                        None,
+                    )
                     .unwrap();
                 assert_eq!(v.version, i + 1);
             }
@@ -538,6 +557,7 @@ mod tests {
                 .append_mapping(
                     &c.id,
                     Entity::Asset,
+                    0,
                     OverrideSpec::default(),
                     vec![],
                     "key_1",
@@ -559,10 +579,27 @@ mod tests {
             history[2].overrides.description.as_deref(),
             Some("change 2")
         );
+        // A change made from version 2 is refused: version 3 came in between.
+        let e = store
+            .append_mapping(
+                &connection.id,
+                Entity::WorkOrder,
+                2,
+                OverrideSpec::default(),
+                vec![],
+                "key_2",
+                None,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(e, StoreError::VersionMoved { base: 2, last: 3 }),
+            "{e}"
+        );
         let v = store
             .append_mapping(
                 &connection.id,
                 Entity::WorkOrder,
+                3,
                 OverrideSpec::default(),
                 vec![],
                 "key_2",
