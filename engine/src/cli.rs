@@ -19,7 +19,7 @@ use crate::mapping::{
 };
 use crate::model::Entity;
 use crate::path::Path;
-use crate::plugin::{FunctionKind, HostConfig, Limits, PluginHost, PluginSet};
+use crate::plugin::{FunctionKind, HostConfig, Limits, PluginHost, PluginSet, PoolConfig};
 
 /// Crosswalk maps source-system payloads (SAP S/4HANA, IBM Maximo, Dynamics 365) to one
 /// unified model.
@@ -159,7 +159,99 @@ enum Command {
         /// retried; it doubles with each attempt (up to an hour).
         #[arg(long, env = "CROSSWALK_WEBHOOK_BACKOFF_MS", default_value_t = 5000)]
         webhook_backoff_ms: u64,
+        #[command(flatten)]
+        plugin_pool: PluginPoolArgs,
     },
+}
+
+/// How the plugin pool is sized and shared between tenants (see `docs/plugins.md`).
+#[derive(Debug, Clone, clap::Args)]
+struct PluginPoolArgs {
+    /// Plugin instances alive at once, over all tenants.
+    #[arg(long, env = "CROSSWALK_PLUGIN_POOL_INSTANCES", default_value_t = PoolConfig::DEFAULT_INSTANCES)]
+    plugin_pool_instances: u32,
+    /// The linear memory all plugin instances may have together, in bytes (or with
+    /// KiB, MiB, GiB); never more than the machine has (MemTotal, or the cgroup's
+    /// memory.max). Default: a quarter of the machine's memory, at most 16 GiB.
+    #[arg(long, env = "CROSSWALK_PLUGIN_POOL_MEMORY_BYTES", value_parser = parse_bytes)]
+    plugin_pool_memory_bytes: Option<u64>,
+    /// Plugin instances one tenant may have at once. Default: a quarter of the pool,
+    /// at least 8 (or the whole pool when it is smaller).
+    #[arg(long, env = "CROSSWALK_PLUGIN_TENANT_INSTANCES")]
+    plugin_tenant_instances: Option<u32>,
+    /// The memory one tenant's plugin instances may have together, in bytes (or with
+    /// KiB, MiB, GiB); a binding's `memory_bytes` must fit in it. Default: the same
+    /// part of the pool's memory as the tenant's instances are of the pool's, at least
+    /// 64 MiB (or the pool's when it is smaller).
+    #[arg(long, env = "CROSSWALK_PLUGIN_TENANT_MEMORY_BYTES", value_parser = parse_bytes)]
+    plugin_tenant_memory_bytes: Option<u64>,
+    /// How long a request waits, in milliseconds, for its tenant's busy share of the
+    /// pool before it is answered 503 with Retry-After.
+    #[arg(long, env = "CROSSWALK_PLUGIN_BUSY_WAIT_MS", default_value_t = 1000)]
+    plugin_busy_wait_ms: u64,
+    /// The plugin time of one request, in milliseconds, over all its records and
+    /// plugins (of each batch of 64 lines of an NDJSON stream).
+    #[arg(
+        long,
+        env = "CROSSWALK_PLUGIN_REQUEST_BUDGET_MS",
+        default_value_t = 2000
+    )]
+    plugin_request_budget_ms: u64,
+}
+
+impl PluginPoolArgs {
+    /// The host's configuration: the defaults derived from the machine's memory, and
+    /// checked against it.
+    fn host_config(&self, cache_dir: PathBuf) -> Result<HostConfig> {
+        let machine = crate::plugin::pool::machine_memory();
+        let memory = match (self.plugin_pool_memory_bytes, machine) {
+            (Some(memory), _) => memory,
+            (None, Some(machine)) => {
+                PoolConfig::for_machine(self.plugin_pool_instances, machine).memory_bytes
+            }
+            (None, None) => PoolConfig::for_instances(self.plugin_pool_instances).memory_bytes,
+        };
+        let config = HostConfig {
+            max_instances: self.plugin_pool_instances,
+            pool_memory_bytes: Some(memory),
+            tenant_instances: self.plugin_tenant_instances,
+            tenant_memory_bytes: self.plugin_tenant_memory_bytes,
+            busy_wait: std::time::Duration::from_millis(self.plugin_busy_wait_ms),
+            request_budget: std::time::Duration::from_millis(self.plugin_request_budget_ms),
+            cache_dir: Some(cache_dir),
+            ..HostConfig::default()
+        };
+        let pool = config.pool_config();
+        pool.check().context("cannot start the plugin host")?;
+        if let Some(machine) = machine {
+            pool.check_machine(machine)
+                .context("cannot start the plugin host")?;
+        }
+        Ok(config)
+    }
+}
+
+/// A number of bytes: digits, optionally followed by `KiB`, `MiB` or `GiB` (or `K`,
+/// `M`, `G`, taken as the same powers of 1024).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of bytes (say 512MiB or 4GiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        _ => return Err(format!("`{text}`: the unit must be KiB, MiB or GiB")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// How the server writes its log.
@@ -348,6 +440,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             log_format,
             floor_bytes,
             webhook_backoff_ms,
+            plugin_pool,
         } => serve(
             addr,
             &data_dir,
@@ -355,6 +448,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             log_format,
             floor_bytes,
             webhook_backoff_ms,
+            &plugin_pool,
         ),
         Command::Plugin {
             command: PluginCommand::Check { file, plugins },
@@ -720,6 +814,7 @@ fn serve(
     log_format: LogFormat,
     floor_bytes: Option<usize>,
     webhook_backoff_ms: u64,
+    plugin_pool: &PluginPoolArgs,
 ) -> Result<()> {
     use crate::store::{Mode, Role, SledStore, Store};
     use std::sync::Arc;
@@ -740,13 +835,24 @@ fn serve(
     }
     .map_err(|e| anyhow::anyhow!("cannot set up the log: {e}"))?;
 
+    // The plugin pool's numbers are checked before anything is opened.
+    let host_config = plugin_pool.host_config(data_dir.join("plugin-cache"))?;
     fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir.join("db"))?);
-    let host = Arc::new(PluginHost::new(HostConfig {
-        cache_dir: Some(data_dir.join("plugin-cache")),
-        ..HostConfig::default()
-    })?);
+    let host = Arc::new(PluginHost::new(host_config)?);
+    {
+        let pool = host.pool().config();
+        tracing::info!(
+            plugin_pool_instances = pool.instances,
+            plugin_pool_memory_bytes = pool.memory_bytes,
+            plugin_tenant_instances = pool.tenant_instances,
+            plugin_tenant_memory_bytes = pool.tenant_memory_bytes,
+            plugin_busy_wait_ms = pool.busy_wait.as_millis() as u64,
+            plugin_request_budget_ms = pool.request_budget.as_millis() as u64,
+            "plugin pool"
+        );
+    }
     if store.tenants()?.is_empty() {
         // A fresh data dir: an admin key, and a demo tenant with one sandbox
         // connection per system, so that there is something to call at once.
@@ -817,4 +923,23 @@ fn serve(
             .await
             .context("the server failed")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_take_binary_units() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("4 GiB"), Ok(4 << 30));
+        assert_eq!(parse_bytes("64k"), Ok(64 << 10));
+        assert!(
+            parse_bytes("12 parsecs")
+                .unwrap_err()
+                .contains("KiB, MiB or GiB")
+        );
+        assert!(parse_bytes("lots").is_err());
+    }
 }

@@ -236,13 +236,15 @@ impl Monitor {
         if !batch.plugin_calls.is_empty() {
             let mut failing = self.failing_plugins.lock().expect("not poisoned");
             for (plugin, counts) in &batch.plugin_calls {
-                let failed = counts.total() - counts.get(CallOutcome::Ok);
+                // Calls stopped because the request was cancelled, or refused for
+                // the host's capacity, are not the plugin's failures.
+                let failed = counts.failures();
                 let key = (c.id.clone(), plugin.clone());
                 if failed > 0 {
                     plugin_errors += failed;
                     let kinds: Vec<String> = counts
                         .iter()
-                        .filter(|(o, n)| *o != CallOutcome::Ok && *n > 0)
+                        .filter(|(o, n)| o.is_failure() && *n > 0)
                         .map(|(o, n)| format!("{n} {}", o.as_str()))
                         .collect();
                     let message = format!(

@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 
 use crate::mapping::{self, OverrideSpec, Plan, ResolvedMapping, SpecErrors};
 use crate::model::Entity;
-use crate::plugin::{Limits, PluginError, PluginHost, PluginSet};
+use crate::plugin::{Limits, PluginError, PluginHost, PluginSet, PoolError};
 use crate::store::{Connection, MappingVersion, PluginBinding, Store, StoreError};
 
 /// What one connection runs for one entity: a compiled plan and the version it is.
@@ -36,6 +36,10 @@ pub enum ChangeError {
     /// A bound plugin is not uploaded, does not load, or asks for limits over the ceiling.
     #[error("{0}")]
     Plugin(#[from] PluginError),
+    /// The bound plugins ask for more than a tenant's share of the plugin pool (a
+    /// binding's memory, or the mapping's plugins together).
+    #[error("{0}")]
+    Share(#[from] PoolError),
     /// A bound plugin version that this tenant has not uploaded.
     #[error("plugin version `{sha256}` is not uploaded (upload it with `POST /v1/plugins`)")]
     UnknownPlugin {
@@ -114,6 +118,11 @@ impl Pipelines {
         }
     }
 
+    /// The plugin host the pipelines load their plugins with.
+    pub fn host(&self) -> &Arc<PluginHost> {
+        &self.host
+    }
+
     /// The pipeline a request uses now: one `Arc`, taken once per request.
     pub fn current(
         &self,
@@ -167,6 +176,7 @@ impl Pipelines {
                 &proposal.plugins,
                 0,
             )?;
+            self.check_share(&pipeline)?;
             let stored = self.store.append_mapping(
                 &connection.id,
                 entity,
@@ -251,6 +261,23 @@ impl Pipelines {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(c, _), _| c != connection_id);
+    }
+
+    /// Checks that a pipeline's plugins fit a tenant's share of the plugin pool: each
+    /// binding's memory, and what a read (or a write) leases for its plugins together.
+    /// Checked when a change is made, not when a stored version is loaded, so that an
+    /// operator who shrinks the shares does not make mappings fail to load (their
+    /// requests are refused with the limit instead).
+    fn check_share(&self, pipeline: &Pipeline) -> Result<(), PoolError> {
+        let pool = self.host.pool();
+        let limits: Vec<Limits> = pipeline
+            .plugins
+            .iter()
+            .map(|b| Limits::with(&b.limits))
+            .collect::<Result<_, _>>()
+            .unwrap_or_default();
+        pool.check_share(pipeline.plan.plugin_demand(), &limits)?;
+        pool.check_share(pipeline.write.plugin_demand(), &[])
     }
 
     fn slot(&self, connection: &Connection, entity: Entity) -> Result<Arc<Slot>, ChangeError> {

@@ -113,6 +113,10 @@ pub enum RecordsError {
     /// The mapping could not be loaded.
     #[error(transparent)]
     Pipeline(#[from] ChangeError),
+    /// The tenant's share of the plugin pool stayed busy, or the mapping's plugins
+    /// need more than a share.
+    #[error(transparent)]
+    Plugins(#[from] crate::plugin::PoolError),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -295,7 +299,7 @@ impl Records {
                     .iter()
                     .map(|i| samples[*i].record.clone())
                     .collect();
-                let batch = map(&pipeline, sources, options).await?;
+                let batch = self.map(c, &pipeline, sources, options).await?;
                 let mut kept: Vec<(usize, Result<Value, RecordError>)> = candidates
                     .into_iter()
                     .zip(batch.records)
@@ -363,7 +367,7 @@ impl Records {
                     .iter()
                     .map(|r| native_key(&c.system, entity, r))
                     .collect();
-                let batch = map(&pipeline, page.records, options).await?;
+                let batch = self.map(c, &pipeline, page.records, options).await?;
                 self.monitor.mapped(c, entity, &batch, &ids, request_id);
                 let next_cursor = page.next.map(|n| {
                     Cursor {
@@ -405,6 +409,7 @@ impl Records {
     /// when it does and `id` cannot be written (it has not the template's form, say),
     /// no record has it.
     async fn record_key(
+        &self,
         c: &Connection,
         upstream: &Upstream,
         pipeline: &Arc<Pipeline>,
@@ -418,12 +423,21 @@ impl Records {
         }
         let unified = serde_json::json!({ "id": id });
         let native = if pipeline.write.calls_plugins() {
+            let grant = self
+                .pipelines
+                .host()
+                .pool()
+                .grant(&c.tenant_id, pipeline.write.plugin_demand())
+                .await?;
+            let _cancel = grant.cancel_on_drop();
             let pipeline = Arc::clone(pipeline);
-            tokio::task::spawn_blocking(move || pipeline.write.to_native(&unified))
-                .await
-                .map_err(|e| {
-                    RecordsError::Store(StoreError::Database(format!("id task failed: {e}")))
-                })?
+            tokio::task::spawn_blocking(move || {
+                pipeline.write.write_granted(&unified, &grant).native
+            })
+            .await
+            .map_err(|e| {
+                RecordsError::Store(StoreError::Database(format!("id task failed: {e}")))
+            })?
         } else {
             pipeline.write.to_native(&unified)
         };
@@ -465,7 +479,7 @@ impl Records {
                 let sources: Vec<Value> = samples.iter().map(|s| s.record.clone()).collect();
                 // The id is the unified one, so that overrides of `id` apply; the
                 // record found is answered as this mapping gave it.
-                let mut batch = map(&pipeline, sources, options).await?;
+                let mut batch = self.map(c, &pipeline, sources, options).await?;
                 let found = batch.records.iter().position(
                     |r| matches!(r, Ok(record) if record.get("id").and_then(Value::as_str) == Some(id)),
                 );
@@ -479,7 +493,7 @@ impl Records {
                 let by_unified_id = key.is_none();
                 let key = match key {
                     Some(key) => key,
-                    None => Self::record_key(c, &upstream, &pipeline, entity, id).await?,
+                    None => self.record_key(c, &upstream, &pipeline, entity, id).await?,
                 };
                 let admission = self.admit(c)?;
                 let source = match upstream.get(entity, &key).await {
@@ -497,7 +511,7 @@ impl Records {
                         return Err(RecordsError::Upstream { entity, error });
                     }
                 };
-                let batch = map(&pipeline, vec![source], options).await?;
+                let batch = self.map(c, &pipeline, vec![source], options).await?;
                 // The record found must be the one asked for: its id, as this mapping
                 // gives it, is the id (a key that also names another record, an SAP
                 // business partner whose supplier number is another, is not it).
@@ -543,7 +557,7 @@ impl Records {
         let upstream = self.upstream(c)?;
         let pipeline = self.pipelines.current(c, entity)?;
         let updated = match record_id {
-            Some(id) => Some(Self::record_key(c, &upstream, &pipeline, entity, id).await?),
+            Some(id) => Some(self.record_key(c, &upstream, &pipeline, entity, id).await?),
             None => None,
         };
         let key_field = upstream
@@ -700,20 +714,34 @@ impl Records {
     }
 }
 
-/// Maps records: on the async worker when the mapping calls no plugin, else on the
-/// blocking pool (a plugin may run up to its time limit).
-async fn map(
-    pipeline: &Arc<Pipeline>,
-    sources: Vec<Value>,
-    options: MapOptions,
-) -> Result<Batch, RecordsError> {
-    if !pipeline.plan.calls_plugins() {
-        return Ok(pipeline.plan.map_batch(&sources, options));
-    }
-    let pipeline = Arc::clone(pipeline);
-    tokio::task::spawn_blocking(move || pipeline.plan.map_batch(&sources, options))
+impl Records {
+    /// Maps records: on the async worker when the mapping calls no plugin, else on
+    /// the blocking pool (a plugin may run up to its time limit), with instances
+    /// leased from the tenant's share first, and cancelled if this future is dropped.
+    async fn map(
+        &self,
+        c: &Connection,
+        pipeline: &Arc<Pipeline>,
+        sources: Vec<Value>,
+        options: MapOptions,
+    ) -> Result<Batch, RecordsError> {
+        if !pipeline.plan.calls_plugins() {
+            return Ok(pipeline.plan.map_batch(&sources, options));
+        }
+        let grant = self
+            .pipelines
+            .host()
+            .pool()
+            .grant(&c.tenant_id, pipeline.plan.plugin_demand())
+            .await?;
+        let _cancel = grant.cancel_on_drop();
+        let pipeline = Arc::clone(pipeline);
+        tokio::task::spawn_blocking(move || {
+            pipeline.plan.map_batch_granted(&sources, options, &grant)
+        })
         .await
         .map_err(|e| RecordsError::Store(StoreError::Database(format!("mapping task failed: {e}"))))
+    }
 }
 
 /// Whether a mapped record changed at or after `since` (records that failed to map

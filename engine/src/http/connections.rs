@@ -156,6 +156,7 @@ impl From<RecordsError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "record_failed", message)
             }
             RecordsError::Pipeline(e) => e.into(),
+            RecordsError::Plugins(e) => e.into(),
             RecordsError::Store(e) => e.into(),
             RecordsError::Secret(_) | RecordsError::NotConfigured(_) => {
                 ApiError::internal(&message)
@@ -339,10 +340,13 @@ async fn native_payload(
             .to_native(record)
             .map_err(|errors| unwritable(entity, &errors));
     }
+    let grant = super::plugin_grant(state, &c.tenant_id, pipeline.write.plugin_demand()).await?;
+    let _cancel = grant.cancel_on_drop();
     let (pipeline, record) = (Arc::clone(pipeline), record.clone());
-    let written = tokio::task::spawn_blocking(move || pipeline.write.write(&record))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let written =
+        tokio::task::spawn_blocking(move || pipeline.write.write_granted(&record, &grant))
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
     // A plugin's own error is the write's 422 (a value it cannot take, from the
     // caller); traps, timeouts and broken limits are the plugin's failures and count
     // for the connection's health as in reads.

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::connection::ChangeError;
 use crate::mapping::SpecErrors;
+use crate::plugin::PoolError;
 use crate::store::StoreError;
 
 /// The body of every error answer.
@@ -102,6 +103,29 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A share of the plugin pool: a mapping that needs more than a tenant's share is
+/// 422 `limit_exceeded`; a share that stayed busy is 503 `busy` with `Retry-After`.
+impl From<PoolError> for ApiError {
+    fn from(e: PoolError) -> Self {
+        let message = e.to_string();
+        match e {
+            PoolError::OverShare {
+                limit, max, actual, ..
+            } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", message)
+                .details(json!({"limit": limit, "max": max, "actual": actual})),
+            PoolError::Busy {
+                limit,
+                max,
+                waited_ms,
+                retry_after,
+                ..
+            } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+                .details(json!({"limit": limit, "max": max, "waited_ms": waited_ms}))
+                .retry_after(retry_after),
+        }
+    }
+}
+
 impl From<ChangeError> for ApiError {
     fn from(e: ChangeError) -> Self {
         match e {
@@ -113,6 +137,7 @@ impl From<ChangeError> for ApiError {
                 ChangeError::VersionMismatch { expected, current }.to_string(),
             )
             .details(json!({"expected": expected, "current": current})),
+            ChangeError::Share(e) => e.into(),
             other => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_change",

@@ -37,7 +37,7 @@ use crate::connection::secrets::Sealer;
 use crate::connection::{Credentials, Monitor, Pipelines, Proposal, Records, UpstreamConfig};
 use crate::mapping::{MapOptions, OverrideRule, OverrideSpec, Payload, ResolvedMapping, System};
 use crate::model::Entity;
-use crate::plugin::{FunctionInfo, Limits, PluginHost};
+use crate::plugin::{Demand, FunctionInfo, Grant, Limits, PluginHost};
 use crate::store::{
     ApiKey, Connection, MappingVersion, Mode, PluginBinding, PluginRecord, Role, Store, Tenant, now,
 };
@@ -249,7 +249,7 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::POST, "/v1/connections/{id}/mappings/{entity}/preview", post(preview_mapping), "previewMapping", "Run proposed overrides on a payload without applying them: the output, the current output and what differs.")
             .input(Input::Json(schema::<Preview>))
             .answers(200, Output::Json(schema::<PreviewAnswer>))
-            .errors(&[422]),
+            .errors(&[422, 503]),
         Route::new(M::PUT, "/v1/connections/{id}/mappings/{entity}/plugins", put(bind_plugins), "bindPlugins", "Bind plugin versions, with their limits, to the connection's mapping of an entity.")
             .input(Input::Json(schema::<Vec<PluginBinding>>))
             .answers(200, mapping)
@@ -306,7 +306,7 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::POST, "/v1/connections/{id}/transform/{entity}", post(transform), "transform", "Map source records with the connection's current mapping: JSON in, JSON out; or NDJSON in, NDJSON out, streamed.")
             .input(Input::Records)
             .answers(200, Output::Records)
-            .errors(&[422])
+            .errors(&[422, 503])
             .flags(&[REMOTE_DATA, STRICT])
             .versioned(),
     ]
@@ -409,7 +409,7 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
         Route::new(Method::POST, r.preview, post(preview), preview_op, "The system's own payload that a write of this record (or of these fields) would send, through the connection's current mapping; nothing is sent.")
             .input(Input::Json(record_schema))
             .answers(200, Output::Json(schema::<connections::WritePreview>))
-            .errors(&[422])
+            .errors(&[422, 503])
             .versioned(),
     ]
 }
@@ -916,11 +916,22 @@ async fn preview_mapping(
     let Preview { overrides, payload } = json_body(body)?;
     let current = state.inner.pipelines.current(&c, entity)?;
     let pipelines = Arc::clone(&state.inner.pipelines);
+    let proposed = {
+        let (c, current) = (c.clone(), Arc::clone(&current));
+        blocking(move || pipelines.preview(&c, entity, &overrides, &current.plugins)).await?
+    };
+    // The two runs are one after the other: the larger of their needs is leased.
+    let (a, b) = (proposed.plan.plugin_demand(), current.plan.plugin_demand());
+    let demand = Demand {
+        instances: a.instances.max(b.instances),
+        memory_bytes: a.memory_bytes.max(b.memory_bytes),
+    };
+    let grant = plugin_grant(&state, &c.tenant_id, demand).await?;
+    let _cancel = grant.cancel_on_drop();
     let answer = tokio::task::spawn_blocking(move || -> Result<PreviewAnswer, ApiError> {
-        let proposed = pipelines.preview(&c, entity, &overrides, &current.plugins)?;
         let records = Payload::unwrap(payload).into_records();
         let run = |plan: &crate::mapping::Plan| -> Vec<Value> {
-            plan.map_batch(&records, MapOptions::default())
+            plan.map_batch_granted(&records, MapOptions::default(), &grant)
                 .records
                 .into_iter()
                 .enumerate()
@@ -1177,6 +1188,13 @@ async fn transform(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(ndjson::is_ndjson);
+    // Plugin instances are leased from the tenant's share before anything runs: a
+    // busy share is a 503 now, not fields nulled later.
+    let grant = if pipeline.plan.calls_plugins() {
+        Some(plugin_grant(&state, &c.tenant_id, pipeline.plan.plugin_demand()).await?)
+    } else {
+        None
+    };
     if streamed {
         let target = ndjson::Target {
             connection: c,
@@ -1191,6 +1209,7 @@ async fn transform(
             options,
             state.inner.body_limit,
             target,
+            grant,
         );
         let response = (
             [(axum::http::header::CONTENT_TYPE, ndjson::CONTENT_TYPE)],
@@ -1206,14 +1225,23 @@ async fn transform(
     let metrics = Arc::clone(&state.inner.metrics);
     let monitor = Arc::clone(state.inner.records.monitor());
     let request_id = request_id.map(|r| r.0.0);
+    // Dropped with this future when the client goes away: the plugin work stops.
+    let _cancel = grant.as_ref().map(Grant::cancel_on_drop);
     let work = move || {
         let (one, records) = match Payload::unwrap(payload) {
             Payload::One(r) => (true, vec![r]),
             Payload::Many(rs) => (false, rs),
         };
-        let batch = pipeline.plan.map_batch(&records, options);
+        let batch = match &grant {
+            Some(grant) => pipeline.plan.map_batch_granted(&records, options, grant),
+            None => pipeline.plan.map_batch(&records, options),
+        };
         metrics.batch(&c.id, entity, &batch);
-        monitor.mapped(&c, entity, &batch, &[], request_id.as_deref());
+        // Nobody reads the answer of a cancelled request, and what cancelling did to
+        // its records is not the connection's problem.
+        if !grant.as_ref().is_some_and(|g| g.cancel().is_cancelled()) {
+            monitor.mapped(&c, entity, &batch, &[], request_id.as_deref());
+        }
         let mut results = batch.records.into_iter();
         if one {
             return match results.next().expect("one record") {
@@ -1242,6 +1270,16 @@ async fn transform(
             .map_err(|e| ApiError::internal(&e))??
     };
     Ok(with_version(Json(answer).into_response(), version))
+}
+
+/// Leases what `demand` asks of the plugin pool from `tenant`'s share: a busy share
+/// is 503 `busy` with `Retry-After`, a demand over the share 422 `limit_exceeded`.
+pub(crate) async fn plugin_grant(
+    state: &AppState,
+    tenant: &str,
+    demand: Demand,
+) -> Result<Grant, ApiError> {
+    Ok(state.inner.host.pool().grant(tenant, demand).await?)
 }
 
 /// A record of a batch that failed, in the API's error shape, at its index.

@@ -7,6 +7,12 @@
 //! and a slow mapping slows the reading: memory stays at a few batches whatever the
 //! body's size. The request body limit bounds each line, not the whole body.
 //!
+//! A mapping that calls plugins leases its instances from the tenant's share before
+//! the answer starts (a busy share is a 503), and keeps them for the whole stream. The
+//! plugin time budget is per batch: each batch of up to [`BATCH`] lines gets a budget of
+//! its own, so a long stream is bounded by its reader, not cut off. When the client goes
+//! away (the answer's body is dropped), the plugin work of the stream is cancelled.
+//!
 //! The status and headers are sent before the first record is mapped, so problems
 //! are lines of the answer in the API's error shape, with the source line number in
 //! `details.line`: a line that is not JSON or fails to map gives an error line and the
@@ -26,6 +32,7 @@ use super::metrics::Metrics;
 use crate::connection::Pipeline;
 use crate::mapping::{MapOptions, Payload};
 use crate::model::Entity;
+use crate::plugin::Grant;
 
 /// The content types taken as NDJSON.
 const TYPES: &[&str] = &[
@@ -70,21 +77,31 @@ pub struct Target {
     pub request_id: Option<String>,
 }
 
-/// Maps an NDJSON body with `pipeline`: the answer's body.
+/// Maps an NDJSON body with `pipeline`, whose plugins run under `grant` (leased for
+/// the stream; `None` when the mapping calls no plugin): the answer's body.
 pub fn transform(
     body: Body,
     pipeline: Arc<Pipeline>,
     options: MapOptions,
     line_limit: usize,
     target: Target,
+    grant: Option<Grant>,
 ) -> Body {
     let (lines_tx, mut lines_rx) = mpsc::channel::<Chunk>(4);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(4);
+    // Kept by the answer's body: dropped with it when the client goes away.
+    let cancel = grant.as_ref().map(Grant::cancel_on_drop);
     tokio::spawn(read_lines(body, lines_tx, line_limit));
     tokio::task::spawn_blocking(move || {
         while let Some(chunk) = lines_rx.blocking_recv() {
+            if grant.as_ref().is_some_and(|g| g.cancel().is_cancelled()) {
+                return;
+            }
             let (out, last) = match chunk {
-                Chunk::Lines(lines) => (map_lines(&pipeline, options, &lines, &target), false),
+                Chunk::Lines(lines) => (
+                    map_lines(&pipeline, options, &lines, &target, grant.as_ref()),
+                    false,
+                ),
                 Chunk::End(error) => {
                     let mut out = Vec::new();
                     if let Some(error) = error {
@@ -101,6 +118,7 @@ pub fn transform(
         }
     });
     let stream = futures_util::stream::poll_fn(move |cx| {
+        let _ = &cancel;
         out_rx.poll_recv(cx).map(|b| b.map(Ok::<_, Infallible>))
     });
     Body::from_stream(stream)
@@ -193,12 +211,14 @@ fn push_source(batch: &mut Vec<(usize, Bytes)>, number: usize, mut line: Bytes) 
     }
 }
 
-/// Maps a batch of lines: one answer line per source line, in order.
+/// Maps a batch of lines: one answer line per source line, in order; with a fresh
+/// plugin time budget of `grant`'s.
 fn map_lines(
     pipeline: &Pipeline,
     options: MapOptions,
     lines: &[(usize, Bytes)],
     target: &Target,
+    grant: Option<&Grant>,
 ) -> Vec<u8> {
     // Parse first, so that the lines that are records are mapped as one batch.
     let mut parsed: Vec<Result<(), Value>> = Vec::with_capacity(lines.len());
@@ -213,17 +233,22 @@ fn map_lines(
         };
         parsed.push(line);
     }
-    let batch = pipeline.plan.map_batch(&records, options);
+    let batch = match grant {
+        Some(grant) => pipeline.plan.map_batch_granted(&records, options, grant),
+        None => pipeline.plan.map_batch(&records, options),
+    };
     target
         .metrics
         .batch(&target.connection.id, target.entity, &batch);
-    target.monitor.mapped(
-        &target.connection,
-        target.entity,
-        &batch,
-        &[],
-        target.request_id.as_deref(),
-    );
+    if !grant.is_some_and(|g| g.cancel().is_cancelled()) {
+        target.monitor.mapped(
+            &target.connection,
+            target.entity,
+            &batch,
+            &[],
+            target.request_id.as_deref(),
+        );
+    }
     let mut mapped = batch.records.into_iter();
     let mut out = Vec::with_capacity(lines.len() * 512);
     for ((number, _), line) in lines.iter().zip(parsed) {

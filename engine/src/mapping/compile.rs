@@ -17,7 +17,7 @@ use super::spec::PluginStep;
 use super::transform::{Kind, PluginCall, ResolvePlugin, StepError, Transform};
 use crate::model::{Entity, FieldType};
 use crate::path::Path;
-use crate::plugin::{Binding, FunctionKind, Plugin, PluginError, PluginSet};
+use crate::plugin::{Binding, Demand, FunctionKind, Plugin, PluginError, PluginSet};
 
 /// A compiled mapping for one system and entity: paths parsed, transforms checked,
 /// targets resolved. Cheap to share; mapping a record does not change it.
@@ -113,6 +113,12 @@ impl Plan {
         } else {
             Err(SpecErrors(errors))
         }
+    }
+
+    /// What running the plan may use of the plugin pool: one instance of each plugin
+    /// it calls, with its binding's memory.
+    pub fn plugin_demand(&self) -> Demand {
+        Demand::of(&self.plugins)
     }
 
     /// The plugins the plan calls.

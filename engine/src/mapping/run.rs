@@ -1,6 +1,7 @@
 //! Running a [`Plan`] on source records.
 //!
-//! A batch of records shares one [`Session`] of plugin instances. The `pre` plugin
+//! A batch of records shares one [`Session`] of plugin instances: in the service, one
+//! leased under the request's [`Grant`] and spending its plugin time budget. The `pre` plugin
 //! steps run on the whole batch (one call per step), then each record starts as the
 //! entity's skeleton (every field empty) and each rule fills its target: evaluate the
 //! source, run the transform chain, apply the default, fit the value to the target's
@@ -16,7 +17,7 @@ use super::compile::{Nested, Plan, Rule, Source, is_currency, is_date, is_dateti
 use super::error::{FieldError, RecordError, quote, type_name};
 use super::transform::{Ctx, PluginCall, number};
 use crate::model::FieldType;
-use crate::plugin::{CallCounts, PluginError, Session};
+use crate::plugin::{CallCounts, Grant, PluginError, Session};
 
 /// How records are mapped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,9 +48,25 @@ impl Plan {
         batch.records.pop().expect("one result per record")
     }
 
-    /// Maps a batch of source records, with one instance of each plugin for the batch.
+    /// Maps a batch of source records, with one instance of each plugin for the batch,
+    /// leased from no share and without a time budget (for the command line).
     pub fn map_batch(&self, sources: &[Value], options: MapOptions) -> Batch {
-        let mut session = Session::new(&self.plugins);
+        self.map_batch_in(sources, options, Session::new(&self.plugins))
+    }
+
+    /// Maps a batch of source records under `grant`: its plugin instances are the
+    /// grant's lease, their calls together spend one budget of the grant's, and stop
+    /// when the grant is cancelled.
+    pub fn map_batch_granted(
+        &self,
+        sources: &[Value],
+        options: MapOptions,
+        grant: &Grant,
+    ) -> Batch {
+        self.map_batch_in(sources, options, Session::granted(&self.plugins, grant))
+    }
+
+    fn map_batch_in(&self, sources: &[Value], options: MapOptions, mut session: Session) -> Batch {
         let mut inputs: Vec<Result<Value, RecordError>> = Vec::new();
         if !self.pre.is_empty() {
             inputs = sources

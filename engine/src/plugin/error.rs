@@ -103,6 +103,42 @@ pub enum PluginError {
         /// The limit.
         limit_ms: u64,
     },
+    /// The session's plugin time budget was spent: this call ran until it was, or
+    /// found it spent and did not run.
+    #[error(
+        "plugin `{plugin}` function `{function}`: the request's plugin time budget of {budget_ms} ms (`plugin_request_budget_ms`) is spent"
+    )]
+    Budget {
+        /// The plugin.
+        plugin: String,
+        /// The function.
+        function: String,
+        /// The budget.
+        budget_ms: u64,
+    },
+    /// The request was cancelled (its client went away): the call was stopped, or did
+    /// not run.
+    #[error(
+        "plugin `{plugin}` function `{function}` was stopped: the request was cancelled (its client went away)"
+    )]
+    Cancelled {
+        /// The plugin.
+        plugin: String,
+        /// The function.
+        function: String,
+    },
+    /// The engine's pool had no instance free: the host's capacity, not the plugin's
+    /// fault (leases make it not happen; kept apart in case it does).
+    #[error("plugin `{plugin}`: no instance is free in the host's plugin pool: {message}")]
+    Capacity {
+        /// The plugin.
+        plugin: String,
+        /// The engine's reason.
+        message: String,
+    },
+    /// The host's pool is configured with numbers that do not fit together.
+    #[error("the plugin pool's configuration: {0}")]
+    PoolConfig(#[from] super::pool::ConfigError),
     /// A call tried to grow memory past the limit.
     #[error(
         "plugin `{plugin}` function `{function}` exceeded its memory limit of {limit_bytes} bytes"
@@ -177,7 +213,7 @@ pub enum PluginError {
         /// What was wrong.
         message: String,
     },
-    /// The engine could not create an instance (the pool is exhausted, say).
+    /// The engine could not create an instance.
     #[error("plugin `{plugin}`: cannot instantiate: {message}")]
     Instantiate {
         /// The plugin.

@@ -6,42 +6,60 @@
 //! components: it refuses what is not a component, what imports anything outside the
 //! allowed WASI set, and what does not implement the world; it compiles once per
 //! content hash (in memory, and on disk when given a cache directory), and asks the
-//! plugin to `describe` itself. A loaded [`Plugin`] keeps an `InstancePre`, so each
-//! request or batch gets a fresh [`PluginInstance`] cheaply and no state leaks between
-//! requests or tenants. Every call runs under [`Limits`]: an epoch deadline, a memory
-//! cap, the engine's stack cap, bounds on input and output, and a bounded log.
+//! plugin to `describe` itself (once per content hash). A loaded [`Plugin`] keeps an
+//! `InstancePre`, so each request or batch gets a fresh [`PluginInstance`] cheaply and
+//! no state leaks between requests or tenants. Every call runs under [`Limits`]: a
+//! deadline, a memory cap, the engine's stack cap, bounds on input and output, and a
+//! bounded log.
+//!
+//! The host's [`Pool`] accounts the instances and memory of the engine's pool per
+//! tenant: a request leases its plugins' instances from its tenant's share first (a
+//! [`Grant`]), waits boundedly when the share is busy, and runs them within a plugin
+//! time [`Budget`] that a [`Cancel`] flag can cut short when its client goes away.
+//! Deadlines are enforced by epoch interruption: a thread ticks the engine's epoch
+//! every millisecond, and at each tick the store's callback compares the clock with
+//! the call's deadline and looks at the cancel flag.
 //!
 //! # Layout
 //!
-//! - [`limits`]: the limits as data, defaults and ceilings.
-//! - `sandbox`: the store of one instance (empty WASI context, limiter, log).
+//! - [`limits`]: the limits of one binding as data, defaults and ceilings.
+//! - [`pool`]: the pool's capacity, the tenants' shares of it, leases and grants.
+//! - [`budget`]: a session's plugin time budget and a request's cancel flag.
+//! - `sandbox`: the store of one instance (empty WASI context, limiter, deadline, log).
 //! - `cache`: compiled components on disk.
 //! - `set`: the plugins a mapping may call, and the instances of one batch.
 //! - `bindings`: the generated host side of both versions of the world.
 
 mod bindings;
+pub mod budget;
 mod cache;
 mod error;
 pub mod limits;
 mod outcome;
+pub mod pool;
 mod sandbox;
 mod set;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig,
+    Store, Trap,
+};
 
+pub use budget::{Budget, Cancel, CancelGuard};
 pub use error::PluginError;
 pub use limits::{LimitOverrides, Limits, MAX_COMPONENT_BYTES, STACK_BYTES};
 pub use outcome::{CallCounts, CallOutcome};
+pub use pool::{Demand, Grant, Pool, PoolConfig, PoolError};
 pub use set::{Binding, PluginSet, Session};
 
 use bindings::{Bound, Described, Description, GuestError, Pre};
@@ -76,6 +94,16 @@ const ALLOWED_IMPORTS: &[&str] = &[
 /// The most linear memories one plugin may have (each core module has its own).
 const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
 
+/// The most tables one plugin may have.
+const MAX_TABLES_PER_COMPONENT: u32 = 16;
+
+/// The most core instances one plugin may have.
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+
+/// Instances of the engine's pool beyond the leased ones, for loading plugins (each
+/// load runs `describe` on an instance of its own); loads take turns on them.
+const LOAD_SLOTS: u32 = 2;
+
 /// The longest message of a plugin's own error that is kept.
 const MAX_GUEST_MESSAGE: usize = 1024;
 
@@ -87,13 +115,25 @@ const DESCRIBE_TIMEOUT_MS: u64 = 1_000;
 /// How long one epoch tick is: the resolution of every plugin deadline.
 const TICK: Duration = Duration::from_millis(1);
 
-/// How the host's engine is set up.
+/// How the host's engine is set up, and its pool sized and shared (see [`pool`]).
 #[derive(Debug, Clone)]
 pub struct HostConfig {
     /// Use wasmtime's pooling allocator (pre-reserved slots: fast instantiation).
     pub pooling: bool,
-    /// The most instances alive at once (the pool's size).
+    /// `plugin_pool_instances`: the most instances leased at once (the pool's size;
+    /// the engine's pool has [`LOAD_SLOTS`] more, for loading plugins).
     pub max_instances: u32,
+    /// `plugin_pool_memory_bytes`; `None`: 64 MiB per instance
+    /// ([`PoolConfig::for_instances`]). `crosswalk serve` derives it from the machine.
+    pub pool_memory_bytes: Option<u64>,
+    /// `plugin_tenant_instances`; `None`: derived from the pool ([`PoolConfig::derive`]).
+    pub tenant_instances: Option<u32>,
+    /// `plugin_tenant_memory_bytes`; `None`: derived from the pool.
+    pub tenant_memory_bytes: Option<u64>,
+    /// `plugin_busy_wait_ms`.
+    pub busy_wait: Duration,
+    /// `plugin_request_budget_ms`.
+    pub request_budget: Duration,
     /// Where compiled components are kept across restarts; `None` keeps them in memory.
     pub cache_dir: Option<PathBuf>,
 }
@@ -102,8 +142,32 @@ impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             pooling: true,
-            max_instances: 100,
+            max_instances: PoolConfig::DEFAULT_INSTANCES,
+            pool_memory_bytes: None,
+            tenant_instances: None,
+            tenant_memory_bytes: None,
+            busy_wait: PoolConfig::DEFAULT_BUSY_WAIT,
+            request_budget: PoolConfig::DEFAULT_REQUEST_BUDGET,
             cache_dir: None,
+        }
+    }
+}
+
+impl HostConfig {
+    /// The pool's configuration: what is given, the rest derived.
+    pub fn pool_config(&self) -> PoolConfig {
+        let memory = self
+            .pool_memory_bytes
+            .unwrap_or_else(|| PoolConfig::for_instances(self.max_instances).memory_bytes);
+        PoolConfig {
+            busy_wait: self.busy_wait,
+            request_budget: self.request_budget,
+            ..PoolConfig::derive(
+                self.max_instances,
+                memory,
+                self.tenant_instances,
+                self.tenant_memory_bytes,
+            )
         }
     }
 }
@@ -113,7 +177,12 @@ pub struct PluginHost {
     engine: Engine,
     linker: Linker<State>,
     config: HostConfig,
+    pool: Pool,
     compiled: Mutex<HashMap<String, Component>>,
+    /// Loaded (described) plugins by content hash: `describe` runs once per hash.
+    loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    /// Loads describing a plugin now, at most [`LOAD_SLOTS`].
+    loading: (Mutex<u32>, Condvar),
     compilations: AtomicU64,
 }
 
@@ -189,28 +258,42 @@ pub struct PluginInstance {
     log_dropped: usize,
     /// How the calls on this instance ended, for metrics.
     calls: CallCounts,
+    /// The plugin time of the session, shared with its other instances, and the
+    /// request's cancel flag.
+    budget: Arc<Budget>,
+    /// Whether the running call's deadline is the budget's (not its own time limit).
+    by_budget: bool,
 }
 
 impl PluginHost {
     /// A host with its own engine. Starts the thread that ticks the epoch.
     pub fn new(config: HostConfig) -> Result<PluginHost, PluginError> {
+        let pool_config = config.pool_config();
+        pool_config.check()?;
         let mut wasm = Config::new();
         wasm.epoch_interruption(true);
         wasm.max_wasm_stack(STACK_BYTES);
         wasm.parallel_compilation(true);
         if config.pooling {
-            let n = config.max_instances.max(1);
+            // As many of everything as the leased instances (and the loads) can use at
+            // once, each plugin at its per-component maximum: leases, not the engine's
+            // pool, are what runs out.
+            let n = pool_config.instances + LOAD_SLOTS;
+            // A load describes a plugin under the default limits, whatever the shares.
+            let max_memory = pool_config
+                .max_instance_memory()
+                .max(Limits::DEFAULT.memory_bytes);
             let mut pool = PoolingAllocationConfig::default();
             pool.total_component_instances(n)
-                .total_core_instances(n * 16)
-                .total_memories(n * 2)
-                .total_tables(n * 16)
-                .max_memory_size(Limits::CEILING.memory_bytes as usize)
+                .total_core_instances(n * MAX_CORE_INSTANCES_PER_COMPONENT)
+                .total_memories(n * MAX_MEMORIES_PER_COMPONENT)
+                .total_tables(n * MAX_TABLES_PER_COMPONENT)
+                .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX))
                 // Per component, so that one plugin cannot take the pool's slots from
                 // the others (a component over these is refused when it is loaded).
                 .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
-                .max_tables_per_component(16)
-                .max_core_instances_per_component(64);
+                .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+                .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT);
             wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&wasm).map_err(|e| PluginError::Compile {
@@ -249,9 +332,17 @@ impl PluginHost {
             engine,
             linker,
             config,
+            pool: Pool::new(pool_config),
             compiled: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(HashMap::new()),
+            loading: (Mutex::new(0), Condvar::new()),
             compilations: AtomicU64::new(0),
         })
+    }
+
+    /// The pool's accounting: requests lease their plugins' instances from it.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// How many components this host has compiled (not loaded from a cache).
@@ -282,6 +373,14 @@ impl PluginHost {
             _ => return Err(PluginError::NotWasm),
         }
         let sha256 = PluginHost::sha256(bytes);
+        if let Some(plugin) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&sha256)
+        {
+            return Ok(Arc::clone(plugin));
+        }
         let component = self.component(&sha256, bytes)?;
         for (import, _) in component.component_type().imports(&self.engine) {
             let interface = import.split('@').next().unwrap_or(import);
@@ -308,30 +407,53 @@ impl PluginHost {
             ..Limits::DEFAULT
         };
         let timed_out = |e: &wasmtime::Error| {
-            matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt))
-                .then(|| format!("it did not finish within {DESCRIBE_TIMEOUT_MS} ms"))
+            (matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt))
+                || e.downcast_ref::<Broken>() == Some(&Broken::Deadline))
+            .then(|| format!("it did not finish within {DESCRIBE_TIMEOUT_MS} ms"))
         };
-        let mut store = new_store(&self.engine, &limits);
-        let instance = pre.instantiate(&mut store).map_err(|e| {
-            describe_error(format!(
-                "cannot instantiate: {}",
-                timed_out(&e).unwrap_or_else(|| format!("{e:#}"))
-            ))
-        })?;
-        // The deadline set with the store covers instantiation and `describe` together.
-        let info = instance
-            .describe(&mut store)
-            .map_err(|e| describe_error(timed_out(&e).unwrap_or_else(|| format!("{e:#}"))))?;
+        let info = {
+            let _turn = self.load_turn();
+            let mut store = new_store(&self.engine, &limits, Cancel::new());
+            let instance = pre.instantiate(&mut store).map_err(|e| {
+                describe_error(format!(
+                    "cannot instantiate: {}",
+                    timed_out(&e).unwrap_or_else(|| format!("{e:#}"))
+                ))
+            })?;
+            // The deadline set with the store covers instantiation and `describe`
+            // together.
+            instance
+                .describe(&mut store)
+                .map_err(|e| describe_error(timed_out(&e).unwrap_or_else(|| format!("{e:#}"))))?
+        };
         let (functions, validators) = check_description(&info).map_err(describe_error)?;
-        Ok(Arc::new(Plugin {
+        let plugin = Arc::new(Plugin {
             name: info.name,
             version: info.version,
-            sha256,
+            sha256: sha256.clone(),
             functions,
             validators,
             pre,
             engine: self.engine.clone(),
-        }))
+        });
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha256, Arc::clone(&plugin));
+        Ok(plugin)
+    }
+
+    /// Waits for one of the [`LOAD_SLOTS`] instances kept for loads; given back when
+    /// the turn is dropped. Loads are not leased from a tenant's share: they take
+    /// turns on these instead, so that they never take a leased request's instance.
+    fn load_turn(&self) -> LoadTurn<'_> {
+        let (count, freed) = &self.loading;
+        let mut busy = count.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy >= LOAD_SLOTS {
+            busy = freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        *busy += 1;
+        LoadTurn(&self.loading)
     }
 
     fn component(&self, sha256: &str, bytes: &[u8]) -> Result<Component, PluginError> {
@@ -442,17 +564,25 @@ fn check_inverse(f: &Described, functions: &[Described]) -> Result<(), String> {
     }
 }
 
-/// The epoch ticks of a deadline in milliseconds.
-fn ticks(timeout_ms: u64) -> u64 {
-    timeout_ms.div_ceil(TICK.as_millis() as u64).max(1)
+/// A load's turn on the instances kept for loads.
+struct LoadTurn<'a>(&'a (Mutex<u32>, Condvar));
+
+impl Drop for LoadTurn<'_> {
+    fn drop(&mut self) {
+        let (count, freed) = self.0;
+        *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        freed.notify_one();
+    }
 }
 
-fn new_store(engine: &Engine, limits: &Limits) -> Store<State> {
-    let mut store = Store::new(engine, State::new(limits));
+/// A store whose guest is stopped at the first epoch tick after its state's deadline,
+/// or after `cancel` is set. Instantiation runs guest code too (start functions): the
+/// deadline covers it.
+fn new_store(engine: &Engine, limits: &Limits, cancel: Cancel) -> Store<State> {
+    let mut store = Store::new(engine, State::new(limits, cancel));
     store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
-    store.epoch_deadline_trap();
-    // Instantiation runs guest code too (start functions): it gets the same deadline.
-    store.set_epoch_deadline(ticks(limits.timeout_ms));
+    store.epoch_deadline_callback(|ctx| sandbox::on_tick(ctx.data()));
+    store.set_epoch_deadline(1);
     store
 }
 
@@ -539,8 +669,15 @@ impl Plugin {
         }
     }
 
-    /// A fresh instance under `limits`; it is created on its first call.
+    /// A fresh instance under `limits`, without a budget; it is created on its first
+    /// call.
     pub fn instance(self: &Arc<Self>, limits: Limits) -> PluginInstance {
+        self.instance_in(limits, Arc::new(Budget::unlimited()))
+    }
+
+    /// A fresh instance under `limits`, whose calls spend `budget` (shared with the
+    /// other instances of a session) and stop when its cancel flag is set.
+    pub fn instance_in(self: &Arc<Self>, limits: Limits, budget: Arc<Budget>) -> PluginInstance {
         PluginInstance {
             plugin: Arc::clone(self),
             limits,
@@ -549,6 +686,8 @@ impl Plugin {
             log_bytes: 0,
             log_dropped: 0,
             calls: CallCounts::default(),
+            budget,
+            by_budget: false,
         }
     }
 }
@@ -663,26 +802,61 @@ impl PluginInstance {
         }
     }
 
-    /// Runs one call with a fresh deadline; a trap ends the instance (the next call
-    /// gets a new one) and becomes the error that names the limit.
+    /// Runs one call until its deadline: its time limit, or what is left of the
+    /// session's budget when that is less. The time it takes (instantiation included)
+    /// is spent from the budget; once the budget is spent, or the request cancelled,
+    /// calls fail at once without running.
     fn call<R>(
         &mut self,
         function: &str,
         f: impl FnOnce(&mut Store<State>, &Bound) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
+        let budget = Arc::clone(&self.budget);
+        if budget.cancel().is_cancelled() {
+            return Err(self.cancelled(function));
+        }
+        let limit = Duration::from_millis(self.limits.timeout_ms);
+        let (allowed, by_budget) = match budget.remaining() {
+            Some(left) if left.is_zero() => return Err(self.budget_spent(function)),
+            Some(left) if left < limit => (left, true),
+            _ => (limit, false),
+        };
+        self.by_budget = by_budget;
+        let started = Instant::now();
+        let result = self.run(function, started + allowed, f);
+        budget.spend(started.elapsed());
+        result
+    }
+
+    /// Runs one call with `deadline`; a trap ends the instance (the next call gets a
+    /// new one) and becomes the error that names the limit.
+    fn run<R>(
+        &mut self,
+        function: &str,
+        deadline: Instant,
+        f: impl FnOnce(&mut Store<State>, &Bound) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
         if self.live.is_none() {
-            let mut store = new_store(&self.plugin.engine, &self.limits);
+            let cancel = self.budget.cancel().clone();
+            let mut store = new_store(&self.plugin.engine, &self.limits, cancel);
+            store.data_mut().deadline = deadline;
             match self.plugin.pre.instantiate(&mut store) {
                 Ok(instance) => self.live = Some((store, instance)),
                 Err(e) => {
                     let (lines, dropped) = store.data().log.take();
                     self.keep_log(lines, dropped);
                     // Start code that breaks a limit is named like a call that does;
-                    // anything else (an exhausted pool, say) is an instantiation error.
+                    // a full engine pool is the host's capacity, not the plugin's
+                    // fault; anything else is an instantiation error.
                     let limit =
                         e.downcast_ref::<Trap>().is_some() || e.downcast_ref::<Broken>().is_some();
                     return Err(if limit {
                         self.trap_error(function, &e, None)
+                    } else if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+                        PluginError::Capacity {
+                            plugin: self.plugin.name.clone(),
+                            message: format!("{e:#}"),
+                        }
                     } else {
                         PluginError::Instantiate {
                             plugin: self.plugin.name.clone(),
@@ -693,19 +867,19 @@ impl PluginInstance {
             }
         }
         let (store, instance) = self.live.as_mut().expect("instantiated above");
-        store.set_epoch_deadline(ticks(self.limits.timeout_ms));
-        store.data_mut().deadline =
-            std::time::Instant::now() + Duration::from_millis(self.limits.timeout_ms);
+        store.data_mut().deadline = deadline;
+        store.set_epoch_deadline(1);
         match f(store, instance) {
-            // A call can only overrun its deadline and still return by waiting in host
-            // code (a sleep, cut short at the deadline): that is a timeout too.
-            Ok(_) if std::time::Instant::now() >= store.data().deadline => {
+            // A call can only overrun its deadline, or outlive its request, and still
+            // return by waiting in host code (a sleep, cut short at the deadline or
+            // when cancelled): that is a timeout (or a cancellation) too.
+            Ok(_) if store.data().cancel.is_cancelled() => {
                 self.live = None;
-                Err(PluginError::Timeout {
-                    plugin: self.plugin.name.clone(),
-                    function: function.to_owned(),
-                    limit_ms: self.limits.timeout_ms,
-                })
+                Err(self.cancelled(function))
+            }
+            Ok(_) if Instant::now() >= store.data().deadline => {
+                self.live = None;
+                Err(self.deadline_passed(function))
             }
             Ok(r) => Ok(r),
             Err(e) => {
@@ -727,27 +901,57 @@ impl PluginInstance {
         }
     }
 
+    /// The error of a call stopped because its request was cancelled.
+    fn cancelled(&self, function: &str) -> PluginError {
+        PluginError::Cancelled {
+            plugin: self.plugin.name.clone(),
+            function: function.to_owned(),
+        }
+    }
+
+    /// The error of a call that found the session's budget spent.
+    fn budget_spent(&self, function: &str) -> PluginError {
+        PluginError::Budget {
+            plugin: self.plugin.name.clone(),
+            function: function.to_owned(),
+            budget_ms: self.budget.limit_ms().unwrap_or(0),
+        }
+    }
+
+    /// The error of a call whose deadline passed: its own limit, or the budget.
+    fn deadline_passed(&self, function: &str) -> PluginError {
+        if self.by_budget {
+            return self.budget_spent(function);
+        }
+        PluginError::Timeout {
+            plugin: self.plugin.name.clone(),
+            function: function.to_owned(),
+            limit_ms: self.limits.timeout_ms,
+        }
+    }
+
     fn trap_error(
         &self,
         function: &str,
         e: &wasmtime::Error,
         last_stderr: Option<String>,
     ) -> PluginError {
+        match e.downcast_ref::<Broken>() {
+            Some(Broken::Deadline) => return self.deadline_passed(function),
+            Some(Broken::Cancelled) => return self.cancelled(function),
+            Some(Broken::Memory) => {
+                return PluginError::Memory {
+                    plugin: self.plugin.name.clone(),
+                    function: function.to_owned(),
+                    limit_bytes: self.limits.memory_bytes,
+                };
+            }
+            None => {}
+        }
         let plugin = self.plugin.name.clone();
         let function = function.to_owned();
-        if e.downcast_ref::<Broken>().is_some() {
-            return PluginError::Memory {
-                plugin,
-                function,
-                limit_bytes: self.limits.memory_bytes,
-            };
-        }
         match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => PluginError::Timeout {
-                plugin,
-                function,
-                limit_ms: self.limits.timeout_ms,
-            },
+            Some(Trap::Interrupt) => self.deadline_passed(&function),
             Some(Trap::StackOverflow) => PluginError::Stack {
                 plugin,
                 function,

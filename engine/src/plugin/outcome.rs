@@ -1,6 +1,8 @@
 //! How plugin calls end, counted for the service's metrics: a call that returns, one
-//! that runs out of time, one that breaks the memory or stack limit, one that traps,
-//! and one that fails otherwise (the plugin's own error, oversized or bad output).
+//! that runs out of time (its own or the request's budget), one that breaks the memory
+//! or stack limit, one that traps, and one that fails otherwise (the plugin's own
+//! error, oversized or bad output); and the calls that are not the plugin's failures:
+//! stopped because the request was cancelled, or refused for the host's capacity.
 
 use super::PluginError;
 
@@ -20,17 +22,27 @@ pub enum CallOutcome {
     /// It failed without trapping: the plugin's own error, a size limit, bad output,
     /// an instance that could not be created.
     Error,
+    /// It ran until the request's plugin time budget was spent, or found it spent.
+    Budget,
+    /// It was stopped, or not run, because the request was cancelled: not a failure
+    /// of the plugin.
+    Cancelled,
+    /// The host's pool had no instance for it: not a failure of the plugin.
+    Capacity,
 }
 
 impl CallOutcome {
     /// Every outcome, in the order of [`CallCounts`].
-    pub const ALL: [CallOutcome; 6] = [
+    pub const ALL: [CallOutcome; 9] = [
         CallOutcome::Ok,
         CallOutcome::Timeout,
         CallOutcome::Memory,
         CallOutcome::Stack,
         CallOutcome::Trap,
         CallOutcome::Error,
+        CallOutcome::Budget,
+        CallOutcome::Cancelled,
+        CallOutcome::Capacity,
     ];
 
     /// Its name, as a metric label.
@@ -42,7 +54,19 @@ impl CallOutcome {
             CallOutcome::Stack => "stack",
             CallOutcome::Trap => "trap",
             CallOutcome::Error => "error",
+            CallOutcome::Budget => "budget",
+            CallOutcome::Cancelled => "cancelled",
+            CallOutcome::Capacity => "capacity",
         }
+    }
+
+    /// Whether it is a failure of the plugin, for the connection's health: every
+    /// outcome but `ok`, `cancelled` and `capacity`.
+    pub fn is_failure(self) -> bool {
+        !matches!(
+            self,
+            CallOutcome::Ok | CallOutcome::Cancelled | CallOutcome::Capacity
+        )
     }
 
     /// The outcome of a call that failed with `error`.
@@ -52,6 +76,9 @@ impl CallOutcome {
             PluginError::Memory { .. } => CallOutcome::Memory,
             PluginError::Stack { .. } => CallOutcome::Stack,
             PluginError::Trap { .. } => CallOutcome::Trap,
+            PluginError::Budget { .. } => CallOutcome::Budget,
+            PluginError::Cancelled { .. } => CallOutcome::Cancelled,
+            PluginError::Capacity { .. } => CallOutcome::Capacity,
             _ => CallOutcome::Error,
         }
     }
@@ -76,6 +103,14 @@ impl CallCounts {
     /// All calls.
     pub fn total(&self) -> u64 {
         self.0.iter().sum()
+    }
+
+    /// The calls that failed for the plugin's sake (see [`CallOutcome::is_failure`]).
+    pub fn failures(&self) -> u64 {
+        self.iter()
+            .filter(|(o, _)| o.is_failure())
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// These counts without the calls that ended as `outcome`.
@@ -113,6 +148,12 @@ mod tests {
         assert_eq!(counts.get(CallOutcome::Error), 1);
         assert_eq!(counts.get(CallOutcome::Trap), 0);
         assert_eq!(counts.total(), 4);
+        counts.count(Some(&PluginError::Cancelled {
+            plugin: "p".into(),
+            function: "f".into(),
+        }));
+        assert_eq!((counts.total(), counts.failures()), (5, 2));
+        counts = counts.without(CallOutcome::Cancelled);
         assert_eq!(counts.without(CallOutcome::Error).total(), 3);
         assert_eq!(
             counts

@@ -1,5 +1,6 @@
-//! The store of one plugin instance: an empty WASI context, the memory limiter, and a
-//! bounded log that collects `host.log` calls and stdout/stderr.
+//! The store of one plugin instance: an empty WASI context, the memory limiter, the
+//! deadline and cancel flag its epoch callback checks, and a bounded log that collects
+//! `host.log` calls and stdout/stderr.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,17 +15,24 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::Limits;
 use super::bindings::{v0_1, v0_2};
+use super::budget::Cancel;
 
 /// A limit that a call broke, carried out of wasmtime as the trap's cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Broken {
     Memory,
+    /// The call's deadline passed: its time limit, or the request's budget.
+    Deadline,
+    /// The request was cancelled (its client went away).
+    Cancelled,
 }
 
 impl std::fmt::Display for Broken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Broken::Memory => write!(f, "memory limit exceeded"),
+            Broken::Deadline => write!(f, "deadline passed"),
+            Broken::Cancelled => write!(f, "cancelled"),
         }
     }
 }
@@ -39,15 +47,19 @@ pub(super) struct State {
     memory_bytes: usize,
     /// The bytes of linear memory the instance has now, over all its memories.
     memory_used: usize,
-    /// When the running call's deadline passes: no sleep of the guest lasts longer.
+    /// When the running call's deadline passes: the epoch callback stops the guest at
+    /// the first tick after it, and no sleep of the guest lasts longer.
     pub(super) deadline: Instant,
+    /// The request's cancel flag: the epoch callback stops the guest at the first tick
+    /// after it is set, and it wakes a sleeping guest.
+    pub(super) cancel: Cancel,
     /// The start of the guest's monotonic clock.
     clock_base: Instant,
     pub(super) log: Log,
 }
 
 impl State {
-    pub(super) fn new(limits: &Limits) -> State {
+    pub(super) fn new(limits: &Limits, cancel: Cancel) -> State {
         let log = Log::new(limits.max_log_bytes as usize);
         let clock_base = Instant::now();
         // Deny by default: no preopened directories, no environment, no arguments,
@@ -69,6 +81,7 @@ impl State {
             memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
             memory_used: 0,
             deadline: clock_base + Duration::from_millis(limits.timeout_ms),
+            cancel,
             clock_base,
             log,
         }
@@ -79,6 +92,7 @@ impl State {
         let until = (Instant::now() + wait).min(self.deadline);
         let sleep = self.table.push(CappedSleep {
             until: tokio::time::Instant::from_std(until),
+            cancel: self.cancel.clone(),
         })?;
         wasmtime_wasi::p2::subscribe(&mut self.table, sleep)
     }
@@ -99,16 +113,34 @@ impl HostMonotonicClock for Clock {
     }
 }
 
-/// A guest's sleep, cut short at the call's deadline.
+/// A guest's sleep, cut short at the call's deadline or when the request is cancelled.
 struct CappedSleep {
     until: tokio::time::Instant,
+    cancel: Cancel,
 }
 
 #[async_trait::async_trait]
 impl Pollable for CappedSleep {
     async fn ready(&mut self) {
-        tokio::time::sleep_until(self.until).await;
+        tokio::select! {
+            () = tokio::time::sleep_until(self.until) => {}
+            () = self.cancel.cancelled() => {}
+        }
     }
+}
+
+/// What the epoch callback of every store does at each tick while the guest runs:
+/// stop it when the request is cancelled or the call's deadline has passed (checked
+/// against the clock, so that a tick thread slowed by a busy machine does not stretch
+/// the deadline), else look again at the next tick.
+pub(super) fn on_tick(state: &State) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+    if state.cancel.is_cancelled() {
+        return Err(wasmtime::Error::new(Broken::Cancelled));
+    }
+    if Instant::now() >= state.deadline {
+        return Err(wasmtime::Error::new(Broken::Deadline));
+    }
+    Ok(wasmtime::UpdateDeadline::Continue(1))
 }
 
 /// Replaces WASI's clock subscriptions, through which a guest could block in host code

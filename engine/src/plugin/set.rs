@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{CallCounts, Limits, Plugin, PluginError, PluginInstance};
+use super::pool::{Demand, Grant, Lease};
+use super::{Budget, CallCounts, Limits, Plugin, PluginError, PluginInstance};
 
 /// A plugin bound to a mapping, with the limits it runs under there.
 #[derive(Debug, Clone)]
@@ -61,25 +62,62 @@ impl PluginSet {
 }
 
 /// The plugin instances of one request or batch: created on first use, dropped with
-/// the session, so no state outlives it.
+/// the session, so no state outlives it. At most one instance per slot is alive at a
+/// time (an instance that traps is dropped before the next one is made), which is
+/// what a [`Grant`] leases.
 pub struct Session {
     bindings: Vec<Binding>,
     instances: Vec<Option<PluginInstance>>,
+    budget: Arc<Budget>,
+    /// The capacity the instances are leased under; kept until they are dropped.
+    /// Declared last: fields drop in order, so the instances go first.
+    _lease: Option<Arc<Lease>>,
 }
 
 impl Session {
-    /// A session over the plugins of a compiled mapping, by slot.
+    /// A session over the plugins of a compiled mapping, by slot, leased from no
+    /// share and without a budget: for the command line and for tests.
     pub fn new(bindings: &[Binding]) -> Session {
         Session {
             bindings: bindings.to_vec(),
             instances: bindings.iter().map(|_| None).collect(),
+            budget: Arc::new(Budget::unlimited()),
+            _lease: None,
+        }
+    }
+
+    /// A session of a request that holds `grant`: its instances are the grant's
+    /// lease, its calls spend a fresh budget of the grant's, and stop when the grant
+    /// is cancelled. The grant must lease at least what the bindings need.
+    pub fn granted(bindings: &[Binding], grant: &Grant) -> Session {
+        let need = Demand::of(bindings);
+        let leased = grant.demand();
+        assert!(
+            need.instances <= leased.instances && need.memory_bytes <= leased.memory_bytes,
+            "a session needs {need:?} but its grant leases {leased:?}"
+        );
+        Session {
+            bindings: bindings.to_vec(),
+            instances: bindings.iter().map(|_| None).collect(),
+            budget: Arc::new(grant.budget()),
+            _lease: Some(grant.lease()),
         }
     }
 
     /// The instance of the plugin in `slot`.
     pub fn instance(&mut self, slot: usize) -> &mut PluginInstance {
         let binding = &self.bindings[slot];
-        self.instances[slot].get_or_insert_with(|| binding.plugin.instance(binding.limits))
+        let budget = &self.budget;
+        self.instances[slot].get_or_insert_with(|| {
+            binding
+                .plugin
+                .instance_in(binding.limits, Arc::clone(budget))
+        })
+    }
+
+    /// Whether the request this session runs for was cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.budget.cancel().is_cancelled()
     }
 
     /// The log lines of every instance, each prefixed with its plugin's name.

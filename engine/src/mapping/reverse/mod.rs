@@ -60,7 +60,7 @@ use super::resolve::ResolvedMapping;
 use super::spec::PluginStep;
 use super::transform::PluginCall;
 use crate::model::Entity;
-use crate::plugin::{Binding, CallCounts, FunctionKind, PluginSet, Session};
+use crate::plugin::{Binding, CallCounts, Demand, FunctionKind, Grant, PluginSet, Session};
 use apply::{settle, write_fields};
 use derive::{Convert, Found, WriteRule, derive_rule};
 use inverse::{Inverse, Style, Unpiece, plugin_inverse};
@@ -233,10 +233,25 @@ impl WritePlan {
         self.write(unified).native
     }
 
+    /// What writing may use of the plugin pool: one instance of each plugin the
+    /// inverses call, with its binding's memory.
+    pub fn plugin_demand(&self) -> Demand {
+        Demand::of(&self.plugins)
+    }
+
     /// [`WritePlan::to_native`], with what the plugin inverses it called logged and
     /// how their calls ended, for the connection's health and error log.
     pub fn write(&self, unified: &Value) -> Written {
-        let mut session = Session::new(&self.plugins);
+        self.write_in(unified, Session::new(&self.plugins))
+    }
+
+    /// [`WritePlan::write`] under `grant`: the inverses' instances are the grant's
+    /// lease, and their calls spend its budget and stop when it is cancelled.
+    pub fn write_granted(&self, unified: &Value, grant: &Grant) -> Written {
+        self.write_in(unified, Session::granted(&self.plugins, grant))
+    }
+
+    fn write_in(&self, unified: &Value, mut session: Session) -> Written {
         let native = self.native(unified, &mut session);
         Written {
             native,
