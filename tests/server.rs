@@ -33,6 +33,9 @@ impl Server {
                 "127.0.0.1:0",
                 "--webhook-backoff-ms",
                 "100",
+                // The webhook receiver listens on 127.0.0.1.
+                "--allow-upstream",
+                "127.0.0.0/8",
                 "--data-dir",
             ])
             .arg(data_dir)

@@ -161,6 +161,18 @@ enum Command {
         webhook_backoff_ms: u64,
         #[command(flatten)]
         plugin_pool: PluginPoolArgs,
+        /// Allow webhooks, live upstreams and token endpoints at addresses in this
+        /// range (CIDR such as 10.20.0.0/16, or one address), which are otherwise
+        /// refused as loopback, private, link-local, metadata or reserved; repeat for
+        /// more ranges (the variable takes them comma-separated). None by default.
+        #[arg(
+            long = "allow-upstream",
+            env = "CROSSWALK_ALLOW_UPSTREAM",
+            value_name = "CIDR",
+            value_delimiter = ',',
+            value_parser = crate::egress::parse_range
+        )]
+        allow_upstream: Vec<ipnet::IpNet>,
     },
 }
 
@@ -441,6 +453,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             floor_bytes,
             webhook_backoff_ms,
             plugin_pool,
+            allow_upstream,
         } => serve(
             addr,
             &data_dir,
@@ -449,6 +462,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             floor_bytes,
             webhook_backoff_ms,
             &plugin_pool,
+            allow_upstream,
         ),
         Command::Plugin {
             command: PluginCommand::Check { file, plugins },
@@ -815,6 +829,7 @@ fn serve(
     floor_bytes: Option<usize>,
     webhook_backoff_ms: u64,
     plugin_pool: &PluginPoolArgs,
+    allow_upstream: Vec<ipnet::IpNet>,
 ) -> Result<()> {
     use crate::store::{Mode, Role, SledStore, Store};
     use std::sync::Arc;
@@ -892,9 +907,17 @@ fn serve(
             crate::connection::secrets::SECRET_KEY_ENV
         );
     }
+    if !allow_upstream.is_empty() {
+        let ranges: Vec<String> = allow_upstream.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "outbound calls may also reach {} (--allow-upstream)",
+            ranges.join(", ")
+        );
+    }
     let options = crate::http::ServiceOptions {
         sealer,
         webhook_backoff: std::time::Duration::from_millis(webhook_backoff_ms.max(1)),
+        egress: crate::egress::Policy::allowing(allow_upstream),
     };
     let mut state = crate::http::AppState::with_options(store, host, body_limit, options);
     if let Some(bytes) = floor_bytes {

@@ -15,6 +15,8 @@
 //! - [`store`]: where the service keeps tenants, keys, connections, mapping versions
 //!   and plugins (sled by default).
 //! - [`webhook`]: event subscriptions, the durable outbox and signed delivery.
+//! - [`egress`]: where outbound calls (webhooks, live upstreams, OAuth token
+//!   endpoints) may go, and the HTTP client that checks every connection against it.
 //! - [`cli`]: the `crosswalk` command line.
 //!
 //! # Load → compile → run
@@ -42,6 +44,7 @@
 
 pub mod cli;
 pub mod connection;
+pub mod egress;
 pub mod http;
 pub mod mapping;
 pub mod model;

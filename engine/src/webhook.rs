@@ -23,6 +23,14 @@
 //! slow or down holds up only its own events. A failed one is retried after its backoff
 //! while later ones go on, so events can arrive out of order: order them by
 //! `created_at`.
+//!
+//! # Where events may go
+//!
+//! A subscription's URL is checked against the outbound address policy
+//! ([`crate::egress`]) when it is stored and again on every delivery, when its name is
+//! resolved: an internal address that the operator does not allow is a failed attempt
+//! (`not sent: the address is refused: …`), retried like any other, and nothing is
+//! sent to it. Redirects are not followed.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -36,6 +44,7 @@ use sha2::Sha256;
 use tokio::sync::Notify;
 
 use crate::connection::secrets::Sealer;
+use crate::egress::{Outbound, Policy, SendError};
 use crate::store::{Store, StoreError, now};
 
 /// The prefix of a sealed secret as stored.
@@ -248,6 +257,7 @@ pub struct Webhooks {
     wake: Notify,
     backoff: Duration,
     sealer: Option<Sealer>,
+    policy: Policy,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -260,13 +270,19 @@ impl std::fmt::Debug for Webhooks {
 
 impl Webhooks {
     /// Webhooks over a store; retries start `backoff` after a failure; `sealer`
-    /// opens sealed secrets.
-    pub fn new(store: Arc<dyn Store>, backoff: Duration, sealer: Option<Sealer>) -> Webhooks {
+    /// opens sealed secrets; deliveries go only where `policy` allows.
+    pub fn new(
+        store: Arc<dyn Store>,
+        backoff: Duration,
+        sealer: Option<Sealer>,
+        policy: Policy,
+    ) -> Webhooks {
         Webhooks {
             store,
             wake: Notify::new(),
             backoff,
             sealer,
+            policy,
         }
     }
 
@@ -337,13 +353,11 @@ impl Webhooks {
     /// Delivers the outbox until the process ends: what is due now, then waits for
     /// the next due time, a new event, or a subscription's deliveries to finish.
     pub async fn run(self: Arc<Self>) {
-        crate::connection::upstream::install_tls();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("crosswalk-webhooks/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(DELIVERY_TIMEOUT)
-            .build()
-            .expect("the HTTP client builds");
+        let client = Outbound::new(self.policy.clone(), |builder| {
+            builder
+                .user_agent(concat!("crosswalk-webhooks/", env!("CARGO_PKG_VERSION")))
+                .timeout(DELIVERY_TIMEOUT)
+        });
         let busy = Arc::new(Mutex::new(HashSet::new()));
         loop {
             let next_due = match self.start_due(&client, &busy) {
@@ -369,7 +383,7 @@ impl Webhooks {
     /// next delivery not started is due.
     fn start_due(
         self: &Arc<Self>,
-        client: &reqwest::Client,
+        client: &Outbound,
         busy: &Arc<Mutex<HashSet<String>>>,
     ) -> Result<Option<u64>, StoreError> {
         let now_ms = unix_ms();
@@ -427,11 +441,7 @@ impl Webhooks {
 
     /// One attempt: on success the delivery leaves the outbox; on failure it is due
     /// again after the backoff, or given up.
-    async fn attempt(
-        &self,
-        client: &reqwest::Client,
-        mut delivery: Delivery,
-    ) -> Result<(), StoreError> {
+    async fn attempt(&self, client: &Outbound, mut delivery: Delivery) -> Result<(), StoreError> {
         let subscription = self
             .store
             .subscription(&delivery.tenant_id, &delivery.subscription_id)?;
@@ -445,15 +455,14 @@ impl Webhooks {
         let sent = match self.secret(&subscription) {
             Ok(secret) => {
                 let signature = sign(&secret, timestamp, delivery.body.as_bytes());
-                Ok(client
-                    .post(&subscription.url)
+                let request = client
+                    .request(reqwest::Method::POST, subscription.url.as_str())
                     .header("content-type", "application/json")
                     .header(SIGNATURE_HEADER, signature)
                     .header(EVENT_ID_HEADER, &delivery.event_id)
                     .header(EVENT_TYPE_HEADER, delivery.event_type.as_str())
-                    .body(delivery.body.clone())
-                    .send()
-                    .await)
+                    .body(delivery.body.clone());
+                Ok(client.send(request).await)
             }
             Err(why) => Err(why),
         };
@@ -472,7 +481,18 @@ impl Webhooks {
                         DELIVERY_TIMEOUT.as_secs()
                     )),
                 ),
-                Err(e) => (None, Some(format!("the receiver is unreachable: {e}"))),
+                Err(SendError::Refused(refusal)) => {
+                    tracing::warn!(subscription = %subscription.id, %refusal, "webhook delivery refused");
+                    (
+                        None,
+                        Some(format!(
+                            "not sent: the address is refused: {refusal}; outbound calls do not go to loopback, private, link-local or metadata addresses unless the operator allows the range (crosswalk serve --allow-upstream CIDR)"
+                        )),
+                    )
+                }
+                Err(SendError::Http(e)) => {
+                    (None, Some(format!("the receiver is unreachable: {e}")))
+                }
             },
         };
         let mut entry = DeliveryAttempt {
@@ -567,7 +587,12 @@ mod tests {
             created_at: now(),
             secret: stored,
         };
-        let with_key = Webhooks::new(Arc::clone(&store), Duration::from_secs(1), Some(sealer));
+        let with_key = Webhooks::new(
+            Arc::clone(&store),
+            Duration::from_secs(1),
+            Some(sealer),
+            Policy::default(),
+        );
         assert_eq!(with_key.secret(&sealed).unwrap(), "whsec_0123456789");
         let moved = Subscription {
             id: "whk_2".into(),
@@ -577,7 +602,12 @@ mod tests {
             with_key.secret(&moved).is_err(),
             "sealed for its own subscription"
         );
-        let without = Webhooks::new(Arc::clone(&store), Duration::from_secs(1), None);
+        let without = Webhooks::new(
+            Arc::clone(&store),
+            Duration::from_secs(1),
+            None,
+            Policy::default(),
+        );
         let e = without.secret(&sealed).unwrap_err();
         assert!(e.contains("CROSSWALK_SECRET_KEY"), "{e}");
         let plain = Subscription {

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use crosswalk::connection::secrets::Sealer;
+use crosswalk::egress::{Policy, parse_range};
 use crosswalk::http::{AppState, ServiceOptions, app};
 use crosswalk::model::Entity;
 use crosswalk::plugin::{HostConfig, PluginHost};
@@ -38,8 +39,19 @@ struct Service {
     webhooks: tokio::task::JoinHandle<()>,
 }
 
+/// What the tests' services may call: the mock upstreams and receivers on 127.0.0.1.
+fn loopback_allowed() -> Policy {
+    Policy::allowing([parse_range("127.0.0.0/8").unwrap()])
+}
+
 impl Service {
+    /// The service, allowed to call 127.0.0.0/8 (where the mocks listen).
     async fn start(dir: &Path, key: Option<String>) -> Service {
+        Service::start_with(dir, key, loopback_allowed()).await
+    }
+
+    /// The service, with outbound calls under `egress`.
+    async fn start_with(dir: &Path, key: Option<String>, egress: Policy) -> Service {
         crosswalk::connection::upstream::install_tls();
         // The service's log goes to the test's output (shown when a test fails).
         let _ = tracing_subscriber::fmt()
@@ -64,6 +76,7 @@ impl Service {
         let options = ServiceOptions {
             sealer: Some(Sealer::from_text(KEY).unwrap()),
             webhook_backoff: Duration::from_millis(100),
+            egress,
         };
         let state = AppState::with_options(store, host, 1 << 20, options);
         let webhooks = state.start_webhooks();
@@ -2030,6 +2043,135 @@ async fn live_writes_go_upstream_in_each_systems_format_and_read_back() {
         path.contains("PurchaseOrderHeadersV2(dataAreaId="),
         "{path}"
     );
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Outbound calls are checked when connecting, on the resolved address: a webhook and
+/// a live upstream stored while the operator allowed loopback (by the name
+/// `localhost`, which resolves to 127.0.0.1, and by address) are refused with nothing
+/// sent once the service runs without that allowance, and the refusal is logged per
+/// connection and per delivery; allowed again, the same calls go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_addresses_are_refused_when_connecting_even_if_stored_before() {
+    let dir = temp_dir("egress");
+    let s = Service::start(&dir, None).await;
+    let (by_name, url, _named_receiver) = receiver().await;
+    let named = subscribe(
+        &s,
+        &by_name,
+        &url.replace("127.0.0.1", "localhost"),
+        &["mapping.updated"],
+    )
+    .await;
+    let (by_address, url, _literal_receiver) = receiver().await;
+    let literal = subscribe(&s, &by_address, &url, &["mapping.updated"]).await;
+    let (base, mock) = mock::start(&format!("crosswalk:{PASSWORD}")).await;
+    let live = s
+        .live(
+            "sap-s4hana",
+            json!({"base_url": base.replace("127.0.0.1", "localhost")}),
+            json!({"type": "basic", "username": "crosswalk", "password": PASSWORD}),
+        )
+        .await;
+    let orders = format!("/v1/connections/{live}/purchase-orders?page_size=2");
+    let (status, page) = s.get(&orders).await;
+    assert_eq!(status, 200, "allowed, `localhost` is reached: {page}");
+    let (_, _, c) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "sap-s4hana", "name": "sb", "mode": "sandbox"})),
+        )
+        .await;
+    let mapping = format!(
+        "/v1/connections/{}/mappings/purchase_order",
+        c["id"].as_str().unwrap()
+    );
+    let change =
+        |n: usize| json!({"overrides": [{"target": format!("custom_fields.f{n}"), "path": "$.X"}]});
+    let (status, _, _) = s.call("PUT", &mapping, Some(change(1))).await;
+    assert_eq!(status, 200);
+    wait_delivered(&s, &named).await;
+    wait_delivered(&s, &literal).await;
+    let key = s.stop().await;
+
+    // The same store, without the allowance: nothing is sent to either.
+    let s = Service::start_with(&dir, Some(key.clone()), Policy::deny_internal()).await;
+    let data_calls = *mock.data_calls.lock().unwrap();
+    let (status, answer) = s.get(&orders).await;
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(answer["error"]["code"], "upstream_unreachable");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "its address is refused: `localhost` resolves only to refused addresses: 127.0.0.1 is a loopback address (127.0.0.0/8)"
+        ) && message.contains("--allow-upstream"),
+        "{message}"
+    );
+    assert_eq!(
+        *mock.data_calls.lock().unwrap(),
+        data_calls,
+        "nothing reached the upstream"
+    );
+    let (_, errors) = s.get(&format!("/v1/connections/{live}/errors")).await;
+    assert_eq!(errors["data"][0]["kind"], "network", "{errors}");
+    assert!(
+        errors["data"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1 is a loopback address"),
+        "{errors}"
+    );
+    let (status, _, _) = s.call("PUT", &mapping, Some(change(2))).await;
+    assert_eq!(status, 200);
+    for (sub, why) in [
+        (
+            &named,
+            "`localhost` resolves only to refused addresses: 127.0.0.1 is a loopback address (127.0.0.0/8)",
+        ),
+        (
+            &literal,
+            "the address is refused: 127.0.0.1 is a loopback address (127.0.0.0/8)",
+        ),
+    ] {
+        let mut log = Value::Null;
+        for _ in 0..200 {
+            log = s.get(&format!("/v1/webhooks/{sub}/deliveries")).await.1;
+            if log["data"][0]["outcome"] == "failed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(log["data"][0]["outcome"], "failed", "{log}");
+        let error = log["data"][0]["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("not sent:") && error.contains(why),
+            "{error}"
+        );
+    }
+    for r in [&by_name, &by_address] {
+        assert!(
+            r.of("mapping.updated")
+                .iter()
+                .all(|e| e["data"]["version"] == 1),
+            "nothing was delivered without the allowance"
+        );
+    }
+    s.stop().await;
+
+    // Allowed again: the retried deliveries and the reads go through.
+    let s = Service::start(&dir, Some(key)).await;
+    for r in [&by_name, &by_address] {
+        eventually("the redelivery once allowed", || {
+            r.of("mapping.updated")
+                .iter()
+                .any(|e| e["data"]["version"] == 2)
+        })
+        .await;
+    }
+    let (status, page) = s.get(&orders).await;
+    assert_eq!(status, 200, "{page}");
     s.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

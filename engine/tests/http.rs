@@ -7,7 +7,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use crosswalk::http::{AppState, REQUEST_ID_HEADER, VERSION_HEADER, app, openapi};
+use crosswalk::egress::{Policy, parse_range};
+use crosswalk::http::{AppState, REQUEST_ID_HEADER, ServiceOptions, VERSION_HEADER, app, openapi};
 use crosswalk::plugin::{HostConfig, PluginHost};
 use crosswalk::store::{Role, SledStore, Store};
 use serde_json::{Value, json};
@@ -27,7 +28,17 @@ impl Drop for Fixture {
     }
 }
 
+/// The fixture of most tests: outbound calls may go to 127.0.0.0/8, where test
+/// receivers listen.
 fn fixture(name: &str, body_limit: usize) -> Fixture {
+    let options = ServiceOptions {
+        egress: Policy::allowing([parse_range("127.0.0.0/8").unwrap()]),
+        ..ServiceOptions::default()
+    };
+    fixture_with(name, body_limit, options)
+}
+
+fn fixture_with(name: &str, body_limit: usize, options: ServiceOptions) -> Fixture {
     let dir = std::env::temp_dir().join(format!("crosswalk-http-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).unwrap());
@@ -48,7 +59,7 @@ fn fixture(name: &str, body_limit: usize) -> Fixture {
         .unwrap(),
     );
     Fixture {
-        app: app(AppState::new(store, host, body_limit)),
+        app: app(AppState::with_options(store, host, body_limit, options)),
         alice,
         bob,
         admin,
@@ -1640,4 +1651,260 @@ async fn if_match_makes_a_mapping_change_conditional() {
         "{}",
         a.body
     );
+
+/// Every spelling of an internal address that the issue found accepted, and more.
+const REFUSED_URLS: &[(&str, &str)] = &[
+    ("http://169.254.169.254/latest/meta-data/iam/", "link_local"),
+    ("http://10.0.0.1/hooks", "private"),
+    ("http://192.168.1.1/", "private"),
+    ("http://172.16.0.1/", "private"),
+    ("http://100.64.0.1/", "shared_address_space"),
+    ("http://127.0.0.1:9/hooks", "loopback"),
+    ("http://localhost:9/hooks", "loopback"),
+    ("http://[::1]/", "loopback"),
+    ("http://[fd00::1]/", "unique_local"),
+    ("http://[fe80::1]/", "link_local"),
+    ("http://[::ffff:127.0.0.1]/", "loopback"),
+    ("http://[::ffff:169.254.169.254]/", "link_local"),
+    ("http://0/", "unspecified"),
+    ("http://0.0.0.0/", "unspecified"),
+    ("http://[::]/", "unspecified"),
+    ("http://2130706433/", "loopback"),
+    ("http://0x7f000001/", "loopback"),
+    ("http://0177.0.0.1/", "loopback"),
+    ("http://127.1/", "loopback"),
+    ("http://224.0.0.1/", "multicast"),
+    ("http://255.255.255.255/", "broadcast"),
+    (
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "metadata_name",
+    ),
+    ("http://metadata/", "metadata_name"),
+];
+
+/// The address policy by default (no allow-list) and without a secret key: a refused
+/// address is a 422 that names the field and the rule, and nothing is stored.
+#[tokio::test]
+async fn outbound_urls_at_internal_addresses_are_refused_when_stored() {
+    let dir = std::env::temp_dir().join(format!("crosswalk-http-ssrf-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).unwrap());
+    let tenant = store.create_tenant("mallory").unwrap();
+    let key = store.create_key(&tenant.id, Role::Tenant).unwrap().1;
+    let k = Some(key.as_str());
+    let host = Arc::new(
+        PluginHost::new(HostConfig {
+            max_instances: 1,
+            ..HostConfig::default()
+        })
+        .unwrap(),
+    );
+    // The default state: what `crosswalk serve` has without --allow-upstream.
+    let router = app(AppState::new(Arc::clone(&store), host, 1 << 20));
+    for (url, rule) in REFUSED_URLS {
+        let a = call(
+            &router,
+            "POST",
+            "/v1/webhooks",
+            k,
+            json!({"url": url, "events": ["mapping.updated"]}).to_string(),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.body["error"]["code"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("address_not_allowed")
+            ),
+            "webhook {url}: {}",
+            a.body
+        );
+        assert_eq!(a.body["error"]["details"]["field"], "url", "{url}");
+        assert_eq!(a.body["error"]["details"]["rule"], *rule, "{url}");
+        let message = a.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("url `") && message.contains("--allow-upstream"),
+            "{url}: {message}"
+        );
+        for (field, connection) in [
+            (
+                "upstream.base_url",
+                json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": url}, "credentials": {"type": "basic", "username": "u", "password": "p"}}),
+            ),
+            (
+                "credentials.token_url",
+                json!({"system": "dynamics-365-fo", "name": "x", "mode": "live", "upstream": {"base_url": "https://erp.example.com"}, "credentials": {"type": "oauth2", "token_url": url, "client_id": "c", "client_secret": "s"}}),
+            ),
+        ] {
+            let a = call(
+                &router,
+                "POST",
+                "/v1/connections",
+                k,
+                connection.to_string(),
+            )
+            .await;
+            assert_eq!(
+                (a.status, a.body["error"]["code"].as_str()),
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Some("address_not_allowed")
+                ),
+                "{field} {url}: {}",
+                a.body
+            );
+            assert_eq!(a.body["error"]["details"]["field"], field, "{url}");
+            assert_eq!(a.body["error"]["details"]["rule"], *rule, "{url}");
+        }
+    }
+    // A numeric spelling is named with the address it is.
+    let a = call(
+        &router,
+        "POST",
+        "/v1/webhooks",
+        k,
+        json!({"url": "http://0x7f000001/", "events": ["mapping.updated"]}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        a.body["error"]["details"],
+        json!({"field": "url", "rule": "loopback", "address": "127.0.0.1", "range": "127.0.0.0/8"})
+    );
+    // A user or password in a URL is refused, without repeating it.
+    for (url, code) in [
+        (
+            "https://user:hunter2@hooks.example.com/x",
+            "invalid_subscription",
+        ),
+        ("https://user@hooks.example.com/x", "invalid_subscription"),
+        ("ftp://hooks.example.com/x", "invalid_subscription"),
+    ] {
+        let a = call(
+            &router,
+            "POST",
+            "/v1/webhooks",
+            k,
+            json!({"url": url, "events": ["mapping.updated"]}).to_string(),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.body["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{url}: {}",
+            a.body
+        );
+        assert!(!a.body.to_string().contains("hunter2"), "{}", a.body);
+    }
+    let a = call(
+        &router,
+        "POST",
+        "/v1/connections",
+        k,
+        json!({"system": "dynamics-365-fo", "name": "x", "mode": "live", "upstream": {"base_url": "https://erp.example.com"}, "credentials": {"type": "oauth2", "token_url": "https://id:secret-in-url@login.example.com/token", "client_id": "c", "client_secret": "s"}}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(!a.body.to_string().contains("secret-in-url"), "{}", a.body);
+    let a = call(&router, "GET", "/v1/webhooks", k, "").await;
+    assert_eq!(a.body["data"], json!([]), "nothing was stored");
+    let a = call(&router, "GET", "/v1/connections", k, "").await;
+    assert_eq!(a.body["data"], json!([]), "nothing was stored");
+    // A public name passes (it is checked again, resolved, when it is called).
+    let a = call(
+        &router,
+        "POST",
+        "/v1/webhooks",
+        k,
+        json!({"url": "https://hooks.example.com/crosswalk", "events": ["mapping.updated"]})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let a = call(
+        &router,
+        "POST",
+        "/v1/connections",
+        k,
+        json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": "https://erp.example.com"}, "credentials": {"type": "basic", "username": "u", "password": "p"}}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        a.body["error"]["code"], "no_secret_key",
+        "past the address check: {}",
+        a.body
+    );
+    drop(router);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The operator's allow-list lets a range through, and only that range; a
+/// reauthorization checks the new token endpoint and the stored base URL before
+/// anything is sent.
+#[tokio::test]
+async fn the_allow_list_lets_the_operators_ranges_through() {
+    let sealer = crosswalk::connection::secrets::Sealer::from_text(&"ab".repeat(32)).unwrap();
+    let f = fixture_with(
+        "allow-list",
+        1 << 20,
+        ServiceOptions {
+            sealer: Some(sealer),
+            egress: Policy::allowing([parse_range("10.20.0.0/16").unwrap()]),
+            ..ServiceOptions::default()
+        },
+    );
+    let k = Some(f.alice.as_str());
+    for (url, allowed) in [
+        ("http://10.20.3.4/hooks", true),
+        ("http://[::ffff:10.20.3.4]/hooks", true),
+        ("http://10.21.0.1/hooks", false),
+        ("http://127.0.0.1/hooks", false),
+        ("http://169.254.169.254/", false),
+    ] {
+        let a = call(
+            &f.app,
+            "POST",
+            "/v1/webhooks",
+            k,
+            json!({"url": url, "events": ["mapping.updated"]}).to_string(),
+        )
+        .await;
+        let expected = if allowed {
+            StatusCode::CREATED
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        assert_eq!(a.status, expected, "{url}: {}", a.body);
+    }
+    // An on-premises SAP on the allowed range is stored (nothing is called yet).
+    let a = call(
+        &f.app,
+        "POST",
+        "/v1/connections",
+        k,
+        json!({"system": "sap-s4hana", "name": "on-prem", "mode": "live", "upstream": {"base_url": "http://10.20.0.5:8000"}, "credentials": {"type": "basic", "username": "u", "password": "p"}}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let onprem = a.body["id"].as_str().unwrap().to_owned();
+    // New OAuth credentials whose token endpoint is the metadata service: refused
+    // before anything is sent.
+    let a = call(
+        &f.app,
+        "POST",
+        &format!("/v1/connections/{onprem}/reauthorize"),
+        k,
+        json!({"credentials": {"type": "oauth2", "token_url": "http://169.254.169.254/token", "client_id": "c", "client_secret": "s"}}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("address_not_allowed")
+        ),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.body["error"]["details"]["field"], "credentials.token_url");
 }

@@ -22,6 +22,7 @@ use super::pipelines::{ChangeError, Pipeline, Pipelines};
 use super::sandbox::{self, Scenario};
 use super::secrets::{SECRET_KEY_ENV, Sealer, SecretError};
 use super::upstream::{Credentials, Next, RecordKey, Upstream, UpstreamError};
+use crate::egress::Outbound;
 use crate::mapping::{Batch, MapOptions, RecordError};
 use crate::model::Entity;
 use crate::store::{Connection, Mode, Store, StoreError, now};
@@ -216,6 +217,8 @@ pub struct Records {
     pipelines: Arc<Pipelines>,
     monitor: Arc<Monitor>,
     sealer: Option<Sealer>,
+    /// The HTTP client every upstream calls through, under the outbound address policy.
+    client: Outbound,
     /// Clients by connection, with the token of the credentials they were built on.
     upstreams: Mutex<HashMap<String, (String, Arc<Upstream>)>>,
 }
@@ -230,18 +233,21 @@ impl std::fmt::Debug for Records {
 
 impl Records {
     /// Records over the store, the pipelines and the monitor; `sealer` opens live
-    /// connections' credentials.
+    /// connections' credentials; upstreams are called through `client` (see
+    /// [`super::upstream::client`]).
     pub fn new(
         store: Arc<dyn Store>,
         pipelines: Arc<Pipelines>,
         monitor: Arc<Monitor>,
         sealer: Option<Sealer>,
+        client: Outbound,
     ) -> Records {
         Records {
             store,
             pipelines,
             monitor,
             sealer,
+            client,
             upstreams: Mutex::new(HashMap::new()),
         }
     }
@@ -630,7 +636,7 @@ impl Records {
             .as_ref()
             .ok_or_else(|| RecordsError::NotConfigured(c.id.clone()))?;
         credentials.validate().map_err(RecordsError::BadQuery)?;
-        let upstream = Upstream::new(&c.system, config, credentials.clone())
+        let upstream = Upstream::new(&c.system, config, credentials.clone(), self.client.clone())
             .map_err(RecordsError::BadQuery)?;
         let entity = upstream.dialect().first_entity();
         upstream
@@ -706,7 +712,7 @@ impl Records {
                 message: e.to_string(),
             })?;
         let upstream = Arc::new(
-            Upstream::new(&c.system, config, credentials)
+            Upstream::new(&c.system, config, credentials, self.client.clone())
                 .map_err(|_| RecordsError::NotConfigured(c.id.clone()))?,
         );
         upstreams.insert(c.id.clone(), (c.token.clone(), Arc::clone(&upstream)));

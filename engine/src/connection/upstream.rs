@@ -14,7 +14,10 @@
 //! Every failure is an [`UpstreamError`] with a [`ErrorKind`], which is what the
 //! connection's health and breaker count. A next-page link from the upstream is only
 //! followed on the upstream's own origin, so that a forged cursor cannot send the
-//! connection's credentials elsewhere.
+//! connection's credentials elsewhere. Every call goes through an [`Outbound`] client,
+//! which refuses internal addresses unless the operator allows them
+//! ([`crate::egress`]); a refused address is a [`ErrorKind::Network`] error that
+//! names the address and the rule.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -27,6 +30,7 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use super::health::ErrorKind;
+use crate::egress::{Outbound, Policy, Refusal, SendError};
 use crate::model::Entity;
 
 /// How to reach a live connection's system (everything but the secrets).
@@ -67,7 +71,8 @@ fn default_page_size() -> u32 {
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
 impl UpstreamConfig {
-    /// Checks the settings; names the first one that is wrong.
+    /// Checks the settings; names the first one that is wrong. The base URL's address
+    /// is checked apart, against the [`Policy`].
     pub fn validate(&self) -> Result<Url, String> {
         let url = Url::parse(&self.base_url)
             .map_err(|e| format!("upstream.base_url `{}` is not a URL: {e}", self.base_url))?;
@@ -176,7 +181,9 @@ impl Credentials {
         }
     }
 
-    /// Checks that nothing is empty and that a token URL is a URL.
+    /// Checks that nothing is empty and that a token URL is an http or https URL
+    /// without a user or password (its address is checked apart, against the
+    /// [`Policy`]).
     pub fn validate(&self) -> Result<(), String> {
         let empty = |field: &str, v: &str| {
             if v.trim().is_empty() {
@@ -200,9 +207,15 @@ impl Credentials {
                 empty("client_id", client_id)?;
                 empty("client_secret", client_secret)?;
                 match Url::parse(token_url) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+                    Ok(u) if !u.username().is_empty() || u.password().is_some() => Err(
+                        "credentials.token_url must not carry a user or password; put them in `client_id` and `client_secret`"
+                            .into(),
+                    ),
+                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                        Ok(())
+                    }
                     _ => Err(format!(
-                        "credentials.token_url `{token_url}` is not an http or https URL"
+                        "credentials.token_url `{token_url}` is not an http or https URL with a host"
                     )),
                 }
             }
@@ -555,7 +568,7 @@ pub struct Page {
 
 /// One live connection's client.
 pub struct Upstream {
-    client: reqwest::Client,
+    client: Outbound,
     dialect: &'static Dialect,
     base: Url,
     credentials: Credentials,
@@ -582,28 +595,44 @@ pub fn install_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The HTTP client all upstreams share (one connection pool, TLS through rustls).
-fn shared_client() -> reqwest::Client {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            install_tls();
-            reqwest::Client::builder()
-                .user_agent(concat!("crosswalk/", env!("CARGO_PKG_VERSION")))
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(Duration::from_secs(10))
-                .build()
-                .expect("the HTTP client builds")
-        })
-        .clone()
+/// The HTTP client for upstreams and their token endpoints, under the outbound
+/// address policy: build it once and share it (one connection pool, TLS through
+/// rustls, no redirects followed).
+pub fn client(policy: Policy) -> Outbound {
+    Outbound::new(policy, |builder| {
+        builder
+            .user_agent(concat!("crosswalk/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+    })
+}
+
+/// The error of a call whose address is refused: nothing was sent.
+fn refused(refusal: &Refusal) -> UpstreamError {
+    UpstreamError::new(
+        ErrorKind::Network,
+        None,
+        format!(
+            "the upstream is unreachable: its address is refused: {refusal}; outbound calls do not go to loopback, private, link-local or metadata addresses unless the operator allows the range (crosswalk serve --allow-upstream CIDR)"
+        ),
+    )
+}
+
+/// The error of a call that failed or was refused.
+fn send_error(e: &SendError, timeout: Duration) -> UpstreamError {
+    match e {
+        SendError::Refused(refusal) => refused(refusal),
+        SendError::Http(e) => transport(e, timeout),
+    }
 }
 
 impl Upstream {
-    /// The client of a connection to `system`.
+    /// The client of a connection to `system`, calling through `client` (see
+    /// [`client`]).
     pub fn new(
         system: &str,
         config: &UpstreamConfig,
         credentials: Credentials,
+        client: Outbound,
     ) -> Result<Upstream, String> {
         let dialect =
             Dialect::of(system).ok_or_else(|| format!("no upstream dialect for {system}"))?;
@@ -613,7 +642,7 @@ impl Upstream {
         }
         credentials.validate()?;
         Ok(Upstream {
-            client: shared_client(),
+            client,
             dialect,
             base,
             credentials,
@@ -973,10 +1002,11 @@ impl Upstream {
                 request = request.json(body);
             }
             let request = self.authorize(request, refreshed).await?;
-            let response = request
-                .send()
+            let response = self
+                .client
+                .send(request)
                 .await
-                .map_err(|e| transport(&e, self.timeout))?;
+                .map_err(|e| send_error(&e, self.timeout))?;
             let status = response.status();
             if status == reqwest::StatusCode::UNAUTHORIZED
                 && matches!(self.credentials, Credentials::Oauth2 { .. })
@@ -1243,15 +1273,17 @@ impl Upstream {
         if let Some(scope) = scope {
             form.push(("scope", scope));
         }
-        let response = self
+        let request = self
             .client
-            .post(token_url)
+            .request(reqwest::Method::POST, token_url.as_str())
             .basic_auth(client_id, Some(client_secret))
             .form(&form)
-            .timeout(self.timeout)
-            .send()
+            .timeout(self.timeout);
+        let response = self
+            .client
+            .send(request)
             .await
-            .map_err(|e| transport(&e, self.timeout))?;
+            .map_err(|e| send_error(&e, self.timeout))?;
         let status = response.status();
         if !status.is_success() {
             let mut e = answer_error(response).await;
@@ -1370,7 +1402,13 @@ mod tests {
     fn upstream(system: &str) -> Upstream {
         let config: UpstreamConfig =
             serde_json::from_value(json!({"base_url": "https://erp.example.com/base"})).unwrap();
-        Upstream::new(system, &config, Credentials::Bearer { token: "t".into() }).unwrap()
+        Upstream::new(
+            system,
+            &config,
+            Credentials::Bearer { token: "t".into() },
+            client(Policy::default()),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -1509,6 +1547,7 @@ mod tests {
             "sap-s4hana",
             &serde_json::from_value(json!({"base_url": "https://erp.example.com"})).unwrap(),
             c,
+            client(Policy::default()),
         )
         .unwrap();
         assert!(!format!("{up:?}").contains("hunter2"));

@@ -622,6 +622,19 @@ pub(super) async fn reauthorize(
             format!("connection `{}` is a sandbox: it has no credentials", c.id),
         ));
     }
+    // The stored base URL too: the operator may have narrowed what is allowed since.
+    credentials.validate().map_err(|message| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_credentials",
+            message,
+        )
+    })?;
+    outbound_addresses(
+        &state,
+        c.upstream.as_ref().map(|u| u.base_url.as_str()),
+        &credentials,
+    )?;
     let updated = state
         .inner
         .records
@@ -642,6 +655,34 @@ pub(super) async fn reauthorize(
             other => other.into(),
         })?;
     Ok(Json(updated))
+}
+
+/// Checks the addresses a live connection will call against the outbound policy: its
+/// base URL and, for OAuth, its token endpoint.
+fn outbound_addresses(
+    state: &AppState,
+    base_url: Option<&str>,
+    credentials: &Credentials,
+) -> Result<(), ApiError> {
+    if let Some(base_url) = base_url {
+        super::outbound_url(
+            state,
+            "upstream.base_url",
+            base_url,
+            "; put them in `credentials`",
+            "invalid_connection",
+        )?;
+    }
+    if let Credentials::Oauth2 { token_url, .. } = credentials {
+        super::outbound_url(
+            state,
+            "credentials.token_url",
+            token_url,
+            "; put them in `client_id` and `client_secret`",
+            "invalid_credentials",
+        )?;
+    }
+    Ok(())
 }
 
 /// Checks a new connection's upstream settings and credentials.
@@ -669,6 +710,7 @@ pub(super) fn live_settings(
             System::get(system).map_err(|e| invalid(e.to_string()))?;
             upstream.validate().map_err(invalid)?;
             credentials.validate().map_err(invalid)?;
+            outbound_addresses(state, Some(&upstream.base_url), &credentials)?;
             if state.inner.records.sealer().is_none() {
                 return Err(RecordsError::NoSecretKey.into());
             }

@@ -64,6 +64,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     records: Arc<Records>,
     webhooks: Arc<Webhooks>,
+    /// Where outbound calls may go: URLs are checked against it when they are stored.
+    egress: crate::egress::Policy,
     /// The body of `POST /bench/floor`, when the server runs for benchmarks.
     floor: Option<Bytes>,
 }
@@ -77,6 +79,9 @@ pub struct ServiceOptions {
     /// The first wait before a failed webhook delivery is retried; it doubles with
     /// each attempt.
     pub webhook_backoff: std::time::Duration,
+    /// Where webhooks, live upstreams and token endpoints may be reached: by default
+    /// no loopback, private, link-local or metadata address (`--allow-upstream`).
+    pub egress: crate::egress::Policy,
 }
 
 impl Default for ServiceOptions {
@@ -84,6 +89,7 @@ impl Default for ServiceOptions {
         ServiceOptions {
             sealer: None,
             webhook_backoff: std::time::Duration::from_secs(5),
+            egress: crate::egress::Policy::deny_internal(),
         }
     }
 }
@@ -111,6 +117,7 @@ impl AppState {
             Arc::clone(&store),
             options.webhook_backoff,
             options.sealer.clone(),
+            options.egress.clone(),
         ));
         let monitor = Arc::new(Monitor::new(Arc::clone(&store), Arc::clone(&webhooks)));
         let records = Arc::new(Records::new(
@@ -118,6 +125,7 @@ impl AppState {
             Arc::clone(&pipelines),
             monitor,
             options.sealer,
+            crate::connection::upstream::client(options.egress.clone()),
         ));
         AppState {
             inner: Arc::new(Shared {
@@ -128,6 +136,7 @@ impl AppState {
                 metrics: Arc::new(Metrics::new()),
                 records,
                 webhooks,
+                egress: options.egress,
                 floor: None,
             }),
         }
@@ -466,6 +475,42 @@ fn json_body<T: serde::de::DeserializeOwned>(
         ApiError::bad_request(format!("the body is not valid: {e}"))
             .details(json!({"line": e.line(), "column": e.column()}))
     })
+}
+
+/// A URL that the service will call (a webhook, a live upstream, a token endpoint),
+/// checked as it is stored: 422 `address_not_allowed` when its address is refused
+/// (details: the field, the address, the rule and its range), else 422 with
+/// `invalid_code` when it is not an http or https URL without a user or password.
+fn outbound_url(
+    state: &AppState,
+    field: &'static str,
+    url: &str,
+    hint: &'static str,
+    invalid_code: &'static str,
+) -> Result<url::Url, ApiError> {
+    use crate::egress::UrlError;
+    state
+        .inner
+        .egress
+        .check_url(field, url, hint)
+        .map_err(|e| match &e {
+            UrlError::Refused { refusal, .. } => {
+                let mut details = refusal.details();
+                details["field"] = json!(field);
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "address_not_allowed",
+                    e.to_string(),
+                )
+                .details(details)
+            }
+            _ => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                invalid_code,
+                e.to_string(),
+            )
+            .details(json!({"field": field})),
+        })
 }
 
 /// The metrics in Prometheus' text format; for admin keys, since the labels name

@@ -18,7 +18,9 @@ use crate::webhook::{DeliveryAttempt, EventType, Subscription, random_id};
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSubscription {
-    /// Where events are posted: an http or https URL.
+    /// Where events are posted: an http or https URL, without a user or password, at
+    /// an address the server's outbound policy allows (no loopback, private,
+    /// link-local or metadata address unless the operator allows its range).
     #[schemars(url)]
     pub url: String,
     /// The events to receive (at least one).
@@ -56,14 +58,13 @@ pub(super) async fn subscribe(
         mut events,
         secret,
     } = json_body(body)?;
-    match url::Url::parse(&url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-        _ => {
-            return Err(invalid(format!(
-                "url `{url}` is not an http or https URL with a host"
-            )));
-        }
-    }
+    super::outbound_url(
+        &state,
+        "url",
+        &url,
+        "; deliveries are signed with the subscription's secret instead",
+        "invalid_subscription",
+    )?;
     if events.is_empty() {
         return Err(invalid(
             "events is empty: name at least one event type".into(),
