@@ -1,4 +1,7 @@
 //! The hot-swapped pipelines of every connection.
+//!
+//! Every change goes through here: checked against the [`Quotas`], compiled, stored as
+//! the next version, published; then the history beyond the versions kept is pruned.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -8,6 +11,7 @@ use arc_swap::ArcSwap;
 use crate::mapping::{self, OverrideSpec, Plan, ResolvedMapping, SpecErrors};
 use crate::model::Entity;
 use crate::plugin::{Limits, PluginError, PluginHost, PluginSet};
+use crate::quota::{LimitExceeded, Quotas};
 use crate::store::{Connection, MappingVersion, PluginBinding, Store, StoreError};
 
 /// What one connection runs for one entity: a compiled plan and the version it is.
@@ -50,6 +54,21 @@ pub enum ChangeError {
         /// The last version.
         last: u64,
     },
+    /// A rollback to a version that was pruned from the history.
+    #[error(
+        "version {version} of this mapping was pruned: the history keeps versions {first} to {last} (the limit `max_versions_kept`)"
+    )]
+    PrunedVersion {
+        /// The version asked for.
+        version: u64,
+        /// The oldest version kept.
+        first: u64,
+        /// The last version.
+        last: u64,
+    },
+    /// The change would break a limit.
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -61,6 +80,7 @@ type Key = (String, Entity);
 pub struct Pipelines {
     store: Arc<dyn Store>,
     host: Arc<PluginHost>,
+    quotas: Quotas,
     slots: RwLock<HashMap<Key, Arc<Slot>>>,
 }
 
@@ -72,13 +92,20 @@ struct Slot {
 }
 
 impl Pipelines {
-    /// Pipelines over a store and a plugin host.
+    /// Pipelines over a store and a plugin host, under the default [`Quotas`].
     pub fn new(store: Arc<dyn Store>, host: Arc<PluginHost>) -> Pipelines {
         Pipelines {
             store,
             host,
+            quotas: Quotas::DEFAULT,
             slots: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Under these quotas: the size of a mapping, its bindings, the versions kept.
+    pub fn with_quotas(mut self, quotas: Quotas) -> Pipelines {
+        self.quotas = quotas;
+        self
     }
 
     /// The pipeline a request uses now: one `Arc`, taken once per request.
@@ -113,6 +140,16 @@ impl Pipelines {
     ) -> Result<Arc<Pipeline>, ChangeError> {
         let history = self.store.mapping_history(&connection.id, entity)?;
         let Some(old) = history.iter().find(|v| v.version == version) else {
+            let (first, last) = (history.first(), history.last());
+            if let (Some(first), Some(last)) = (first, last)
+                && (1..first.version).contains(&version)
+            {
+                return Err(ChangeError::PrunedVersion {
+                    version,
+                    first: first.version,
+                    last: last.version,
+                });
+            }
             return Err(ChangeError::UnknownVersion {
                 version,
                 last: history.last().map_or(0, |v| v.version),
@@ -136,6 +173,7 @@ impl Pipelines {
         overrides: &OverrideSpec,
         plugins: &[PluginBinding],
     ) -> Result<Pipeline, ChangeError> {
+        self.quotas.mapping(overrides, plugins)?;
         self.compile(connection, entity, overrides, plugins, 0)
     }
 
@@ -159,6 +197,7 @@ impl Pipelines {
         let slot = self.slot(connection, entity)?;
         let _ordered = slot.changing.lock().unwrap_or_else(|p| p.into_inner());
         // Validate and compile before anything is stored: a bad change changes nothing.
+        self.quotas.mapping(&overrides, &plugins)?;
         let mut pipeline = self.compile(connection, entity, &overrides, &plugins, 0)?;
         let stored = self.store.append_mapping(
             &connection.id,
@@ -171,7 +210,21 @@ impl Pipelines {
         pipeline.version = stored.version;
         let pipeline = Arc::new(pipeline);
         slot.current.store(Arc::clone(&pipeline));
+        self.prune(connection, entity);
         Ok(pipeline)
+    }
+
+    /// Prunes the history beyond the versions kept. The change is stored and published
+    /// by then: a failure here is logged, and the next change prunes again.
+    fn prune(&self, connection: &Connection, entity: Entity) {
+        if let Err(e) = self.store.prune_mapping_history(
+            &connection.id,
+            entity,
+            self.quotas.max_versions_kept,
+            self.quotas.max_history_bytes,
+        ) {
+            tracing::error!(connection = %connection.id, %entity, error = %e, "the mapping history was not pruned");
+        }
     }
 
     fn slot(&self, connection: &Connection, entity: Entity) -> Result<Arc<Slot>, ChangeError> {

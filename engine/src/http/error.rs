@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::connection::ChangeError;
 use crate::mapping::SpecErrors;
+use crate::quota::LimitExceeded;
 use crate::store::StoreError;
 
 /// The body of every error answer.
@@ -106,6 +107,7 @@ impl From<ChangeError> for ApiError {
     fn from(e: ChangeError) -> Self {
         match e {
             ChangeError::Invalid(errors) => ApiError::invalid(&errors),
+            ChangeError::Limit(e) => e.into(),
             ChangeError::Store(e) => ApiError::internal(&e),
             other => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -113,6 +115,19 @@ impl From<ChangeError> for ApiError {
                 other.to_string(),
             ),
         }
+    }
+}
+
+/// 422 `limit_exceeded`: the limit, its value and what the request came to.
+impl From<LimitExceeded> for ApiError {
+    fn from(e: LimitExceeded) -> Self {
+        let details = e.details();
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit_exceeded",
+            e.message,
+        )
+        .details(details)
     }
 }
 

@@ -5,6 +5,9 @@
 //! documented without being served. Request and response schemas come from the Rust
 //! types that the handlers read and write, through schemars, whose JSON Schema 2020-12
 //! is OpenAPI 3.1's own dialect; the unified records are the model's own schemas.
+//! The server's [`Quotas`] are written into the schemas as `maxLength` and `maxItems`
+//! (and in words where JSON Schema cannot say them), so that the document promises
+//! no more than the server accepts.
 
 use axum::http::Method;
 use axum::routing::MethodRouter;
@@ -14,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::{AppState, VERSION_HEADER, error::ErrorBody, ndjson, observe::REQUEST_ID_HEADER};
 use crate::model::Entity;
+use crate::quota::Quotas;
 
 /// Makes the schema of a type, registering the types it refers to.
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -212,21 +216,21 @@ fn error_description(status: u16) -> &'static str {
         }
         504 => "The upstream did not answer within the connection's timeout.",
         422 => {
-            "Well-formed but refused: an invalid mapping (with every problem in `details.problems`), plugin, binding, system or version, a record that cannot be mapped, a write with fields that cannot be written (`unwritable_fields`, every one in `details.errors`), or a write the source system refused (`upstream_rejected`)."
+            "Well-formed but refused: an invalid mapping (with every problem in `details.problems`), plugin, binding, system or version, a record that cannot be mapped, a write with fields that cannot be written (`unwritable_fields`, every one in `details.errors`), a write the source system refused (`upstream_rejected`), or a limit broken (`limit_exceeded`: `details.limit` names it, `details.max` is its value)."
         }
         500 => "An internal error; the server's log has the cause, under the request id.",
         _ => "An error.",
     }
 }
 
-/// The document of this service's routes, made on first use.
+/// The document of this service's routes under the default quotas, made on first use.
 pub fn served() -> &'static Value {
     static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
-    DOCUMENT.get_or_init(|| document(&super::routes()))
+    DOCUMENT.get_or_init(|| document(&super::routes(), &Quotas::DEFAULT))
 }
 
-/// The document of `routes`.
-pub fn document(routes: &[Route]) -> Value {
+/// The document of `routes`, under `quotas`.
+pub fn document(routes: &[Route], quotas: &Quotas) -> Value {
     let mut generator = SchemaSettings::draft2020_12()
         .with(|s| {
             s.definitions_path = "/components/schemas".into();
@@ -244,6 +248,7 @@ pub fn document(routes: &[Route]) -> Value {
     }
     add_links(&mut paths, routes);
     let mut schemas = generator.take_definitions(true);
+    with_quotas(&mut schemas, &mut paths, quotas);
     for entity in Entity::ALL {
         let mut model = entity.schema().clone();
         if let Value::Object(m) = &mut model {
@@ -464,4 +469,107 @@ pub fn entity_schema<const N: usize>(_: &mut SchemaGenerator) -> Schema {
         );
     }
     Schema::try_from(model).expect("the model's schema is an object")
+}
+
+/// Writes the quotas into the schemas that take what they bound: `maxLength` on
+/// names, URLs, secrets, targets and paths, `maxItems` on overrides and bindings, and
+/// the limits JSON Schema cannot say (sizes) in the descriptions.
+fn with_quotas(schemas: &mut Map<String, Value>, paths: &mut Map<String, Value>, q: &Quotas) {
+    let length = |n: usize| json!({"maxLength": n});
+    let set = |schemas: &mut Map<String, Value>, name: &str, property: &str, add: Value| {
+        let Some(target) = schemas
+            .get_mut(name)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{property}")))
+        else {
+            panic!("schema {name} has no property {property}");
+        };
+        merge(target, add);
+    };
+    set(schemas, "NewTenant", "name", length(q.max_name_length));
+    set(schemas, "NewConnection", "name", length(q.max_name_length));
+    set(
+        schemas,
+        "UpstreamConfig",
+        "base_url",
+        length(q.max_url_length),
+    );
+    set(schemas, "NewSubscription", "url", length(q.max_url_length));
+    set(
+        schemas,
+        "NewSubscription",
+        "secret",
+        length(q.max_secret_length),
+    );
+    // Every string of every kind of credentials.
+    if let Some(Value::Array(kinds)) = schemas
+        .get_mut("Credentials")
+        .and_then(|c| c.get_mut("oneOf"))
+    {
+        for kind in kinds {
+            let Some(Value::Object(properties)) = kind.get_mut("properties") else {
+                continue;
+            };
+            for (name, property) in properties {
+                let max = match name.as_str() {
+                    "type" => continue,
+                    "token_url" => q.max_url_length,
+                    _ => q.max_secret_length,
+                };
+                merge(property, length(max));
+            }
+        }
+    }
+    for rule in ["OverrideRule", "RuleSpec"] {
+        set(schemas, rule, "target", length(q.max_target_length));
+        set(schemas, rule, "path", length(q.max_path_length));
+        set(
+            schemas,
+            rule,
+            "coalesce",
+            json!({"items": {"maxLength": q.max_path_length}}),
+        );
+    }
+    set(schemas, "WriteSpec", "path", length(q.max_path_length));
+    set(
+        schemas,
+        "OverrideSpec",
+        "overrides",
+        json!({"maxItems": q.max_overrides}),
+    );
+    if let Some(spec) = schemas.get_mut("OverrideSpec") {
+        let description = format!(
+            "{} At most {} override entries, nested rules included (`max_overrides`), and {} bytes as JSON (`max_mapping_bytes`).",
+            spec["description"].as_str().unwrap_or_default(),
+            q.max_overrides,
+            q.max_mapping_bytes
+        );
+        spec["description"] = Value::String(description.trim_start().to_owned());
+    }
+    // The bindings are the body of `PUT …/plugins`: an array of its own.
+    for item in paths.values_mut() {
+        let Some(put) = item.get_mut("put") else {
+            continue;
+        };
+        if put["operationId"] == "bindPlugins" {
+            merge(
+                &mut put["requestBody"]["content"]["application/json"]["schema"],
+                json!({"maxItems": q.max_plugins}),
+            );
+        }
+    }
+}
+
+/// Adds the keys of `add` to the object `target`.
+fn merge(target: &mut Value, add: Value) {
+    let (Value::Object(target), Value::Object(add)) = (target, add) else {
+        panic!("a schema is an object");
+    };
+    for (k, v) in add {
+        match (target.get_mut(&k), v) {
+            (Some(existing @ Value::Object(_)), v @ Value::Object(_)) => merge(existing, v),
+            (_, v) => {
+                target.insert(k, v);
+            }
+        }
+    }
 }

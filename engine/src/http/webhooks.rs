@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState, Caller, List, json_body};
+use crate::quota::Quotas;
 use crate::store::now;
 use crate::webhook::{DeliveryAttempt, EventType, Subscription, random_id};
 
@@ -56,6 +57,11 @@ pub(super) async fn subscribe(
         mut events,
         secret,
     } = json_body(body)?;
+    let quotas = state.quotas();
+    quotas.url("url", &url)?;
+    if let Some(secret) = &secret {
+        quotas.secret("secret", secret)?;
+    }
     match url::Url::parse(&url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
         _ => {
@@ -94,7 +100,12 @@ pub(super) async fn subscribe(
         created_at: now(),
         secret: stored,
     };
-    state.inner.store.put_subscription(&subscription)?;
+    let tenant = &subscription.tenant_id;
+    state.counted(|| {
+        let held = state.inner.store.subscriptions(tenant)?.len();
+        Quotas::one_more("max_webhooks", quotas.max_webhooks, held, "webhooks")?;
+        Ok(state.inner.store.put_subscription(&subscription)?)
+    })?;
     subscription.secret.clear();
     Ok((
         StatusCode::CREATED,
