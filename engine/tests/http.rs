@@ -1953,3 +1953,106 @@ async fn large_versions_are_pruned_by_bytes_and_the_current_one_is_kept_whatever
     assert_eq!(a.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(a.body["data"][0]["version"], 5);
 }
+
+#[tokio::test]
+async fn bodies_that_are_not_json_are_refused_with_415() {
+    let f = fixture("content-types", 1 << 20);
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let mapping = format!("/v1/connections/{id}/mappings/purchase_order");
+    let transform = format!("/v1/connections/{id}/transform/purchase_order");
+    let overrides =
+        json!({"overrides": [{"target": "custom_fields.a", "path": "$.A"}]}).to_string();
+    let connection = json!({"system": "sap-s4hana", "name": "n", "mode": "sandbox"}).to_string();
+    let record = json!({"PurchaseOrder": "1"}).to_string();
+    for content_type in [
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+    ] {
+        for (method, uri, body) in [
+            ("PUT", mapping.as_str(), overrides.as_str()),
+            ("PATCH", mapping.as_str(), overrides.as_str()),
+            ("POST", "/v1/connections", connection.as_str()),
+            ("POST", transform.as_str(), record.as_str()),
+            (
+                "POST",
+                "/v1/webhooks",
+                r#"{"url": "https://hooks.example.com/", "events": ["mapping.updated"]}"#,
+            ),
+        ] {
+            let a = call_as(
+                &f.app,
+                method,
+                uri,
+                Some(&f.alice),
+                Some(content_type),
+                body.to_owned(),
+            )
+            .await;
+            assert_eq!(
+                (a.status, a.body["error"]["code"].clone()),
+                (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    json!("unsupported_media_type")
+                ),
+                "{method} {uri} as {content_type}: {}",
+                a.body
+            );
+            assert_eq!(a.body["error"]["details"]["content_type"], content_type);
+        }
+    }
+    let a = call(&f.app, "GET", &mapping, Some(&f.alice), "").await;
+    assert_eq!(a.version.as_deref(), Some("0"), "nothing was changed");
+    let a = call(&f.app, "GET", "/v1/connections", Some(&f.alice), "").await;
+    assert_eq!(
+        a.body["data"].as_array().unwrap().len(),
+        1,
+        "nothing was created"
+    );
+    // JSON with parameters, a +json type, and no type at all are read as JSON.
+    for content_type in [
+        Some("application/json; charset=utf-8"),
+        Some("application/merge-patch+json"),
+        None,
+    ] {
+        let a = call_as(
+            &f.app,
+            "PUT",
+            &mapping,
+            Some(&f.alice),
+            content_type,
+            overrides.clone(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{content_type:?}: {}", a.body);
+    }
+    // NDJSON stays accepted where records stream.
+    let a = call_as(
+        &f.app,
+        "POST",
+        &transform,
+        Some(&f.alice),
+        Some("application/x-ndjson"),
+        format!("{record}\n"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = call_as(
+        &f.app,
+        "PUT",
+        &mapping,
+        Some(&f.alice),
+        Some("application/x-ndjson"),
+        overrides,
+    )
+    .await;
+    assert_eq!(
+        a.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "NDJSON is for records"
+    );
+    // The document says so.
+    let doc = openapi::served();
+    let put = &doc["paths"]["/v1/connections/{id}/mappings/{entity}"]["put"];
+    assert!(put["responses"]["415"].is_object());
+}

@@ -4,8 +4,15 @@
 //! drive it with `oneshot`. Every request carries `Authorization: Bearer <key>`; a
 //! tenant sees only its own connections, and another tenant's id answers 404 as if it
 //! did not exist. Errors have one shape ([`ApiError`]).
+//!
+//! Endpoints that take JSON read a body without a `Content-Type` as JSON (so a plain
+//! `curl -d` works) and answer any other content type than JSON (`application/json`,
+//! `application/*+json`; NDJSON where the endpoint streams) with 415
+//! `unsupported_media_type`. What a tenant stores is bounded by the [`Quotas`]: a
+//! request over one answers 422 `limit_exceeded`, naming it.
 
 mod connections;
+mod content_type;
 mod error;
 pub mod metrics;
 pub mod ndjson;
@@ -197,7 +204,16 @@ pub fn app(state: AppState) -> Router {
     let limit = state.inner.body_limit;
     let mut router = Router::new();
     for route in routes() {
-        router = router.route(route.path, route.handler);
+        let handler = match route.input {
+            openapi::Input::Json(_) => route
+                .handler
+                .layer(axum::middleware::from_fn(content_type::json)),
+            openapi::Input::Records => route
+                .handler
+                .layer(axum::middleware::from_fn(content_type::records)),
+            openapi::Input::None | openapi::Input::Wasm => route.handler,
+        };
+        router = router.route(route.path, handler);
     }
     if state.inner.floor.is_some() {
         router = router.route("/bench/floor", post(floor));

@@ -179,7 +179,7 @@ impl Route {
             statuses.push(404);
         }
         if matches!(self.input, Input::Json(_) | Input::Records) {
-            statuses.extend([400, 413]);
+            statuses.extend([400, 413, 415]);
         }
         if matches!(self.input, Input::Wasm) {
             statuses.push(413);
@@ -205,6 +205,9 @@ fn error_description(status: u16) -> &'static str {
             "In conflict with the state of things: the plugin is bound to a connection's current mapping, or the connection needs reauthorization (`needs_reauth`)."
         }
         413 => "The body is larger than the limit.",
+        415 => {
+            "The body's `Content-Type` is not JSON (`application/json` or `application/*+json`; NDJSON too where the endpoint streams records). A body without a `Content-Type` is read as JSON."
+        }
         429 => {
             "The connection's upstream is rate limiting (`Retry-After` says for how long); it is not called until then."
         }
