@@ -2056,3 +2056,91 @@ async fn bodies_that_are_not_json_are_refused_with_415() {
     let put = &doc["paths"]["/v1/connections/{id}/mappings/{entity}"]["put"];
     assert!(put["responses"]["415"].is_object());
 }
+
+#[tokio::test]
+async fn the_openapi_document_carries_the_servers_quotas_and_is_as_strict_as_the_server() {
+    let quotas = Quotas {
+        max_name_length: 50,
+        max_url_length: 500,
+        max_target_length: 60,
+        max_path_length: 70,
+        max_overrides: 80,
+        max_plugins: 9,
+        ..Quotas::DEFAULT
+    };
+    let f = fixture_with("openapi-quotas", 1 << 20, quotas);
+    let a = call(&f.app, "GET", "/openapi.json", None, "").await;
+    let schemas = &a.body["components"]["schemas"];
+    let property = |schema: &str, name: &str| schemas[schema]["properties"][name].clone();
+    assert_eq!(property("NewConnection", "name")["maxLength"], 50);
+    assert_eq!(property("NewTenant", "name")["maxLength"], 50);
+    assert_eq!(property("UpstreamConfig", "base_url")["maxLength"], 500);
+    assert_eq!(property("NewSubscription", "url")["maxLength"], 500);
+    assert_eq!(property("NewSubscription", "secret")["maxLength"], 8192);
+    assert_eq!(property("NewSubscription", "secret")["minLength"], 16);
+    for rule in ["OverrideRule", "RuleSpec"] {
+        assert_eq!(property(rule, "target")["maxLength"], 60, "{rule}");
+        assert_eq!(property(rule, "path")["maxLength"], 70, "{rule}");
+        assert_eq!(
+            property(rule, "coalesce")["items"]["maxLength"],
+            70,
+            "{rule}"
+        );
+    }
+    assert_eq!(property("OverrideSpec", "overrides")["maxItems"], 80);
+    let oauth2 = schemas["Credentials"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["properties"]["token_url"].is_object())
+        .unwrap();
+    assert_eq!(oauth2["properties"]["token_url"]["maxLength"], 500);
+    assert_eq!(oauth2["properties"]["client_secret"]["maxLength"], 8192);
+    let paths = &a.body["paths"];
+    let bind = &paths["/v1/connections/{id}/mappings/{entity}/plugins"]["put"];
+    assert_eq!(
+        bind["requestBody"]["content"]["application/json"]["schema"]["maxItems"],
+        9
+    );
+    // What the server refuses, the document does not allow.
+    assert_eq!(
+        property("PluginBinding", "sha256")["pattern"],
+        "^[0-9a-f]{64}$"
+    );
+    assert_eq!(
+        schemas["NewConnection"]["then"]["required"],
+        json!(["upstream", "credentials"])
+    );
+    let create = &paths["/v1/connections/{id}/purchase-orders"]["post"];
+    let record = &create["requestBody"]["content"]["application/json"]["schema"];
+    assert!(record["properties"]["number"].is_object());
+    assert!(
+        record["properties"]["errors"].is_null(),
+        "errors are not written"
+    );
+    assert!(record["properties"]["remote_data"].is_null());
+    let list = &paths["/v1/connections/{id}/purchase-orders"]["get"];
+    let cursor = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "cursor")
+        .unwrap();
+    assert_eq!(cursor["schema"]["minLength"], 1);
+    let errors = &paths["/v1/connections/{id}/errors"]["get"];
+    for (name, member) in [("entity", "purchase_order"), ("kind", "rate_limit")] {
+        let parameter = errors["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        assert!(
+            parameter["schema"]["enum"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(member)),
+            "{parameter}"
+        );
+    }
+}

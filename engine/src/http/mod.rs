@@ -326,8 +326,8 @@ pub fn routes() -> Vec<Route> {
             .answers(200, Output::Json(schema::<connections::StatusAnswer>)),
         Route::new(M::GET, "/v1/connections/{id}/errors", get(connections::connection_errors), "connectionErrors", "The connection's error log (upstream, mapping and plugin errors, with request ids), newest first.")
             .query(&[
-                ("entity", "string", "Only errors of this entity (`purchase_order`, …)."),
-                ("kind", "string", "Only errors of this kind: auth, permission, rate_limit, timeout, network, upstream_5xx, bad_response, mapping, plugin."),
+                ("entity", "entity", "Only errors of this entity (`purchase_order`, …)."),
+                ("kind", "error_kind", "Only errors of this kind: auth, permission, rate_limit, timeout, network, upstream_5xx, bad_response, mapping, plugin."),
                 ("limit", "integer:1:500", "At most this many entries (1 to 500; 100 by default)."),
             ])
             .answers(200, Output::Json(schema::<List<crate::connection::ErrorEntry>>))
@@ -430,7 +430,7 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
     [
         Route::new(Method::GET, r.collection, get(list), list_op, "A page of the connection's records of this entity, mapped with its current mapping (sandbox data or the live system).")
             .query(&[
-                ("cursor", "string", "The `next_cursor` of the previous page."),
+                ("cursor", "token", "The `next_cursor` of the previous page."),
                 ("page_size", "integer:1:500", "Records per page (1 to 500; 50 by default). A live connection asks its upstream for this many."),
                 ("updated_since", "date-time", "Only records changed at or after this instant (RFC 3339)."),
             ])
@@ -657,6 +657,15 @@ async fn create_tenant(
 /// A new connection.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// A live connection needs its upstream and credentials; a sandbox takes neither.
+#[schemars(extend(
+    "if" = {"properties": {"mode": {"const": "live"}}},
+    "then" = {
+        "required": ["upstream", "credentials"],
+        "properties": {"upstream": {"type": "object"}, "credentials": {"type": "object"}}
+    },
+    "else" = {"properties": {"upstream": {"type": "null"}, "credentials": {"type": "null"}}}
+))]
 pub struct NewConnection {
     /// The source system.
     #[schemars(schema_with = "system_schema")]

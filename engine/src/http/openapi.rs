@@ -85,14 +85,15 @@ pub struct Route {
     /// Its success answer.
     pub output: Output,
     /// Error statuses besides those every endpoint of its kind has (401 with a key,
-    /// 404 with path parameters, 400 and 413 with a JSON body, 405 and 500).
+    /// 404 with path parameters, 400, 413 and 415 with a JSON body, 405 and 500).
     pub errors: &'static [u16],
     /// Whether answers carry the mapping version header.
     pub versioned: bool,
     /// Boolean query parameters and what they do.
     pub flags: &'static [(&'static str, &'static str)],
-    /// Other query parameters: name, type (`string`, `integer`, `integer:<min>:<max>`
-    /// or `date-time`) and what they do.
+    /// Other query parameters: name, type (`string`, `token` for a non-empty string,
+    /// `entity` for an entity's name, `error_kind` for an error log kind,
+    /// `integer:<min>:<max>` or `date-time`) and what they do.
     pub query: &'static [(&'static str, &'static str, &'static str)],
 }
 
@@ -343,6 +344,12 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
     parameters.extend(route.query.iter().map(|(name, kind, description)| {
         let schema = match kind.split(':').collect::<Vec<_>>()[..] {
             ["date-time"] => json!({"type": "string", "format": "date-time"}),
+            ["token"] => json!({"type": "string", "minLength": 1}),
+            ["entity"] => entity_enum(),
+            ["error_kind"] => json!({
+                "type": "string",
+                "enum": crate::connection::ErrorKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            }),
             ["integer", min, max] => json!({
                 "type": "integer",
                 "minimum": min.parse::<u64>().expect("a bound"),
@@ -409,10 +416,7 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
 fn path_parameter(name: &str) -> Value {
     let (description, schema) = match name {
         "id" => ("The connection's id (`con_…`).", json!({"type": "string"})),
-        "entity" => (
-            "The unified entity.",
-            json!({"type": "string", "enum": Entity::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>()}),
-        ),
+        "entity" => ("The unified entity.", entity_enum()),
         "record_id" => (
             "The record's id: the source system's key, as the unified record's `id` gives it.",
             json!({"type": "string"}),
@@ -422,12 +426,17 @@ fn path_parameter(name: &str) -> Value {
             json!({"type": "string"}),
         ),
         "sha256" => (
-            "The plugin version: the sha256 of its component, in hex.",
-            json!({"type": "string"}),
+            "The plugin version: the sha256 of its component, in lowercase hex.",
+            json!({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
         ),
         _ => ("", json!({"type": "string"})),
     };
     json!({"name": name, "in": "path", "required": true, "description": description, "schema": schema})
+}
+
+/// The names of the entities.
+fn entity_enum() -> Value {
+    json!({"type": "string", "enum": Entity::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>()})
 }
 
 /// `{"data": record}` for one source record, `{"data": [record or error, …]}` for many.
@@ -464,6 +473,11 @@ pub fn entity_schema<const N: usize>(_: &mut SchemaGenerator) -> Schema {
         m.remove("$schema");
         m.remove("$id");
         m.remove("required");
+        // What mapping adds to a record is not written back.
+        if let Some(Value::Object(properties)) = m.get_mut("properties") {
+            properties.remove("errors");
+            properties.remove("remote_data");
+        }
         m.insert(
             "description".into(),
             Value::String(format!(

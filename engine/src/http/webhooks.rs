@@ -27,6 +27,7 @@ pub struct NewSubscription {
     pub events: Vec<EventType>,
     /// The signing secret (at least 16 characters); one is made when none is given.
     #[serde(default)]
+    #[schemars(length(min = 16))]
     pub secret: Option<String>,
 }
 

@@ -116,7 +116,8 @@ pub struct Connection {
 /// A plugin version bound to a connection's mapping, with its limits there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PluginBinding {
-    /// The plugin version, by content.
+    /// The plugin version, by content: the sha256 of its component, in lowercase hex.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
     pub sha256: String,
     /// Changes to the default limits, within the ceiling.
     #[serde(default)]
