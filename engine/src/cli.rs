@@ -20,6 +20,7 @@ use crate::mapping::{
 use crate::model::Entity;
 use crate::path::Path;
 use crate::plugin::{FunctionKind, HostConfig, Limits, PluginHost, PluginSet, PoolConfig};
+use crate::quota::Quotas;
 
 /// Crosswalk maps source-system payloads (SAP S/4HANA, IBM Maximo, Dynamics 365) to one
 /// unified model.
@@ -173,6 +174,8 @@ enum Command {
             value_parser = crate::egress::parse_range
         )]
         allow_upstream: Vec<ipnet::IpNet>,
+        #[command(flatten)]
+        quotas: QuotaArgs,
     },
 }
 
@@ -264,6 +267,75 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
     number
         .checked_mul(1 << shift)
         .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+
+/// The limits on what tenants store (see `crosswalk::quota`); each has a
+/// `CROSSWALK_MAX_…` variable too.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Limits and quotas")]
+struct QuotaArgs {
+    /// Characters in a connection's, tenant's or plugin's name.
+    #[arg(long, env = "CROSSWALK_MAX_NAME_LENGTH", default_value_t = Quotas::DEFAULT.max_name_length)]
+    max_name_length: usize,
+    /// Characters in a webhook URL, an upstream base_url or token_url.
+    #[arg(long, env = "CROSSWALK_MAX_URL_LENGTH", default_value_t = Quotas::DEFAULT.max_url_length)]
+    max_url_length: usize,
+    /// Characters in a webhook secret or a field of a connection's credentials.
+    #[arg(long, env = "CROSSWALK_MAX_SECRET_LENGTH", default_value_t = Quotas::DEFAULT.max_secret_length)]
+    max_secret_length: usize,
+    /// Characters in an override's target.
+    #[arg(long, env = "CROSSWALK_MAX_TARGET_LENGTH", default_value_t = Quotas::DEFAULT.max_target_length)]
+    max_target_length: usize,
+    /// Characters in a mapping's JSONPath (path, coalesce entry, write.path).
+    #[arg(long, env = "CROSSWALK_MAX_PATH_LENGTH", default_value_t = Quotas::DEFAULT.max_path_length)]
+    max_path_length: usize,
+    /// Override entries, nested rules included, in a connection's mapping of an entity.
+    #[arg(long, env = "CROSSWALK_MAX_OVERRIDES", default_value_t = Quotas::DEFAULT.max_overrides)]
+    max_overrides: usize,
+    /// Bytes of a connection's override document for an entity, as JSON.
+    #[arg(long, env = "CROSSWALK_MAX_MAPPING_BYTES", default_value_t = Quotas::DEFAULT.max_mapping_bytes)]
+    max_mapping_bytes: usize,
+    /// Connections per tenant.
+    #[arg(long, env = "CROSSWALK_MAX_CONNECTIONS", default_value_t = Quotas::DEFAULT.max_connections)]
+    max_connections: usize,
+    /// Plugin versions per tenant (and plugins bound to one mapping).
+    #[arg(long, env = "CROSSWALK_MAX_PLUGINS", default_value_t = Quotas::DEFAULT.max_plugins)]
+    max_plugins: usize,
+    /// Bytes of all of a tenant's plugin versions together.
+    #[arg(long, env = "CROSSWALK_MAX_PLUGIN_BYTES", default_value_t = Quotas::DEFAULT.max_plugin_bytes)]
+    max_plugin_bytes: u64,
+    /// Webhook subscriptions per tenant.
+    #[arg(long, env = "CROSSWALK_MAX_WEBHOOKS", default_value_t = Quotas::DEFAULT.max_webhooks)]
+    max_webhooks: usize,
+    /// Versions kept of a connection's mapping of an entity; older ones are pruned
+    /// (never the current one).
+    #[arg(long, env = "CROSSWALK_MAX_VERSIONS_KEPT", default_value_t = Quotas::DEFAULT.max_versions_kept)]
+    max_versions_kept: usize,
+    /// Bytes of stored versions kept of a connection's mapping of an entity; older
+    /// ones are pruned (never the current one).
+    #[arg(long, env = "CROSSWALK_MAX_HISTORY_BYTES", default_value_t = Quotas::DEFAULT.max_history_bytes)]
+    max_history_bytes: u64,
+}
+
+impl From<QuotaArgs> for Quotas {
+    fn from(a: QuotaArgs) -> Quotas {
+        Quotas {
+            max_name_length: a.max_name_length,
+            max_url_length: a.max_url_length,
+            max_secret_length: a.max_secret_length,
+            max_target_length: a.max_target_length,
+            max_path_length: a.max_path_length,
+            max_overrides: a.max_overrides,
+            max_mapping_bytes: a.max_mapping_bytes,
+            max_connections: a.max_connections,
+            max_plugins: a.max_plugins,
+            max_plugin_bytes: a.max_plugin_bytes,
+            max_webhooks: a.max_webhooks,
+            max_versions_kept: a.max_versions_kept,
+            max_history_bytes: a.max_history_bytes,
+        }
+    }
 }
 
 /// How the server writes its log.
@@ -454,6 +526,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             webhook_backoff_ms,
             plugin_pool,
             allow_upstream,
+            quotas,
         } => serve(
             addr,
             &data_dir,
@@ -463,6 +536,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             webhook_backoff_ms,
             &plugin_pool,
             allow_upstream,
+            quotas.into(),
         ),
         Command::Plugin {
             command: PluginCommand::Check { file, plugins },
@@ -830,6 +904,7 @@ fn serve(
     webhook_backoff_ms: u64,
     plugin_pool: &PluginPoolArgs,
     allow_upstream: Vec<ipnet::IpNet>,
+    quotas: Quotas,
 ) -> Result<()> {
     use crate::store::{Mode, Role, SledStore, Store};
     use std::sync::Arc;
@@ -918,6 +993,7 @@ fn serve(
         sealer,
         webhook_backoff: std::time::Duration::from_millis(webhook_backoff_ms.max(1)),
         egress: crate::egress::Policy::allowing(allow_upstream),
+        quotas,
     };
     let mut state = crate::http::AppState::with_options(store, host, body_limit, options);
     if let Some(bytes) = floor_bytes {

@@ -12,6 +12,8 @@
 //! - [`connection`]: connections: their hot-swapped, compiled pipelines, their
 //!   sandbox data and live upstreams, their health, breaker and error log.
 //! - [`http`]: the HTTP API (axum).
+//! - [`quota`]: limits and quotas (lengths, sizes, counts per tenant, versions kept),
+//!   with their defaults in one place.
 //! - [`store`]: where the service keeps tenants, keys, connections, mapping versions
 //!   and plugins (sled by default).
 //! - [`webhook`]: event subscriptions, the durable outbox and signed delivery.
@@ -50,5 +52,6 @@ pub mod mapping;
 pub mod model;
 pub mod path;
 pub mod plugin;
+pub mod quota;
 pub mod store;
 pub mod webhook;

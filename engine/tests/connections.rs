@@ -77,6 +77,7 @@ impl Service {
             sealer: Some(Sealer::from_text(KEY).unwrap()),
             webhook_backoff: Duration::from_millis(100),
             egress,
+            ..ServiceOptions::default()
         };
         let state = AppState::with_options(store, host, 1 << 20, options);
         let webhooks = state.start_webhooks();

@@ -10,6 +10,7 @@ use axum::http::{Request, StatusCode};
 use crosswalk::egress::{Policy, parse_range};
 use crosswalk::http::{AppState, REQUEST_ID_HEADER, ServiceOptions, VERSION_HEADER, app, openapi};
 use crosswalk::plugin::{HostConfig, PluginHost};
+use crosswalk::quota::Quotas;
 use crosswalk::store::{Role, SledStore, Store};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -33,6 +34,16 @@ impl Drop for Fixture {
 fn fixture(name: &str, body_limit: usize) -> Fixture {
     let options = ServiceOptions {
         egress: Policy::allowing([parse_range("127.0.0.0/8").unwrap()]),
+        ..ServiceOptions::default()
+    };
+    fixture_with(name, body_limit, options)
+}
+
+/// A fixture whose server has these quotas (and reaches 127.0.0.0/8).
+fn fixture_quotas(name: &str, body_limit: usize, quotas: Quotas) -> Fixture {
+    let options = ServiceOptions {
+        egress: Policy::allowing([parse_range("127.0.0.0/8").unwrap()]),
+        quotas,
         ..ServiceOptions::default()
     };
     fixture_with(name, body_limit, options)
@@ -93,10 +104,35 @@ async fn call_with(
     headers: &[(&str, &str)],
     body: impl Into<Body>,
 ) -> Answer {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json");
+    send(app, method, uri, key, Some("application/json"), headers, body).await
+}
+
+/// A call with a body of this content type (or none).
+async fn call_as(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> Answer {
+    send(app, method, uri, key, content_type, &[], body).await
+}
+
+/// A request with a body of this content type (or none) and more headers.
+async fn send(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    content_type: Option<&str>,
+    headers: &[(&str, &str)],
+    body: impl Into<Body>,
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -1907,4 +1943,687 @@ async fn the_allow_list_lets_the_operators_ranges_through() {
         a.body
     );
     assert_eq!(a.body["error"]["details"]["field"], "credentials.token_url");
+}
+
+/// Asserts a 422 `limit_exceeded` that names `limit` and its value.
+fn refused_by(a: &Answer, limit: &str, max: u64) {
+    assert_eq!(
+        (a.status, &a.body["error"]["code"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("limit_exceeded")),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.body["error"]["details"]["limit"], limit, "{}", a.body);
+    assert_eq!(a.body["error"]["details"]["max"], max, "{}", a.body);
+    let message = a.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(limit) && message.contains(&max.to_string()),
+        "the message names the limit and its value: {message}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_names_urls_targets_and_paths_are_refused_naming_the_limit() {
+    let f = fixture("lengths", 1 << 20);
+    let q = Quotas::DEFAULT;
+    let long = |n: usize| "x".repeat(n);
+    // A connection name, and a tenant name.
+    let a = call(
+        &f.app,
+        "POST",
+        "/v1/connections",
+        Some(&f.alice),
+        json!({"system": "sap-s4hana", "name": long(q.max_name_length + 1), "mode": "sandbox"})
+            .to_string(),
+    )
+    .await;
+    refused_by(&a, "max_name_length", 200);
+    assert_eq!(a.body["error"]["details"]["field"], "name");
+    assert_eq!(a.body["error"]["details"]["actual"], 201);
+    let a = call(&f.app, "GET", "/v1/connections", Some(&f.alice), "").await;
+    assert_eq!(a.body["data"], json!([]), "nothing was created");
+    let name = "ä".repeat(q.max_name_length);
+    let id = {
+        let a = call(
+            &f.app,
+            "POST",
+            "/v1/connections",
+            Some(&f.alice),
+            json!({"system": "sap-s4hana", "name": name, "mode": "sandbox"}).to_string(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::CREATED, "200 characters are a name");
+        a.body["id"].as_str().unwrap().to_owned()
+    };
+    let a = call(
+        &f.app,
+        "POST",
+        "/v1/tenants",
+        Some(&f.admin),
+        json!({"name": long(201)}).to_string(),
+    )
+    .await;
+    refused_by(&a, "max_name_length", 200);
+
+    // A webhook URL and secret.
+    let url = format!("https://hooks.example.com/{}", long(q.max_url_length));
+    let a = call(
+        &f.app,
+        "POST",
+        "/v1/webhooks",
+        Some(&f.alice),
+        json!({"url": url, "events": ["mapping.updated"]}).to_string(),
+    )
+    .await;
+    refused_by(&a, "max_url_length", 2048);
+    let a = call(
+        &f.app,
+        "POST",
+        "/v1/webhooks",
+        Some(&f.alice),
+        json!({"url": "https://hooks.example.com/", "events": ["mapping.updated"], "secret": long(8193)})
+            .to_string(),
+    )
+    .await;
+    refused_by(&a, "max_secret_length", 8192);
+    let a = call(&f.app, "GET", "/v1/webhooks", Some(&f.alice), "").await;
+    assert_eq!(a.body["data"], json!([]), "nothing was subscribed");
+
+    // An override's target and path, by PUT, PATCH and preview; nothing changes.
+    let mapping = format!("/v1/connections/{id}/mappings/purchase_order");
+    let target = format!("custom_fields.{}", long(q.max_target_length));
+    let path = format!("$.{}", long(q.max_path_length));
+    for (method, uri, body, limit, max) in [
+        (
+            "PUT",
+            mapping.clone(),
+            json!({"overrides": [{"target": target, "path": "$.A"}]}),
+            "max_target_length",
+            256,
+        ),
+        (
+            "PATCH",
+            mapping.clone(),
+            json!({"overrides": [{"target": "custom_fields.a", "path": path}]}),
+            "max_path_length",
+            1024,
+        ),
+        (
+            "PATCH",
+            mapping.clone(),
+            json!({"overrides": [{"target": "lines", "rules": [{"target": "x", "coalesce": ["$.A", path]}]}]}),
+            "max_path_length",
+            1024,
+        ),
+        (
+            "POST",
+            format!("{mapping}/preview"),
+            json!({"overrides": {"overrides": [{"target": target, "path": "$.A"}]}, "payload": {"PurchaseOrder": "1"}}),
+            "max_target_length",
+            256,
+        ),
+    ] {
+        let a = call(&f.app, method, &uri, Some(&f.alice), body.to_string()).await;
+        refused_by(&a, limit, max);
+    }
+    let a = call(&f.app, "GET", &mapping, Some(&f.alice), "").await;
+    assert_eq!(a.version.as_deref(), Some("0"), "no change was made");
+}
+
+#[tokio::test]
+async fn rules_per_mapping_and_the_size_of_a_mapping_are_bounded() {
+    let quotas = Quotas {
+        max_overrides: 3,
+        max_mapping_bytes: 2000,
+        ..Quotas::DEFAULT
+    };
+    let f = fixture_quotas("rules", 1 << 20, quotas);
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let mapping = format!("/v1/connections/{id}/mappings/purchase_order");
+    let field =
+        |i: usize| json!({"target": format!("custom_fields.f{i}"), "path": format!("$.F{i}")});
+    let a = call(
+        &f.app,
+        "PUT",
+        &mapping,
+        Some(&f.alice),
+        json!({"overrides": (0..4).map(field).collect::<Vec<_>>()}).to_string(),
+    )
+    .await;
+    refused_by(&a, "max_overrides", 3);
+    // Nested rules count too.
+    let nested = json!({"target": "lines", "rules": [{"target": "item_id", "path": "$.A"}, {"target": "description", "path": "$.B"}, {"target": "quantity", "path": "$.C"}]});
+    let a = call(
+        &f.app,
+        "PUT",
+        &mapping,
+        Some(&f.alice),
+        json!({"overrides": [nested]}).to_string(),
+    )
+    .await;
+    refused_by(&a, "max_overrides", 3);
+    // PATCHes that add one field each stop at the limit.
+    for i in 0..3 {
+        let a = call(
+            &f.app,
+            "PATCH",
+            &mapping,
+            Some(&f.alice),
+            json!({"overrides": [field(i)]}).to_string(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+    let a = call(
+        &f.app,
+        "PATCH",
+        &mapping,
+        Some(&f.alice),
+        json!({"overrides": [field(3)]}).to_string(),
+    )
+    .await;
+    refused_by(&a, "max_overrides", 3);
+    // Replacing an entry adds none.
+    let a = call(
+        &f.app,
+        "PATCH",
+        &mapping,
+        Some(&f.alice),
+        json!({"overrides": [{"target": "custom_fields.f0", "path": "$.G"}]}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    // The document's size, as JSON.
+    let a = call(
+        &f.app,
+        "PUT",
+        &mapping,
+        Some(&f.alice),
+        json!({"overrides": [], "description": "x".repeat(2000)}).to_string(),
+    )
+    .await;
+    refused_by(&a, "max_mapping_bytes", 2000);
+    let a = call(&f.app, "GET", &mapping, Some(&f.alice), "").await;
+    assert_eq!(a.version.as_deref(), Some("4"), "{}", a.body);
+}
+
+#[tokio::test]
+async fn connections_and_webhooks_per_tenant_are_bounded() {
+    let quotas = Quotas {
+        max_connections: 2,
+        max_webhooks: 1,
+        ..Quotas::DEFAULT
+    };
+    let f = fixture_quotas("counts", 1 << 20, quotas);
+    let first = new_connection(&f, &f.alice, "sap-s4hana").await;
+    new_connection(&f, &f.alice, "ibm-maximo").await;
+    let create = json!({"system": "sap-s4hana", "name": "third", "mode": "sandbox"}).to_string();
+    let a = call(
+        &f.app,
+        "POST",
+        "/v1/connections",
+        Some(&f.alice),
+        create.clone(),
+    )
+    .await;
+    refused_by(&a, "max_connections", 2);
+    assert_eq!(a.body["error"]["details"]["actual"], 3);
+    // Another tenant has its own count; a deletion makes room.
+    let a = call(
+        &f.app,
+        "POST",
+        "/v1/connections",
+        Some(&f.bob),
+        create.clone(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let a = call(
+        &f.app,
+        "DELETE",
+        &format!("/v1/connections/{first}"),
+        Some(&f.alice),
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let a = call(&f.app, "POST", "/v1/connections", Some(&f.alice), create).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+
+    let hook =
+        json!({"url": "https://hooks.example.com/a", "events": ["mapping.updated"]}).to_string();
+    let a = call(&f.app, "POST", "/v1/webhooks", Some(&f.alice), hook.clone()).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let a = call(&f.app, "POST", "/v1/webhooks", Some(&f.alice), hook.clone()).await;
+    refused_by(&a, "max_webhooks", 1);
+    let a = call(&f.app, "GET", "/v1/webhooks", Some(&f.alice), "").await;
+    assert_eq!(a.body["data"].as_array().unwrap().len(), 1);
+    let a = call(&f.app, "POST", "/v1/webhooks", Some(&f.bob), hook).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creations_do_not_pass_a_quota_together() {
+    let quotas = Quotas {
+        max_connections: 3,
+        ..Quotas::DEFAULT
+    };
+    let f = fixture_quotas("race", 1 << 20, quotas);
+    let create = json!({"system": "sap-s4hana", "name": "c", "mode": "sandbox"}).to_string();
+    let calls: Vec<_> = (0..12)
+        .map(|_| {
+            let (app, key, body) = (f.app.clone(), f.alice.clone(), create.clone());
+            tokio::spawn(async move {
+                call(&app, "POST", "/v1/connections", Some(&key), body)
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for call in calls {
+        if call.await.unwrap() == StatusCode::CREATED {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 3);
+    let a = call(&f.app, "GET", "/v1/connections", Some(&f.alice), "").await;
+    assert_eq!(a.body["data"].as_array().unwrap().len(), 3);
+}
+
+/// A copy of a component with a custom section added: valid, with another hash.
+fn variant(component: &[u8], tag: u8) -> Vec<u8> {
+    let mut bytes = component.to_vec();
+    // Section id 0 (custom), size 3: a name of length 1 and one byte of payload.
+    bytes.extend_from_slice(&[0, 3, 1, b'q', tag]);
+    bytes
+}
+
+#[tokio::test]
+async fn plugin_versions_per_tenant_are_bounded_in_count_and_bytes() {
+    let uom = support::rust_plugin_bytes("crosswalk-plugin-uom");
+    let size = uom.len() as u64;
+    let quotas = Quotas {
+        max_plugins: 2,
+        max_plugin_bytes: 2 * size + 7,
+        ..Quotas::DEFAULT
+    };
+    let f = fixture_quotas("plugin-quota", 1 << 20, quotas);
+    let upload = |bytes: Vec<u8>, key: String| {
+        let app = f.app.clone();
+        async move { call(&app, "POST", "/v1/plugins", Some(&key), bytes).await }
+    };
+    let a = upload(uom.clone(), f.alice.clone()).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let a = upload(uom.clone(), f.alice.clone()).await;
+    assert_eq!(
+        a.status,
+        StatusCode::CREATED,
+        "the same version again is no more"
+    );
+    let a = upload(variant(&uom, 1), f.alice.clone()).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    // Two versions: the count is reached.
+    let a = upload(variant(&uom, 2), f.alice.clone()).await;
+    refused_by(&a, "max_plugins", 2);
+    let a = call(&f.app, "GET", "/v1/plugins", Some(&f.alice), "").await;
+    assert_eq!(a.body["data"].as_array().unwrap().len(), 2);
+    // Bob's bytes: two versions a little larger than uom pass the bytes before the
+    // count.
+    let a = upload(variant(&uom, 1), f.bob.clone()).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let a = upload(variant(&uom, 2), f.bob.clone()).await;
+    refused_by(&a, "max_plugin_bytes", 2 * size + 7);
+    assert_eq!(a.body["error"]["details"]["actual"], 2 * size + 10);
+    // Bindings per mapping are bounded by the same count.
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let binding = json!({"sha256": "0".repeat(64)});
+    let a = call(
+        &f.app,
+        "PUT",
+        &format!("/v1/connections/{id}/mappings/purchase_order/plugins"),
+        Some(&f.alice),
+        json!([binding, binding, binding]).to_string(),
+    )
+    .await;
+    refused_by(&a, "max_plugins", 2);
+}
+
+#[tokio::test]
+async fn versions_beyond_the_count_are_pruned_and_the_current_one_kept() {
+    let quotas = Quotas {
+        max_versions_kept: 3,
+        ..Quotas::DEFAULT
+    };
+    let f = fixture_quotas("prune", 1 << 20, quotas);
+    let id = new_connection(&f, &f.alice, "ibm-maximo").await;
+    let mapping = format!("/v1/connections/{id}/mappings/work_order");
+    for i in 1..=5 {
+        let a = call(
+            &f.app,
+            "PUT",
+            &mapping,
+            Some(&f.alice),
+            json!({"overrides": [{"target": "custom_fields.n", "const": i}]}).to_string(),
+        )
+        .await;
+        assert_eq!(
+            a.version.as_deref(),
+            Some(i.to_string().as_str()),
+            "{}",
+            a.body
+        );
+    }
+    let history = |f: &Fixture| {
+        let (app, key, uri) = (f.app.clone(), f.alice.clone(), format!("{mapping}/history"));
+        async move {
+            let a = call(&app, "GET", &uri, Some(&key), "").await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+            let versions: Vec<u64> = a.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["version"].as_u64().unwrap())
+                .collect();
+            (versions, a.body["pruned_before"].clone())
+        }
+    };
+    assert_eq!(history(&f).await, (vec![3, 4, 5], json!(3)));
+    let a = call(&f.app, "GET", &mapping, Some(&f.alice), "").await;
+    assert_eq!(
+        a.version.as_deref(),
+        Some("5"),
+        "the current version is kept"
+    );
+    // A pruned version cannot be restored, and says why; a kept one can.
+    let a = call(
+        &f.app,
+        "POST",
+        &format!("{mapping}/rollback"),
+        Some(&f.alice),
+        json!({"version": 2}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    let message = a.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("version 2 of this mapping was pruned") && message.contains("3 to 5"),
+        "{message}"
+    );
+    let a = call(
+        &f.app,
+        "POST",
+        &format!("{mapping}/rollback"),
+        Some(&f.alice),
+        json!({"version": 3}).to_string(),
+    )
+    .await;
+    assert_eq!(a.version.as_deref(), Some("6"), "{}", a.body);
+    assert_eq!(history(&f).await, (vec![4, 5, 6], json!(4)));
+    // Another connection's history is untouched, and a fresh one is whole.
+    let other = new_connection(&f, &f.alice, "ibm-maximo").await;
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("/v1/connections/{other}/mappings/work_order/history"),
+        Some(&f.alice),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (a.body["data"].clone(), a.body["pruned_before"].clone()),
+        (json!([]), json!(null))
+    );
+}
+
+#[tokio::test]
+async fn large_versions_are_pruned_by_bytes_and_the_current_one_is_kept_whatever_its_size() {
+    let quotas = Quotas {
+        max_history_bytes: 10_000,
+        ..Quotas::DEFAULT
+    };
+    let f = fixture_quotas("prune-bytes", 1 << 20, quotas);
+    let id = new_connection(&f, &f.alice, "ibm-maximo").await;
+    let mapping = format!("/v1/connections/{id}/mappings/asset");
+    for i in 0..4 {
+        let a = call(
+            &f.app,
+            "PUT",
+            &mapping,
+            Some(&f.alice),
+            json!({"overrides": [], "description": format!("{i}{}", "x".repeat(4000))}).to_string(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("{mapping}/history"),
+        Some(&f.alice),
+        "",
+    )
+    .await;
+    let versions: Vec<u64> = a.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        versions,
+        [3, 4],
+        "two versions of 4 KB fit in 10 KB, three do not"
+    );
+    assert_eq!(a.body["pruned_before"], 3);
+    let a = call(
+        &f.app,
+        "PUT",
+        &mapping,
+        Some(&f.alice),
+        json!({"overrides": [], "description": "y".repeat(12_000)}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("{mapping}/history"),
+        Some(&f.alice),
+        "",
+    )
+    .await;
+    assert_eq!(a.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(a.body["data"][0]["version"], 5);
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_json_are_refused_with_415() {
+    let f = fixture("content-types", 1 << 20);
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let mapping = format!("/v1/connections/{id}/mappings/purchase_order");
+    let transform = format!("/v1/connections/{id}/transform/purchase_order");
+    let overrides =
+        json!({"overrides": [{"target": "custom_fields.a", "path": "$.A"}]}).to_string();
+    let connection = json!({"system": "sap-s4hana", "name": "n", "mode": "sandbox"}).to_string();
+    let record = json!({"PurchaseOrder": "1"}).to_string();
+    for content_type in [
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+    ] {
+        for (method, uri, body) in [
+            ("PUT", mapping.as_str(), overrides.as_str()),
+            ("PATCH", mapping.as_str(), overrides.as_str()),
+            ("POST", "/v1/connections", connection.as_str()),
+            ("POST", transform.as_str(), record.as_str()),
+            (
+                "POST",
+                "/v1/webhooks",
+                r#"{"url": "https://hooks.example.com/", "events": ["mapping.updated"]}"#,
+            ),
+        ] {
+            let a = call_as(
+                &f.app,
+                method,
+                uri,
+                Some(&f.alice),
+                Some(content_type),
+                body.to_owned(),
+            )
+            .await;
+            assert_eq!(
+                (a.status, a.body["error"]["code"].clone()),
+                (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    json!("unsupported_media_type")
+                ),
+                "{method} {uri} as {content_type}: {}",
+                a.body
+            );
+            assert_eq!(a.body["error"]["details"]["content_type"], content_type);
+        }
+    }
+    let a = call(&f.app, "GET", &mapping, Some(&f.alice), "").await;
+    assert_eq!(a.version.as_deref(), Some("0"), "nothing was changed");
+    let a = call(&f.app, "GET", "/v1/connections", Some(&f.alice), "").await;
+    assert_eq!(
+        a.body["data"].as_array().unwrap().len(),
+        1,
+        "nothing was created"
+    );
+    // JSON with parameters, a +json type, and no type at all are read as JSON.
+    for content_type in [
+        Some("application/json; charset=utf-8"),
+        Some("application/merge-patch+json"),
+        None,
+    ] {
+        let a = call_as(
+            &f.app,
+            "PUT",
+            &mapping,
+            Some(&f.alice),
+            content_type,
+            overrides.clone(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{content_type:?}: {}", a.body);
+    }
+    // NDJSON stays accepted where records stream.
+    let a = call_as(
+        &f.app,
+        "POST",
+        &transform,
+        Some(&f.alice),
+        Some("application/x-ndjson"),
+        format!("{record}\n"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = call_as(
+        &f.app,
+        "PUT",
+        &mapping,
+        Some(&f.alice),
+        Some("application/x-ndjson"),
+        overrides,
+    )
+    .await;
+    assert_eq!(
+        a.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "NDJSON is for records"
+    );
+    // The document says so.
+    let doc = openapi::served();
+    let put = &doc["paths"]["/v1/connections/{id}/mappings/{entity}"]["put"];
+    assert!(put["responses"]["415"].is_object());
+}
+
+#[tokio::test]
+async fn the_openapi_document_carries_the_servers_quotas_and_is_as_strict_as_the_server() {
+    let quotas = Quotas {
+        max_name_length: 50,
+        max_url_length: 500,
+        max_target_length: 60,
+        max_path_length: 70,
+        max_overrides: 80,
+        max_plugins: 9,
+        ..Quotas::DEFAULT
+    };
+    let f = fixture_quotas("openapi-quotas", 1 << 20, quotas);
+    let a = call(&f.app, "GET", "/openapi.json", None, "").await;
+    let schemas = &a.body["components"]["schemas"];
+    let property = |schema: &str, name: &str| schemas[schema]["properties"][name].clone();
+    assert_eq!(property("NewConnection", "name")["maxLength"], 50);
+    assert_eq!(property("NewTenant", "name")["maxLength"], 50);
+    assert_eq!(property("UpstreamConfig", "base_url")["maxLength"], 500);
+    assert_eq!(property("NewSubscription", "url")["maxLength"], 500);
+    assert_eq!(property("NewSubscription", "secret")["maxLength"], 8192);
+    assert_eq!(property("NewSubscription", "secret")["minLength"], 16);
+    for rule in ["OverrideRule", "RuleSpec"] {
+        assert_eq!(property(rule, "target")["maxLength"], 60, "{rule}");
+        assert_eq!(property(rule, "path")["maxLength"], 70, "{rule}");
+        assert_eq!(
+            property(rule, "coalesce")["items"]["maxLength"],
+            70,
+            "{rule}"
+        );
+    }
+    assert_eq!(property("OverrideSpec", "overrides")["maxItems"], 80);
+    let oauth2 = schemas["Credentials"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["properties"]["token_url"].is_object())
+        .unwrap();
+    assert_eq!(oauth2["properties"]["token_url"]["maxLength"], 500);
+    assert_eq!(oauth2["properties"]["client_secret"]["maxLength"], 8192);
+    let paths = &a.body["paths"];
+    let bind = &paths["/v1/connections/{id}/mappings/{entity}/plugins"]["put"];
+    assert_eq!(
+        bind["requestBody"]["content"]["application/json"]["schema"]["maxItems"],
+        9
+    );
+    // What the server refuses, the document does not allow.
+    assert_eq!(
+        property("PluginBinding", "sha256")["pattern"],
+        "^[0-9a-f]{64}$"
+    );
+    assert_eq!(
+        schemas["NewConnection"]["then"]["required"],
+        json!(["upstream", "credentials"])
+    );
+    let create = &paths["/v1/connections/{id}/purchase-orders"]["post"];
+    let record = &create["requestBody"]["content"]["application/json"]["schema"];
+    assert!(record["properties"]["number"].is_object());
+    assert!(
+        record["properties"]["errors"].is_null(),
+        "errors are not written"
+    );
+    assert!(record["properties"]["remote_data"].is_null());
+    let list = &paths["/v1/connections/{id}/purchase-orders"]["get"];
+    let cursor = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "cursor")
+        .unwrap();
+    assert_eq!(cursor["schema"]["minLength"], 1);
+    let errors = &paths["/v1/connections/{id}/errors"]["get"];
+    for (name, member) in [("entity", "purchase_order"), ("kind", "rate_limit")] {
+        let parameter = errors["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        assert!(
+            parameter["schema"]["enum"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(member)),
+            "{parameter}"
+        );
+    }
 }

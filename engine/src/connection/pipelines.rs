@@ -1,4 +1,7 @@
 //! The hot-swapped pipelines of every connection.
+//!
+//! Every change goes through here: checked against the [`Quotas`], compiled, stored as
+//! the next version, published; then the history beyond the versions kept is pruned.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -8,6 +11,7 @@ use arc_swap::ArcSwap;
 use crate::mapping::{self, OverrideSpec, Plan, ResolvedMapping, SpecErrors};
 use crate::model::Entity;
 use crate::plugin::{Limits, PluginError, PluginHost, PluginSet, PoolError};
+use crate::quota::{LimitExceeded, Quotas};
 use crate::store::{Connection, MappingVersion, PluginBinding, Store, StoreError};
 
 /// What one connection runs for one entity: a compiled plan and the version it is.
@@ -67,6 +71,21 @@ pub enum ChangeError {
         /// The current version.
         current: u64,
     },
+    /// A rollback to a version that was pruned from the history.
+    #[error(
+        "version {version} of this mapping was pruned: the history keeps versions {first} to {last} (the limit `max_versions_kept`)"
+    )]
+    PrunedVersion {
+        /// The version asked for.
+        version: u64,
+        /// The oldest version kept.
+        first: u64,
+        /// The last version.
+        last: u64,
+    },
+    /// The change would break a limit.
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -98,6 +117,7 @@ type Key = (String, Entity);
 pub struct Pipelines {
     store: Arc<dyn Store>,
     host: Arc<PluginHost>,
+    quotas: Quotas,
     slots: RwLock<HashMap<Key, Arc<Slot>>>,
 }
 
@@ -109,11 +129,12 @@ struct Slot {
 }
 
 impl Pipelines {
-    /// Pipelines over a store and a plugin host.
+    /// Pipelines over a store and a plugin host, under the default [`Quotas`].
     pub fn new(store: Arc<dyn Store>, host: Arc<PluginHost>) -> Pipelines {
         Pipelines {
             store,
             host,
+            quotas: Quotas::DEFAULT,
             slots: RwLock::new(HashMap::new()),
         }
     }
@@ -121,6 +142,12 @@ impl Pipelines {
     /// The plugin host the pipelines load their plugins with.
     pub fn host(&self) -> &Arc<PluginHost> {
         &self.host
+    }
+
+    /// Under these quotas: the size of a mapping, its bindings, the versions kept.
+    pub fn with_quotas(mut self, quotas: Quotas) -> Pipelines {
+        self.quotas = quotas;
+        self
     }
 
     /// The pipeline a request uses now: one `Arc`, taken once per request.
@@ -169,6 +196,7 @@ impl Pipelines {
                 });
             }
             // Validate and compile before anything is stored: a bad change changes nothing.
+            self.quotas.mapping(&proposal.overrides, &proposal.plugins)?;
             let mut pipeline = self.compile(
                 connection,
                 entity,
@@ -191,6 +219,7 @@ impl Pipelines {
                     pipeline.version = stored.version;
                     let pipeline = Arc::new(pipeline);
                     slot.current.store(Arc::clone(&pipeline));
+                    self.prune(connection, entity);
                     return Ok(Changed {
                         pipeline,
                         stored: true,
@@ -230,16 +259,26 @@ impl Pipelines {
                 });
             }
             let history = self.store.mapping_history(&connection.id, entity)?;
+            let first = history.first().map(|v| v.version);
             match history.into_iter().find(|v| v.version == version) {
                 Some(old) => Ok(Proposal {
                     overrides: old.overrides,
                     plugins: old.plugins,
                     rollback_of: Some(version),
                 }),
-                None => Err(ChangeError::UnknownVersion {
-                    version,
-                    last: current.version,
-                }),
+                None => match first {
+                    Some(first) if (1..first).contains(&version) => {
+                        Err(ChangeError::PrunedVersion {
+                            version,
+                            first,
+                            last: current.version,
+                        })
+                    }
+                    _ => Err(ChangeError::UnknownVersion {
+                        version,
+                        last: current.version,
+                    }),
+                },
             }
         })
     }
@@ -252,6 +291,7 @@ impl Pipelines {
         overrides: &OverrideSpec,
         plugins: &[PluginBinding],
     ) -> Result<Pipeline, ChangeError> {
+        self.quotas.mapping(overrides, plugins)?;
         self.compile(connection, entity, overrides, plugins, 0)
     }
 
@@ -278,6 +318,19 @@ impl Pipelines {
             .unwrap_or_default();
         pool.check_share(pipeline.plan.plugin_demand(), &limits)?;
         pool.check_share(pipeline.write.plugin_demand(), &[])
+    }
+
+    /// Prunes the history beyond the versions kept. The change is stored and published
+    /// by then: a failure here is logged, and the next change prunes again.
+    fn prune(&self, connection: &Connection, entity: Entity) {
+        if let Err(e) = self.store.prune_mapping_history(
+            &connection.id,
+            entity,
+            self.quotas.max_versions_kept,
+            self.quotas.max_history_bytes,
+        ) {
+            tracing::error!(connection = %connection.id, %entity, error = %e, "the mapping history was not pruned");
+        }
     }
 
     fn slot(&self, connection: &Connection, entity: Entity) -> Result<Arc<Slot>, ChangeError> {

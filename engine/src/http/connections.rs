@@ -615,6 +615,7 @@ pub(super) async fn reauthorize(
 ) -> Result<Json<Connection>, ApiError> {
     let c = connection(&state, &caller, &id)?;
     let Reauthorize { credentials } = json_body(body)?;
+    state.quotas().credentials(&credentials)?;
     if c.mode == Mode::Sandbox {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::connection::ChangeError;
 use crate::mapping::SpecErrors;
 use crate::plugin::PoolError;
+use crate::quota::LimitExceeded;
 use crate::store::StoreError;
 
 /// The body of every error answer.
@@ -130,6 +131,7 @@ impl From<ChangeError> for ApiError {
     fn from(e: ChangeError) -> Self {
         match e {
             ChangeError::Invalid(errors) => ApiError::invalid(&errors),
+            ChangeError::Limit(e) => e.into(),
             ChangeError::Store(e) => ApiError::internal(&e),
             ChangeError::VersionMismatch { expected, current } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
@@ -144,6 +146,19 @@ impl From<ChangeError> for ApiError {
                 other.to_string(),
             ),
         }
+    }
+}
+
+/// 422 `limit_exceeded`: the limit, its value and what the request came to.
+impl From<LimitExceeded> for ApiError {
+    fn from(e: LimitExceeded) -> Self {
+        let details = e.details();
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit_exceeded",
+            e.message,
+        )
+        .details(details)
     }
 }
 

@@ -4,8 +4,15 @@
 //! drive it with `oneshot`. Every request carries `Authorization: Bearer <key>`; a
 //! tenant sees only its own connections, and another tenant's id answers 404 as if it
 //! did not exist. Errors have one shape ([`ApiError`]).
+//!
+//! Endpoints that take JSON read a body without a `Content-Type` as JSON (so a plain
+//! `curl -d` works) and answer any other content type than JSON (`application/json`,
+//! `application/*+json`; NDJSON where the endpoint streams) with 415
+//! `unsupported_media_type`. What a tenant stores is bounded by the [`Quotas`]: a
+//! request over one answers 422 `limit_exceeded`, naming it.
 
 mod connections;
+mod content_type;
 mod error;
 pub mod metrics;
 pub mod ndjson;
@@ -38,6 +45,7 @@ use crate::connection::{Credentials, Monitor, Pipelines, Proposal, Records, Upst
 use crate::mapping::{MapOptions, OverrideRule, OverrideSpec, Payload, ResolvedMapping, System};
 use crate::model::Entity;
 use crate::plugin::{Demand, FunctionInfo, Grant, Limits, PluginHost};
+use crate::quota::Quotas;
 use crate::store::{
     ApiKey, Connection, MappingVersion, Mode, PluginBinding, PluginRecord, Role, Store, Tenant, now,
 };
@@ -66,6 +74,14 @@ struct Shared {
     webhooks: Arc<Webhooks>,
     /// Where outbound calls may go: URLs are checked against it when they are stored.
     egress: crate::egress::Policy,
+    /// The limits on what tenants store.
+    quotas: Quotas,
+    /// Held while a tenant's count of something is checked and one more is stored, so
+    /// that concurrent creations cannot pass a quota together. Creations are rare: one
+    /// lock for all is enough.
+    counting: std::sync::Mutex<()>,
+    /// The OpenAPI document, with these quotas, serialized on first use.
+    openapi: std::sync::OnceLock<Bytes>,
     /// The body of `POST /bench/floor`, when the server runs for benchmarks.
     floor: Option<Bytes>,
 }
@@ -82,6 +98,8 @@ pub struct ServiceOptions {
     /// Where webhooks, live upstreams and token endpoints may be reached: by default
     /// no loopback, private, link-local or metadata address (`--allow-upstream`).
     pub egress: crate::egress::Policy,
+    /// The limits on what tenants store.
+    pub quotas: Quotas,
 }
 
 impl Default for ServiceOptions {
@@ -90,6 +108,7 @@ impl Default for ServiceOptions {
             sealer: None,
             webhook_backoff: std::time::Duration::from_secs(5),
             egress: crate::egress::Policy::deny_internal(),
+            quotas: Quotas::DEFAULT,
         }
     }
 }
@@ -112,7 +131,9 @@ impl AppState {
         body_limit: usize,
         options: ServiceOptions,
     ) -> AppState {
-        let pipelines = Arc::new(Pipelines::new(Arc::clone(&store), Arc::clone(&host)));
+        let pipelines = Arc::new(
+            Pipelines::new(Arc::clone(&store), Arc::clone(&host)).with_quotas(options.quotas),
+        );
         let webhooks = Arc::new(Webhooks::new(
             Arc::clone(&store),
             options.webhook_backoff,
@@ -137,6 +158,9 @@ impl AppState {
                 records,
                 webhooks,
                 egress: options.egress,
+                quotas: options.quotas,
+                counting: std::sync::Mutex::new(()),
+                openapi: std::sync::OnceLock::new(),
                 floor: None,
             }),
         }
@@ -165,6 +189,22 @@ impl AppState {
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
+
+    /// The limits on what tenants store.
+    pub fn quotas(&self) -> &Quotas {
+        &self.inner.quotas
+    }
+
+    /// Runs `store` while holding the lock that orders creations counted against a
+    /// quota: count, then store, with no other creation in between.
+    fn counted<T>(&self, store: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiError> {
+        let _held = self
+            .inner
+            .counting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        store()
+    }
 }
 
 /// The router: every endpoint of [`routes`], the fallbacks for unknown paths and
@@ -173,7 +213,16 @@ pub fn app(state: AppState) -> Router {
     let limit = state.inner.body_limit;
     let mut router = Router::new();
     for route in routes() {
-        router = router.route(route.path, route.handler);
+        let handler = match route.input {
+            openapi::Input::Json(_) => route
+                .handler
+                .layer(axum::middleware::from_fn(content_type::json)),
+            openapi::Input::Records => route
+                .handler
+                .layer(axum::middleware::from_fn(content_type::records)),
+            openapi::Input::None | openapi::Input::Wasm => route.handler,
+        };
+        router = router.route(route.path, handler);
     }
     if state.inner.floor.is_some() {
         router = router.route("/bench/floor", post(floor));
@@ -214,7 +263,7 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::GET, "/healthz", get(|| async { "ok" }), "healthz", "Liveness: answers `ok`.")
             .access(Access::Public)
             .answers(200, Output::Text("text/plain")),
-        Route::new(M::GET, "/openapi.json", get(|| async { Json(openapi::served()) }), "openapi", "This document: OpenAPI 3.1.")
+        Route::new(M::GET, "/openapi.json", get(serve_openapi), "openapi", "This document: OpenAPI 3.1.")
             .access(Access::Public)
             .answers(
                 200,
@@ -228,7 +277,8 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::POST, "/v1/tenants", post(create_tenant), "createTenant", "Create a tenant and its first API key (the secret is shown once).")
             .access(Access::Admin)
             .input(Input::Json(schema::<NewTenant>))
-            .answers(201, Output::Json(schema::<TenantCreated>)),
+            .answers(201, Output::Json(schema::<TenantCreated>))
+            .errors(&[422]),
         Route::new(M::POST, "/v1/connections", post(create_connection), "createConnection", "Create a connection to a source system.")
             .input(Input::Json(schema::<NewConnection>))
             .answers(201, Output::Json(schema::<Connection>))
@@ -266,7 +316,7 @@ pub fn routes() -> Vec<Route> {
             .versioned()
             .conditional(),
         Route::new(M::GET, "/v1/connections/{id}/mappings/{entity}/history", get(mapping_history), "mappingHistory", "Every version of the connection's mapping of an entity, oldest first.")
-            .answers(200, Output::Json(schema::<List<MappingVersion>>)),
+            .answers(200, Output::Json(schema::<History>)),
         Route::new(M::POST, "/v1/connections/{id}/mappings/{entity}/rollback", post(rollback_mapping), "rollbackMapping", "Restore an earlier version (0: the system's default), as a new version; restoring the current mapping stores nothing.")
             .input(Input::Json(schema::<Rollback>))
             .answers(200, mapping)
@@ -290,8 +340,8 @@ pub fn routes() -> Vec<Route> {
             .answers(200, Output::Json(schema::<connections::StatusAnswer>)),
         Route::new(M::GET, "/v1/connections/{id}/errors", get(connections::connection_errors), "connectionErrors", "The connection's error log (upstream, mapping and plugin errors, with request ids), newest first.")
             .query(&[
-                ("entity", "string", "Only errors of this entity (`purchase_order`, …)."),
-                ("kind", "string", "Only errors of this kind: auth, permission, rate_limit, timeout, network, upstream_5xx, bad_response, mapping, plugin."),
+                ("entity", "entity", "Only errors of this entity (`purchase_order`, …)."),
+                ("kind", "error_kind", "Only errors of this kind: auth, permission, rate_limit, timeout, network, upstream_5xx, bad_response, mapping, plugin."),
                 ("limit", "integer:1:500", "At most this many entries (1 to 500; 100 by default)."),
             ])
             .answers(200, Output::Json(schema::<List<crate::connection::ErrorEntry>>))
@@ -394,7 +444,7 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
     [
         Route::new(Method::GET, r.collection, get(list), list_op, "A page of the connection's records of this entity, mapped with its current mapping (sandbox data or the live system).")
             .query(&[
-                ("cursor", "string", "The `next_cursor` of the previous page."),
+                ("cursor", "token", "The `next_cursor` of the previous page."),
                 ("page_size", "integer:1:500", "Records per page (1 to 500; 50 by default). A live connection asks its upstream for this many."),
                 ("updated_since", "date-time", "Only records changed at or after this instant (RFC 3339)."),
             ])
@@ -511,6 +561,19 @@ fn outbound_url(
             )
             .details(json!({"field": field})),
         })
+    }
+
+/// The OpenAPI document, with this server's quotas in its schemas.
+async fn serve_openapi(State(state): State<AppState>) -> Response {
+    let body = state.inner.openapi.get_or_init(|| {
+        let document = openapi::document(&routes(), &state.inner.quotas);
+        Bytes::from(serde_json::to_vec(&document).expect("the document serializes"))
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.clone(),
+    )
+        .into_response()
 }
 
 /// The metrics in Prometheus' text format; for admin keys, since the labels name
@@ -631,6 +694,7 @@ async fn create_tenant(
         ));
     }
     let NewTenant { name } = json_body(body)?;
+    state.inner.quotas.name("name", &name)?;
     let tenant = state.inner.store.create_tenant(&name)?;
     let (key, secret) = state.inner.store.create_key(&tenant.id, Role::Tenant)?;
     let answer = TenantCreated {
@@ -643,6 +707,15 @@ async fn create_tenant(
 /// A new connection.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// A live connection needs its upstream and credentials; a sandbox takes neither.
+#[schemars(extend(
+    "if" = {"properties": {"mode": {"const": "live"}}},
+    "then" = {
+        "required": ["upstream", "credentials"],
+        "properties": {"upstream": {"type": "object"}, "credentials": {"type": "object"}}
+    },
+    "else" = {"properties": {"upstream": {"type": "null"}, "credentials": {"type": "null"}}}
+))]
 pub struct NewConnection {
     /// The source system.
     #[schemars(schema_with = "system_schema")]
@@ -678,13 +751,30 @@ async fn create_connection(
             e.to_string(),
         )
     })?;
+    let quotas = &state.inner.quotas;
+    quotas.name("name", &name)?;
+    if let Some(upstream) = &upstream {
+        quotas.url("upstream.base_url", &upstream.base_url)?;
+    }
+    if let Some(credentials) = &credentials {
+        quotas.credentials(credentials)?;
+    }
     let live = connections::live_settings(&state, &system, mode, upstream, credentials)?;
     let (upstream, credentials) = live.unzip();
-    let c =
-        state
+    let tenant = &caller.0.tenant_id;
+    let c = state.counted(|| {
+        let held = state.inner.store.connections(tenant)?.len();
+        Quotas::one_more(
+            "max_connections",
+            quotas.max_connections,
+            held,
+            "connections",
+        )?;
+        Ok(state
             .inner
             .store
-            .create_connection(&caller.0.tenant_id, &system, &name, mode, upstream)?;
+            .create_connection(tenant, &system, &name, mode, upstream)?)
+    })?;
     if let (Some(credentials), Some(sealer)) = (credentials, state.inner.records.sealer()) {
         // Sealed for this connection's id, which the store has just chosen.
         let plain = serde_json::to_vec(&credentials).expect("credentials serialize");
@@ -775,6 +865,8 @@ async fn patch_mapping(
     let entity = entity(&c, &name)?;
     let expected = if_match(&headers)?;
     let patch: OverrideSpec = json_body(body)?;
+    // Before merging: the merge compares every entry with every current one.
+    state.inner.quotas.overrides(&patch)?;
     publish(&state, &caller, c, entity, expected, move |current| {
         let mut overrides = current.overrides.clone();
         for entry in &patch.overrides {
@@ -1037,6 +1129,9 @@ async fn upload_plugin(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let tenant = caller.0.tenant_id.clone();
+    // Before compiling: a tenant at its quota does not get the CPU of a compilation.
+    plugin_quota(&state, &tenant, &bytes)?;
     let host = Arc::clone(&state.inner.host);
     let plugin_bytes = bytes.clone();
     let plugin = tokio::task::spawn_blocking(move || host.load(&plugin_bytes))
@@ -1049,21 +1144,64 @@ async fn upload_plugin(
                 e.to_string(),
             )
         })?;
+    state.inner.quotas.name("name", plugin.name())?;
+    state.inner.quotas.name("version", plugin.version())?;
     let record = PluginRecord {
-        tenant_id: caller.0.tenant_id.clone(),
+        tenant_id: tenant.clone(),
         sha256: plugin.sha256().to_owned(),
         name: plugin.name().to_owned(),
         version: plugin.version().to_owned(),
         size: bytes.len() as u64,
         uploaded_at: now(),
     };
-    state.inner.store.put_plugin(&record, &bytes)?;
+    state.counted(|| {
+        plugin_quota(&state, &tenant, &bytes)?;
+        Ok(state.inner.store.put_plugin(&record, &bytes)?)
+    })?;
     let answer = PluginAnswer {
         plugin: record,
         interface: plugin.interface(),
         functions: plugin.functions(),
     };
     Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// Whether a tenant may store one more plugin version of these bytes: within its count
+/// and its bytes. Uploading a version it has already stored again is always allowed.
+fn plugin_quota(state: &AppState, tenant: &str, bytes: &[u8]) -> Result<(), ApiError> {
+    use sha2::Digest as _;
+    let quotas = &state.inner.quotas;
+    let sha256: String = sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let held = state.inner.store.plugins(tenant)?;
+    if held.iter().any(|p| p.sha256 == sha256) {
+        return Ok(());
+    }
+    Quotas::one_more(
+        "max_plugins",
+        quotas.max_plugins,
+        held.len(),
+        "plugin versions",
+    )?;
+    let stored: u64 = held.iter().map(|p| p.size).sum();
+    let total = stored + bytes.len() as u64;
+    if total > quotas.max_plugin_bytes {
+        return Err(crate::quota::LimitExceeded {
+            limit: "max_plugin_bytes",
+            max: quotas.max_plugin_bytes,
+            actual: total,
+            field: None,
+            message: format!(
+                "the tenant's plugin versions take {stored} bytes, and this one {} more; the limit `max_plugin_bytes` is {} bytes; delete a version first",
+                bytes.len(),
+                quotas.max_plugin_bytes
+            ),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// A plugin version and its functions.
@@ -1146,17 +1284,32 @@ async fn delete_plugin(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The versions kept of a mapping.
+#[derive(Serialize, JsonSchema)]
+pub struct History {
+    /// The versions kept, oldest first; the last is the current one.
+    pub data: Vec<MappingVersion>,
+    /// The versions before this one were pruned (beyond `max_versions_kept` or
+    /// `max_history_bytes`); `null` when none were.
+    pub pruned_before: Option<u64>,
+}
+
 async fn mapping_history(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
-) -> Result<Json<List<MappingVersion>>, ApiError> {
+) -> Result<Json<History>, ApiError> {
     let c = connection(&state, &caller, &id)?;
-    Ok(Json(List {
-        data: state
-            .inner
-            .store
-            .mapping_history(&c.id, entity(&c, &name)?)?,
+    let data = state
+        .inner
+        .store
+        .mapping_history(&c.id, entity(&c, &name)?)?;
+    // Versions count from 1 and only pruning removes them: a history that starts
+    // later was pruned.
+    let pruned_before = data.first().map(|v| v.version).filter(|&first| first > 1);
+    Ok(Json(History {
+        data,
+        pruned_before,
     }))
 }
 

@@ -5,6 +5,9 @@
 //! documented without being served. Request and response schemas come from the Rust
 //! types that the handlers read and write, through schemars, whose JSON Schema 2020-12
 //! is OpenAPI 3.1's own dialect; the unified records are the model's own schemas.
+//! The server's [`Quotas`] are written into the schemas as `maxLength` and `maxItems`
+//! (and in words where JSON Schema cannot say them), so that the document promises
+//! no more than the server accepts.
 
 use axum::http::Method;
 use axum::routing::MethodRouter;
@@ -14,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::{AppState, VERSION_HEADER, error::ErrorBody, ndjson, observe::REQUEST_ID_HEADER};
 use crate::model::Entity;
+use crate::quota::Quotas;
 
 /// Makes the schema of a type, registering the types it refers to.
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -92,7 +96,7 @@ pub struct Route {
     /// Its success answer.
     pub output: Output,
     /// Error statuses besides those every endpoint of its kind has (401 with a key,
-    /// 404 with path parameters, 400 and 413 with a JSON body, 405 and 500).
+    /// 404 with path parameters, 400, 413 and 415 with a JSON body, 405 and 500).
     pub errors: &'static [u16],
     /// Whether answers carry the mapping version header.
     pub versioned: bool,
@@ -100,8 +104,9 @@ pub struct Route {
     pub tag: Tag,
     /// Boolean query parameters and what they do.
     pub flags: &'static [(&'static str, &'static str)],
-    /// Other query parameters: name, type (`string`, `integer`, `integer:<min>:<max>`
-    /// or `date-time`) and what they do.
+    /// Other query parameters: name, type (`string`, `token` for a non-empty string,
+    /// `entity` for an entity's name, `error_kind` for an error log kind,
+    /// `integer:<min>:<max>` or `date-time`) and what they do.
     pub query: &'static [(&'static str, &'static str, &'static str)],
 }
 
@@ -202,7 +207,7 @@ impl Route {
             statuses.push(404);
         }
         if matches!(self.input, Input::Json(_) | Input::Records) {
-            statuses.extend([400, 413]);
+            statuses.extend([400, 413, 415]);
         }
         if matches!(self.input, Input::Wasm) {
             statuses.push(413);
@@ -234,6 +239,9 @@ fn error_description(status: u16) -> &'static str {
             "`If-Match` named a version of the mapping that is no longer the current one; nothing was changed (`details.current` is the current version)."
         }
         413 => "The body is larger than the limit.",
+        415 => {
+            "The body's `Content-Type` is not JSON (`application/json` or `application/*+json`; NDJSON too where the endpoint streams records). A body without a `Content-Type` is read as JSON."
+        }
         429 => {
             "The connection's upstream is rate limiting (`Retry-After` says for how long); it is not called until then."
         }
@@ -245,21 +253,21 @@ fn error_description(status: u16) -> &'static str {
         }
         504 => "The upstream did not answer within the connection's timeout.",
         422 => {
-            "Well-formed but refused: an invalid mapping (with every problem in `details.problems`), plugin, binding, system or version, a record that cannot be mapped, a write with fields that cannot be written (`unwritable_fields`, every one in `details.errors`), or a write the source system refused (`upstream_rejected`)."
+            "Well-formed but refused: an invalid mapping (with every problem in `details.problems`), plugin, binding, system or version, a record that cannot be mapped, a write with fields that cannot be written (`unwritable_fields`, every one in `details.errors`), a write the source system refused (`upstream_rejected`), or a limit broken (`limit_exceeded`: `details.limit` names it, `details.max` is its value)."
         }
         500 => "An internal error; the server's log has the cause, under the request id.",
         _ => "An error.",
     }
 }
 
-/// The document of this service's routes, made on first use.
+/// The document of this service's routes under the default quotas, made on first use.
 pub fn served() -> &'static Value {
     static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
-    DOCUMENT.get_or_init(|| document(&super::routes()))
+    DOCUMENT.get_or_init(|| document(&super::routes(), &Quotas::DEFAULT))
 }
 
-/// The document of `routes`.
-pub fn document(routes: &[Route]) -> Value {
+/// The document of `routes`, under `quotas`.
+pub fn document(routes: &[Route], quotas: &Quotas) -> Value {
     let mut generator = SchemaSettings::draft2020_12()
         .with(|s| {
             s.definitions_path = "/components/schemas".into();
@@ -277,6 +285,7 @@ pub fn document(routes: &[Route]) -> Value {
     }
     add_links(&mut paths, routes);
     let mut schemas = generator.take_definitions(true);
+    with_quotas(&mut schemas, &mut paths, quotas);
     for entity in Entity::ALL {
         let mut model = entity.schema().clone();
         if let Value::Object(m) = &mut model {
@@ -368,6 +377,12 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
     parameters.extend(route.query.iter().map(|(name, kind, description)| {
         let schema = match kind.split(':').collect::<Vec<_>>()[..] {
             ["date-time"] => json!({"type": "string", "format": "date-time"}),
+            ["token"] => json!({"type": "string", "minLength": 1}),
+            ["entity"] => entity_enum(),
+            ["error_kind"] => json!({
+                "type": "string",
+                "enum": crate::connection::ErrorKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            }),
             ["integer", min, max] => json!({
                 "type": "integer",
                 "minimum": min.parse::<u64>().expect("a bound"),
@@ -440,10 +455,7 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
 fn path_parameter(name: &str) -> Value {
     let (description, schema) = match name {
         "id" => ("The connection's id (`con_…`).", json!({"type": "string"})),
-        "entity" => (
-            "The unified entity.",
-            json!({"type": "string", "enum": Entity::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>()}),
-        ),
+        "entity" => ("The unified entity.", entity_enum()),
         "record_id" => (
             "The record's id: the source system's key, as the unified record's `id` gives it.",
             json!({"type": "string"}),
@@ -453,12 +465,17 @@ fn path_parameter(name: &str) -> Value {
             json!({"type": "string"}),
         ),
         "sha256" => (
-            "The plugin version: the sha256 of its component, in hex.",
-            json!({"type": "string"}),
+            "The plugin version: the sha256 of its component, in lowercase hex.",
+            json!({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
         ),
         _ => ("", json!({"type": "string"})),
     };
     json!({"name": name, "in": "path", "required": true, "description": description, "schema": schema})
+}
+
+/// The names of the entities.
+fn entity_enum() -> Value {
+    json!({"type": "string", "enum": Entity::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>()})
 }
 
 /// `{"data": record}` for one source record, `{"data": [record or error, …]}` for many.
@@ -495,6 +512,11 @@ pub fn entity_schema<const N: usize>(_: &mut SchemaGenerator) -> Schema {
         m.remove("$schema");
         m.remove("$id");
         m.remove("required");
+        // What mapping adds to a record is not written back.
+        if let Some(Value::Object(properties)) = m.get_mut("properties") {
+            properties.remove("errors");
+            properties.remove("remote_data");
+        }
         m.insert(
             "description".into(),
             Value::String(format!(
@@ -503,4 +525,107 @@ pub fn entity_schema<const N: usize>(_: &mut SchemaGenerator) -> Schema {
         );
     }
     Schema::try_from(model).expect("the model's schema is an object")
+}
+
+/// Writes the quotas into the schemas that take what they bound: `maxLength` on
+/// names, URLs, secrets, targets and paths, `maxItems` on overrides and bindings, and
+/// the limits JSON Schema cannot say (sizes) in the descriptions.
+fn with_quotas(schemas: &mut Map<String, Value>, paths: &mut Map<String, Value>, q: &Quotas) {
+    let length = |n: usize| json!({"maxLength": n});
+    let set = |schemas: &mut Map<String, Value>, name: &str, property: &str, add: Value| {
+        let Some(target) = schemas
+            .get_mut(name)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{property}")))
+        else {
+            panic!("schema {name} has no property {property}");
+        };
+        merge(target, add);
+    };
+    set(schemas, "NewTenant", "name", length(q.max_name_length));
+    set(schemas, "NewConnection", "name", length(q.max_name_length));
+    set(
+        schemas,
+        "UpstreamConfig",
+        "base_url",
+        length(q.max_url_length),
+    );
+    set(schemas, "NewSubscription", "url", length(q.max_url_length));
+    set(
+        schemas,
+        "NewSubscription",
+        "secret",
+        length(q.max_secret_length),
+    );
+    // Every string of every kind of credentials.
+    if let Some(Value::Array(kinds)) = schemas
+        .get_mut("Credentials")
+        .and_then(|c| c.get_mut("oneOf"))
+    {
+        for kind in kinds {
+            let Some(Value::Object(properties)) = kind.get_mut("properties") else {
+                continue;
+            };
+            for (name, property) in properties {
+                let max = match name.as_str() {
+                    "type" => continue,
+                    "token_url" => q.max_url_length,
+                    _ => q.max_secret_length,
+                };
+                merge(property, length(max));
+            }
+        }
+    }
+    for rule in ["OverrideRule", "RuleSpec"] {
+        set(schemas, rule, "target", length(q.max_target_length));
+        set(schemas, rule, "path", length(q.max_path_length));
+        set(
+            schemas,
+            rule,
+            "coalesce",
+            json!({"items": {"maxLength": q.max_path_length}}),
+        );
+    }
+    set(schemas, "WriteSpec", "path", length(q.max_path_length));
+    set(
+        schemas,
+        "OverrideSpec",
+        "overrides",
+        json!({"maxItems": q.max_overrides}),
+    );
+    if let Some(spec) = schemas.get_mut("OverrideSpec") {
+        let description = format!(
+            "{} At most {} override entries, nested rules included (`max_overrides`), and {} bytes as JSON (`max_mapping_bytes`).",
+            spec["description"].as_str().unwrap_or_default(),
+            q.max_overrides,
+            q.max_mapping_bytes
+        );
+        spec["description"] = Value::String(description.trim_start().to_owned());
+    }
+    // The bindings are the body of `PUT …/plugins`: an array of its own.
+    for item in paths.values_mut() {
+        let Some(put) = item.get_mut("put") else {
+            continue;
+        };
+        if put["operationId"] == "bindPlugins" {
+            merge(
+                &mut put["requestBody"]["content"]["application/json"]["schema"],
+                json!({"maxItems": q.max_plugins}),
+            );
+        }
+    }
+}
+
+/// Adds the keys of `add` to the object `target`.
+fn merge(target: &mut Value, add: Value) {
+    let (Value::Object(target), Value::Object(add)) = (target, add) else {
+        panic!("a schema is an object");
+    };
+    for (k, v) in add {
+        match (target.get_mut(&k), v) {
+            (Some(existing @ Value::Object(_)), v @ Value::Object(_)) => merge(existing, v),
+            (_, v) => {
+                target.insert(k, v);
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState, Caller, List, json_body};
+use crate::quota::Quotas;
 use crate::store::now;
 use crate::webhook::{DeliveryAttempt, EventType, Subscription, random_id};
 
@@ -28,6 +29,7 @@ pub struct NewSubscription {
     pub events: Vec<EventType>,
     /// The signing secret (at least 16 characters); one is made when none is given.
     #[serde(default)]
+    #[schemars(length(min = 16))]
     pub secret: Option<String>,
 }
 
@@ -58,6 +60,11 @@ pub(super) async fn subscribe(
         mut events,
         secret,
     } = json_body(body)?;
+    let quotas = state.quotas();
+    quotas.url("url", &url)?;
+    if let Some(secret) = &secret {
+        quotas.secret("secret", secret)?;
+    }
     super::outbound_url(
         &state,
         "url",
@@ -95,7 +102,12 @@ pub(super) async fn subscribe(
         created_at: now(),
         secret: stored,
     };
-    state.inner.store.put_subscription(&subscription)?;
+    let tenant = &subscription.tenant_id;
+    state.counted(|| {
+        let held = state.inner.store.subscriptions(tenant)?.len();
+        Quotas::one_more("max_webhooks", quotas.max_webhooks, held, "webhooks")?;
+        Ok(state.inner.store.put_subscription(&subscription)?)
+    })?;
     subscription.secret.clear();
     Ok((
         StatusCode::CREATED,

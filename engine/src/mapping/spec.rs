@@ -43,8 +43,10 @@ pub struct MappingSpec {
 #[serde(deny_unknown_fields)]
 pub struct PluginStep {
     /// The plugin's name, as it describes itself.
+    #[schemars(length(min = 1))]
     pub plugin: String,
     /// The function.
+    #[schemars(length(min = 1))]
     pub function: String,
     /// The static arguments, checked against the function's schema when the mapping is
     /// compiled.
@@ -208,8 +210,8 @@ impl JsonSchema for TransformStep {
                     "required": ["plugin", "function"],
                     "additionalProperties": false,
                     "properties": {
-                        "plugin": { "type": "string", "description": "The plugin's name." },
-                        "function": { "type": "string", "description": "A field-level function of the plugin." },
+                        "plugin": { "type": "string", "minLength": 1, "description": "The plugin's name." },
+                        "function": { "type": "string", "minLength": 1, "description": "A field-level function of the plugin." },
                         "args": { "type": "object", "description": "Static arguments, checked against the function's schema." }
                     }
                 }

@@ -127,7 +127,8 @@ pub struct Connection {
 /// A plugin version bound to a connection's mapping, with its limits there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PluginBinding {
-    /// The plugin version, by content.
+    /// The plugin version, by content: the sha256 of its component, in lowercase hex.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
     pub sha256: String,
     /// Changes to the default limits, within the ceiling.
     #[serde(default)]
@@ -235,12 +236,22 @@ pub trait Store: Send + Sync + 'static {
         author: &str,
         rollback_of: Option<u64>,
     ) -> Result<MappingVersion, StoreError>;
-    /// Every version of a connection's mapping of an entity, oldest first.
+    /// Every version kept of a connection's mapping of an entity, oldest first.
     fn mapping_history(
         &self,
         connection_id: &str,
         entity: Entity,
     ) -> Result<Vec<MappingVersion>, StoreError>;
+    /// Removes the oldest versions of a connection's mapping of an entity: all but the
+    /// newest `keep`, and those that take the versions kept past `keep_bytes` as
+    /// stored. The newest version always stays. Returns how many were removed.
+    fn prune_mapping_history(
+        &self,
+        connection_id: &str,
+        entity: Entity,
+        keep: usize,
+        keep_bytes: u64,
+    ) -> Result<usize, StoreError>;
 
     /// Stores an uploaded plugin version (idempotent for the same tenant and bytes).
     fn put_plugin(&self, record: &PluginRecord, bytes: &[u8]) -> Result<(), StoreError>;

@@ -372,6 +372,36 @@ impl Store for SledStore {
         )
     }
 
+    fn prune_mapping_history(
+        &self,
+        connection_id: &str,
+        entity: Entity,
+        keep: usize,
+        keep_bytes: u64,
+    ) -> Result<usize, StoreError> {
+        let prefix = key(&[connection_id, entity.as_str(), ""]);
+        let (mut kept, mut bytes) = (0usize, 0u64);
+        let mut old = Vec::new();
+        // Newest first: keep while within both bounds, and always the newest.
+        for entry in self.mappings.scan_prefix(&prefix).rev() {
+            let (k, v) = entry?;
+            bytes += v.len() as u64;
+            if kept == 0 || (kept < keep && bytes <= keep_bytes) {
+                kept += 1;
+            } else {
+                old.push(k);
+            }
+        }
+        if old.is_empty() {
+            return Ok(0);
+        }
+        for k in &old {
+            self.mappings.remove(k)?;
+        }
+        self.flush()?;
+        Ok(old.len())
+    }
+
     fn put_plugin(&self, record: &PluginRecord, bytes: &[u8]) -> Result<(), StoreError> {
         self.plugin_bytes.insert(record.sha256.as_bytes(), bytes)?;
         self.plugins
@@ -617,6 +647,68 @@ mod tests {
                 .mapping_history(&connection.id, Entity::WorkOrder)
                 .unwrap()
                 .is_empty()
+        );
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_versions_within_count_and_bytes() {
+        let dir = temp_dir("prune");
+        let store = SledStore::open(&dir).unwrap();
+        let append = |description: String| {
+            let overrides = OverrideSpec {
+                description: Some(description),
+                ..Default::default()
+            };
+            store
+                .append_mapping("con_a", Entity::Part, overrides, vec![], "key_1", None)
+                .unwrap()
+        };
+        let versions = |store: &SledStore| -> Vec<u64> {
+            store
+                .mapping_history("con_a", Entity::Part)
+                .unwrap()
+                .iter()
+                .map(|v| v.version)
+                .collect()
+        };
+        for i in 0..5 {
+            append(format!("change {i}"));
+        }
+        assert_eq!(
+            store
+                .prune_mapping_history("con_a", Entity::Part, 3, u64::MAX)
+                .unwrap(),
+            2
+        );
+        assert_eq!(versions(&store), [3, 4, 5]);
+        // Bytes: a large newest version is kept however large; older ones go once
+        // the versions kept would pass the bound.
+        append("x".repeat(10_000));
+        assert_eq!(
+            store
+                .prune_mapping_history("con_a", Entity::Part, 100, 1000)
+                .unwrap(),
+            3
+        );
+        assert_eq!(versions(&store), [6]);
+        append("small".into());
+        store
+            .prune_mapping_history("con_a", Entity::Part, 100, 1000)
+            .unwrap();
+        assert_eq!(
+            versions(&store),
+            [7],
+            "6 would take the history past 1000 bytes"
+        );
+        // Numbering goes on after pruning, and another entity is untouched.
+        assert_eq!(append("next".into()).version, 8);
+        assert_eq!(
+            store
+                .prune_mapping_history("con_a", Entity::Asset, 0, 0)
+                .unwrap(),
+            0
         );
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
