@@ -269,7 +269,6 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
-
 /// The limits on what tenants store (see `crosswalk::quota`); each has a
 /// `CROSSWALK_MAX_…` variable too.
 #[derive(Debug, clap::Args)]

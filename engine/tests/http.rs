@@ -104,7 +104,16 @@ async fn call_with(
     headers: &[(&str, &str)],
     body: impl Into<Body>,
 ) -> Answer {
-    send(app, method, uri, key, Some("application/json"), headers, body).await
+    send(
+        app,
+        method,
+        uri,
+        key,
+        Some("application/json"),
+        headers,
+        body,
+    )
+    .await
 }
 
 /// A call with a body of this content type (or none).
@@ -1687,6 +1696,7 @@ async fn if_match_makes_a_mapping_change_conditional() {
         "{}",
         a.body
     );
+}
 
 /// Every spelling of an internal address that the issue found accepted, and more.
 const REFUSED_URLS: &[(&str, &str)] = &[

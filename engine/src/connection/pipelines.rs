@@ -196,7 +196,8 @@ impl Pipelines {
                 });
             }
             // Validate and compile before anything is stored: a bad change changes nothing.
-            self.quotas.mapping(&proposal.overrides, &proposal.plugins)?;
+            self.quotas
+                .mapping(&proposal.overrides, &proposal.plugins)?;
             let mut pipeline = self.compile(
                 connection,
                 entity,

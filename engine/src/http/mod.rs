@@ -561,7 +561,7 @@ fn outbound_url(
             )
             .details(json!({"field": field})),
         })
-    }
+}
 
 /// The OpenAPI document, with this server's quotas in its schemas.
 async fn serve_openapi(State(state): State<AppState>) -> Response {

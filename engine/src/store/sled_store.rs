@@ -656,14 +656,25 @@ mod tests {
     fn pruning_keeps_the_newest_versions_within_count_and_bytes() {
         let dir = temp_dir("prune");
         let store = SledStore::open(&dir).unwrap();
+        let last = std::cell::Cell::new(0);
         let append = |description: String| {
             let overrides = OverrideSpec {
                 description: Some(description),
                 ..Default::default()
             };
-            store
-                .append_mapping("con_a", Entity::Part, overrides, vec![], "key_1", None)
-                .unwrap()
+            let v = store
+                .append_mapping(
+                    "con_a",
+                    Entity::Part,
+                    last.get(),
+                    overrides,
+                    vec![],
+                    "key_1",
+                    None,
+                )
+                .unwrap();
+            last.set(v.version);
+            v
         };
         let versions = |store: &SledStore| -> Vec<u64> {
             store
