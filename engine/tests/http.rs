@@ -440,9 +440,25 @@ async fn transform_maps_samples_and_a_change_shows_on_the_next_request() {
         json!({"version": 0}).to_string(),
     )
     .await;
+    // Version 0 is the system's default: restoring it is a new version.
+    assert_eq!(
+        (a.status, a.version.as_deref()),
+        (StatusCode::OK, Some("2")),
+        "{}",
+        a.body
+    );
+    let a = call(
+        &f.app,
+        "POST",
+        &format!("{mapping_uri}/rollback"),
+        Some(&f.alice),
+        json!({"version": 9}).to_string(),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    // Empty overrides are the mapping already: nothing is stored.
     let empty = json!({"overrides": []});
-    call(
+    let a = call(
         &f.app,
         "PUT",
         &mapping_uri,
@@ -450,6 +466,7 @@ async fn transform_maps_samples_and_a_change_shows_on_the_next_request() {
         empty.to_string(),
     )
     .await;
+    assert_eq!((a.status, a.version.as_deref()), (StatusCode::OK, Some("2")));
     let a = call(
         &f.app,
         "POST",
@@ -477,6 +494,7 @@ async fn transform_maps_samples_and_a_change_shows_on_the_next_request() {
         .map(|v| v["version"].as_u64().unwrap())
         .collect();
     assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(a.body["data"][1]["rollback_of"], 0);
     assert_eq!(a.body["data"][2]["rollback_of"], 1);
 }
 
