@@ -137,46 +137,50 @@ enum Command {
         command: PluginCommand,
     },
     /// Run the HTTP service, with its embedded storage.
-    Serve {
-        /// Where to listen.
-        #[arg(long, env = "CROSSWALK_ADDR", default_value = "127.0.0.1:8080")]
-        addr: std::net::SocketAddr,
-        /// Where the storage and the compiled-plugin cache live.
-        #[arg(long, env = "CROSSWALK_DATA_DIR", default_value = "./data")]
-        data_dir: PathBuf,
-        /// The largest request body, in bytes.
-        #[arg(long, env = "CROSSWALK_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
-        body_limit: usize,
-        /// How log lines are written to stderr: `text` or `json` (one object a line).
-        /// `CROSSWALK_LOG` filters them (`info` unless set; `warn`, `crosswalk=debug`, …).
-        #[arg(long, env = "CROSSWALK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-        log_format: LogFormat,
-        /// For benchmarks: also serve `POST /bench/floor`, which authenticates and reads
-        /// the body as a transform does, then answers a fixed JSON body of this many
-        /// bytes without parsing or mapping: the HTTP floor.
-        #[arg(long)]
-        floor_bytes: Option<usize>,
-        /// The first wait, in milliseconds, before a failed webhook delivery is
-        /// retried; it doubles with each attempt (up to an hour).
-        #[arg(long, env = "CROSSWALK_WEBHOOK_BACKOFF_MS", default_value_t = 5000)]
-        webhook_backoff_ms: u64,
-        #[command(flatten)]
-        plugin_pool: PluginPoolArgs,
-        /// Allow webhooks, live upstreams and token endpoints at addresses in this
-        /// range (CIDR such as 10.20.0.0/16, or one address), which are otherwise
-        /// refused as loopback, private, link-local, metadata or reserved; repeat for
-        /// more ranges (the variable takes them comma-separated). None by default.
-        #[arg(
-            long = "allow-upstream",
-            env = "CROSSWALK_ALLOW_UPSTREAM",
-            value_name = "CIDR",
-            value_delimiter = ',',
-            value_parser = crate::egress::parse_range
-        )]
-        allow_upstream: Vec<ipnet::IpNet>,
-        #[command(flatten)]
-        quotas: QuotaArgs,
-    },
+    Serve(Box<ServeArgs>),
+}
+
+/// How the service runs: where, with what storage, and under which limits.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Where to listen.
+    #[arg(long, env = "CROSSWALK_ADDR", default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Where the storage and the compiled-plugin cache live.
+    #[arg(long, env = "CROSSWALK_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// The largest request body, in bytes.
+    #[arg(long, env = "CROSSWALK_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
+    body_limit: usize,
+    /// How log lines are written to stderr: `text` or `json` (one object a line).
+    /// `CROSSWALK_LOG` filters them (`info` unless set; `warn`, `crosswalk=debug`, …).
+    #[arg(long, env = "CROSSWALK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// For benchmarks: also serve `POST /bench/floor`, which authenticates and reads
+    /// the body as a transform does, then answers a fixed JSON body of this many
+    /// bytes without parsing or mapping: the HTTP floor.
+    #[arg(long)]
+    floor_bytes: Option<usize>,
+    /// The first wait, in milliseconds, before a failed webhook delivery is
+    /// retried; it doubles with each attempt (up to an hour).
+    #[arg(long, env = "CROSSWALK_WEBHOOK_BACKOFF_MS", default_value_t = 5000)]
+    webhook_backoff_ms: u64,
+    #[command(flatten)]
+    plugin_pool: PluginPoolArgs,
+    /// Allow webhooks, live upstreams and token endpoints at addresses in this
+    /// range (CIDR such as 10.20.0.0/16, or one address), which are otherwise
+    /// refused as loopback, private, link-local, metadata or reserved; repeat for
+    /// more ranges (the variable takes them comma-separated). None by default.
+    #[arg(
+        long = "allow-upstream",
+        env = "CROSSWALK_ALLOW_UPSTREAM",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = crate::egress::parse_range
+    )]
+    allow_upstream: Vec<ipnet::IpNet>,
+    #[command(flatten)]
+    quotas: QuotaArgs,
 }
 
 /// How the plugin pool is sized and shared between tenants (see `docs/plugins.md`).
@@ -516,27 +520,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             write!(out, "{}", entity.schema_text())?;
             Ok(())
         }
-        Command::Serve {
-            addr,
-            data_dir,
-            body_limit,
-            log_format,
-            floor_bytes,
-            webhook_backoff_ms,
-            plugin_pool,
-            allow_upstream,
-            quotas,
-        } => serve(
-            addr,
-            &data_dir,
-            body_limit,
-            log_format,
-            floor_bytes,
-            webhook_backoff_ms,
-            &plugin_pool,
-            allow_upstream,
-            quotas.into(),
-        ),
+        Command::Serve(args) => serve(*args),
         Command::Plugin {
             command: PluginCommand::Check { file, plugins },
         } => {
@@ -894,17 +878,20 @@ fn read_input(file: Option<&FsPath>) -> Result<String> {
 }
 
 /// Runs the service until Ctrl-C or SIGTERM, then lets running requests finish.
-fn serve(
-    addr: std::net::SocketAddr,
-    data_dir: &FsPath,
-    body_limit: usize,
-    log_format: LogFormat,
-    floor_bytes: Option<usize>,
-    webhook_backoff_ms: u64,
-    plugin_pool: &PluginPoolArgs,
-    allow_upstream: Vec<ipnet::IpNet>,
-    quotas: Quotas,
-) -> Result<()> {
+fn serve(args: ServeArgs) -> Result<()> {
+    let ServeArgs {
+        addr,
+        data_dir,
+        body_limit,
+        log_format,
+        floor_bytes,
+        webhook_backoff_ms,
+        plugin_pool,
+        allow_upstream,
+        quotas,
+    } = args;
+    let quotas: Quotas = quotas.into();
+    let data_dir = data_dir.as_path();
     use crate::store::{Mode, Role, SledStore, Store};
     use std::sync::Arc;
 

@@ -466,7 +466,10 @@ async fn transform_maps_samples_and_a_change_shows_on_the_next_request() {
         empty.to_string(),
     )
     .await;
-    assert_eq!((a.status, a.version.as_deref()), (StatusCode::OK, Some("2")));
+    assert_eq!(
+        (a.status, a.version.as_deref()),
+        (StatusCode::OK, Some("2"))
+    );
     let a = call(
         &f.app,
         "POST",
