@@ -4,6 +4,10 @@
 
 mod support;
 
+/// The plugin pool shared between tenants, through the router.
+#[path = "plugins/pool.rs"]
+mod pool;
+
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! per-request budget bounds a batch; and a request whose future is dropped stops its
 //! plugin work and gives its share back.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
