@@ -20,6 +20,7 @@
 //! - [`egress`]: where outbound calls (webhooks, live upstreams, OAuth token
 //!   endpoints) may go, and the HTTP client that checks every connection against it.
 //! - [`cli`]: the `crosswalk` command line.
+//! - `fuzz` (hidden, not an API): the entry points of the fuzz targets in `fuzz/`.
 //!
 //! # Load → compile → run
 //!
@@ -47,6 +48,8 @@
 pub mod cli;
 pub mod connection;
 pub mod egress;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod http;
 pub mod mapping;
 pub mod model;

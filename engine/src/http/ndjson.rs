@@ -201,6 +201,31 @@ async fn read_lines(body: Body, tx: mpsc::Sender<Chunk>, limit: usize) {
     let _ = tx.send(Chunk::End(end)).await;
 }
 
+/// Reads a body that arrives in `pieces` as the transform endpoint does, on a runtime
+/// of its own: the lines handed on, and the error line that ended the stream, if any.
+/// For the fuzz target ([`crate::fuzz::ndjson`]).
+#[doc(hidden)]
+pub fn read_all(pieces: Vec<Bytes>, limit: usize) -> (Vec<(usize, Bytes)>, Option<Value>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime starts");
+    runtime.block_on(async move {
+        let body = Body::from_stream(futures_util::stream::iter(
+            pieces.into_iter().map(Ok::<_, Infallible>),
+        ));
+        let (tx, mut rx) = mpsc::channel::<Chunk>(4);
+        tokio::spawn(read_lines(body, tx, limit));
+        let mut lines = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            match chunk {
+                Chunk::Lines(batch) => lines.extend(batch),
+                Chunk::End(error) => return (lines, error),
+            }
+        }
+        panic!("the reader stopped without saying that the body ended")
+    })
+}
+
 /// Keeps a line unless it is blank; a `\r` before the newline is dropped.
 fn push_source(batch: &mut Vec<(usize, Bytes)>, number: usize, mut line: Bytes) {
     if line.last() == Some(&b'\r') {

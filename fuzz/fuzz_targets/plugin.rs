@@ -1,0 +1,5 @@
+//! A plugin upload: checked and loaded as the upload endpoint does.
+//! See `crosswalk::fuzz::plugin` for what must hold.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| crosswalk::fuzz::plugin(data));
