@@ -247,6 +247,7 @@ pub fn plugin(data: &[u8]) {
             pooling: false,
             max_instances: 1,
             cache_dir: None,
+            ..HostConfig::default()
         })
         .expect("the plugin host starts")
     });
