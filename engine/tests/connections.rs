@@ -64,6 +64,7 @@ impl Service {
         let options = ServiceOptions {
             sealer: Some(Sealer::from_text(KEY).unwrap()),
             webhook_backoff: Duration::from_millis(100),
+            ..ServiceOptions::default()
         };
         let state = AppState::with_options(store, host, 1 << 20, options);
         let webhooks = state.start_webhooks();

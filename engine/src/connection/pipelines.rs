@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::ArcSwap;
 
-use crate::mapping::{self, OverrideSpec, Plan, ResolvedMapping, SpecErrors};
+use crate::mapping::{self, MapLimits, OverrideSpec, Plan, ResolvedMapping, SpecErrors};
 use crate::model::Entity;
 use crate::plugin::{Limits, PluginError, PluginHost, PluginSet};
 use crate::store::{Connection, MappingVersion, PluginBinding, Store, StoreError};
@@ -61,6 +61,8 @@ type Key = (String, Entity);
 pub struct Pipelines {
     store: Arc<dyn Store>,
     host: Arc<PluginHost>,
+    /// What mapping may take, given to every plan compiled here.
+    limits: MapLimits,
     slots: RwLock<HashMap<Key, Arc<Slot>>>,
 }
 
@@ -72,13 +74,21 @@ struct Slot {
 }
 
 impl Pipelines {
-    /// Pipelines over a store and a plugin host.
+    /// Pipelines over a store and a plugin host, whose plans map under
+    /// [`MapLimits::DEFAULT`].
     pub fn new(store: Arc<dyn Store>, host: Arc<PluginHost>) -> Pipelines {
         Pipelines {
             store,
             host,
+            limits: MapLimits::DEFAULT,
             slots: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The same, with plans that map under `limits`.
+    pub fn with_limits(mut self, limits: MapLimits) -> Pipelines {
+        self.limits = limits;
+        self
     }
 
     /// The pipeline a request uses now: one `Arc`, taken once per request.
@@ -224,7 +234,7 @@ impl Pipelines {
             set.insert(plugin, Limits::with(&binding.limits)?);
         }
         let resolved = mapping::resolve(&connection.system, entity, Some(overrides))?;
-        let plan = Plan::compile(&resolved, &set)?;
+        let plan = Plan::compile(&resolved, &set)?.with_limits(self.limits);
         let write = crate::mapping::WritePlan::derive(&resolved, &set)?;
         Ok(Pipeline {
             version,

@@ -5,6 +5,7 @@
 //! tenant sees only its own connections, and another tenant's id answers 404 as if it
 //! did not exist. Errors have one shape ([`ApiError`]).
 
+mod answer;
 mod connections;
 mod error;
 pub mod metrics;
@@ -35,7 +36,9 @@ pub use openapi::Route;
 
 use crate::connection::secrets::Sealer;
 use crate::connection::{Credentials, Monitor, Pipelines, Records, UpstreamConfig};
-use crate::mapping::{MapOptions, OverrideRule, OverrideSpec, Payload, ResolvedMapping, System};
+use crate::mapping::{
+    MapLimits, MapOptions, OverrideRule, OverrideSpec, Payload, ResolvedMapping, System,
+};
 use crate::model::Entity;
 use crate::plugin::{FunctionInfo, Limits, PluginHost};
 use crate::store::{
@@ -64,6 +67,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     records: Arc<Records>,
     webhooks: Arc<Webhooks>,
+    /// What mapping may take, and `max_answer_bytes` for every JSON answer of records.
+    map_limits: MapLimits,
     /// The body of `POST /bench/floor`, when the server runs for benchmarks.
     floor: Option<Bytes>,
 }
@@ -77,6 +82,9 @@ pub struct ServiceOptions {
     /// The first wait before a failed webhook delivery is retried; it doubles with
     /// each attempt.
     pub webhook_backoff: std::time::Duration,
+    /// What mapping may take (JSONPath budgets, `max_record_bytes`), and the largest
+    /// answer of records (`max_answer_bytes`).
+    pub map_limits: MapLimits,
 }
 
 impl Default for ServiceOptions {
@@ -84,6 +92,7 @@ impl Default for ServiceOptions {
         ServiceOptions {
             sealer: None,
             webhook_backoff: std::time::Duration::from_secs(5),
+            map_limits: MapLimits::DEFAULT,
         }
     }
 }
@@ -106,7 +115,9 @@ impl AppState {
         body_limit: usize,
         options: ServiceOptions,
     ) -> AppState {
-        let pipelines = Arc::new(Pipelines::new(Arc::clone(&store), Arc::clone(&host)));
+        let pipelines = Arc::new(
+            Pipelines::new(Arc::clone(&store), Arc::clone(&host)).with_limits(options.map_limits),
+        );
         let webhooks = Arc::new(Webhooks::new(
             Arc::clone(&store),
             options.webhook_backoff,
@@ -128,6 +139,7 @@ impl AppState {
                 metrics: Arc::new(Metrics::new()),
                 records,
                 webhooks,
+                map_limits: options.map_limits,
                 floor: None,
             }),
         }
@@ -155,6 +167,11 @@ impl AppState {
     /// The service's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// `max_answer_bytes`, as errors name it.
+    fn answer_limit(&self) -> crate::path::Limit {
+        self.inner.map_limits.answer_bytes()
     }
 }
 
@@ -386,7 +403,7 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
             ])
             .flags(&[REMOTE_DATA])
             .answers(200, Output::Json(schema::<connections::RecordsPage>))
-            .errors(&[400, 409, 429, 502, 503, 504])
+            .errors(&[400, 409, 422, 429, 502, 503, 504])
             .versioned(),
         Route::new(Method::GET, r.item, get(one), get_op, "One record by its id, mapped with the connection's current mapping.")
             .flags(&[REMOTE_DATA])
@@ -858,32 +875,35 @@ async fn preview_mapping(
     let Preview { overrides, payload } = json_body(body)?;
     let current = state.inner.pipelines.current(&c, entity)?;
     let pipelines = Arc::clone(&state.inner.pipelines);
-    let answer = tokio::task::spawn_blocking(move || -> Result<PreviewAnswer, ApiError> {
+    let limit = state.answer_limit();
+    tokio::task::spawn_blocking(move || -> Result<Response, ApiError> {
         let proposed = pipelines.preview(&c, entity, &overrides, &current.plugins)?;
         let records = Payload::unwrap(payload).into_records();
-        let run = |plan: &crate::mapping::Plan| -> Vec<Value> {
-            plan.map_batch(&records, MapOptions::default())
+        let run = |plan: &crate::mapping::Plan| -> Result<Vec<Value>, ApiError> {
+            let batch = plan.map_batch(&records, MapOptions::default());
+            answer::answer_full(batch.records.iter())?;
+            Ok(batch
                 .records
                 .into_iter()
                 .enumerate()
                 .map(|(i, r)| r.unwrap_or_else(|e| record_error(&e, i)))
-                .collect()
+                .collect())
         };
-        let (after, before) = (run(&proposed.plan), run(&current.plan));
+        let (after, before) = (run(&proposed.plan)?, run(&current.plan)?);
         let mut changes = Vec::new();
         for (i, (b, a)) in before.iter().zip(&after).enumerate() {
             diff(&format!("[{i}]"), b, a, &mut changes);
         }
-        Ok(PreviewAnswer {
+        let preview = PreviewAnswer {
             current_version: current.version,
             output: after,
             current_output: before,
             changes,
-        })
+        };
+        answer::json(&preview, limit)
     })
     .await
-    .map_err(|e| ApiError::internal(&e))??;
-    Ok(Json(answer).into_response())
+    .map_err(|e| ApiError::internal(&e))?
 }
 
 /// The leaves that differ between two records.
@@ -1114,6 +1134,7 @@ async fn transform(
             metrics: Arc::clone(&state.inner.metrics),
             monitor: Arc::clone(state.inner.records.monitor()),
             request_id: request_id.map(|r| r.0.0),
+            answer_limit: state.answer_limit(),
         };
         let body = ndjson::transform(
             request.into_body(),
@@ -1136,6 +1157,7 @@ async fn transform(
     let metrics = Arc::clone(&state.inner.metrics);
     let monitor = Arc::clone(state.inner.records.monitor());
     let request_id = request_id.map(|r| r.0.0);
+    let limit = state.answer_limit();
     let work = move || {
         let (one, records) = match Payload::unwrap(payload) {
             Payload::One(r) => (true, vec![r]),
@@ -1144,22 +1166,22 @@ async fn transform(
         let batch = pipeline.plan.map_batch(&records, options);
         metrics.batch(&c.id, entity, &batch);
         monitor.mapped(&c, entity, &batch, &[], request_id.as_deref());
-        let mut results = batch.records.into_iter();
+        // Serialised once, within `max_answer_bytes`.
         if one {
-            return match results.next().expect("one record") {
-                Ok(record) => Ok(json!({"data": record})),
-                Err(e) => Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "record_failed",
-                    e.to_string(),
-                )),
+            let record = batch.records.into_iter().next().expect("one record");
+            return match record {
+                Ok(record) => answer::json(&json!({"data": record}), limit),
+                Err(e) => Err(answer::record_failed(&e)),
             };
         }
-        let results: Vec<Value> = results
+        answer::answer_full(batch.records.iter())?;
+        let results: Vec<Value> = batch
+            .records
+            .into_iter()
             .enumerate()
             .map(|(i, r)| r.unwrap_or_else(|e| record_error(&e, i)))
             .collect();
-        Ok(json!({"data": results}))
+        answer::json(&json!({"data": results}), limit)
     };
     // Built-in transforms take microseconds a record: a small payload is mapped right
     // here. Plugins (which may run up to their time limit) and large batches are
@@ -1171,12 +1193,13 @@ async fn transform(
             .await
             .map_err(|e| ApiError::internal(&e))??
     };
-    Ok(with_version(Json(answer).into_response(), version))
+    Ok(with_version(answer, version))
 }
 
-/// A record of a batch that failed, in the API's error shape, at its index.
+/// A record of a batch that failed, in the API's error shape, at its index
+/// (`limit_exceeded` with the limit when a limit failed it).
 fn record_error(e: &crate::mapping::RecordError, index: usize) -> Value {
-    json!({"error": {"code": "record_failed", "message": e.to_string(), "details": {"index": index}}})
+    answer::record_error(e, index)
 }
 
 /// Runs work that may compile or call plugins off the async workers.
