@@ -549,3 +549,86 @@ fn acknowledged_changes_survive_sigkill() {
     server.stop();
     std::fs::remove_dir_all(&data_dir).unwrap();
 }
+
+/// The peak resident memory of a process, in MiB (`VmHWM` of /proc/<pid>/status).
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib / 1024
+}
+
+#[test]
+fn an_amplifying_path_stops_at_its_budget_and_the_server_keeps_its_memory() {
+    let dir = std::env::temp_dir().join(format!("crosswalk-e2e-budget-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = Server::start(&dir);
+    let (addr, key) = (server.addr.clone(), server.demo_key.clone());
+    let sap = &server
+        .connections
+        .iter()
+        .find(|(s, _)| s == "sap-s4hana")
+        .expect("an SAP sandbox")
+        .1;
+    let mapping = format!("/v1/connections/{sap}/mappings/purchase_order");
+    let transform = format!("/v1/connections/{sap}/transform/purchase_order");
+    let before = peak_rss_mib(server.child.id());
+
+    // Seven descendant segments are refused at once.
+    let hostile =
+        json!({"overrides": [{"target": "custom_fields.q", "path": "$..*..*..*..*..*..*..*"}]});
+    let (status, _, body) = request(&addr, "PUT", &mapping, &key, hostile.to_string().as_bytes());
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`max_descendant_segments`"),
+        "{body}"
+    );
+    // Two are accepted, and on this payload select a 250 kB string some 800 times
+    // (about 200 MB from a request of 250 kB): the copies stop at `max_record_bytes`.
+    let amplifying = json!({"overrides": [{"target": "custom_fields.q", "path": "$..*..*"}]});
+    let (status, _, body) = request(
+        &addr,
+        "PUT",
+        &mapping,
+        &key,
+        amplifying.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let depth = 40;
+    let payload = format!(
+        r#"{{"PurchaseOrder":"1","x":{}"{}"{}}}"#,
+        "[".repeat(depth),
+        "x".repeat(250_000),
+        "]".repeat(depth)
+    );
+    for _ in 0..3 {
+        let (status, _, body) = request(&addr, "POST", &transform, &key, payload.as_bytes());
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["custom_fields"]["q"], Value::Null);
+        assert_eq!(body["data"]["errors"][0]["target"], "custom_fields.q");
+        assert_eq!(body["data"]["errors"][0]["limit"], "max_record_bytes");
+    }
+    // The server is up and maps as before.
+    let (status, _, body) = request(
+        &addr,
+        "POST",
+        &transform,
+        &key,
+        json!({"PurchaseOrder": "2", "x": [[1]]})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["custom_fields"]["q"], json!([[1], 1, 1]));
+    let peak = peak_rss_mib(server.child.id());
+    println!("peak RSS: {before} MiB before the amplifying requests, {peak} MiB after");
+    assert!(peak < 300, "the server's peak RSS reached {peak} MiB");
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -14,11 +14,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
 use crate::mapping::{
-    self, Document, Format, MapOptions, OverrideSpec, Payload, Plan, ResolvedMapping, SYSTEMS,
-    System,
+    self, Document, Format, MapLimits, MapOptions, OverrideSpec, Payload, Plan, ResolvedMapping,
+    SYSTEMS, System,
 };
 use crate::model::Entity;
-use crate::path::Path;
+use crate::path::{Path, PathLimits};
 use crate::plugin::{FunctionKind, HostConfig, Limits, PluginHost, PluginSet, PoolConfig};
 use crate::quota::Quotas;
 
@@ -181,6 +181,8 @@ struct ServeArgs {
     allow_upstream: Vec<ipnet::IpNet>,
     #[command(flatten)]
     quotas: QuotaArgs,
+    #[command(flatten)]
+    map_limits: MapLimitArgs,
 }
 
 /// How the plugin pool is sized and shared between tenants (see `docs/plugins.md`).
@@ -341,6 +343,47 @@ impl From<QuotaArgs> for Quotas {
     }
 }
 
+/// What mapping may take: the JSONPath budgets and the sizes of records and answers
+/// (defaults: [`crate::mapping::MapLimits::DEFAULT`]).
+#[derive(Debug, clap::Args)]
+struct MapLimitArgs {
+    /// The most nodes one rule's JSONPath evaluation may visit; a rule over it is a
+    /// field error naming `path_visits_per_rule`.
+    #[arg(long, env = "CROSSWALK_PATH_VISITS_PER_RULE", default_value_t = PathLimits::DEFAULT.visits_per_rule, value_name = "NODES")]
+    path_visits_per_rule: u64,
+    /// The most nodes one rule's JSONPath evaluation may select, at every segment.
+    #[arg(long, env = "CROSSWALK_PATH_SELECTS_PER_RULE", default_value_t = PathLimits::DEFAULT.selects_per_rule, value_name = "NODES")]
+    path_selects_per_rule: u64,
+    /// The most nodes all the rules of one record may visit together.
+    #[arg(long, env = "CROSSWALK_PATH_VISITS_PER_RECORD", default_value_t = PathLimits::DEFAULT.visits_per_record, value_name = "NODES")]
+    path_visits_per_record: u64,
+    /// The most nodes all the rules of one record may select together.
+    #[arg(long, env = "CROSSWALK_PATH_SELECTS_PER_RECORD", default_value_t = PathLimits::DEFAULT.selects_per_record, value_name = "NODES")]
+    path_selects_per_record: u64,
+    /// The largest mapped record, in bytes of compact JSON (without `remote_data`).
+    #[arg(long, env = "CROSSWALK_MAX_RECORD_BYTES", default_value_t = MapLimits::DEFAULT.max_record_bytes, value_name = "BYTES")]
+    max_record_bytes: u64,
+    /// The largest answer of records (a transform, a page or a record read, a preview,
+    /// an NDJSON line), in bytes; a larger one is a 422 naming `max_answer_bytes`.
+    #[arg(long, env = "CROSSWALK_MAX_ANSWER_BYTES", default_value_t = MapLimits::DEFAULT.max_answer_bytes, value_name = "BYTES")]
+    max_answer_bytes: u64,
+}
+
+impl MapLimitArgs {
+    fn limits(&self) -> MapLimits {
+        MapLimits {
+            path: PathLimits {
+                visits_per_rule: self.path_visits_per_rule,
+                selects_per_rule: self.path_selects_per_rule,
+                visits_per_record: self.path_visits_per_record,
+                selects_per_record: self.path_selects_per_record,
+            },
+            max_record_bytes: self.max_record_bytes,
+            max_answer_bytes: self.max_answer_bytes,
+        }
+    }
+}
+
 /// How the server writes its log.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
@@ -448,8 +491,13 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
         } => {
             let overrides = overrides.as_deref().map(read_overrides).transpose()?;
             let plugins = plugins.load()?;
+            // The budgets of the service, but no answer limit: the output is the caller's.
             let plan = mapping::plan_with(&system, entity, overrides.as_ref(), &plugins)
-                .with_context(|| format!("cannot map {system} {entity}"))?;
+                .with_context(|| format!("cannot map {system} {entity}"))?
+                .with_limits(MapLimits {
+                    max_answer_bytes: u64::MAX,
+                    ..MapLimits::DEFAULT
+                });
             let options = MapOptions {
                 strict,
                 remote_data,
@@ -889,7 +937,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         plugin_pool,
         allow_upstream,
         quotas,
+        map_limits,
     } = args;
+    let map_limits = map_limits.limits();
     let quotas: Quotas = quotas.into();
     let data_dir = data_dir.as_path();
     use crate::store::{Mode, Role, SledStore, Store};
@@ -980,6 +1030,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         webhook_backoff: std::time::Duration::from_millis(webhook_backoff_ms.max(1)),
         egress: crate::egress::Policy::allowing(allow_upstream),
         quotas,
+        map_limits,
     };
     let mut state = crate::http::AppState::with_options(store, host, body_limit, options);
     if let Some(bytes) = floor_bytes {

@@ -2658,3 +2658,260 @@ async fn the_openapi_document_carries_the_servers_quotas_and_is_as_strict_as_the
         );
     }
 }
+
+/// `[[[…depth…[leaf]…]]]`, as JSON text.
+fn nested(depth: usize, leaf: &str) -> String {
+    format!("{}{leaf}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+#[tokio::test]
+async fn an_amplifying_path_is_refused_when_a_mapping_is_changed_or_previewed() {
+    let f = fixture("amplifying-path", 1 << 20);
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let mapping_uri = format!("/v1/connections/{id}/mappings/purchase_order");
+    let hostile =
+        json!({"overrides": [{"target": "custom_fields.q", "path": "$..*..*..*..*..*..*..*"}]});
+    for (method, uri, body) in [
+        ("PUT", mapping_uri.clone(), hostile.clone()),
+        ("PATCH", mapping_uri.clone(), hostile.clone()),
+        (
+            "POST",
+            format!("{mapping_uri}/preview"),
+            json!({"overrides": hostile, "payload": {"PurchaseOrder": "1"}}),
+        ),
+    ] {
+        let a = call(&f.app, method, &uri, Some(&f.alice), body.to_string()).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method}: {}",
+            a.body
+        );
+        assert_eq!(a.body["error"]["code"], "invalid_mapping");
+        let message = a.body["error"]["message"].as_str().unwrap();
+        for needed in [
+            "target `custom_fields.q`",
+            "`$..*..*..*..*..*..*..*`",
+            "7 descendant segments",
+            "at most 2",
+            "`max_descendant_segments`",
+        ] {
+            assert!(message.contains(needed), "{method}: {needed} in {message}");
+        }
+    }
+    // Nothing changed.
+    let a = call(&f.app, "GET", &mapping_uri, Some(&f.alice), "").await;
+    assert_eq!(a.version.as_deref(), Some("0"));
+}
+
+#[tokio::test]
+async fn a_descendant_path_over_its_budget_is_a_field_error_and_the_next_request_works() {
+    let f = fixture("path-budget", 8 << 20);
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let mapping_uri = format!("/v1/connections/{id}/mappings/purchase_order");
+    let uri = format!("/v1/connections/{id}/transform/purchase_order");
+    let change = json!({"overrides": [{"target": "custom_fields.q", "path": "$..*"}]});
+    let a = call(
+        &f.app,
+        "PUT",
+        &mapping_uri,
+        Some(&f.alice),
+        change.to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+
+    // Wide: 150,000 nodes for one `$..*`, more than a rule may select.
+    let wide = format!(r#"{{"PurchaseOrder":"1","x":[{}0]}}"#, "0,".repeat(150_000));
+    let a = call(&f.app, "POST", &uri, Some(&f.alice), wide.clone()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let record = &a.body["data"];
+    assert_eq!(record["id"], "1");
+    assert_eq!(record["custom_fields"]["q"], Value::Null);
+    assert_eq!(record["errors"][0]["target"], "custom_fields.q");
+    assert_eq!(record["errors"][0]["path"], "$..*");
+    assert_eq!(record["errors"][0]["limit"], "path_selects_per_rule");
+    assert_eq!(record["errors"][0]["max"], 100_000);
+    assert!(
+        record["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("selects more than 100000 nodes (limit `path_selects_per_rule`)"),
+        "{}",
+        record["errors"][0]
+    );
+
+    // Deep: a 100 kB string at the bottom of 100 nested arrays, selected once per level
+    // (10 MB from a 100 kB request).
+    let leaf = format!("\"{}\"", "x".repeat(100_000));
+    let deep = format!(r#"{{"PurchaseOrder":"2","x":{}}}"#, nested(100, &leaf));
+    let a = call(&f.app, "POST", &uri, Some(&f.alice), deep.clone()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let record = &a.body["data"];
+    assert_eq!(record["custom_fields"]["q"], Value::Null);
+    assert_eq!(record["errors"][0]["target"], "custom_fields.q");
+    assert_eq!(record["errors"][0]["limit"], "max_record_bytes");
+    assert_eq!(record["errors"][0]["max"], 8 << 20);
+    let answer = serde_json::to_vec(&a.body).unwrap().len();
+    assert!(answer < 10_000, "the answer is {answer} bytes");
+
+    // Strict: the record fails, naming the limit.
+    let a = call(
+        &f.app,
+        "POST",
+        &format!("{uri}?strict=true"),
+        Some(&f.alice),
+        wide,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "limit_exceeded");
+    assert_eq!(
+        a.body["error"]["details"],
+        json!({"limit": "path_selects_per_rule", "max": 100_000})
+    );
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("target `custom_fields.q`")
+    );
+
+    // The next request maps as usual.
+    let a = call(
+        &f.app,
+        "POST",
+        &uri,
+        Some(&f.alice),
+        json!({"PurchaseOrder": "3", "x": [[1]]}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(
+        a.body["data"]["custom_fields"]["q"],
+        json!(["3", [[1]], [1], 1])
+    );
+    assert!(a.body["data"].get("errors").is_none(), "{}", a.body);
+}
+
+#[tokio::test]
+async fn answers_over_max_answer_bytes_are_refused_naming_it() {
+    let options = ServiceOptions {
+        map_limits: crosswalk::mapping::MapLimits {
+            max_answer_bytes: 20_000,
+            ..Default::default()
+        },
+        ..ServiceOptions::default()
+    };
+    let f = fixture_with("answer-limit", 1 << 20, options);
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let k = Some(f.alice.as_str());
+    let expected = json!({"limit": "max_answer_bytes", "max": 20_000});
+
+    // A batch whose records pass the limit: not mapped past it, and refused whole.
+    let many: Vec<Value> = (0..200)
+        .map(|i| json!({"PurchaseOrder": i.to_string()}))
+        .collect();
+    let uri = format!("/v1/connections/{id}/transform/purchase_order");
+    let a = call(
+        &f.app,
+        "POST",
+        &uri,
+        k,
+        Value::Array(many.clone()).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "limit_exceeded");
+    assert_eq!(a.body["error"]["details"], expected);
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 20000 bytes (limit `max_answer_bytes`)"),
+        "{}",
+        a.body
+    );
+    // One record whose source echo passes it.
+    let big = json!({"PurchaseOrder": "1", "Note": "x".repeat(30_000)}).to_string();
+    let a = call(
+        &f.app,
+        "POST",
+        &format!("{uri}?remote_data=true"),
+        k,
+        big.clone(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert_eq!(a.body["error"]["details"], expected);
+    // NDJSON: the line is an error line naming it; the stream goes on.
+    let lines = format!("{big}\n{}\n", json!({"PurchaseOrder": "2"}));
+    let (_, answer) = ndjson(
+        &f.app,
+        &format!("{uri}?remote_data=true"),
+        &f.alice,
+        lines,
+        4096,
+    )
+    .await;
+    assert_eq!(answer[0]["error"]["code"], "limit_exceeded");
+    assert_eq!(answer[0]["error"]["details"]["limit"], "max_answer_bytes");
+    assert_eq!(answer[0]["error"]["details"]["line"], 1);
+    assert_eq!(answer[1]["id"], "2");
+    // A page of records.
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("/v1/connections/{id}/purchase-orders?page_size=50&remote_data=true"),
+        k,
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert_eq!(a.body["error"]["details"], expected);
+    // Under the limit, all is as before.
+    let a = call(
+        &f.app,
+        "POST",
+        &uri,
+        k,
+        Value::Array(many[..3].to_vec()).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["data"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn integer_ids_of_any_length_keep_their_digits() {
+    let f = fixture("big-integers", 1 << 20);
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let mapping_uri = format!("/v1/connections/{id}/mappings/purchase_order");
+    let change = json!({"overrides": [{"target": "custom_fields.raw", "path": "$.PurchaseOrder"}]});
+    let a = call(
+        &f.app,
+        "PUT",
+        &mapping_uri,
+        Some(&f.alice),
+        change.to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let digits = "123456789012345678901234567890";
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!("/v1/connections/{id}/transform/purchase_order"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {}", f.alice))
+        .body(Body::from(format!(r#"{{"PurchaseOrder": {digits}}}"#)))
+        .unwrap();
+    let response = f.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    // The id as text, and the number as it came.
+    assert!(text.contains(&format!(r#""id":"{digits}""#)), "{text}");
+    assert!(text.contains(&format!(r#""raw":{digits}"#)), "{text}");
+}

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::ArcSwap;
 
-use crate::mapping::{self, OverrideSpec, Plan, ResolvedMapping, SpecErrors};
+use crate::mapping::{self, MapLimits, OverrideSpec, Plan, ResolvedMapping, SpecErrors};
 use crate::model::Entity;
 use crate::plugin::{Limits, PluginError, PluginHost, PluginSet, PoolError};
 use crate::quota::{LimitExceeded, Quotas};
@@ -118,6 +118,8 @@ pub struct Pipelines {
     store: Arc<dyn Store>,
     host: Arc<PluginHost>,
     quotas: Quotas,
+    /// What mapping may take, given to every plan compiled here.
+    limits: MapLimits,
     slots: RwLock<HashMap<Key, Arc<Slot>>>,
 }
 
@@ -129,12 +131,14 @@ struct Slot {
 }
 
 impl Pipelines {
-    /// Pipelines over a store and a plugin host, under the default [`Quotas`].
+    /// Pipelines over a store and a plugin host, under the default [`Quotas`], whose
+    /// plans map under [`MapLimits::DEFAULT`].
     pub fn new(store: Arc<dyn Store>, host: Arc<PluginHost>) -> Pipelines {
         Pipelines {
             store,
             host,
             quotas: Quotas::DEFAULT,
+            limits: MapLimits::DEFAULT,
             slots: RwLock::new(HashMap::new()),
         }
     }
@@ -147,6 +151,12 @@ impl Pipelines {
     /// Under these quotas: the size of a mapping, its bindings, the versions kept.
     pub fn with_quotas(mut self, quotas: Quotas) -> Pipelines {
         self.quotas = quotas;
+        self
+    }
+
+    /// The same, with plans that map under `limits`.
+    pub fn with_limits(mut self, limits: MapLimits) -> Pipelines {
+        self.limits = limits;
         self
     }
 
@@ -389,7 +399,7 @@ impl Pipelines {
             set.insert(plugin, Limits::with(&binding.limits)?);
         }
         let resolved = mapping::resolve(&connection.system, entity, Some(overrides))?;
-        let plan = Plan::compile(&resolved, &set)?;
+        let plan = Plan::compile(&resolved, &set)?.with_limits(self.limits);
         let write = crate::mapping::WritePlan::derive(&resolved, &set)?;
         Ok(Pipeline {
             version,

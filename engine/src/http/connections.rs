@@ -152,9 +152,10 @@ impl From<RecordsError> for ApiError {
             RecordsError::NoSecretKey => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_secret_key", message)
             }
-            RecordsError::Record { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "record_failed", message)
-            }
+            RecordsError::Record { ref error, .. } => match error.limit() {
+                Some(limit) => super::answer::limit_exceeded(limit, message),
+                None => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "record_failed", message),
+            },
             RecordsError::Pipeline(e) => e.into(),
             RecordsError::Plugins(e) => e.into(),
             RecordsError::Store(e) => e.into(),
@@ -249,6 +250,7 @@ pub(super) async fn list_records(
             request_id.as_ref().map(|r| r.0.as_str()),
         )
         .await?;
+    super::answer::answer_full(listed.records.iter())?;
     let page = RecordsPage {
         data: listed
             .records
@@ -259,7 +261,8 @@ pub(super) async fn list_records(
         next_cursor: listed.next_cursor,
         sandbox: listed.scenarios,
     };
-    Ok(with_version(Json(page).into_response(), listed.version))
+    let answer = super::answer::json(&page, state.answer_limit())?;
+    Ok(with_version(answer, listed.version))
 }
 
 /// The query of a one-record read.
@@ -296,7 +299,8 @@ pub(super) async fn get_record(
         data: fetched.record,
         sandbox: fetched.scenario,
     };
-    Ok(with_version(Json(answer).into_response(), fetched.version))
+    let answer = super::answer::json(&answer, state.answer_limit())?;
+    Ok(with_version(answer, fetched.version))
 }
 
 /// What a write did.

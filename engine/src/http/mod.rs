@@ -11,6 +11,7 @@
 //! `unsupported_media_type`. What a tenant stores is bounded by the [`Quotas`]: a
 //! request over one answers 422 `limit_exceeded`, naming it.
 
+mod answer;
 mod connections;
 mod content_type;
 mod error;
@@ -42,7 +43,9 @@ pub use openapi::Route;
 
 use crate::connection::secrets::Sealer;
 use crate::connection::{Credentials, Monitor, Pipelines, Proposal, Records, UpstreamConfig};
-use crate::mapping::{MapOptions, OverrideRule, OverrideSpec, Payload, ResolvedMapping, System};
+use crate::mapping::{
+    MapLimits, MapOptions, OverrideRule, OverrideSpec, Payload, ResolvedMapping, System,
+};
 use crate::model::Entity;
 use crate::plugin::{Demand, FunctionInfo, Grant, Limits, PluginHost};
 use crate::quota::Quotas;
@@ -82,6 +85,8 @@ struct Shared {
     counting: std::sync::Mutex<()>,
     /// The OpenAPI document, with these quotas, serialized on first use.
     openapi: std::sync::OnceLock<Bytes>,
+    /// What mapping may take, and `max_answer_bytes` for every JSON answer of records.
+    map_limits: MapLimits,
     /// The body of `POST /bench/floor`, when the server runs for benchmarks.
     floor: Option<Bytes>,
 }
@@ -100,6 +105,9 @@ pub struct ServiceOptions {
     pub egress: crate::egress::Policy,
     /// The limits on what tenants store.
     pub quotas: Quotas,
+    /// What mapping may take (JSONPath budgets, `max_record_bytes`), and the largest
+    /// answer of records (`max_answer_bytes`).
+    pub map_limits: MapLimits,
 }
 
 impl Default for ServiceOptions {
@@ -109,6 +117,7 @@ impl Default for ServiceOptions {
             webhook_backoff: std::time::Duration::from_secs(5),
             egress: crate::egress::Policy::deny_internal(),
             quotas: Quotas::DEFAULT,
+            map_limits: MapLimits::DEFAULT,
         }
     }
 }
@@ -132,7 +141,9 @@ impl AppState {
         options: ServiceOptions,
     ) -> AppState {
         let pipelines = Arc::new(
-            Pipelines::new(Arc::clone(&store), Arc::clone(&host)).with_quotas(options.quotas),
+            Pipelines::new(Arc::clone(&store), Arc::clone(&host))
+                .with_quotas(options.quotas)
+                .with_limits(options.map_limits),
         );
         let webhooks = Arc::new(Webhooks::new(
             Arc::clone(&store),
@@ -161,6 +172,7 @@ impl AppState {
                 quotas: options.quotas,
                 counting: std::sync::Mutex::new(()),
                 openapi: std::sync::OnceLock::new(),
+                map_limits: options.map_limits,
                 floor: None,
             }),
         }
@@ -204,6 +216,11 @@ impl AppState {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         store()
+    }
+
+    /// `max_answer_bytes`, as errors name it.
+    fn answer_limit(&self) -> crate::path::Limit {
+        self.inner.map_limits.answer_bytes()
     }
 }
 
@@ -450,7 +467,7 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
             ])
             .flags(&[REMOTE_DATA])
             .answers(200, Output::Json(schema::<connections::RecordsPage>))
-            .errors(&[400, 409, 429, 502, 503, 504])
+            .errors(&[400, 409, 422, 429, 502, 503, 504])
             .versioned(),
         Route::new(Method::GET, r.item, get(one), get_op, "One record by its id, mapped with the connection's current mapping.")
             .flags(&[REMOTE_DATA])
@@ -1065,31 +1082,34 @@ async fn preview_mapping(
     };
     let grant = plugin_grant(&state, &c.tenant_id, demand).await?;
     let _cancel = grant.cancel_on_drop();
-    let answer = tokio::task::spawn_blocking(move || -> Result<PreviewAnswer, ApiError> {
+    let limit = state.answer_limit();
+    tokio::task::spawn_blocking(move || -> Result<Response, ApiError> {
         let records = Payload::unwrap(payload).into_records();
-        let run = |plan: &crate::mapping::Plan| -> Vec<Value> {
-            plan.map_batch_granted(&records, MapOptions::default(), &grant)
+        let run = |plan: &crate::mapping::Plan| -> Result<Vec<Value>, ApiError> {
+            let batch = plan.map_batch_granted(&records, MapOptions::default(), &grant);
+            answer::answer_full(batch.records.iter())?;
+            Ok(batch
                 .records
                 .into_iter()
                 .enumerate()
                 .map(|(i, r)| r.unwrap_or_else(|e| record_error(&e, i)))
-                .collect()
+                .collect())
         };
-        let (after, before) = (run(&proposed.plan), run(&current.plan));
+        let (after, before) = (run(&proposed.plan)?, run(&current.plan)?);
         let mut changes = Vec::new();
         for (i, (b, a)) in before.iter().zip(&after).enumerate() {
             diff(&format!("[{i}]"), b, a, &mut changes);
         }
-        Ok(PreviewAnswer {
+        let preview = PreviewAnswer {
             current_version: current.version,
             output: after,
             current_output: before,
             changes,
-        })
+        };
+        answer::json(&preview, limit)
     })
     .await
-    .map_err(|e| ApiError::internal(&e))??;
-    Ok(Json(answer).into_response())
+    .map_err(|e| ApiError::internal(&e))?
 }
 
 /// The leaves that differ between two records.
@@ -1400,6 +1420,7 @@ async fn transform(
             metrics: Arc::clone(&state.inner.metrics),
             monitor: Arc::clone(state.inner.records.monitor()),
             request_id: request_id.map(|r| r.0.0),
+            answer_limit: state.answer_limit(),
         };
         let body = ndjson::transform(
             request.into_body(),
@@ -1425,6 +1446,7 @@ async fn transform(
     let request_id = request_id.map(|r| r.0.0);
     // Dropped with this future when the client goes away: the plugin work stops.
     let _cancel = grant.as_ref().map(Grant::cancel_on_drop);
+    let limit = state.answer_limit();
     let work = move || {
         let (one, records) = match Payload::unwrap(payload) {
             Payload::One(r) => (true, vec![r]),
@@ -1440,22 +1462,22 @@ async fn transform(
         if !grant.as_ref().is_some_and(|g| g.cancel().is_cancelled()) {
             monitor.mapped(&c, entity, &batch, &[], request_id.as_deref());
         }
-        let mut results = batch.records.into_iter();
+        // Serialised once, within `max_answer_bytes`.
         if one {
-            return match results.next().expect("one record") {
-                Ok(record) => Ok(json!({"data": record})),
-                Err(e) => Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "record_failed",
-                    e.to_string(),
-                )),
+            let record = batch.records.into_iter().next().expect("one record");
+            return match record {
+                Ok(record) => answer::json(&json!({"data": record}), limit),
+                Err(e) => Err(answer::record_failed(&e)),
             };
         }
-        let results: Vec<Value> = results
+        answer::answer_full(batch.records.iter())?;
+        let results: Vec<Value> = batch
+            .records
+            .into_iter()
             .enumerate()
             .map(|(i, r)| r.unwrap_or_else(|e| record_error(&e, i)))
             .collect();
-        Ok(json!({"data": results}))
+        answer::json(&json!({"data": results}), limit)
     };
     // Built-in transforms take microseconds a record: a small payload is mapped right
     // here. Plugins (which may run up to their time limit) and large batches are
@@ -1467,7 +1489,7 @@ async fn transform(
             .await
             .map_err(|e| ApiError::internal(&e))??
     };
-    Ok(with_version(Json(answer).into_response(), version))
+    Ok(with_version(answer, version))
 }
 
 /// Leases what `demand` asks of the plugin pool from `tenant`'s share: a busy share
@@ -1480,9 +1502,10 @@ pub(crate) async fn plugin_grant(
     Ok(state.inner.host.pool().grant(tenant, demand).await?)
 }
 
-/// A record of a batch that failed, in the API's error shape, at its index.
+/// A record of a batch that failed, in the API's error shape, at its index
+/// (`limit_exceeded` with the limit when a limit failed it).
 fn record_error(e: &crate::mapping::RecordError, index: usize) -> Value {
-    json!({"error": {"code": "record_failed", "message": e.to_string(), "details": {"index": index}}})
+    answer::record_error(e, index)
 }
 
 /// Runs work that may compile or call plugins off the async workers.

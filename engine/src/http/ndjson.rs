@@ -17,7 +17,10 @@
 //! are lines of the answer in the API's error shape, with the source line number in
 //! `details.line`: a line that is not JSON or fails to map gives an error line and the
 //! stream goes on; a line longer than the limit, or a body that breaks off, gives an
-//! error line and ends the stream.
+//! error line and ends the stream. An answer line is bounded by `max_answer_bytes`
+//! (a longer one is an error line naming it), and each batch of lines by the same limit
+//! (the records of a batch past it are error lines); the stream as a whole is not,
+//! since it is never held whole.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -75,6 +78,8 @@ pub struct Target {
     pub monitor: Arc<crate::connection::Monitor>,
     /// The request's id, for the error log.
     pub request_id: Option<String>,
+    /// `max_answer_bytes`: the longest answer line.
+    pub answer_limit: crate::path::Limit,
 }
 
 /// Maps an NDJSON body with `pipeline`, whose plugins run under `grant` (leased for
@@ -280,11 +285,19 @@ fn map_lines(
         let value = match line {
             Ok(_) => match mapped.next().expect("one result per record") {
                 Ok(record) => record,
-                Err(e) => line_error(*number, "record_failed", e.to_string()),
+                Err(e) => match e.limit() {
+                    Some(limit) => {
+                        let mut error = line_error(*number, "limit_exceeded", e.to_string());
+                        error["error"]["details"]["limit"] = limit.name.into();
+                        error["error"]["details"]["max"] = limit.max.into();
+                        error
+                    }
+                    None => line_error(*number, "record_failed", e.to_string()),
+                },
             },
             Err(error) => error,
         };
-        push_line(&mut out, &value);
+        super::answer::ndjson_line(&mut out, &value, target.answer_limit, *number);
     }
     out
 }

@@ -1,9 +1,10 @@
 //! Compiling a resolved mapping into an executable [`Plan`].
 //!
 //! Compilation does everything that does not depend on a record, once: it resolves each
-//! target against the unified model, parses every JSONPath, compiles every transform
-//! step and checks what can be known of the types. Mapping a record then only walks the
-//! plan. All problems are collected, so one `crosswalk mapping check` shows them all.
+//! target against the unified model, parses every JSONPath (refusing the ones that
+//! [`super::limits::refuse`] knows to be pathological), compiles every transform step and
+//! checks what can be known of the types. Mapping a record then only walks the plan. All
+//! problems are collected, so one `crosswalk mapping check` shows them all.
 
 use std::collections::BTreeSet;
 
@@ -12,6 +13,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::error::{SpecError, SpecErrors, did_you_mean};
+use super::limits::{self, MapLimits};
 use super::resolve::{ResolvedMapping, ResolvedRule};
 use super::spec::PluginStep;
 use super::transform::{Kind, PluginCall, ResolvePlugin, StepError, Transform};
@@ -30,6 +32,8 @@ pub struct Plan {
     pub(super) post: Vec<PluginCall>,
     /// The plugins the plan calls, by slot.
     pub(super) plugins: Vec<Binding>,
+    /// What mapping a record and a batch may take.
+    pub(super) limits: MapLimits,
 }
 
 /// A compiled rule.
@@ -79,6 +83,20 @@ pub(super) struct Nested {
     pub rules: Vec<Rule>,
     /// The empty output element (or object).
     pub skeleton: Value,
+    /// The size of `skeleton` as JSON, which each element holds in the record.
+    pub skeleton_bytes: u64,
+}
+
+impl Nested {
+    fn new(many: bool, rules: Vec<Rule>, skeleton: Value) -> Nested {
+        let skeleton_bytes = serde_json::to_vec(&skeleton).map_or(0, |v| v.len() as u64);
+        Nested {
+            many,
+            rules,
+            skeleton,
+            skeleton_bytes,
+        }
+    }
 }
 
 impl Plan {
@@ -109,6 +127,7 @@ impl Plan {
                 rules,
                 post,
                 plugins: slots.into_used(),
+                limits: MapLimits::DEFAULT,
             })
         } else {
             Err(SpecErrors(errors))
@@ -119,6 +138,17 @@ impl Plan {
     /// it calls, with its binding's memory.
     pub fn plugin_demand(&self) -> Demand {
         Demand::of(&self.plugins)
+    }
+
+    /// The plan with other limits than [`MapLimits::DEFAULT`].
+    pub fn with_limits(mut self, limits: MapLimits) -> Plan {
+        self.limits = limits;
+        self
+    }
+
+    /// What mapping a record and a batch may take.
+    pub fn limits(&self) -> &MapLimits {
+        &self.limits
     }
 
     /// The plugins the plan calls.
@@ -247,11 +277,11 @@ fn compile_rules(
                     prefix: format!("{full}."),
                     ty: ty.expect("object"),
                 };
-                Some(Nested {
-                    many: false,
-                    rules: compile_rules(nested, &inner, slots, errors),
-                    skeleton: inner.ty.empty(),
-                })
+                Some(Nested::new(
+                    false,
+                    compile_rules(nested, &inner, slots, errors),
+                    inner.ty.empty(),
+                ))
             }
             (Some(nested), Some(FieldType::Array(item)))
                 if matches!(**item, FieldType::Object(_)) =>
@@ -261,11 +291,11 @@ fn compile_rules(
                     prefix: format!("{full}."),
                     ty: item,
                 };
-                Some(Nested {
-                    many: true,
-                    rules: compile_rules(nested, &inner, slots, errors),
-                    skeleton: item.empty(),
-                })
+                Some(Nested::new(
+                    true,
+                    compile_rules(nested, &inner, slots, errors),
+                    item.empty(),
+                ))
             }
             (Some(_), other) => {
                 errors.push(SpecError::NestedOnScalar {
@@ -393,7 +423,17 @@ fn compile_source(r: &ResolvedRule, full: &str, errors: &mut Vec<SpecError>) -> 
         return Source::None;
     }
     let parse = |text: &str, errors: &mut Vec<SpecError>| match Path::parse(text) {
-        Ok(p) => Some(p),
+        Ok(p) => match limits::refuse(p.shape()) {
+            None => Some(p),
+            Some(reason) => {
+                errors.push(SpecError::CostlyPath {
+                    target: full.into(),
+                    path: text.into(),
+                    reason,
+                });
+                None
+            }
+        },
         Err(e) => {
             errors.push(SpecError::InvalidPath {
                 target: full.into(),
@@ -526,7 +566,7 @@ fn fits_const(v: &Value, ty: &FieldType) -> bool {
         (Value::String(s), FieldType::DateTime) => is_datetime(s),
         (Value::String(_) | Value::Number(_) | Value::Bool(_), FieldType::String) => true,
         (Value::Number(_), FieldType::Number) => true,
-        (Value::Number(n), FieldType::Integer) => n.is_i64() || n.is_u64(),
+        (Value::Number(n), FieldType::Integer) => super::transform::is_integer(n),
         (Value::Object(_), FieldType::Custom) => true,
         _ => false,
     }

@@ -11,6 +11,8 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::path::Limit;
+
 /// The longest value quoted in an error message, in characters.
 pub const MAX_QUOTED_VALUE: usize = 64;
 
@@ -50,6 +52,17 @@ pub enum SpecError {
         position: usize,
         /// What the parser expected.
         message: String,
+    },
+    /// A JSONPath that parses but is refused as too costly to evaluate (see
+    /// [`super::limits::refuse`]).
+    #[error("target `{target}`: JSONPath `{path}` is refused: {reason}")]
+    CostlyPath {
+        /// The target whose rule holds the path.
+        target: String,
+        /// The query as written.
+        path: String,
+        /// Why, naming the limit.
+        reason: String,
     },
     /// A transform name that does not exist.
     #[error("target `{target}`: unknown transform `{name}`{hint}")]
@@ -218,6 +231,9 @@ pub struct FieldError {
     pub value: Option<String>,
     /// What went wrong, naming the transform where one failed.
     pub message: String,
+    /// The limit that stopped the rule, when one did: `limit` (its name) and `max`.
+    #[serde(flatten)]
+    pub limit: Option<Limit>,
 }
 
 /// A record that could not be mapped at all.
@@ -248,17 +264,57 @@ pub enum RecordError {
         /// The JSON type that was found.
         found: &'static str,
     },
+    /// The mapped record is larger than `max_record_bytes`.
+    #[error("the mapped record is larger than {} bytes (limit `{}`)", .0.max, .0.name)]
+    TooLarge(Limit),
+    /// The records of the batch before this one already take `max_answer_bytes`.
+    #[error("the records mapped before it already take more than {} bytes (limit `{}`)", .0.max, .0.name)]
+    AnswerFull(Limit),
+}
+
+impl RecordError {
+    /// The limit that failed the record, when one did: a size limit, or a budget that
+    /// stopped a field of a strict mapping.
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            RecordError::TooLarge(l) | RecordError::AnswerFull(l) => Some(*l),
+            RecordError::Field(e) => e.limit,
+            _ => None,
+        }
+    }
 }
 
 /// Quotes a value for an error message: its JSON text, cut to [`MAX_QUOTED_VALUE`]
-/// characters.
+/// characters. Only the start of a large value is serialised.
 pub fn quote(value: &Value) -> String {
-    let text = value.to_string();
+    // Enough bytes for one character more than is kept, however wide they are.
+    let mut head = Head(Vec::with_capacity(64), MAX_QUOTED_VALUE * 4 + 4);
+    let _ = serde_json::to_writer(&mut head, value);
+    let text = String::from_utf8_lossy(&head.0);
     if text.chars().count() <= MAX_QUOTED_VALUE {
-        text
+        text.into_owned()
     } else {
         let cut: String = text.chars().take(MAX_QUOTED_VALUE).collect();
         format!("{cut}…")
+    }
+}
+
+/// Keeps the first bytes written to it, up to its cap, then fails.
+struct Head(Vec<u8>, usize);
+
+impl std::io::Write for Head {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = self.1 - self.0.len();
+        if buf.len() > room {
+            self.0.extend_from_slice(&buf[..room]);
+            return Err(std::io::Error::other("enough"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -310,6 +366,10 @@ mod tests {
         let q = quote(&v);
         assert_eq!(q.chars().count(), MAX_QUOTED_VALUE + 1);
         assert!(q.ends_with('…'));
+        assert_eq!(q, format!("\"{}…", "x".repeat(MAX_QUOTED_VALUE - 1)));
+        let wide = Value::String("é".repeat(500));
+        assert_eq!(quote(&wide).chars().count(), MAX_QUOTED_VALUE + 1);
+        assert_eq!(quote(&serde_json::json!([1, "a"])), "[1,\"a\"]");
     }
 
     #[test]

@@ -4,13 +4,15 @@
 //! (a connection's overrides layered on a system's default from [`defaults`]) →
 //! [`compile`] (targets, paths and transforms checked once, into a [`Plan`]) → [`run`]
 //! (a plan applied to records taken out of their [`payload`] envelope). [`transform`]
-//! holds the built-in transforms and [`error`] what can go wrong at each step.
+//! holds the built-in transforms, [`error`] what can go wrong at each step and
+//! [`limits`] what mapping may cost (JSONPath budgets, record and batch sizes).
 //! [`reverse`] derives the way back, from the unified model to a system's payload, for
 //! writes.
 
 pub mod compile;
 pub mod defaults;
 pub mod error;
+pub mod limits;
 pub mod payload;
 pub mod resolve;
 pub mod reverse;
@@ -21,6 +23,7 @@ pub mod transform;
 pub use compile::Plan;
 pub use defaults::{SYSTEMS, System};
 pub use error::{FieldError, RecordError, SpecError, SpecErrors};
+pub use limits::MapLimits;
 pub use payload::{Payload, PayloadError};
 pub use resolve::{Origin, ResolvedMapping, ResolvedRule};
 pub use reverse::{ReadOnly, WriteError, WritePlan, Written};

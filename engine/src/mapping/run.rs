@@ -8,6 +8,12 @@
 //! model type, check `required`. A field that fails either fails the record (`strict`)
 //! or becomes `null` with an entry in the record's `errors`. Last, the `post` steps run
 //! on the batch of unified records, which carry their source as `remote_data` for them.
+//!
+//! Mapping is bounded by the plan's [`MapLimits`]: each rule evaluates its paths within
+//! the budget a [`RecordBudget`] gives it (a rule over budget is a field error naming the
+//! limit), the values copied and the field errors count against `max_record_bytes`, a
+//! mapped record is measured against it, and the records of a batch stop being mapped
+//! once together they pass `max_answer_bytes`.
 
 use std::borrow::Cow;
 
@@ -15,8 +21,10 @@ use serde_json::{Map, Value};
 
 use super::compile::{Nested, Plan, Rule, Source, is_currency, is_date, is_datetime};
 use super::error::{FieldError, RecordError, quote, type_name};
-use super::transform::{Ctx, PluginCall, number};
+use super::limits::{MapLimits, json_size};
+use super::transform::{Ctx, PluginCall, is_integer, number};
 use crate::model::FieldType;
+use crate::path::{Budget, OverBudget, RecordBudget};
 use crate::plugin::{CallCounts, Grant, PluginError, Session};
 
 /// How records are mapped.
@@ -77,17 +85,28 @@ impl Plan {
                 run_record_step("pre", step, &mut inputs, &mut session);
             }
         }
+        // The records past `max_answer_bytes` are not mapped.
+        let (mut answer_bytes, mut full) = (0u64, false);
         let mut mapped: Vec<Result<Value, RecordError>> = sources
             .iter()
             .enumerate()
             .map(|(i, source)| {
+                if full {
+                    return Err(RecordError::AnswerFull(self.limits.answer_bytes()));
+                }
                 let source = match inputs.get(i) {
                     Some(Ok(pre)) => pre,
                     Some(Err(e)) => return Err(e.clone()),
                     None => source,
                 };
                 check_object(source)?;
-                self.map_one(source, options, &mut session)
+                let (record, bytes) = self.map_one(source, options, &mut session)?;
+                answer_bytes += bytes;
+                if answer_bytes > self.limits.max_answer_bytes {
+                    full = true;
+                    return Err(RecordError::AnswerFull(self.limits.answer_bytes()));
+                }
+                Ok(record)
             })
             .collect();
         if !self.post.is_empty() {
@@ -111,31 +130,75 @@ impl Plan {
         }
     }
 
+    /// Maps one record; with its size as compact JSON.
     fn map_one(
         &self,
         source: &Value,
         options: MapOptions,
         session: &mut Session,
-    ) -> Result<Value, RecordError> {
+    ) -> Result<(Value, u64), RecordError> {
         let mut out = self.entity.skeleton().clone();
-        let mut errors = Vec::new();
-        run_rules(
-            &self.rules,
-            source,
-            &mut out,
-            "",
+        let mut run = Run {
             options,
-            &mut errors,
+            limits: &self.limits,
+            errors: Vec::new(),
             session,
-        )?;
-        if !errors.is_empty() {
+            budget: RecordBudget::new(&self.limits.path, self.limits.record_bytes()),
+        };
+        run_rules(&self.rules, source, &mut out, "", &mut run)?;
+        if !run.errors.is_empty() {
             let record = out.as_object_mut().expect("skeleton is an object");
             record.insert(
                 "errors".into(),
-                serde_json::to_value(&errors).expect("field errors serialize"),
+                serde_json::to_value(&run.errors).expect("field errors serialize"),
             );
         }
-        Ok(out)
+        let bytes = json_size(&out, self.limits.max_record_bytes)
+            .ok_or(RecordError::TooLarge(self.limits.record_bytes()))?;
+        Ok((out, bytes))
+    }
+}
+
+/// What the rules of one record share while it is mapped.
+struct Run<'a> {
+    options: MapOptions,
+    limits: &'a MapLimits,
+    /// The field errors so far.
+    errors: Vec<FieldError>,
+    session: &'a mut Session,
+    /// What the record's paths have spent, and its bytes.
+    budget: RecordBudget,
+}
+
+impl Run<'_> {
+    /// Records a field error, or fails the record when `strict` (or the field is
+    /// required: a required field that cannot be converted has no value). The errors
+    /// count against the record's bytes.
+    fn fail(&mut self, e: FieldError, strict: bool) -> Result<(), RecordError> {
+        if strict || self.options.strict {
+            return Err(RecordError::Field(e));
+        }
+        let bytes = (e.target.len()
+            + e.path.as_ref().map_or(0, String::len)
+            + e.value.as_ref().map_or(0, String::len)
+            + e.message.len()
+            + 64) as u64;
+        self.budget
+            .hold(bytes)
+            .map_err(|_| RecordError::TooLarge(self.limits.record_bytes()))?;
+        self.errors.push(e);
+        Ok(())
+    }
+
+    /// The field error of a rule stopped by its budget.
+    fn over_budget(rule: &Rule, prefix: &str, over: OverBudget) -> FieldError {
+        FieldError {
+            target: format!("{prefix}{}", rule.target),
+            path: rule.source.describe(),
+            value: None,
+            message: over.to_string(),
+            limit: Some(over.limit),
+        }
     }
 }
 
@@ -247,14 +310,12 @@ fn run_rules(
     source: &Value,
     out: &mut Value,
     prefix: &str,
-    options: MapOptions,
-    errors: &mut Vec<FieldError>,
-    session: &mut Session,
+    run: &mut Run<'_>,
 ) -> Result<(), RecordError> {
     for rule in rules {
         let value = match &rule.nested {
-            Some(nested) => run_nested(rule, nested, source, prefix, options, errors, session)?,
-            None => run_rule(rule, source, prefix, options, errors, session)?,
+            Some(nested) => run_nested(rule, nested, source, prefix, run)?,
+            None => run_rule(rule, source, prefix, run)?,
         };
         set(out, &rule.keys, value);
     }
@@ -266,27 +327,31 @@ fn run_nested(
     nested: &Nested,
     source: &Value,
     prefix: &str,
-    options: MapOptions,
-    errors: &mut Vec<FieldError>,
-    session: &mut Session,
+    run: &mut Run<'_>,
 ) -> Result<Value, RecordError> {
-    let elements = nested_elements(&rule.source, source, nested.many);
+    let mut budget = run.budget.rule();
+    let elements = nested_elements(&rule.source, source, nested.many, &mut budget);
+    run.budget.spend(&budget, elements.is_ok());
     let target = format!("{prefix}{}", rule.target);
-    let mut map_one = |element: &Value,
-                       prefix: String,
-                       errors: &mut Vec<FieldError>|
-     -> Result<Value, RecordError> {
+    let elements = match elements {
+        Ok(elements) => elements,
+        Err(over) => {
+            run.fail(Run::over_budget(rule, prefix, over), false)?;
+            return Ok(if nested.many {
+                Value::Array(Vec::new())
+            } else {
+                nested.skeleton.clone()
+            });
+        }
+    };
+    let map_one = |element: &Value, prefix: String, run: &mut Run<'_>| {
+        // Each element holds its empty fields, at least, in the record.
+        run.budget
+            .hold(nested.skeleton_bytes)
+            .map_err(|_| RecordError::TooLarge(run.limits.record_bytes()))?;
         let mut item = nested.skeleton.clone();
         if element.is_object() {
-            run_rules(
-                &nested.rules,
-                element,
-                &mut item,
-                &prefix,
-                options,
-                errors,
-                session,
-            )?;
+            run_rules(&nested.rules, element, &mut item, &prefix, run)?;
         } else if !element.is_null() {
             let e = FieldError {
                 target: prefix.trim_end_matches('.').to_owned(),
@@ -296,15 +361,16 @@ fn run_nested(
                     "expects an object to map with nested rules, not {}",
                     type_name(element)
                 ),
+                limit: None,
             };
-            fail(e, options.strict, errors)?;
+            run.fail(e, false)?;
         }
         Ok(item)
     };
     if nested.many {
         let mut items = Vec::with_capacity(elements.len());
         for (i, element) in elements.iter().enumerate() {
-            items.push(map_one(element, format!("{target}[{i}]."), errors)?);
+            items.push(map_one(element, format!("{target}[{i}]."), run)?);
         }
         Ok(Value::Array(items))
     } else {
@@ -312,25 +378,31 @@ fn run_nested(
             .into_iter()
             .next()
             .unwrap_or(Cow::Owned(Value::Null));
-        map_one(&element, format!("{target}."), errors)
+        map_one(&element, format!("{target}."), run)
     }
 }
 
 /// What nested rules map: for an array target every element, else the one value.
 /// Elements are borrowed from the record where the source is a path (or none), so
 /// that mapping the lines of an order copies none of them.
-fn nested_elements<'a>(source: &Source, record: &'a Value, many: bool) -> Vec<Cow<'a, Value>> {
+fn nested_elements<'a>(
+    source: &Source,
+    record: &'a Value,
+    many: bool,
+    budget: &mut Budget,
+) -> Result<Vec<Cow<'a, Value>>, OverBudget> {
     // The value a mapping sees, as `select` gives it, with the nodes of a query that is
     // not singular standing for the array `select` would make of them.
     let (one, nodes): (Option<Cow<'a, Value>>, Vec<&'a Value>) = match source {
         Source::None => (Some(Cow::Borrowed(record)), Vec::new()),
-        Source::Path(p) if p.is_singular() => {
-            (p.nodes(record).pop().map(Cow::Borrowed), Vec::new())
-        }
-        Source::Path(p) => (None, p.nodes(record)),
-        other => (Some(Cow::Owned(select(other, record))), Vec::new()),
+        Source::Path(p) if p.is_singular() => (
+            p.nodes_within(record, budget)?.pop().map(Cow::Borrowed),
+            Vec::new(),
+        ),
+        Source::Path(p) => (None, p.nodes_within(record, budget)?),
+        other => (Some(Cow::Owned(select(other, record, budget)?)), Vec::new()),
     };
-    match one {
+    Ok(match one {
         // A single value: an array's elements, nothing for null, or itself.
         Some(Cow::Borrowed(Value::Array(items))) => {
             let items = items.iter().map(Cow::Borrowed);
@@ -352,35 +424,47 @@ fn nested_elements<'a>(source: &Source, record: &'a Value, many: bool) -> Vec<Co
         Some(value) => vec![value],
         None if many => nodes.into_iter().map(Cow::Borrowed).collect(),
         None => nodes.into_iter().take(1).map(Cow::Borrowed).collect(),
-    }
+    })
 }
 
 fn run_rule(
     rule: &Rule,
     source: &Value,
     prefix: &str,
-    options: MapOptions,
-    errors: &mut Vec<FieldError>,
-    session: &mut Session,
+    run: &mut Run<'_>,
 ) -> Result<Value, RecordError> {
-    let mut value = select(&rule.source, source);
-    let mut ctx = Ctx {
-        record: source,
-        session,
+    let empty = || rule.ty.map_or(Value::Null, FieldType::empty);
+    let mut budget = run.budget.rule();
+    let selected = select(&rule.source, source, &mut budget);
+    run.budget.spend(&budget, selected.is_ok());
+    let mut value = match selected {
+        Ok(value) => value,
+        Err(over) => {
+            run.fail(Run::over_budget(rule, prefix, over), rule.required)?;
+            return Ok(empty());
+        }
     };
-    let field_error = |message: String| FieldError {
+    // The value a failed field quotes: the source again, within a rule's budget.
+    let field_error = |message: String, budget: &RecordBudget| FieldError {
         target: format!("{prefix}{}", rule.target),
         path: rule.source.describe(),
-        value: Some(quote(&select(&rule.source, source))),
+        value: select(&rule.source, source, &mut budget.rule())
+            .ok()
+            .map(|v| quote(&v)),
         message,
+        limit: None,
+    };
+    let mut ctx = Ctx {
+        record: source,
+        session: &mut *run.session,
     };
     for t in &rule.transforms {
         match t.apply(value, &mut ctx) {
             Ok(v) => value = v,
             Err(m) => {
-                let e = field_error(format!("transform `{}`: {m}", t.label()));
-                fail(e, options.strict || rule.required, errors)?;
-                return Ok(rule.ty.map_or(Value::Null, FieldType::empty));
+                let e = field_error(format!("transform `{}`: {m}", t.label()), &run.budget);
+                run.fail(e, rule.required)?;
+                return Ok(empty());
             }
         }
     }
@@ -393,8 +477,8 @@ fn run_rule(
         match fit(value, ty) {
             Ok(v) => value = v,
             Err(m) => {
-                fail(field_error(m), options.strict || rule.required, errors)?;
-                return Ok(rule.ty.map_or(Value::Null, FieldType::empty));
+                run.fail(field_error(m, &run.budget), rule.required)?;
+                return Ok(empty());
             }
         }
     }
@@ -407,29 +491,24 @@ fn run_rule(
     Ok(value)
 }
 
-/// Records a field error, or fails the record when `strict` (or the field is required:
-/// a required field that cannot be converted has no value).
-fn fail(e: FieldError, strict: bool, errors: &mut Vec<FieldError>) -> Result<(), RecordError> {
-    if strict {
-        Err(RecordError::Field(e))
-    } else {
-        errors.push(e);
-        Ok(())
-    }
-}
-
-fn select(source: &Source, record: &Value) -> Value {
+/// The value of a rule's source, within `budget`.
+fn select(source: &Source, record: &Value, budget: &mut Budget) -> Result<Value, OverBudget> {
     match source {
-        Source::None => Value::Null,
-        Source::Path(p) => p.select(record),
-        Source::Const(v) => v.clone(),
-        Source::Coalesce(paths) => paths
-            .iter()
-            .map(|p| p.select(record))
-            .find(|v| {
-                !(v.is_null() || v.as_str() == Some("") || v.as_array().is_some_and(Vec::is_empty))
-            })
-            .unwrap_or(Value::Null),
+        Source::None => Ok(Value::Null),
+        Source::Path(p) => p.select_within(record, budget),
+        Source::Const(v) => Ok(v.clone()),
+        Source::Coalesce(paths) => {
+            for p in paths {
+                let v = p.select_within(record, budget)?;
+                let empty = v.is_null()
+                    || v.as_str() == Some("")
+                    || v.as_array().is_some_and(Vec::is_empty);
+                if !empty {
+                    return Ok(v);
+                }
+            }
+            Ok(Value::Null)
+        }
     }
 }
 
@@ -455,7 +534,7 @@ fn fit(value: Value, ty: &FieldType) -> Result<Value, String> {
         (FieldType::Currency, Value::String(_)) => {
             wrong(" that is not a three-letter ISO 4217 code (add `upper` or a `lookup`)")
         }
-        (FieldType::Number, Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(value),
+        (FieldType::Number | FieldType::Integer, Value::Number(n)) if is_integer(n) => Ok(value),
         (FieldType::Number, Value::Number(n)) => number(n.as_f64().unwrap_or(f64::NAN)),
         (FieldType::Number, Value::String(_)) => wrong(" (add `to_number`)"),
         (FieldType::Integer, Value::Number(n)) => match n.as_f64() {

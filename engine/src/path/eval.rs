@@ -1,31 +1,39 @@
 //! Evaluation of a compiled [`Query`] against a JSON document (RFC 9535 §2.3–2.4).
 //!
 //! Nodes are references into the document: nothing is copied and no normalized path
-//! is built, because mappings only need the values.
+//! is built, because mappings only need the values. Every step is charged to a
+//! [`Budget`] as it is taken (nodes visited, nodes put into a nodelist), so that an
+//! expensive query stops early instead of running to the end: a descendant segment
+//! walks the tree and applies its selectors as it goes rather than first listing every
+//! descendant, and the queries inside filters are charged to the same budget.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::Value;
 
+use super::budget::{Budget, OverBudget};
 use super::query::{Expr, Op, Operand, Pattern, Query, Sel, compile_iregexp};
 
+type Counted<T> = Result<T, OverBudget>;
+
 /// The nodelist of `query`; `root` is `$`, `current` is `@`.
-pub(super) fn select<'a>(query: &Query, root: &'a Value, current: &'a Value) -> Vec<&'a Value> {
+pub(super) fn select<'a>(
+    query: &Query,
+    root: &'a Value,
+    current: &'a Value,
+    budget: &mut Budget,
+) -> Counted<Vec<&'a Value>> {
     let mut nodes = vec![if query.absolute { root } else { current }];
     for segment in &query.segments {
         let mut next = Vec::new();
         for node in nodes {
             if segment.descendant {
-                let mut all = Vec::new();
-                descendants(node, &mut all);
-                for d in all {
-                    for s in &segment.selectors {
-                        apply(s, d, root, &mut next);
-                    }
-                }
+                descend(&segment.selectors, node, root, &mut next, budget)?;
             } else {
+                budget.visit(1)?;
                 for s in &segment.selectors {
-                    apply(s, node, root, &mut next);
+                    apply(s, node, root, &mut next, budget)?;
                 }
             }
         }
@@ -34,38 +42,101 @@ pub(super) fn select<'a>(query: &Query, root: &'a Value, current: &'a Value) -> 
             break;
         }
     }
-    nodes
+    Ok(nodes)
 }
 
-/// A node and all its descendants, parents before children, in document order.
-fn descendants<'a>(node: &'a Value, out: &mut Vec<&'a Value>) {
-    out.push(node);
+/// Applies `selectors` to a node and to each of its descendants, parents before
+/// children, in document order (RFC 9535 §2.5.2.2), visiting each once.
+fn descend<'a>(
+    selectors: &[Sel],
+    node: &'a Value,
+    root: &'a Value,
+    out: &mut Vec<&'a Value>,
+    budget: &mut Budget,
+) -> Counted<()> {
+    budget.visit(1)?;
+    for s in selectors {
+        apply(s, node, root, out, budget)?;
+    }
     match node {
-        Value::Array(items) => items.iter().for_each(|v| descendants(v, out)),
-        Value::Object(map) => map.values().for_each(|v| descendants(v, out)),
+        Value::Array(items) => {
+            for v in items {
+                descend(selectors, v, root, out, budget)?;
+            }
+        }
+        Value::Object(map) => {
+            for v in map.values() {
+                descend(selectors, v, root, out, budget)?;
+            }
+        }
         _ => {}
     }
+    Ok(())
 }
 
-fn apply<'a>(selector: &Sel, node: &'a Value, root: &'a Value, out: &mut Vec<&'a Value>) {
+/// Adds one selected node.
+#[inline]
+fn push<'a>(out: &mut Vec<&'a Value>, node: &'a Value, budget: &mut Budget) -> Counted<()> {
+    budget.select(1)?;
+    out.push(node);
+    Ok(())
+}
+
+fn apply<'a>(
+    selector: &Sel,
+    node: &'a Value,
+    root: &'a Value,
+    out: &mut Vec<&'a Value>,
+    budget: &mut Budget,
+) -> Counted<()> {
     match (selector, node) {
-        (Sel::Name(n), Value::Object(map)) => out.extend(map.get(n)),
-        (Sel::Wildcard, Value::Object(map)) => out.extend(map.values()),
-        (Sel::Wildcard, Value::Array(items)) => out.extend(items.iter()),
+        (Sel::Name(n), Value::Object(map)) => {
+            if let Some(v) = map.get(n) {
+                push(out, v, budget)?;
+            }
+        }
+        (Sel::Wildcard, Value::Object(map)) => {
+            budget.select(map.len() as u64)?;
+            out.extend(map.values());
+        }
+        (Sel::Wildcard, Value::Array(items)) => {
+            budget.select(items.len() as u64)?;
+            out.extend(items.iter());
+        }
         (Sel::Index(i), Value::Array(items)) => {
-            out.extend(index(items.len(), *i).map(|i| &items[i]))
+            if let Some(i) = index(items.len(), *i) {
+                push(out, &items[i], budget)?;
+            }
         }
         (Sel::Slice(start, end, step), Value::Array(items)) => {
-            slice(items.len(), *start, *end, *step, |i| out.push(&items[i]))
+            let mut result = Ok(());
+            slice(items.len(), *start, *end, *step, |i| {
+                if result.is_ok() {
+                    result = push(out, &items[i], budget);
+                }
+                result.is_ok()
+            });
+            result?;
         }
         (Sel::Filter(expr), Value::Array(items)) => {
-            out.extend(items.iter().filter(|v| test(expr, root, v)))
+            for v in items {
+                budget.visit(1)?;
+                if test(expr, root, v, budget)? {
+                    push(out, v, budget)?;
+                }
+            }
         }
         (Sel::Filter(expr), Value::Object(map)) => {
-            out.extend(map.values().filter(|v| test(expr, root, v)))
+            for v in map.values() {
+                budget.visit(1)?;
+                if test(expr, root, v, budget)? {
+                    push(out, v, budget)?;
+                }
+            }
         }
         _ => {}
     }
+    Ok(())
 }
 
 fn index(len: usize, i: i64) -> Option<usize> {
@@ -74,13 +145,14 @@ fn index(len: usize, i: i64) -> Option<usize> {
     (0..len).contains(&at).then_some(at as usize)
 }
 
-/// RFC 9535 §2.3.4.2.2.
+/// RFC 9535 §2.3.4.2.2: calls `f` with each index of the slice, in order, until it
+/// answers `false`.
 fn slice(
     len: usize,
     start: Option<i64>,
     end: Option<i64>,
     step: Option<i64>,
-    mut f: impl FnMut(usize),
+    mut f: impl FnMut(usize) -> bool,
 ) {
     let len = len as i64;
     let step = step.unwrap_or(1);
@@ -92,105 +164,157 @@ fn slice(
         let lower = normalize(start.unwrap_or(0)).clamp(0, len);
         let upper = normalize(end.unwrap_or(len)).clamp(0, len);
         let mut i = lower;
-        while i < upper {
-            f(i as usize);
-            i += step;
+        while i < upper && f(i as usize) {
+            i = i.saturating_add(step);
         }
     } else {
         let upper = normalize(start.unwrap_or(len - 1)).clamp(-1, len - 1);
         let lower = normalize(end.unwrap_or(-len - 1)).clamp(-1, len - 1);
         let mut i = upper;
-        while lower < i {
-            f(i as usize);
-            i += step;
+        while lower < i && f(i as usize) {
+            i = i.saturating_add(step);
         }
     }
 }
 
-fn test(expr: &Expr, root: &Value, current: &Value) -> bool {
-    match expr {
-        Expr::Or(items) => items.iter().any(|e| test(e, root, current)),
-        Expr::And(items) => items.iter().all(|e| test(e, root, current)),
-        Expr::Not(e) => !test(e, root, current),
-        Expr::Exists(q) => !select(q, root, current).is_empty(),
-        Expr::Compare(op, a, b) => compare(
-            *op,
-            value(a, root, current).as_ref(),
-            value(b, root, current).as_ref(),
-        ),
+fn test(expr: &Expr, root: &Value, current: &Value, budget: &mut Budget) -> Counted<bool> {
+    Ok(match expr {
+        Expr::Or(items) => {
+            for e in items {
+                if test(e, root, current, budget)? {
+                    return Ok(true);
+                }
+            }
+            false
+        }
+        Expr::And(items) => {
+            for e in items {
+                if !test(e, root, current, budget)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        Expr::Not(e) => !test(e, root, current, budget)?,
+        Expr::Exists(q) => !select(q, root, current, budget)?.is_empty(),
+        Expr::Compare(op, a, b) => {
+            let a = value(a, root, current, budget)?;
+            let b = value(b, root, current, budget)?;
+            compare(*op, a.as_deref(), b.as_deref(), budget)?
+        }
         Expr::Regex {
             full,
             subject,
             pattern,
         } => {
-            let Some(Value::String(subject)) = value(subject, root, current) else {
-                return false;
+            let Some(subject) = value(subject, root, current, budget)? else {
+                return Ok(false);
             };
+            let Value::String(subject) = subject.as_ref() else {
+                return Ok(false);
+            };
+            budget.read(subject.len())?;
             match pattern {
-                Pattern::Compiled(re) => re.as_ref().is_some_and(|re| re.is_match(&subject)),
-                Pattern::Dynamic(p) => match value(p, root, current) {
+                Pattern::Compiled(re) => re.as_ref().is_some_and(|re| re.is_match(subject)),
+                Pattern::Dynamic(p) => match value(p, root, current, budget)?.as_deref() {
                     Some(Value::String(p)) => {
-                        compile_iregexp(&p, *full).is_some_and(|re| re.is_match(&subject))
+                        // Compiled for every node it is tested on: one visit a byte.
+                        budget.visit(p.len() as u64)?;
+                        compile_iregexp(p, *full).is_some_and(|re| re.is_match(subject))
                     }
                     _ => false,
                 },
             }
         }
-    }
+    })
 }
 
-/// A value, or `None` for Nothing.
-fn value(operand: &Operand, root: &Value, current: &Value) -> Option<Value> {
-    match operand {
-        Operand::Literal(v) => Some(v.clone()),
-        Operand::Query(q) => select(q, root, current).first().map(|v| (*v).clone()),
-        Operand::Length(arg) => match value(arg, root, current)? {
-            Value::String(s) => Some(Value::from(s.chars().count())),
-            Value::Array(a) => Some(Value::from(a.len())),
-            Value::Object(o) => Some(Value::from(o.len())),
+/// A value, or `None` for Nothing. Values of the document are borrowed, not copied.
+fn value<'a>(
+    operand: &'a Operand,
+    root: &'a Value,
+    current: &'a Value,
+    budget: &mut Budget,
+) -> Counted<Option<Cow<'a, Value>>> {
+    Ok(match operand {
+        Operand::Literal(v) => Some(Cow::Borrowed(v)),
+        Operand::Query(q) => select(q, root, current, budget)?
+            .first()
+            .map(|v| Cow::Borrowed(*v)),
+        Operand::Length(arg) => match value(arg, root, current, budget)?.as_deref() {
+            Some(Value::String(s)) => {
+                budget.read(s.len())?;
+                Some(Cow::Owned(Value::from(s.chars().count())))
+            }
+            Some(Value::Array(a)) => Some(Cow::Owned(Value::from(a.len()))),
+            Some(Value::Object(o)) => Some(Cow::Owned(Value::from(o.len()))),
             _ => None,
         },
-        Operand::Count(q) => Some(Value::from(select(q, root, current).len())),
-        Operand::Value(q) => match select(q, root, current).as_slice() {
-            [one] => Some((*one).clone()),
+        Operand::Count(q) => Some(Cow::Owned(Value::from(
+            select(q, root, current, budget)?.len(),
+        ))),
+        Operand::Value(q) => match select(q, root, current, budget)?.as_slice() {
+            [one] => Some(Cow::Borrowed(*one)),
             _ => None,
         },
-    }
+    })
 }
 
 /// RFC 9535 §2.3.5.2.2.
-fn compare(op: Op, a: Option<&Value>, b: Option<&Value>) -> bool {
-    match op {
-        Op::Eq => equal(a, b),
-        Op::Ne => !equal(a, b),
+fn compare(op: Op, a: Option<&Value>, b: Option<&Value>, budget: &mut Budget) -> Counted<bool> {
+    Ok(match op {
+        Op::Eq => equal(a, b, budget)?,
+        Op::Ne => !equal(a, b, budget)?,
         Op::Lt => less(a, b),
         Op::Gt => less(b, a),
-        Op::Le => less(a, b) || equal(a, b),
-        Op::Ge => less(b, a) || equal(a, b),
+        Op::Le => less(a, b) || equal(a, b, budget)?,
+        Op::Ge => less(b, a) || equal(a, b, budget)?,
+    })
+}
+
+fn equal(a: Option<&Value>, b: Option<&Value>, budget: &mut Budget) -> Counted<bool> {
+    match (a, b) {
+        (None, None) => Ok(true),
+        (Some(a), Some(b)) => json_equal(a, b, budget),
+        _ => Ok(false),
     }
 }
 
-fn equal(a: Option<&Value>, b: Option<&Value>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => json_equal(a, b),
-        _ => false,
-    }
-}
-
-fn json_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
+/// Deep equality, with numbers compared by value; every pair of nodes compared counts
+/// as a visit.
+fn json_equal(a: &Value, b: &Value, budget: &mut Budget) -> Counted<bool> {
+    budget.visit(1)?;
+    Ok(match (a, b) {
         (Value::Number(x), Value::Number(y)) => number_cmp(x, y) == Some(Ordering::Equal),
         (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b))
+            if x.len() != y.len() {
+                return Ok(false);
+            }
+            for (a, b) in x.iter().zip(y) {
+                if !json_equal(a, b, budget)? {
+                    return Ok(false);
+                }
+            }
+            true
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+            if x.len() != y.len() {
+                return Ok(false);
+            }
+            for (k, v) in x {
+                match y.get(k) {
+                    Some(w) if json_equal(v, w, budget)? => {}
+                    _ => return Ok(false),
+                }
+            }
+            true
+        }
+        (Value::String(x), Value::String(y)) => {
+            budget.read(x.len().min(y.len()))?;
+            x == y
         }
         (a, b) => a == b,
-    }
+    })
 }
 
 fn less(a: Option<&Value>, b: Option<&Value>) -> bool {
@@ -203,8 +327,10 @@ fn less(a: Option<&Value>, b: Option<&Value>) -> bool {
     }
 }
 
+/// Numbers by value: exactly for integers (of any length, which the document keeps as
+/// written), as `f64` otherwise.
 fn number_cmp(x: &serde_json::Number, y: &serde_json::Number) -> Option<Ordering> {
-    match (x.as_i64(), y.as_i64()) {
+    match (x.as_i128(), y.as_i128()) {
         (Some(a), Some(b)) => Some(a.cmp(&b)),
         _ => x.as_f64()?.partial_cmp(&y.as_f64()?),
     }

@@ -12,7 +12,13 @@
 //! normalized path string for every node, which a mapping never needs and would pay for
 //! on every field of every record. Singular queries (`$.a.b[0]`), nearly all of what
 //! mappings use, take a direct walk.
+//!
+//! [`budget`] bounds what one evaluation may cost: mappings evaluate with
+//! [`Path::nodes_within`] and [`Path::select_within`], which stop with [`OverBudget`] as
+//! soon as an allowance runs out; [`Path::shape`] tells what a query is made of, so that
+//! a mapping can refuse the pathological ones before any record is seen.
 
+pub mod budget;
 mod eval;
 mod query;
 
@@ -22,6 +28,8 @@ use jsonpath_rust::parser::errors::JsonPathError;
 use jsonpath_rust::parser::parse_json_path;
 use serde_json::Value;
 
+pub use budget::{Budget, Limit, OverBudget, PathLimits, RecordBudget};
+pub use query::Shape;
 use query::{Query, Sel};
 
 /// A compiled JSONPath query.
@@ -100,27 +108,97 @@ impl Path {
         self.singular.is_some()
     }
 
-    /// The nodelist of the query against `value`, in document order.
+    /// What the query is made of: its descendant segments and dynamic patterns.
+    pub fn shape(&self) -> Shape {
+        self.query.shape()
+    }
+
+    /// The nodelist of the query against `value`, in document order, with no budget.
     pub fn nodes<'a>(&self, value: &'a Value) -> Vec<&'a Value> {
+        self.nodes_within(value, &mut Budget::unlimited())
+            .expect("an unlimited budget does not run out")
+    }
+
+    /// The nodelist of the query against `value`, in document order, counting what
+    /// evaluation visits and selects against `budget`.
+    pub fn nodes_within<'a>(
+        &self,
+        value: &'a Value,
+        budget: &mut Budget,
+    ) -> Result<Vec<&'a Value>, OverBudget> {
         match &self.singular {
-            Some(steps) => walk(steps, value).into_iter().collect(),
-            None => eval::select(&self.query, value, value),
+            Some(steps) => {
+                budget.visit(steps.len() as u64 + 1)?;
+                match walk(steps, value) {
+                    Some(node) => {
+                        budget.select(1)?;
+                        Ok(vec![node])
+                    }
+                    None => Ok(Vec::new()),
+                }
+            }
+            None => eval::select(&self.query, value, value, budget),
+        }
+    }
+
+    /// The node of a singular query (the first node of any other), with no budget and
+    /// nothing copied: for the placeholders and operands of transforms, which are
+    /// singular.
+    pub fn node<'a>(&self, value: &'a Value) -> Option<&'a Value> {
+        match &self.singular {
+            Some(steps) => walk(steps, value),
+            None => self.nodes(value).into_iter().next(),
         }
     }
 
     /// The value a mapping sees: for a singular query the value of its node (`null`
     /// when there is none); for any other query an array of the values of its nodes.
+    /// With no budget.
     pub fn select(&self, value: &Value) -> Value {
+        self.select_within(value, &mut Budget::unlimited())
+            .expect("an unlimited budget does not run out")
+    }
+
+    /// [`Path::select`], counting against `budget` what evaluation visits and
+    /// selects, and the bytes of the values it copies out of the document: a result
+    /// over the budget is never built.
+    pub fn select_within(&self, value: &Value, budget: &mut Budget) -> Result<Value, OverBudget> {
         match &self.singular {
-            Some(steps) => walk(steps, value).cloned().unwrap_or(Value::Null),
-            None => Value::Array(
-                eval::select(&self.query, value, value)
-                    .into_iter()
-                    .cloned()
-                    .collect(),
-            ),
+            Some(steps) => {
+                budget.visit(steps.len() as u64 + 1)?;
+                match walk(steps, value) {
+                    Some(node) => {
+                        budget.select(1)?;
+                        copy(node, budget)
+                    }
+                    None => Ok(Value::Null),
+                }
+            }
+            None => {
+                let nodes = eval::select(&self.query, value, value, budget)?;
+                budget.copy(2 + nodes.len() as u64)?;
+                let mut out = Vec::with_capacity(nodes.len());
+                for node in nodes {
+                    out.push(copy(node, budget)?);
+                }
+                Ok(Value::Array(out))
+            }
         }
     }
+}
+
+/// A copy of `value`, once its size is known to fit what is left of the budget's
+/// bytes.
+fn copy(value: &Value, budget: &mut Budget) -> Result<Value, OverBudget> {
+    let left = budget.bytes_left();
+    if left == u64::MAX {
+        return Ok(value.clone());
+    }
+    match budget::json_size_within(value, left) {
+        Some(size) => budget.copy(size)?,
+        None => budget.copy(left.saturating_add(1))?,
+    }
+    Ok(value.clone())
 }
 
 impl fmt::Display for Path {
@@ -261,6 +339,153 @@ mod tests {
                 .unwrap()
                 .select(&doc),
             json!(["2"])
+        );
+    }
+
+    fn budget(visits: u64, selects: u64, bytes: u64) -> Budget {
+        RecordBudget::new(
+            &PathLimits {
+                visits_per_rule: visits,
+                selects_per_rule: selects,
+                ..PathLimits::DEFAULT
+            },
+            Limit {
+                name: "max_record_bytes",
+                max: bytes,
+            },
+        )
+        .rule()
+    }
+
+    /// `[[[…depth…[leaf]…]]]`.
+    fn nested(depth: usize, leaf: Value) -> Value {
+        (0..depth).fold(leaf, |inner, _| Value::Array(vec![inner]))
+    }
+
+    #[test]
+    fn within_budget_the_results_are_the_unbudgeted_ones() {
+        let doc = json!({"a": [{"b": 1}, {"b": [2, {"b": 3}]}], "c": {"b": "x"}});
+        for q in [
+            "$..b",
+            "$..*",
+            "$.a[?@.b > 0].b",
+            "$.a[0:2:1]",
+            "$.c.b",
+            "$..[?@.b]",
+        ] {
+            let p = Path::parse(q).unwrap();
+            let mut b = budget(1000, 1000, 10_000);
+            assert_eq!(
+                p.select_within(&doc, &mut b).unwrap(),
+                p.select(&doc),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_descendant_segment_stops_when_its_selects_run_out() {
+        let wide = Value::Array(vec![json!(0); 10_000]);
+        let e = Path::parse("$..*")
+            .unwrap()
+            .nodes_within(&wide, &mut budget(1_000_000, 500, u64::MAX))
+            .unwrap_err();
+        assert_eq!(e.limit.name, "path_selects_per_rule");
+        assert_eq!(e.limit.max, 500);
+        assert!(e.to_string().contains("selects more than 500 nodes"), "{e}");
+    }
+
+    #[test]
+    fn nested_descendant_segments_stop_when_their_visits_run_out() {
+        // Each `..` walks the subtree of every node the one before selected: about
+        // depth² / 2 visits for the second one.
+        let deep = nested(100, json!(1));
+        let p = Path::parse("$..*..*").unwrap();
+        assert!(
+            p.nodes_within(&deep, &mut budget(10_000, 10_000, 0))
+                .is_ok()
+        );
+        let e = p
+            .nodes_within(&deep, &mut budget(1_000, 1_000_000, 0))
+            .unwrap_err();
+        assert_eq!(e.limit.name, "path_visits_per_rule");
+        assert!(e.to_string().contains("visits more than 1000 nodes"), "{e}");
+    }
+
+    #[test]
+    fn the_queries_of_filters_are_counted() {
+        // Every element runs the filter's own descendant query over the whole document.
+        let doc = Value::Array((0..100).map(|i| json!({"v": i})).collect());
+        let p = Path::parse("$[?count($..v) > 0]").unwrap();
+        assert_eq!(p.nodes(&doc).len(), 100);
+        let e = p
+            .nodes_within(&doc, &mut budget(5_000, 1_000_000, 0))
+            .unwrap_err();
+        assert_eq!(e.limit.name, "path_visits_per_rule");
+        let e = p
+            .nodes_within(&doc, &mut budget(1_000_000, 1_000, 0))
+            .unwrap_err();
+        assert_eq!(e.limit.name, "path_selects_per_rule");
+    }
+
+    #[test]
+    fn copies_stop_at_the_bytes_left_before_they_are_made() {
+        // One `$..*` over a long string at the bottom of nested arrays selects the string
+        // once per level: 50 copies of 10 kB from a document of 10 kB.
+        let deep = nested(50, Value::String("x".repeat(10_000)));
+        let p = Path::parse("$..*").unwrap();
+        let e = p
+            .select_within(&deep, &mut budget(1_000_000, 1_000_000, 100_000))
+            .unwrap_err();
+        assert_eq!((e.limit.name, e.limit.max), ("max_record_bytes", 100_000));
+        assert!(e.to_string().contains("take more than 100000 bytes"), "{e}");
+        assert!(
+            p.select_within(&deep, &mut budget(1_000_000, 1_000_000, 1_000_000))
+                .is_ok()
+        );
+        // A singular query copies its value within the same allowance.
+        let e = Path::parse("$[0]")
+            .unwrap()
+            .select_within(&deep, &mut budget(10, 10, 5_000))
+            .unwrap_err();
+        assert_eq!(e.limit.name, "max_record_bytes");
+    }
+
+    #[test]
+    fn regular_expressions_count_the_text_they_read() {
+        let doc = Value::Array(vec![json!({"s": "a".repeat(64 * 1000)}); 10]);
+        let p = Path::parse("$[?search(@.s, 'b')]").unwrap();
+        assert!(p.nodes(&doc).is_empty());
+        let e = p
+            .nodes_within(&doc, &mut budget(5_000, 1_000, 0))
+            .unwrap_err();
+        assert_eq!(e.limit.name, "path_visits_per_rule");
+    }
+
+    #[test]
+    fn the_shape_counts_descendants_and_dynamic_patterns_everywhere() {
+        let shape = |q: &str| Path::parse(q).unwrap().shape();
+        assert_eq!(shape("$.a.b").descendant_segments, 0);
+        assert_eq!(shape("$..*..*..*..*..*..*..*").descendant_segments, 7);
+        assert_eq!(
+            shape("$..a[?count(@..b) > count($..c)]").descendant_segments,
+            3
+        );
+        assert_eq!(shape("$[?match(@.a, 'x')]").dynamic_patterns, 0);
+        assert_eq!(shape("$[?!search(@.a, $.p)]").dynamic_patterns, 1);
+    }
+
+    #[test]
+    fn integers_of_any_length_compare_exactly() {
+        // As f64 the two ids are the same number.
+        let doc: Value = serde_json::from_str(
+            r#"[{"id": 123456789012345678901234567890}, {"id": 123456789012345678901234567891}]"#,
+        )
+        .unwrap();
+        let p = Path::parse("$[?@.id == $[1].id].id").unwrap();
+        assert_eq!(
+            p.select(&doc).to_string(),
+            "[123456789012345678901234567891]"
         );
     }
 

@@ -82,6 +82,71 @@ pub(super) enum Pattern {
     Dynamic(Box<Operand>),
 }
 
+/// What a query is made of, as far as its cost goes: counted over the whole query,
+/// the queries of its filters included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Descendant segments (`..`).
+    pub descendant_segments: usize,
+    /// `match()` or `search()` calls whose pattern comes from the document.
+    pub dynamic_patterns: usize,
+}
+
+impl Query {
+    /// The query's [`Shape`].
+    pub(super) fn shape(&self) -> Shape {
+        let mut shape = Shape::default();
+        self.add_shape(&mut shape);
+        shape
+    }
+
+    fn add_shape(&self, shape: &mut Shape) {
+        for segment in &self.segments {
+            if segment.descendant {
+                shape.descendant_segments += 1;
+            }
+            for s in &segment.selectors {
+                if let Sel::Filter(e) = s {
+                    e.add_shape(shape);
+                }
+            }
+        }
+    }
+}
+
+impl Expr {
+    fn add_shape(&self, shape: &mut Shape) {
+        match self {
+            Expr::Or(items) | Expr::And(items) => items.iter().for_each(|e| e.add_shape(shape)),
+            Expr::Not(e) => e.add_shape(shape),
+            Expr::Exists(q) => q.add_shape(shape),
+            Expr::Compare(_, a, b) => {
+                a.add_shape(shape);
+                b.add_shape(shape);
+            }
+            Expr::Regex {
+                subject, pattern, ..
+            } => {
+                subject.add_shape(shape);
+                if let Pattern::Dynamic(p) = pattern {
+                    shape.dynamic_patterns += 1;
+                    p.add_shape(shape);
+                }
+            }
+        }
+    }
+}
+
+impl Operand {
+    fn add_shape(&self, shape: &mut Shape) {
+        match self {
+            Operand::Literal(_) => {}
+            Operand::Query(q) | Operand::Count(q) | Operand::Value(q) => q.add_shape(shape),
+            Operand::Length(o) => o.add_shape(shape),
+        }
+    }
+}
+
 /// A query that breaks the RFC's type rules, with the function it concerns.
 pub(super) struct TypeError {
     pub function: Option<String>,

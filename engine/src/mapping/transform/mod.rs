@@ -420,10 +420,10 @@ impl Operand {
     fn value(&self, ctx: &Ctx<'_>) -> Result<Option<f64>, String> {
         match self {
             Operand::Number(n) => Ok(Some(*n)),
-            Operand::Path(p) => match p.select(ctx.record) {
-                Value::Null => Ok(None),
-                v => to_number::read(&v)
-                    .map_err(|m| format!("`{p}` gives {}: {m}", super::error::quote(&v))),
+            Operand::Path(p) => match p.node(ctx.record) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => to_number::read(v)
+                    .map_err(|m| format!("`{p}` gives {}: {m}", super::error::quote(v))),
             },
         }
     }
@@ -466,13 +466,27 @@ pub(crate) fn number(f: f64) -> Result<Value, String> {
         .ok_or_else(|| "the result is not a finite number".into())
 }
 
+/// Whether a number is an integer, of any length: source systems' ids and counts can
+/// pass `u64`, and their digits are kept.
+pub(crate) fn is_integer(n: &Number) -> bool {
+    n.as_i128().is_some()
+        || (!n.is_f64() && {
+            let text = n.to_string();
+            let digits = text.strip_prefix('-').unwrap_or(&text);
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
 /// The text of a scalar, for transforms that work on text (`lookup`, `concat`, …).
 pub(crate) fn scalar_text(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
+        // An integer keeps its digits, however many (numbers are kept as written).
+        Value::Number(n) if is_integer(n) => Some(n.to_string()),
         Value::Number(n) => Some(match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9e15 => format!("{}", f as i64),
-            _ => n.to_string(),
+            Some(f) if f.fract() == 0.0 && f.abs() < 9e15 => format!("{}", f as i64),
+            Some(f) => Number::from_f64(f).map_or_else(|| n.to_string(), |n| n.to_string()),
+            None => n.to_string(),
         }),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,

@@ -120,23 +120,24 @@ impl Template {
         let mut placeholders = 0;
         let mut nulls = 0;
         for part in &self.parts {
+            // Borrowed, not copied: a placeholder on a large object only fails.
             let v = match part {
                 Part::Text(t) => {
                     out.push_str(t);
                     continue;
                 }
-                Part::Value => value.clone(),
-                Part::Path(p) => p.select(ctx.record),
+                Part::Value => &value,
+                Part::Path(p) => p.node(ctx.record).unwrap_or(&Value::Null),
             };
             placeholders += 1;
             match v {
                 Value::Null => nulls += 1,
-                v => match scalar_text(&v) {
+                v => match scalar_text(v) {
                     Some(t) => out.push_str(&t),
                     None => {
                         return Err(format!(
                             "a placeholder gives {}, which has no text form",
-                            super::super::error::type_name(&v)
+                            super::super::error::type_name(v)
                         ));
                     }
                 },
