@@ -26,6 +26,11 @@ struct Server {
 impl Server {
     /// Starts the binary and reads what it prints until it listens.
     fn start(data_dir: &std::path::Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// [`Server::start`], with more arguments for `serve`.
+    fn start_with(data_dir: &std::path::Path, serve_args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_crosswalk"))
             .args([
                 "serve",
@@ -39,6 +44,7 @@ impl Server {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(serve_args)
             .env("CROSSWALK_ADMIN_KEY", "cw_e2e_admin")
             .env(
                 "CROSSWALK_SECRET_KEY",
@@ -74,6 +80,16 @@ impl Server {
         }
     }
 
+    /// The demo tenant's connection to `system`'s sandbox.
+    fn sandbox(&self, system: &str) -> String {
+        self.connections
+            .iter()
+            .find(|(s, _)| s == system)
+            .unwrap_or_else(|| panic!("a {system} sandbox"))
+            .1
+            .clone()
+    }
+
     fn stop(mut self) {
         Command::new("kill")
             .arg(self.child.id().to_string())
@@ -84,6 +100,16 @@ impl Server {
             status.success(),
             "the server did not shut down cleanly: {status}"
         );
+    }
+}
+
+/// A server is never left running: a test that fails (or panics) kills it.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -629,6 +655,250 @@ fn an_amplifying_path_stops_at_its_budget_and_the_server_keeps_its_memory() {
     let peak = peak_rss_mib(server.child.id());
     println!("peak RSS: {before} MiB before the amplifying requests, {peak} MiB after");
     assert!(peak < 300, "the server's peak RSS reached {peak} MiB");
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The `q`-th quantile of `samples` (sorted in place).
+fn quantile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort();
+    let at = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+    samples[at]
+}
+
+/// Sends `request`s from `clients` threads until `until`: every answer, in order of
+/// arrival.
+fn flood(
+    clients: usize,
+    until: Instant,
+    addr: &str,
+    key: &str,
+    path: &str,
+    body: &[u8],
+) -> Vec<std::thread::JoinHandle<Vec<(u16, Value)>>> {
+    (0..clients)
+        .map(|_| {
+            let (addr, key, path, body) = (
+                addr.to_owned(),
+                key.to_owned(),
+                path.to_owned(),
+                body.to_vec(),
+            );
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                while Instant::now() < until {
+                    let (status, _, body) = request(&addr, "POST", &path, &key, &body);
+                    answers.push((status, body));
+                }
+                answers
+            })
+        })
+        .collect()
+}
+
+/// Tenant safety through the real binary: one tenant floods the plugin pool, first
+/// with plugins that sleep to their time limit, then with plugins that allocate to
+/// their memory limit, from far more clients than its share of the pool, while the
+/// demo tenant sends transforms whose plugin converts units. Every one of the demo
+/// tenant's transforms answers 200 with its plugin applied; the hostile tenant is told
+/// `busy` (503) or gets its records' errors, never anything else; the server's memory
+/// stays within the hostile tenant's share of the pool plus the server's own.
+#[test]
+fn a_tenant_flooding_hostile_plugins_hurts_no_other_tenant() {
+    const SHARE_MIB: u64 = 256;
+    let dir = std::env::temp_dir().join(format!("crosswalk-e2e-tenants-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let share = format!("{SHARE_MIB}MiB");
+    let server = Server::start_with(
+        &dir,
+        &[
+            "--plugin-pool-instances",
+            "16",
+            "--plugin-pool-memory-bytes",
+            "1GiB",
+            "--plugin-tenant-instances",
+            "4",
+            "--plugin-tenant-memory-bytes",
+            &share,
+            "--plugin-busy-wait-ms",
+            "200",
+        ],
+    );
+    let (addr, demo) = (server.addr.clone(), server.demo_key.clone());
+    let payload = std::fs::read(
+        support::root().join("examples/payloads/sap-s4hana/purchase_order/standard.json"),
+    )
+    .unwrap();
+
+    // The demo tenant: the uom plugin on its SAP sandbox.
+    let sap = server.sandbox("sap-s4hana");
+    let mapping = format!("/v1/connections/{sap}/mappings/purchase_order");
+    let transform = format!("/v1/connections/{sap}/transform/purchase_order");
+    let uom = support::rust_plugin_bytes("crosswalk-plugin-uom");
+    let (status, _, body) = request(&addr, "POST", "/v1/plugins", &demo, &uom);
+    assert_eq!(status, 201, "{body}");
+    let bindings = json!([{"sha256": body["plugin"]["sha256"]}]);
+    let (status, _, body) = request(
+        &addr,
+        "PUT",
+        &format!("{mapping}/plugins"),
+        &demo,
+        bindings.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let overrides = json!({"overrides": [{"target": "lines.unit_of_measure", "transforms": ["null_if_empty", {"plugin": "uom", "function": "convert", "args": {"from": "sap", "to": "iso"}}]}]});
+    let (status, _, body) = request(
+        &addr,
+        "PUT",
+        &mapping,
+        &demo,
+        overrides.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // The hostile tenant: its own key, connection and hostile plugin.
+    let (status, _, body) = request(
+        &addr,
+        "POST",
+        "/v1/tenants",
+        "cw_e2e_admin",
+        br#"{"name": "hostile"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let hostile = body["api_key"]["secret"].as_str().unwrap().to_owned();
+    let (status, _, body) = request(
+        &addr,
+        "POST",
+        "/v1/connections",
+        &hostile,
+        br#"{"system": "sap-s4hana", "name": "flood", "mode": "sandbox"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let hostile_mapping = format!("/v1/connections/{id}/mappings/purchase_order");
+    let hostile_transform = format!("/v1/connections/{id}/transform/purchase_order");
+    let wasm = support::rust_plugin_bytes("crosswalk-fixture-hostile");
+    let (status, _, body) = request(&addr, "POST", "/v1/plugins", &hostile, &wasm);
+    assert_eq!(status, 201, "{body}");
+    let hostile_sha = body["plugin"]["sha256"].as_str().unwrap().to_owned();
+    // Binds `function` with `limits`, then calls it on every record.
+    let arm = |function: &str, limits: Value| {
+        let bindings = json!([{"sha256": hostile_sha, "limits": limits}]);
+        let (status, _, body) = request(
+            &addr,
+            "PUT",
+            &format!("{hostile_mapping}/plugins"),
+            &hostile,
+            bindings.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200, "{body}");
+        let overrides = json!({"overrides": [{"target": "custom_fields.attack", "path": "$.PurchaseOrder", "transforms": [{"plugin": "hostile", "function": function}]}]});
+        let (status, _, body) = request(
+            &addr,
+            "PUT",
+            &hostile_mapping,
+            &hostile,
+            overrides.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+
+    let rss_before = peak_rss_mib(server.child.id());
+    let mut latencies = Vec::new();
+    let (mut busy, mut failed_records) = (0, 0);
+    for (attack, limits, error) in [
+        (
+            "sleep",
+            json!({"timeout_ms": 1000}),
+            "exceeded its time limit of 1000 ms",
+        ),
+        (
+            "allocate",
+            json!({"memory_bytes": 64 << 20, "timeout_ms": 5000}),
+            "exceeded its memory limit",
+        ),
+    ] {
+        arm(attack, limits);
+        let until = Instant::now() + Duration::from_secs(4);
+        let attackers = flood(16, until, &addr, &hostile, &hostile_transform, &payload);
+        std::thread::sleep(Duration::from_millis(200));
+        // The demo tenant, meanwhile, from two clients.
+        let demo_clients: Vec<_> = (0..2)
+            .map(|_| {
+                let (addr, key, path, body) = (
+                    addr.clone(),
+                    demo.clone(),
+                    transform.clone(),
+                    payload.clone(),
+                );
+                std::thread::spawn(move || {
+                    let mut answers = Vec::new();
+                    while Instant::now() < until {
+                        let sent = Instant::now();
+                        let (status, _, body) = request(&addr, "POST", &path, &key, &body);
+                        answers.push((sent.elapsed(), status, body));
+                    }
+                    answers
+                })
+            })
+            .collect();
+        for client in demo_clients {
+            for (took, status, body) in client.join().unwrap() {
+                assert_eq!(status, 200, "during the {attack} flood: {body}");
+                assert_eq!(
+                    body["data"]["lines"][0]["unit_of_measure"], "H87",
+                    "the demo tenant's plugin ran during the {attack} flood: {body}"
+                );
+                assert!(body["data"].get("errors").is_none(), "{body}");
+                latencies.push(took);
+            }
+        }
+        for attacker in attackers {
+            for (status, body) in attacker.join().unwrap() {
+                match status {
+                    503 => {
+                        assert_eq!(body["error"]["code"], "busy", "{body}");
+                        busy += 1;
+                    }
+                    200 => {
+                        let errors = body["data"]["errors"].to_string();
+                        assert!(errors.contains(error), "{attack}: {errors}");
+                        assert_eq!(body["data"]["custom_fields"]["attack"], Value::Null);
+                        failed_records += 1;
+                    }
+                    other => panic!("the {attack} flood got {other}: {body}"),
+                }
+            }
+        }
+    }
+    let peak = peak_rss_mib(server.child.id());
+    let count = latencies.len();
+    let p50 = quantile(&mut latencies, 0.5);
+    let p99 = quantile(&mut latencies, 0.99);
+    println!(
+        "the other tenant, during 8 s of floods: {count} transforms, 0 failed, p50 {p50:?}, p99 {p99:?}; \
+         the hostile tenant: {busy} answered busy, {failed_records} with their records' errors; \
+         peak RSS {rss_before} MiB before, {peak} MiB after"
+    );
+    assert!(count > 0, "the demo tenant's transforms ran");
+    assert!(busy > 0, "the hostile tenant was told busy");
+    // The hostile tenant's share of plugin memory, plus the server's own (compiled
+    // plugins, buffers): far below what 16 clients of 64 MiB each would take.
+    assert!(
+        peak < rss_before + SHARE_MIB + 256,
+        "peak RSS {peak} MiB (from {rss_before} MiB)"
+    );
+
+    // Nothing of the flood is blamed on the demo tenant's connection.
+    let (status, _, body) = request(
+        &addr,
+        "GET",
+        &format!("/v1/connections/{sap}/status"),
+        &demo,
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "healthy", "{body}");
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
