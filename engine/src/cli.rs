@@ -170,15 +170,16 @@ struct ServeArgs {
     /// Allow webhooks, live upstreams and token endpoints at addresses in this
     /// range (CIDR such as 10.20.0.0/16, or one address), which are otherwise
     /// refused as loopback, private, link-local, metadata or reserved; repeat for
-    /// more ranges (the variable takes them comma-separated). None by default.
+    /// more ranges (the variable takes them comma-separated; empty, it allows none).
+    /// None by default.
     #[arg(
         long = "allow-upstream",
         env = "CROSSWALK_ALLOW_UPSTREAM",
         value_name = "CIDR",
         value_delimiter = ',',
-        value_parser = crate::egress::parse_range
+        value_parser = parse_allowed_range
     )]
-    allow_upstream: Vec<ipnet::IpNet>,
+    allow_upstream: Vec<Option<ipnet::IpNet>>,
     #[command(flatten)]
     quotas: QuotaArgs,
     #[command(flatten)]
@@ -254,6 +255,15 @@ impl PluginPoolArgs {
 
 /// A number of bytes: digits, optionally followed by `KiB`, `MiB` or `GiB` (or `K`,
 /// `M`, `G`, taken as the same powers of 1024).
+/// A range of `--allow-upstream`, or none for an empty value (an empty
+/// `CROSSWALK_ALLOW_UPSTREAM` allows nothing more, as an unset one does).
+fn parse_allowed_range(text: &str) -> Result<Option<ipnet::IpNet>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    crate::egress::parse_range(text).map(Some)
+}
+
 fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let digits = text
@@ -1018,6 +1028,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             crate::connection::secrets::SECRET_KEY_ENV
         );
     }
+    let allow_upstream: Vec<ipnet::IpNet> = allow_upstream.into_iter().flatten().collect();
     if !allow_upstream.is_empty() {
         let ranges: Vec<String> = allow_upstream.iter().map(ToString::to_string).collect();
         eprintln!(
@@ -1077,5 +1088,31 @@ mod tests {
                 .contains("KiB, MiB or GiB")
         );
         assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn an_empty_allow_list_allows_nothing_more() {
+        let ranges = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["crosswalk", "serve"].iter().chain(args))
+                .map_err(|e| e.to_string())?;
+            let Command::Serve(serve) = cli.command else {
+                unreachable!("serve parses as serve")
+            };
+            Ok::<_, String>(serve.allow_upstream)
+        };
+        // What `CROSSWALK_ALLOW_UPSTREAM=` gives clap: one empty value.
+        assert_eq!(ranges(&["--allow-upstream", ""]), Ok(vec![None]));
+        assert_eq!(
+            ranges(&["--allow-upstream", "10.20.0.0/16,192.0.2.7"]).unwrap(),
+            vec![
+                Some("10.20.0.0/16".parse().unwrap()),
+                Some("192.0.2.7/32".parse().unwrap())
+            ]
+        );
+        let refused = ranges(&["--allow-upstream", "intranet"]).unwrap_err();
+        assert!(
+            refused.contains("`intranet` is not an address range"),
+            "{refused}"
+        );
     }
 }
