@@ -322,6 +322,19 @@ pub enum UrlError {
         /// The URL.
         url: String,
     },
+    /// Its host is no DNS name: a label of other than letters, digits, `-` and `_`
+    /// (a control character, say), empty, or too long.
+    #[error(
+        "{field} `{url}` has no valid host name: `{host}` is not one (labels of letters, digits, `-` and `_`, at most 63 characters each and 253 in all)"
+    )]
+    BadHost {
+        /// The field that holds it.
+        field: &'static str,
+        /// The URL, with control characters escaped.
+        url: String,
+        /// The host, with control characters escaped.
+        host: String,
+    },
     /// It carries a user or password (which would be stored and shown in clear). The
     /// URL is not repeated, since it holds a secret.
     #[error("{field} must not carry a user or password{hint}")]
@@ -351,6 +364,7 @@ impl UrlError {
         match self {
             UrlError::NotUrl { field, .. }
             | UrlError::NotHttp { field, .. }
+            | UrlError::BadHost { field, .. }
             | UrlError::Userinfo { field, .. }
             | UrlError::Refused { field, .. } => field,
         }
@@ -476,6 +490,15 @@ impl Policy {
                 url: text.to_owned(),
             });
         };
+        if let Host::Domain(name) = host
+            && !is_dns_name(name)
+        {
+            return Err(UrlError::BadHost {
+                field,
+                url: text.escape_debug().to_string(),
+                host: name.escape_debug().to_string(),
+            });
+        }
         self.check_host(host).map_err(|refusal| UrlError::Refused {
             field,
             url: text.to_owned(),
@@ -483,6 +506,20 @@ impl Policy {
         })?;
         Ok(url)
     }
+}
+
+/// Whether `name` (as the URL parser gives it: IDNA names in their `xn--` form) is a
+/// DNS name a resolver can be asked for.
+fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// How names are resolved: by the system's resolver, or (in tests) from a table.
@@ -792,6 +829,21 @@ mod tests {
             deny.check_url("url", "not a url", ""),
             Err(UrlError::NotUrl { .. })
         ));
+        // A host no resolver could be asked for is refused by name; international
+        // names pass in their ASCII form.
+        let e = deny
+            .check_url("upstream.base_url", "http://sap*prod.example/", "")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "upstream.base_url `http://sap*prod.example/` has no valid host name: `sap*prod.example` is not one (labels of letters, digits, `-` and `_`, at most 63 characters each and 253 in all)"
+        );
+        let long = format!("http://{}.example/", "a".repeat(64));
+        assert!(matches!(
+            deny.check_url("url", &long, ""),
+            Err(UrlError::BadHost { .. })
+        ));
+        assert!(deny.check_url("url", "https://bücher.example/", "").is_ok());
         let e = deny
             .check_url("upstream.base_url", "http://10.1.2.3/sap", "")
             .unwrap_err();

@@ -72,6 +72,14 @@ impl Entity {
         &self.model().schema
     }
 
+    /// The schema of the body of a write (a create, an update, a preview): the
+    /// entity's schema with no field required, nested ones included (a create gives
+    /// what it sets, an update the fields it changes), and without what mapping adds
+    /// to a record (`errors`, `remote_data`), which is not written back.
+    pub fn write_schema(self) -> &'static Value {
+        &self.model().write_schema
+    }
+
     /// The type of a whole record of this entity.
     pub fn record_type(self) -> &'static FieldType {
         &self.model().record
@@ -232,6 +240,7 @@ impl FieldType {
 
 struct EntityModel {
     schema: Value,
+    write_schema: Value,
     record: FieldType,
     skeleton: Value,
 }
@@ -242,11 +251,38 @@ impl EntityModel {
             .unwrap_or_else(|e| panic!("the shipped schema of {entity} is not JSON: {e}"));
         let record = FieldType::from_schema(&schema);
         let skeleton = record.empty();
+        let mut write_schema = schema.clone();
+        not_required(&mut write_schema);
+        if let Value::Object(m) = &mut write_schema {
+            m.remove("$schema");
+            m.remove("$id");
+            if let Some(Value::Object(properties)) = m.get_mut("properties") {
+                properties.remove("errors");
+                properties.remove("remote_data");
+            }
+        }
         EntityModel {
             schema,
+            write_schema,
             record,
             skeleton,
         }
+    }
+}
+
+/// Removes every `required` of a schema, nested ones included: a write gives the
+/// fields it sets, of the record and of its objects (an address, a line).
+fn not_required(schema: &mut Value) {
+    match schema {
+        Value::Object(m) => {
+            // The keyword's value is an array; a property named `required` is not.
+            if m.get("required").is_some_and(Value::is_array) {
+                m.remove("required");
+            }
+            m.values_mut().for_each(not_required);
+        }
+        Value::Array(items) => items.iter_mut().for_each(not_required),
+        _ => {}
     }
 }
 

@@ -483,6 +483,45 @@ async fn sandbox_reads_page_filter_flag_and_ignore_writes() {
         preview["native_payload"],
         json!({"PurchaseOrder": "4500000999", "PurchaseOrderDate": "/Date(1714608000000)/", "ZZ1_CostCenter_PDH": "CC-1000", "to_PurchaseOrderItem": {"results": [{"PurchaseOrderItem": "10", "OrderQuantity": "4"}]}})
     );
+    // A value of the wrong type is refused by its field, as the document says, and
+    // nothing is sent.
+    for (body, field, says) in [
+        (
+            json!({"number": {}}),
+            "/number",
+            "{} is not of types \"null\", \"string\"",
+        ),
+        (
+            json!({"vendor": {"name": 7}}),
+            "/vendor/name",
+            "7 is not of types",
+        ),
+        (
+            json!({"lines": [{"quantity": "four"}]}),
+            "/lines/0/quantity",
+            "\"four\" is not of types",
+        ),
+        (json!({"currency": "euro"}), "/currency", "does not match"),
+    ] {
+        let (status, _, refused) = s
+            .call(
+                "POST",
+                &format!("/v1/connections/{id}/purchase-orders/preview-write"),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            (
+                status,
+                refused["error"]["code"].as_str(),
+                refused["error"]["details"]["field"].as_str()
+            ),
+            (422, Some("invalid_record"), Some(field)),
+            "{body}: {refused}"
+        );
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
     let (status, _, refused) = s
         .call(
             "PATCH",
@@ -782,6 +821,29 @@ async fn live_reads_follow_each_systems_paging_with_each_kind_of_credentials() {
         (
             json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": base}, "credentials": {"type": "basic", "username": "u", "password": ""}}),
             "credentials.password is empty",
+        ),
+        // What would go into a header must be able to: refused when stored, not when
+        // the first call fails to build its request.
+        (
+            json!({"system": "ibm-maximo", "name": "x", "mode": "live", "upstream": {"base_url": base}, "credentials": {"type": "api_key", "header": "apikey", "key": "k\u{1}ey"}}),
+            "credentials.key cannot be sent in an HTTP header",
+        ),
+        (
+            json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": base}, "credentials": {"type": "bearer", "token": "to\nken"}}),
+            "credentials.token cannot be sent in an HTTP header",
+        ),
+        (
+            json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": base}, "credentials": {"type": "basic", "username": "a:b", "password": "p"}}),
+            "credentials.username holds `:`",
+        ),
+        (
+            json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": "http://sap*prod.example"}, "credentials": {"type": "bearer", "token": "t"}}),
+            "has no valid host name",
+        ),
+        // A whole number written as a float is read as the integer it is.
+        (
+            json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": base, "page_size": 5000.0}, "credentials": {"type": "bearer", "token": "t"}}),
+            "page_size",
         ),
         (
             json!({"system": "sap-s4hana", "name": "x", "mode": "sandbox", "upstream": {"base_url": base}}),

@@ -1656,21 +1656,64 @@ async fn if_match_makes_a_mapping_change_conditional() {
     )
     .await;
     assert_eq!(a.status, StatusCode::PRECONDITION_FAILED, "{}", a.body);
+    // A bare version is taken as its tag; a list matches by any of its tags; weak
+    // tags and tags that are no version never match; what is no list of tags is a 400.
+    for (tag, current) in [
+        ("3", json!({"expected": 3, "current": 1})),
+        ("\"4\", \"5\"", json!({"expected": [4, 5], "current": 1})),
+        ("W/\"1\"", json!({"expected": [], "current": 1})),
+        ("\"v1,x\"", json!({"expected": [], "current": 1})),
+    ] {
+        let a = call_with(
+            &f.app,
+            "PATCH",
+            &uri,
+            Some(&f.alice),
+            &[("if-match", tag)],
+            other.clone(),
+        )
+        .await;
+        assert_eq!(
+            a.status,
+            StatusCode::PRECONDITION_FAILED,
+            "{tag}: {}",
+            a.body
+        );
+        assert_eq!(a.body["error"]["details"], current, "{tag}");
+    }
+    for tag in ["three", "\"3", "\"3\" \"4\"", ""] {
+        let a = call_with(
+            &f.app,
+            "PATCH",
+            &uri,
+            Some(&f.alice),
+            &[("if-match", tag)],
+            other.clone(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{tag}: {}", a.body);
+        assert!(
+            a.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("is not a list of entity tags"),
+            "{}",
+            a.body
+        );
+    }
+    // A list that names the current version makes the change.
     let a = call_with(
         &f.app,
         "PATCH",
         &uri,
         Some(&f.alice),
-        &[("if-match", "3")],
-        other.clone(),
+        &[("if-match", "W/\"9\", \"1\"")],
+        patch.clone(),
     )
     .await;
-    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
-    assert!(
-        a.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("If-Match"),
+    assert_eq!(
+        (a.status, a.body["version"].clone()),
+        (StatusCode::OK, json!(1)),
         "{}",
         a.body
     );

@@ -154,18 +154,22 @@ impl Status {
 pub struct BreakerConfig {
     /// Outages in a row that open the breaker.
     #[serde(default = "defaults::consecutive")]
+    #[schemars(range(min = 1))]
     pub consecutive_failures: u32,
     /// The share of outages among the last `window` calls that opens it (0 < rate ≤ 1).
     #[serde(default = "defaults::rate")]
     pub failure_rate: f64,
     /// How many recent calls the rate is taken over.
     #[serde(default = "defaults::window")]
+    #[schemars(range(min = 1, max = 1000))]
     pub window: u32,
     /// Calls needed in the window before the rate counts.
     #[serde(default = "defaults::min_calls")]
+    #[schemars(range(min = 1, max = 1000))]
     pub min_calls: u32,
     /// How long it stays open before a probe, in milliseconds.
     #[serde(default = "defaults::open_ms")]
+    #[schemars(range(min = 1, max = 3_600_000))]
     pub open_ms: u64,
 }
 

@@ -45,12 +45,15 @@ pub struct UpstreamConfig {
     pub auth: Option<AuthKind>,
     /// How long one upstream call may take, in milliseconds.
     #[serde(default = "default_timeout_ms")]
+    #[schemars(range(min = 1, max = 600_000))]
     pub timeout_ms: u64,
     /// How many upstream calls the connection makes at once; others wait their turn.
     #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 64))]
     pub max_concurrency: u32,
     /// Records asked for per upstream page.
     #[serde(default = "default_page_size")]
+    #[schemars(range(min = 1, max = MAX_PAGE_SIZE))]
     pub page_size: u32,
     /// When the circuit breaker opens and for how long.
     #[serde(default)]
@@ -192,12 +195,30 @@ impl Credentials {
                 Ok(())
             }
         };
+        // What goes into a header as it is; the secret is not repeated.
+        let header_value = |field: &str, v: &str| {
+            axum::http::HeaderValue::from_str(v).map(|_| ()).map_err(|_| {
+                format!(
+                    "credentials.{field} cannot be sent in an HTTP header: it holds a control character"
+                )
+            })
+        };
         match self {
             Credentials::Basic { username, password } => {
                 empty("username", username)?;
-                empty("password", password)
+                empty("password", password)?;
+                if username.contains(':') {
+                    return Err(
+                        "credentials.username holds `:`, which HTTP basic authentication cannot send (RFC 7617)"
+                            .into(),
+                    );
+                }
+                Ok(())
             }
-            Credentials::Bearer { token } => empty("token", token),
+            Credentials::Bearer { token } => {
+                empty("token", token)?;
+                header_value("token", token)
+            }
             Credentials::Oauth2 {
                 token_url,
                 client_id,
@@ -221,6 +242,7 @@ impl Credentials {
             }
             Credentials::ApiKey { header, key } => {
                 empty("key", key)?;
+                header_value("key", key)?;
                 axum::http::HeaderName::from_bytes(header.as_bytes())
                     .map(|_| ())
                     .map_err(|_| format!("credentials.header `{header}` is not a header name"))

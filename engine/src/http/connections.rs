@@ -447,6 +447,26 @@ fn check_unified(entity: Entity, body: &Value) -> Result<(), ApiError> {
             .details(json!({"field": name})));
         }
     }
+    // Every value as the document says: the write schema of the entity.
+    static VALIDATORS: std::sync::OnceLock<Vec<jsonschema::Validator>> = std::sync::OnceLock::new();
+    let validators = VALIDATORS.get_or_init(|| {
+        Entity::ALL
+            .iter()
+            .map(|e| {
+                jsonschema::validator_for(e.write_schema())
+                    .unwrap_or_else(|err| panic!("the write schema of {e} compiles: {err}"))
+            })
+            .collect()
+    });
+    if let Some(error) = validators[entity as usize].iter_errors(body).next() {
+        let field = error.instance_path.to_string();
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_record",
+            format!("{entity} field `{field}` is not valid: {error}"),
+        )
+        .details(json!({"field": field})));
+    }
     Ok(())
 }
 

@@ -538,10 +538,111 @@ fn json_body<T: serde::de::DeserializeOwned>(
             ApiError::bad_request(e.body_text())
         }
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    from_json(&bytes).map_err(|e| {
         ApiError::bad_request(format!("the body is not valid: {e}"))
             .details(json!({"line": e.line(), "column": e.column()}))
     })
+}
+
+/// Reads JSON as `T`. A whole number written as a float (`50.0`, `5e1`) where `T`
+/// takes an integer is read as that integer, as JSON Schema counts it one (Python
+/// clients write a float that holds a whole number so); a number with a fraction
+/// is still refused. Only the numbers that `T` refused are rewritten, one at a time,
+/// so that numbers elsewhere (a payload, a constant) keep how they were written.
+fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    let first = match serde_json::from_slice(bytes) {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
+    let mut text = std::borrow::Cow::Borrowed(bytes);
+    let mut error = first;
+    // A body has few integer fields; each pass fixes one.
+    for _ in 0..64 {
+        if !error
+            .to_string()
+            .starts_with("invalid type: floating point")
+        {
+            break;
+        }
+        let Some(fixed) = whole_number_at(&text, error.line(), error.column()) else {
+            break;
+        };
+        text = std::borrow::Cow::Owned(fixed);
+        match serde_json::from_slice(&text) {
+            Ok(value) => return Ok(value),
+            Err(e) => error = e,
+        }
+    }
+    Err(error)
+}
+
+/// `text` with the number literal that ends at `line`:`column` (where serde_json
+/// reports a number of the wrong type: 1-based line, byte column after the literal)
+/// written as an integer, if it is a whole number.
+fn whole_number_at(text: &[u8], line: usize, column: usize) -> Option<Vec<u8>> {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        text.iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(line - 2)
+            .map(|(i, _)| i + 1)?
+    };
+    let end = line_start.checked_add(column)?;
+    let is_number = |b: &u8| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E');
+    let start = end
+        - text
+            .get(..end)?
+            .iter()
+            .rev()
+            .take_while(|b| is_number(b))
+            .count();
+    let literal = std::str::from_utf8(&text[start..end]).ok()?;
+    let integer = whole_number(literal)?;
+    let mut fixed = Vec::with_capacity(text.len());
+    fixed.extend_from_slice(&text[..start]);
+    fixed.extend_from_slice(integer.as_bytes());
+    fixed.extend_from_slice(&text[end..]);
+    Some(fixed)
+}
+
+/// A JSON number literal as an integer literal, if it is a whole number of at most
+/// 40 digits: `50.0` → `50`, `5e1` → `50`, `-2.50e1` → `-25`; `2.5` → none.
+fn whole_number(literal: &str) -> Option<String> {
+    let (sign, unsigned) = match literal.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", literal),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.strip_prefix('+').unwrap_or(e).parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() || !(whole.bytes().chain(fraction.bytes())).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    // The value is `digits` × 10^shift.
+    let shift = exponent.checked_sub(i64::try_from(fraction.len()).ok()?)?;
+    let digits = if shift >= 0 {
+        if shift > 40 {
+            return None;
+        }
+        format!("{digits}{}", "0".repeat(shift as usize))
+    } else {
+        let cut = digits.len().checked_sub(usize::try_from(-shift).ok()?)?;
+        if !digits[cut..].bytes().all(|b| b == b'0') {
+            return None;
+        }
+        digits[..cut].to_owned()
+    };
+    let digits = digits.trim_start_matches('0');
+    match digits {
+        "" => Some("0".to_owned()),
+        d if d.len() > 40 => None,
+        d => Some(format!("{sign}{d}")),
+    }
 }
 
 /// A URL that the service will call (a webhook, a live upstream, a token endpoint),
@@ -856,8 +957,8 @@ async fn put_mapping(
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
     let entity = entity(&c, &name)?;
-    let expected = if_match(&headers)?;
     let overrides: OverrideSpec = json_body(body)?;
+    let expected = expected_version(&state, &c, entity, &headers)?;
     publish(&state, &caller, c, entity, expected, move |current| {
         Ok(Proposal {
             overrides: overrides.clone(),
@@ -880,10 +981,10 @@ async fn patch_mapping(
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
     let entity = entity(&c, &name)?;
-    let expected = if_match(&headers)?;
     let patch: OverrideSpec = json_body(body)?;
     // Before merging: the merge compares every entry with every current one.
     state.inner.quotas.overrides(&patch)?;
+    let expected = expected_version(&state, &c, entity, &headers)?;
     publish(&state, &caller, c, entity, expected, move |current| {
         let mut overrides = current.overrides.clone();
         for entry in &patch.overrides {
@@ -921,7 +1022,6 @@ async fn bind_plugins(
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
     let entity = entity(&c, &name)?;
-    let expected = if_match(&headers)?;
     let plugins: Vec<PluginBinding> = json_body(body)?;
     for binding in &plugins {
         Limits::with(&binding.limits).map_err(|e| {
@@ -932,6 +1032,7 @@ async fn bind_plugins(
             )
         })?;
     }
+    let expected = expected_version(&state, &c, entity, &headers)?;
     publish(&state, &caller, c, entity, expected, move |current| {
         Ok(Proposal {
             overrides: current.overrides.clone(),
@@ -942,11 +1043,49 @@ async fn bind_plugins(
     .await
 }
 
-/// The version an `If-Match` header asks for: `None` without the header or with `*`.
-/// A mapping's entity tag is its version in quotes (`"3"`); a list matches when one of
-/// its tags is the current version, so only a one-tag list can be checked here, and
-/// a tag that is not a version can never match.
-fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+/// The version a change must apply to, from its `If-Match` header (RFC 9110): `None`
+/// without the header or with `*`. A mapping's entity tag is its version in quotes
+/// (`"3"`); a bare version (`3`) is taken as that tag. A list matches when one of its
+/// tags is the current version; weak tags (`W/"3"`) and tags that are not a version
+/// never match (strong comparison), which is a 412 like a version that moved.
+fn expected_version(
+    state: &AppState,
+    c: &Connection,
+    entity: Entity,
+    headers: &HeaderMap,
+) -> Result<Option<u64>, ApiError> {
+    let Some(versions) = if_match(headers)? else {
+        return Ok(None);
+    };
+    if let [version] = versions.as_slice() {
+        return Ok(Some(*version));
+    }
+    // Several tags, or none that can match: the current version decides. The change
+    // itself is still conditional on it, so a version that moves meanwhile is a 412.
+    let current = state.inner.pipelines.current(c, entity)?.version;
+    if versions.contains(&current) {
+        return Ok(Some(current));
+    }
+    let named: Vec<String> = versions.iter().map(|v| format!("\"{v}\"")).collect();
+    Err(ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "version_mismatch",
+        format!(
+            "the mapping is at version {current}, which `If-Match` does not name ({}): read it again and make the change on version {current}",
+            if named.is_empty() {
+                "it names no version".to_owned()
+            } else {
+                named.join(", ")
+            }
+        ),
+    )
+    .details(json!({"expected": versions, "current": current})))
+}
+
+/// The versions an `If-Match` header names: `None` without the header or with `*`;
+/// weak tags and tags that are not a version are left out (they never match). A
+/// value that is not a list of entity tags is a 400.
+fn if_match(headers: &HeaderMap) -> Result<Option<Vec<u64>>, ApiError> {
     let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
         return Ok(None);
     };
@@ -957,21 +1096,40 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     if text == "*" {
         return Ok(None);
     }
-    let tags: Vec<&str> = text.split(',').map(str::trim).collect();
-    let [tag] = tags.as_slice() else {
-        return Err(ApiError::bad_request(
-            "`If-Match` takes one entity tag: the mapping's version in quotes, as its `ETag` gives it",
-        ));
+    let refused = || {
+        ApiError::bad_request(format!(
+            "`If-Match: {text}` is not a list of entity tags: a mapping's is its version in quotes, as its `ETag` gives it (`\"3\"`), or `*`"
+        ))
     };
-    tag.strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .and_then(|t| t.parse::<u64>().ok())
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "`If-Match: {tag}` is not an entity tag of a mapping: it is the version in quotes, as its `ETag` gives it (`\"3\"`)"
-            ))
-        })
+    // A bare version, as a client may send it without the quotes.
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().map(|v| Some(vec![v])).map_err(|_| refused());
+    }
+    let mut versions = Vec::new();
+    let mut rest = text;
+    loop {
+        let (weak, tag) = match rest.strip_prefix("W/") {
+            Some(tag) => (true, tag),
+            None => (false, rest),
+        };
+        // An opaque tag is quoted and holds no quote (it may hold a comma).
+        let (opaque, after) = tag
+            .strip_prefix('"')
+            .and_then(|t| t.split_once('"'))
+            .ok_or_else(refused)?;
+        if let (false, Ok(version)) = (weak, opaque.parse::<u64>()) {
+            versions.push(version);
+        }
+        let after = after.trim_start_matches([' ', '\t']);
+        if after.is_empty() {
+            break;
+        }
+        rest = after
+            .strip_prefix(',')
+            .ok_or_else(refused)?
+            .trim_start_matches([' ', '\t']);
+    }
+    Ok(Some(versions))
 }
 
 /// Validates, persists and publishes a change off the async workers (compiling may
@@ -1350,8 +1508,8 @@ async fn rollback_mapping(
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
     let entity = entity(&c, &name)?;
-    let expected = if_match(&headers)?;
     let Rollback { version } = json_body(body)?;
+    let expected = expected_version(&state, &c, entity, &headers)?;
     let author = caller.0.id.clone();
     let pipelines = Arc::clone(&state.inner.pipelines);
     let id = c.id.clone();
@@ -1559,4 +1717,47 @@ fn with_version(mut response: Response, version: u64) -> Response {
     let headers: &mut HeaderMap = response.headers_mut();
     headers.insert(VERSION_HEADER, HeaderValue::from(version));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_integers() {
+        for (literal, integer) in [
+            ("50.0", Some("50")),
+            ("5e1", Some("50")),
+            ("5E+1", Some("50")),
+            ("-2.50e1", Some("-25")),
+            ("0.0", Some("0")),
+            ("1200e-2", Some("12")),
+            ("2.5", None),
+            ("5e-3", None),
+            ("1e41", None),
+            (".5", None),
+        ] {
+            assert_eq!(whole_number(literal).as_deref(), integer, "{literal}");
+        }
+    }
+
+    #[test]
+    fn a_body_reads_whole_floats_into_integer_fields_and_nothing_else() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Body {
+            size: u32,
+            limit: Option<u64>,
+            payload: Value,
+        }
+        let body: Body =
+            from_json(b"{\"payload\": {\"x\": 1.0},\n \"size\": 50.0, \"limit\": 2e3}").unwrap();
+        assert_eq!((body.size, body.limit), (50, Some(2000)));
+        // The payload's number keeps how it was written.
+        assert_eq!(body.payload["x"].to_string(), "1.0");
+        let refused = from_json::<Body>(b"{\"payload\": null, \"size\": 50.5}").unwrap_err();
+        assert!(
+            refused.to_string().contains("floating point `50.5`"),
+            "{refused}"
+        );
+    }
 }

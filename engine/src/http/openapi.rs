@@ -286,6 +286,8 @@ pub fn document(routes: &[Route], quotas: &Quotas) -> Value {
     add_links(&mut paths, routes);
     let mut schemas = generator.take_definitions(true);
     with_quotas(&mut schemas, &mut paths, quotas);
+    schemas.values_mut().for_each(integer_bounds);
+    paths.values_mut().for_each(integer_bounds);
     for entity in Entity::ALL {
         let mut model = entity.schema().clone();
         if let Value::Object(m) = &mut model {
@@ -393,7 +395,7 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
         json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
     }));
     if route.tag == Tag::Conditional {
-        parameters.push(json!({"name": "If-Match", "in": "header", "required": false, "description": "Make the change only if the mapping is still at this version: its `ETag` (the version in quotes, `\"3\"`), or `*`. A version that moved answers 412 and changes nothing.", "schema": {"type": "string", "pattern": "^(\\*|\"[0-9]+\")$"}}));
+        parameters.push(json!({"name": "If-Match", "in": "header", "required": false, "description": "Make the change only if the mapping is still at this version: its `ETag` (the version in quotes, `\"3\"`; a bare `3` is taken as that), a list of them (the change is made if one is the current version), or `*`. A version that moved, a weak tag and a tag that is no version answer 412 and change nothing.", "schema": {"type": "string", "pattern": "^(\\*|[0-9]+|(W/)?\"[^\"]*\"( *, *(W/)?\"[^\"]*\")*)$"}}));
     }
     if !parameters.is_empty() {
         op["parameters"] = Value::Array(parameters);
@@ -502,21 +504,11 @@ fn records_answer() -> Schema {
     })
 }
 
-/// The body of a write of the `N`th entity of [`Entity::ALL`]: the entity's model
-/// schema with none of its top-level fields required (a create gives what it sets, an
-/// update the fields it changes).
+/// The body of a write of the `N`th entity of [`Entity::ALL`] ([`Entity::write_schema`]).
 pub fn entity_schema<const N: usize>(_: &mut SchemaGenerator) -> Schema {
     let entity = Entity::ALL[N];
-    let mut model = entity.schema().clone();
+    let mut model = entity.write_schema().clone();
     if let Value::Object(m) = &mut model {
-        m.remove("$schema");
-        m.remove("$id");
-        m.remove("required");
-        // What mapping adds to a record is not written back.
-        if let Some(Value::Object(properties)) = m.get_mut("properties") {
-            properties.remove("errors");
-            properties.remove("remote_data");
-        }
         m.insert(
             "description".into(),
             Value::String(format!(
@@ -541,15 +533,14 @@ fn with_quotas(schemas: &mut Map<String, Value>, paths: &mut Map<String, Value>,
         };
         merge(target, add);
     };
+    // An absolute http(s) URL; the server also refuses userinfo and internal
+    // addresses (docs/security.md), which a pattern cannot say.
+    let url = |n: usize| json!({"maxLength": n, "pattern": "^https?://[^/?#@]+"});
+    let nonempty = |n: usize| json!({"minLength": 1, "maxLength": n});
     set(schemas, "NewTenant", "name", length(q.max_name_length));
     set(schemas, "NewConnection", "name", length(q.max_name_length));
-    set(
-        schemas,
-        "UpstreamConfig",
-        "base_url",
-        length(q.max_url_length),
-    );
-    set(schemas, "NewSubscription", "url", length(q.max_url_length));
+    set(schemas, "UpstreamConfig", "base_url", url(q.max_url_length));
+    set(schemas, "NewSubscription", "url", url(q.max_url_length));
     set(
         schemas,
         "NewSubscription",
@@ -566,26 +557,25 @@ fn with_quotas(schemas: &mut Map<String, Value>, paths: &mut Map<String, Value>,
                 continue;
             };
             for (name, property) in properties {
-                let max = match name.as_str() {
+                match name.as_str() {
                     "type" => continue,
-                    "token_url" => q.max_url_length,
-                    _ => q.max_secret_length,
-                };
-                merge(property, length(max));
+                    "token_url" => merge(property, url(q.max_url_length)),
+                    _ => merge(property, length(q.max_secret_length)),
+                }
             }
         }
     }
     for rule in ["OverrideRule", "RuleSpec"] {
-        set(schemas, rule, "target", length(q.max_target_length));
-        set(schemas, rule, "path", length(q.max_path_length));
+        set(schemas, rule, "target", nonempty(q.max_target_length));
+        set(schemas, rule, "path", nonempty(q.max_path_length));
         set(
             schemas,
             rule,
             "coalesce",
-            json!({"items": {"maxLength": q.max_path_length}}),
+            json!({"items": nonempty(q.max_path_length)}),
         );
     }
-    set(schemas, "WriteSpec", "path", length(q.max_path_length));
+    set(schemas, "WriteSpec", "path", nonempty(q.max_path_length));
     set(
         schemas,
         "OverrideSpec",
@@ -612,6 +602,36 @@ fn with_quotas(schemas: &mut Map<String, Value>, paths: &mut Map<String, Value>,
                 json!({"maxItems": q.max_plugins}),
             );
         }
+    }
+}
+
+/// Gives every integer of a fixed width (`"format": "uint32"` and the like, as
+/// schemars writes Rust's integers) the bounds of its type where the schema has none:
+/// a larger number is refused by the server, so the document says so.
+fn integer_bounds(schema: &mut Value) {
+    match schema {
+        Value::Object(object) => {
+            let bounds: Option<(i128, i128)> = match object.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some((0, u8::MAX.into())),
+                Some("uint16") => Some((0, u16::MAX.into())),
+                Some("uint32") => Some((0, u32::MAX.into())),
+                Some("uint64") => Some((0, u64::MAX.into())),
+                Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
+                Some("int64") => Some((i64::MIN.into(), i64::MAX.into())),
+                _ => None,
+            };
+            if let Some((min, max)) = bounds {
+                object.entry("minimum").or_insert_with(|| {
+                    Value::Number(serde_json::Number::from_i128(min).expect("in range"))
+                });
+                object.entry("maximum").or_insert_with(|| {
+                    Value::Number(serde_json::Number::from_i128(max).expect("in range"))
+                });
+            }
+            object.values_mut().for_each(integer_bounds);
+        }
+        Value::Array(items) => items.iter_mut().for_each(integer_bounds),
+        _ => {}
     }
 }
 

@@ -38,18 +38,23 @@ pub struct Limits {
 pub struct LimitOverrides {
     /// See [`Limits::timeout_ms`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = Limits::CEILING.timeout_ms))]
     pub timeout_ms: Option<u64>,
     /// See [`Limits::memory_bytes`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = Limits::CEILING.memory_bytes))]
     pub memory_bytes: Option<u64>,
     /// See [`Limits::max_input_bytes`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = Limits::CEILING.max_input_bytes))]
     pub max_input_bytes: Option<u64>,
     /// See [`Limits::max_output_bytes`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = Limits::CEILING.max_output_bytes))]
     pub max_output_bytes: Option<u64>,
     /// See [`Limits::max_log_bytes`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = Limits::CEILING.max_log_bytes))]
     pub max_log_bytes: Option<u64>,
 }
 
