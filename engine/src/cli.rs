@@ -253,8 +253,6 @@ impl PluginPoolArgs {
     }
 }
 
-/// A number of bytes: digits, optionally followed by `KiB`, `MiB` or `GiB` (or `K`,
-/// `M`, `G`, taken as the same powers of 1024).
 /// A range of `--allow-upstream`, or none for an empty value (an empty
 /// `CROSSWALK_ALLOW_UPSTREAM` allows nothing more, as an unset one does).
 fn parse_allowed_range(text: &str) -> Result<Option<ipnet::IpNet>, String> {
@@ -264,6 +262,8 @@ fn parse_allowed_range(text: &str) -> Result<Option<ipnet::IpNet>, String> {
     crate::egress::parse_range(text).map(Some)
 }
 
+/// A number of bytes: digits, optionally followed by `KiB`, `MiB` or `GiB` (or `K`,
+/// `M`, `G`, taken as the same powers of 1024).
 fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let digits = text
