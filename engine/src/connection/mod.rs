@@ -24,7 +24,7 @@ pub mod upstream;
 
 pub use health::{ErrorEntry, ErrorKind, HealthReport, Status};
 pub use monitor::{ERROR_LOG_KEEP, Monitor};
-pub use pipelines::{ChangeError, Changed, Pipeline, Pipelines, Proposal};
+pub use pipelines::{Base, ChangeError, Changed, Pipeline, Pipelines, Proposal};
 pub use records::{
     DEFAULT_PAGE_SIZE, Fetched, ListQuery, Listed, MAX_PAGE_SIZE, Records, RecordsError,
 };

@@ -102,6 +102,28 @@ pub struct Proposal {
     pub rollback_of: Option<u64>,
 }
 
+/// What a change starts from: the current version's document. It may no longer
+/// compile (a rule tightened after it was stored): it can still be changed.
+#[derive(Debug, Clone, Default)]
+pub struct Base {
+    /// Its version (0: the system's default).
+    pub version: u64,
+    /// Its overrides.
+    pub overrides: OverrideSpec,
+    /// The plugins bound to it.
+    pub plugins: Vec<PluginBinding>,
+}
+
+impl Base {
+    fn of(pipeline: &Pipeline) -> Base {
+        Base {
+            version: pipeline.version,
+            overrides: pipeline.overrides.clone(),
+            plugins: pipeline.plugins.clone(),
+        }
+    }
+}
+
 /// What a change did.
 #[derive(Debug, Clone)]
 pub struct Changed {
@@ -121,6 +143,9 @@ pub struct Pipelines {
     /// What mapping may take, given to every plan compiled here.
     limits: MapLimits,
     slots: RwLock<HashMap<Key, Arc<Slot>>>,
+    /// Orders the changes of stored versions that no longer compile (which have no
+    /// slot to hold the change lock).
+    unloadable: Mutex<()>,
 }
 
 /// One (connection, entity): its published pipeline, and a lock that orders changes so
@@ -140,6 +165,7 @@ impl Pipelines {
             quotas: Quotas::DEFAULT,
             limits: MapLimits::DEFAULT,
             slots: RwLock::new(HashMap::new()),
+            unloadable: Mutex::new(()),
         }
     }
 
@@ -169,7 +195,7 @@ impl Pipelines {
         Ok(self.slot(connection, entity)?.current.load_full())
     }
 
-    /// Applies a change to the latest version: `edit` gets the current pipeline and
+    /// Applies a change to the latest version: `edit` gets the current version and
     /// proposes the mapping that follows it; the proposal is validated and compiled,
     /// stored as the next version, then published. Changes of one (connection, entity)
     /// are applied one at a time, each to the version the one before it made, so that
@@ -182,9 +208,14 @@ impl Pipelines {
         entity: Entity,
         expected: Option<u64>,
         author: &str,
-        edit: impl Fn(&Pipeline) -> Result<Proposal, ChangeError>,
+        edit: impl Fn(&Base) -> Result<Proposal, ChangeError>,
     ) -> Result<Changed, ChangeError> {
-        let slot = self.slot(connection, entity)?;
+        let slot = match self.slot(connection, entity) {
+            Ok(slot) => slot,
+            Err(ChangeError::Store(e)) => return Err(ChangeError::Store(e)),
+            // The stored version does not compile: it is changed from its document.
+            Err(_) => return self.change_unloadable(connection, entity, expected, author, &edit),
+        };
         let _ordered = slot.changing.lock().unwrap_or_else(|p| p.into_inner());
         // A stale slot (another process stored a version) is reloaded once.
         let mut reloaded = false;
@@ -198,7 +229,7 @@ impl Pipelines {
                     current: current.version,
                 });
             }
-            let proposal = edit(&current)?;
+            let proposal = edit(&Base::of(&current))?;
             if proposal.overrides == current.overrides && proposal.plugins == current.plugins {
                 return Ok(Changed {
                     pipeline: current,
@@ -249,6 +280,96 @@ impl Pipelines {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// [`Pipelines::change`] of a stored version that does not compile (so that no
+    /// request has a slot for it): the change starts from the stored document, and
+    /// what it proposes must compile, as every change must.
+    fn change_unloadable(
+        &self,
+        connection: &Connection,
+        entity: Entity,
+        expected: Option<u64>,
+        author: &str,
+        edit: &dyn Fn(&Base) -> Result<Proposal, ChangeError>,
+    ) -> Result<Changed, ChangeError> {
+        let _ordered = self.unloadable.lock().unwrap_or_else(|p| p.into_inner());
+        let base = match self.store.mapping_history(&connection.id, entity)?.pop() {
+            Some(stored) => Base {
+                version: stored.version,
+                overrides: stored.overrides,
+                plugins: stored.plugins,
+            },
+            None => Base::default(),
+        };
+        if let Some(expected) = expected
+            && expected != base.version
+        {
+            return Err(ChangeError::VersionMismatch {
+                expected,
+                current: base.version,
+            });
+        }
+        let proposal = edit(&base)?;
+        self.quotas
+            .mapping(&proposal.overrides, &proposal.plugins)?;
+        let mut pipeline = self.compile(
+            connection,
+            entity,
+            &proposal.overrides,
+            &proposal.plugins,
+            base.version,
+        )?;
+        self.check_share(&pipeline)?;
+        let stored = proposal.overrides != base.overrides || proposal.plugins != base.plugins;
+        if stored {
+            let appended = self
+                .store
+                .append_mapping(
+                    &connection.id,
+                    entity,
+                    base.version,
+                    proposal.overrides,
+                    proposal.plugins,
+                    author,
+                    proposal.rollback_of,
+                )
+                .map_err(|e| match e {
+                    StoreError::VersionMoved { last, .. } => ChangeError::VersionMismatch {
+                        expected: base.version,
+                        current: last,
+                    },
+                    e => e.into(),
+                })?;
+            pipeline.version = appended.version;
+        }
+        // Publish: into the slot a request may have loaded meanwhile, unless that one
+        // holds a later version already.
+        let pipeline = Arc::new(pipeline);
+        let key = (connection.id.clone(), entity);
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        match slots.get(&key) {
+            Some(slot) => {
+                let _changing = slot.changing.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.current.load().version < pipeline.version {
+                    slot.current.store(Arc::clone(&pipeline));
+                }
+            }
+            None => {
+                slots.insert(
+                    key,
+                    Arc::new(Slot {
+                        current: ArcSwap::new(Arc::clone(&pipeline)),
+                        changing: Mutex::new(()),
+                    }),
+                );
+            }
+        }
+        drop(slots);
+        if stored {
+            self.prune(connection, entity);
+        }
+        Ok(Changed { pipeline, stored })
     }
 
     /// Restores an earlier version (0: the system's default), as a new version, unless
@@ -444,7 +565,7 @@ mod tests {
     }
 
     /// An edit that replaces the overrides and keeps the plugins.
-    fn put(overrides: OverrideSpec) -> impl Fn(&Pipeline) -> Result<Proposal, ChangeError> {
+    fn put(overrides: OverrideSpec) -> impl Fn(&Base) -> Result<Proposal, ChangeError> {
         move |current| {
             Ok(Proposal {
                 overrides: overrides.clone(),
@@ -706,6 +827,67 @@ mod tests {
         assert!(back.pipeline.overrides.overrides.is_empty());
         drop(back);
         drop(pipelines);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A version stored before a rule was tightened (here: more `..` in a path than
+    /// a mapping may have now) does not load, and says why; it can still be changed,
+    /// conditionally too, and rolled back from.
+    #[test]
+    fn a_stored_version_that_no_longer_compiles_can_still_be_changed() {
+        let (pipelines, connection, dir) = setup("unloadable");
+        let entity = Entity::PurchaseOrder;
+        let costly = overrides("overrides:\n  - target: custom_fields.q\n    path: $..a..b..c\n");
+        pipelines
+            .store
+            .append_mapping(&connection.id, entity, 0, costly, Vec::new(), "key_1", None)
+            .unwrap();
+        let why = pipelines
+            .current(&connection, entity)
+            .unwrap_err()
+            .to_string();
+        assert!(why.contains("`max_descendant_segments`"), "{why}");
+        // A change on a version that moved is refused; a change that still does not
+        // compile is refused with the reason; a change that compiles is made on it.
+        let fixed = overrides("overrides:\n  - target: custom_fields.q\n    path: $.a.b..c\n");
+        let stale = pipelines.change(&connection, entity, Some(0), "key_1", put(fixed.clone()));
+        assert!(
+            matches!(
+                stale,
+                Err(ChangeError::VersionMismatch {
+                    expected: 0,
+                    current: 1
+                })
+            ),
+            "{stale:?}"
+        );
+        let unchanged = pipelines
+            .change(&connection, entity, None, "key_1", |base| {
+                Ok(Proposal {
+                    overrides: base.overrides.clone(),
+                    plugins: base.plugins.clone(),
+                    rollback_of: None,
+                })
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unchanged.contains("`max_descendant_segments`"),
+            "{unchanged}"
+        );
+        let changed = pipelines
+            .change(&connection, entity, Some(1), "key_1", put(fixed))
+            .unwrap();
+        assert_eq!((changed.stored, changed.pipeline.version), (true, 2));
+        let record = json!({"PurchaseOrder": "1", "a": {"b": {"x": {"c": 7}}}});
+        let mapped = pipelines.current(&connection, entity).unwrap();
+        assert_eq!(mapped.version, 2);
+        let options = crate::mapping::MapOptions::default();
+        assert_eq!(
+            mapped.plan.map_record(&record, options).unwrap()["custom_fields"]["q"],
+            json!([7])
+        );
+        drop((changed, mapped));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

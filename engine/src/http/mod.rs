@@ -1141,7 +1141,7 @@ async fn publish(
     c: Connection,
     entity: Entity,
     expected: Option<u64>,
-    edit: impl Fn(&crate::connection::Pipeline) -> Result<Proposal, crate::connection::ChangeError>
+    edit: impl Fn(&crate::connection::Base) -> Result<Proposal, crate::connection::ChangeError>
     + Send
     + 'static,
 ) -> Result<Response, ApiError> {
