@@ -7,7 +7,7 @@
 //!
 //! A second test maps every sample payload under `examples/payloads/` through the
 //! binary and compares it with its `.expected.json`; a third runs the plugin fixtures
-//! (`engine/tests/fixtures/plugins*/`) through `crosswalk map --plugin` and checks
+//! (`engine/plugin-host/tests/fixtures/plugins*/`) through `crosswalk map --plugin` and checks
 //! plugins with `crosswalk plugin check`.
 
 use std::fs;
@@ -17,14 +17,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-#[path = "../engine/tests/support/mod.rs"]
-mod support;
+use crate::support;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    support::root()
 }
 
 struct Output {
@@ -180,7 +176,7 @@ fn map_fixture_through_the_binary(dir: &Path, plugins: &[PathBuf], cache: &Path)
 #[test]
 fn plugins_through_the_binary() {
     let cache = std::env::temp_dir().join(format!("crosswalk-cli-plugins-{}", std::process::id()));
-    let fixtures = root().join("engine/tests/fixtures/plugins");
+    let fixtures = root().join("engine/plugin-host/tests/fixtures/plugins");
     let mut cases: Vec<PathBuf> = fs::read_dir(&fixtures)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -195,7 +191,9 @@ fn plugins_through_the_binary() {
         map_fixture_through_the_binary(dir, &plugins, &cache);
     }
     if let Some(phone) = support::js_plugin() {
-        for dir in fs::read_dir(root().join("engine/tests/fixtures/plugins-js")).unwrap() {
+        for dir in
+            fs::read_dir(root().join("engine/plugin-host/tests/fixtures/plugins-js")).unwrap()
+        {
             map_fixture_through_the_binary(
                 &dir.unwrap().path(),
                 std::slice::from_ref(&phone),

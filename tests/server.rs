@@ -4,8 +4,7 @@
 //! request sent after the change's acknowledgement saw the new version, then restarts
 //! the server on the same data dir and checks that everything is still there.
 
-#[path = "../engine/tests/support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -50,11 +49,15 @@ impl Server {
                 "CROSSWALK_SECRET_KEY",
                 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
             )
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("the server starts");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        // The keys, the demo connections and the address are on stdout; logs and
+        // warnings on stderr, drained so that the server never blocks on a full pipe.
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let (mut demo_key, mut connections) = (String::new(), Vec::new());
         let addr = loop {
             let line = lines
@@ -70,7 +73,7 @@ impl Server {
                 break addr.to_owned();
             }
         };
-        // Keep draining stderr so that the server never blocks on a full pipe.
+        // Keep draining stdout too.
         std::thread::spawn(move || for _ in lines {});
         Server {
             child,
@@ -440,7 +443,8 @@ fn sandbox_reads_status_and_webhooks_that_outlive_a_restart() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    crosswalk::webhook::verify(&secret, &signature, &body, now, 300).expect("a valid signature");
+    crosswalk_service::webhook::verify(&secret, &signature, &body, now, 300)
+        .expect("a valid signature");
     let event: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         (

@@ -1,5 +1,5 @@
 # The default IBM Maximo work-order mapping of Crosswalk
-# (engine/mappings/ibm-maximo/work_order.yaml), written as a jq program for the
+# (engine/systems/mappings/ibm-maximo/work_order.yaml), written as a jq program for the
 # benchmarks: it reads one MXAPIWODETAIL record (lean JSON) per input and writes the
 # unified record. The tests check that it gives the same output as Crosswalk on the
 # Maximo work-order samples.

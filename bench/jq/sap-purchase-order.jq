@@ -1,5 +1,5 @@
 # The default SAP S/4HANA purchase-order mapping of Crosswalk
-# (engine/mappings/sap-s4hana/purchase_order.yaml), written as a jq program for the
+# (engine/systems/mappings/sap-s4hana/purchase_order.yaml), written as a jq program for the
 # benchmarks: it reads one A_PurchaseOrder record (with its items and schedule lines
 # expanded) per input and writes the unified record. The tests check that it gives the
 # same output as Crosswalk on the SAP purchase-order samples.

@@ -1,5 +1,5 @@
 //! A JSONPath query, a NUL, and a JSON document: parsed, then evaluated.
-//! See `crosswalk::fuzz::jsonpath` for what must hold.
+//! See `crosswalk_service::fuzz::jsonpath` for what must hold.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| crosswalk::fuzz::jsonpath(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| crosswalk_service::fuzz::jsonpath(data));

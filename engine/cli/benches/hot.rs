@@ -1,0 +1,147 @@
+//! Micro-benchmarks of the hot functions, so that a regression shows in review:
+//! JSONPath evaluation, each built-in transform, a plugin call, and one record through
+//! a whole mapping. `cargo bench --bench hot`; the plugin call needs
+//! `CROSSWALK_BENCH_UOM` (the `uom` component, built by `bench/run`) and is skipped
+//! without it.
+
+// criterion_group! makes undocumented public functions.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use crosswalk_core::mapping::transform::{Ctx, ResolvePlugin, Transform};
+use crosswalk_core::mapping::{MapOptions, TransformStep};
+use crosswalk_core::model::Entity;
+use crosswalk_core::path::Path;
+use crosswalk_plugin_host::{
+    HostConfig, Instance as _, Limits, Plugin, PluginError, PluginHost, Session,
+};
+use serde_json::{Value, json};
+
+struct NoPlugins;
+
+impl ResolvePlugin for NoPlugins {
+    fn resolve(&mut self, name: &str) -> Result<(usize, Arc<dyn Plugin>), PluginError> {
+        Err(PluginError::UnknownPlugin {
+            plugin: name.to_owned(),
+            hint: String::new(),
+        })
+    }
+}
+
+fn order() -> Value {
+    let text = include_str!("../../../examples/payloads/sap-s4hana/purchase_order/standard.json");
+    serde_json::from_str::<Value>(text).unwrap()["d"].take()
+}
+
+fn paths(c: &mut Criterion) {
+    let record = order();
+    for (name, query) in [
+        ("singular", "$.PurchaseOrder"),
+        ("nested_index", "$.to_PurchaseOrderItem.results[0].Plant"),
+        ("wildcard", "$.to_PurchaseOrderItem.results[*].Material"),
+        (
+            "filter",
+            "$.to_PurchaseOrderItem.results[?@.OrderQuantity == '40.000'].Material",
+        ),
+        ("descendant", "$..ScheduleLineDeliveryDate"),
+    ] {
+        let path = Path::parse(query).unwrap();
+        c.bench_function(&format!("path/{name}"), |b| {
+            b.iter(|| black_box(path.select(black_box(&record))))
+        });
+    }
+}
+
+fn transforms(c: &mut Criterion) {
+    let record = json!({"qty": "3"});
+    let mut session = Session::new(&[]);
+    for (name, step, input) in [
+        ("to_string", json!("to_string"), json!(42)),
+        ("to_number", json!("to_number"), json!("1234.500")),
+        ("to_integer", json!("to_integer"), json!("00010")),
+        ("to_bool", json!("to_bool"), json!("X")),
+        ("trim", json!("trim"), json!("  RM-BRG-6205  ")),
+        ("upper", json!("upper"), json!("rm-brg-6205")),
+        ("lower", json!("lower"), json!("RM-BRG-6205")),
+        ("date", json!("date"), json!("/Date(1710201600000)/")),
+        (
+            "datetime",
+            json!("datetime"),
+            json!("2024-03-19T08:00:00-04:00"),
+        ),
+        (
+            "lookup",
+            json!({"lookup": {"map": {"01": "draft", "02": "approved", "05": "approved"}, "default": "unknown"}}),
+            json!("05"),
+        ),
+        (
+            "template",
+            json!({"template": "PO {value}"}),
+            json!("4500000123"),
+        ),
+        (
+            "concat",
+            json!({"concat": {"separator": " "}}),
+            json!(["Ball", "bearing"]),
+        ),
+        ("split", json!({"split": ","}), json!("a,b,c")),
+        ("round", json!({"round": 2}), json!(12.3456)),
+        (
+            "multiply",
+            json!({"multiply": {"by_path": "$.qty"}}),
+            json!(2.5),
+        ),
+        ("divide", json!({"divide": {"by": 100}}), json!(250)),
+        ("default", json!({"default": 0}), json!(null)),
+        ("null_if_empty", json!("null_if_empty"), json!("")),
+    ] {
+        let Ok(transform) = Transform::compile(&TransformStep(step.clone()), &mut NoPlugins) else {
+            panic!("{name}: {step} does not compile");
+        };
+        let mut ctx = Ctx {
+            record: &record,
+            session: &mut session,
+        };
+        transform
+            .apply(input.clone(), &mut ctx)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        c.bench_function(&format!("transform/{name}"), |b| {
+            b.iter(|| black_box(transform.apply(black_box(input.clone()), &mut ctx)))
+        });
+    }
+}
+
+fn plugin_call(c: &mut Criterion) {
+    let Ok(path) = std::env::var("CROSSWALK_BENCH_UOM") else {
+        eprintln!("plugin/uom.convert skipped: CROSSWALK_BENCH_UOM is not set (bench/run sets it)");
+        return;
+    };
+    let host = PluginHost::new(HostConfig::default()).unwrap();
+    let plugin = host.load(&std::fs::read(path).unwrap()).unwrap();
+    let mut instance = plugin.instance(Limits::DEFAULT);
+    let args = r#"{"from":"sap","to":"iso"}"#;
+    let value = json!("PC");
+    c.bench_function("plugin/uom.convert", |b| {
+        b.iter(|| {
+            black_box(
+                instance
+                    .call_field("convert", black_box(&value), args)
+                    .unwrap(),
+            )
+        })
+    });
+}
+
+fn records(c: &mut Criterion) {
+    let plan = crosswalk_systems::plan("sap-s4hana", Entity::PurchaseOrder, None).unwrap();
+    let record = order();
+    c.bench_function("map_record/sap_purchase_order", |b| {
+        b.iter(|| black_box(plan.map_record(black_box(&record), MapOptions::default())))
+    });
+}
+
+criterion_group!(hot, paths, transforms, plugin_call, records);
+criterion_main!(hot);

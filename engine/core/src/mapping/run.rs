@@ -1,0 +1,598 @@
+//! Running a [`Plan`] on source records.
+//!
+//! A batch of records shares one [`Session`] of plugin instances: in the service, one
+//! leased under the request's [`Capacity`] and spending its plugin time budget. The `pre` plugin
+//! steps run on the whole batch (one call per step), then each record starts as the
+//! entity's skeleton (every field empty) and each rule fills its target: evaluate the
+//! source, run the transform chain, apply the default, fit the value to the target's
+//! model type, check `required`. A field that fails either fails the record (`strict`)
+//! or becomes `null` with an entry in the record's `errors`. Last, the `post` steps run
+//! on the batch of unified records, which carry their source as `remote_data` for them.
+//!
+//! Mapping is bounded by the plan's [`MapLimits`]: each rule evaluates its paths within
+//! the budget a [`RecordBudget`] gives it (a rule over budget is a field error naming the
+//! limit), the values copied and the field errors count against `max_record_bytes`, a
+//! mapped record is measured against it, and the records of a batch stop being mapped
+//! once together they pass `max_answer_bytes`.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use super::compile::{Nested, Plan, Rule, Source, is_currency, is_date, is_datetime};
+use super::error::{FieldError, RecordError, quote, type_name};
+use super::limits::{MapLimits, json_size};
+use super::transform::{Ctx, PluginCall, is_integer, number};
+use crate::model::FieldType;
+use crate::path::{Budget, OverBudget, RecordBudget};
+use crate::plugin::{CallCounts, Capacity, PluginError, Session};
+
+/// How records are mapped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MapOptions {
+    /// A field-level failure fails the whole record, instead of giving `null` and an
+    /// entry in the record's `errors`.
+    pub strict: bool,
+    /// Add the raw source record to the output as `remote_data`.
+    pub remote_data: bool,
+}
+
+/// The result of mapping a batch: one result per source record, in order, and the
+/// plugins' log lines.
+#[derive(Debug)]
+pub struct Batch {
+    /// A unified record, or why the record could not be mapped.
+    pub records: Vec<Result<Value, RecordError>>,
+    /// What the plugins logged (bounded), each line prefixed with the plugin's name.
+    pub log: Vec<String>,
+    /// How the plugin calls of the batch ended, by plugin name.
+    pub plugin_calls: Vec<(String, CallCounts)>,
+}
+
+impl Plan {
+    /// Maps one source record to a unified record.
+    pub fn map_record(&self, source: &Value, options: MapOptions) -> Result<Value, RecordError> {
+        let mut batch = self.map_batch(std::slice::from_ref(source), options);
+        batch.records.pop().expect("one result per record")
+    }
+
+    /// Maps a batch of source records, with one instance of each plugin for the batch,
+    /// leased from no share and without a time budget (for the command line).
+    pub fn map_batch(&self, sources: &[Value], options: MapOptions) -> Batch {
+        self.map_batch_in(sources, options, Session::new(&self.plugins))
+    }
+
+    /// Maps a batch of source records under `grant`: its plugin instances are the
+    /// grant's lease, their calls together spend one budget of the grant's, and stop
+    /// when the grant is cancelled.
+    pub fn map_batch_granted(
+        &self,
+        sources: &[Value],
+        options: MapOptions,
+        grant: &dyn Capacity,
+    ) -> Batch {
+        self.map_batch_in(sources, options, Session::granted(&self.plugins, grant))
+    }
+
+    fn map_batch_in(&self, sources: &[Value], options: MapOptions, mut session: Session) -> Batch {
+        let mut inputs: Vec<Result<Value, RecordError>> = Vec::new();
+        if !self.pre.is_empty() {
+            inputs = sources
+                .iter()
+                .map(|s| check_object(s).map(|()| s.clone()))
+                .collect();
+            for step in &self.pre {
+                run_record_step("pre", step, &mut inputs, &mut session);
+            }
+        }
+        // The records past `max_answer_bytes` are not mapped.
+        let (mut answer_bytes, mut full) = (0u64, false);
+        let mut mapped: Vec<Result<Value, RecordError>> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, source)| {
+                if full {
+                    return Err(RecordError::AnswerFull(self.limits.answer_bytes()));
+                }
+                let source = match inputs.get(i) {
+                    Some(Ok(pre)) => pre,
+                    Some(Err(e)) => return Err(e.clone()),
+                    None => source,
+                };
+                check_object(source)?;
+                let (record, bytes) = self.map_one(source, options, &mut session)?;
+                answer_bytes += bytes;
+                if answer_bytes > self.limits.max_answer_bytes {
+                    full = true;
+                    return Err(RecordError::AnswerFull(self.limits.answer_bytes()));
+                }
+                Ok(record)
+            })
+            .collect();
+        if !self.post.is_empty() {
+            attach_remote_data(&mut mapped, sources);
+            for step in &self.post {
+                run_record_step("post", step, &mut mapped, &mut session);
+            }
+            for record in mapped.iter_mut().flatten() {
+                if let Value::Object(map) = record {
+                    map.shift_remove("remote_data");
+                }
+            }
+        }
+        if options.remote_data {
+            attach_remote_data(&mut mapped, sources);
+        }
+        Batch {
+            records: mapped,
+            log: session.take_log(),
+            plugin_calls: session.take_calls(),
+        }
+    }
+
+    /// Maps one record; with its size as compact JSON.
+    fn map_one(
+        &self,
+        source: &Value,
+        options: MapOptions,
+        session: &mut Session,
+    ) -> Result<(Value, u64), RecordError> {
+        let mut out = self.entity.skeleton().clone();
+        let mut run = Run {
+            options,
+            limits: &self.limits,
+            errors: Vec::new(),
+            session,
+            budget: RecordBudget::new(&self.limits.path, self.limits.record_bytes()),
+        };
+        run_rules(&self.rules, source, &mut out, "", &mut run)?;
+        if !run.errors.is_empty() {
+            let record = out.as_object_mut().expect("skeleton is an object");
+            record.insert(
+                "errors".into(),
+                serde_json::to_value(&run.errors).expect("field errors serialize"),
+            );
+        }
+        let bytes = json_size(&out, self.limits.max_record_bytes)
+            .ok_or(RecordError::TooLarge(self.limits.record_bytes()))?;
+        Ok((out, bytes))
+    }
+}
+
+/// What the rules of one record share while it is mapped.
+struct Run<'a> {
+    options: MapOptions,
+    limits: &'a MapLimits,
+    /// The field errors so far.
+    errors: Vec<FieldError>,
+    session: &'a mut Session,
+    /// What the record's paths have spent, and its bytes.
+    budget: RecordBudget,
+}
+
+impl Run<'_> {
+    /// Records a field error, or fails the record when `strict` (or the field is
+    /// required: a required field that cannot be converted has no value). The errors
+    /// count against the record's bytes.
+    fn fail(&mut self, e: FieldError, strict: bool) -> Result<(), RecordError> {
+        if strict || self.options.strict {
+            return Err(RecordError::Field(e));
+        }
+        let bytes = (e.target.len()
+            + e.path.as_ref().map_or(0, String::len)
+            + e.value.as_ref().map_or(0, String::len)
+            + e.message.len()
+            + 64) as u64;
+        self.budget
+            .hold(bytes)
+            .map_err(|_| RecordError::TooLarge(self.limits.record_bytes()))?;
+        self.errors.push(e);
+        Ok(())
+    }
+
+    /// The field error of a rule stopped by its budget.
+    fn over_budget(rule: &Rule, prefix: &str, over: OverBudget) -> FieldError {
+        FieldError {
+            target: format!("{prefix}{}", rule.target),
+            path: rule.source.describe(),
+            value: None,
+            message: over.to_string(),
+            limit: Some(over.limit),
+        }
+    }
+}
+
+/// Adds each source record to its unified record as `remote_data`.
+fn attach_remote_data(mapped: &mut [Result<Value, RecordError>], sources: &[Value]) {
+    for (record, source) in mapped.iter_mut().zip(sources) {
+        if let Ok(Value::Object(map)) = record {
+            map.insert("remote_data".into(), source.clone());
+        }
+    }
+}
+
+fn check_object(source: &Value) -> Result<(), RecordError> {
+    if source.is_object() {
+        Ok(())
+    } else {
+        Err(RecordError::NotAnObject {
+            found: type_name(source),
+        })
+    }
+}
+
+/// Runs a record-level plugin step on every record of the batch that is still good:
+/// one call for the batch. If that call fails as a whole (a trap, a timeout, a batch
+/// over the size limit), each record is tried on its own, so that one bad record fails
+/// only itself.
+fn run_record_step(
+    stage: &'static str,
+    step: &PluginCall,
+    records: &mut [Result<Value, RecordError>],
+    session: &mut Session,
+) {
+    let good: Vec<usize> = (0..records.len()).filter(|i| records[*i].is_ok()).collect();
+    if good.is_empty() {
+        return;
+    }
+    let inputs: Vec<Value> = good
+        .iter()
+        .map(|i| records[*i].as_ref().expect("good").clone())
+        .collect();
+    let instance = session.instance(step.slot);
+    let results = match instance.call_records(&step.function, &inputs, &step.args) {
+        Ok(results) => results,
+        Err(_) if inputs.len() > 1 => inputs
+            .iter()
+            .map(|one| {
+                instance
+                    .call_records(&step.function, std::slice::from_ref(one), &step.args)
+                    .and_then(|mut r| r.pop().expect("one result per record"))
+            })
+            .collect(),
+        Err(error) => vec![Err(error)],
+    };
+    for ((i, result), before) in good.into_iter().zip(results).zip(inputs) {
+        let checked = result.and_then(|after| {
+            let checked = if stage == "post" {
+                check_post_output(&before, after)
+            } else if after.is_object() {
+                Ok(after)
+            } else {
+                Err(format!(
+                    "{} where a record (an object) was expected",
+                    type_name(&after)
+                ))
+            };
+            checked.map_err(|message| PluginError::BadOutput {
+                plugin: step.plugin.clone(),
+                function: step.function.clone(),
+                message,
+            })
+        });
+        records[i] = checked.map_err(|error| RecordError::Plugin { stage, error });
+    }
+}
+
+/// What a `post` step may do to a unified record: change its fields, not the shape.
+/// Fields it leaves out keep their value; it may not add fields, change `id`, or make
+/// `custom_fields` anything but an object.
+fn check_post_output(before: &Value, after: Value) -> Result<Value, String> {
+    let (Value::Object(before), Value::Object(mut after)) = (before, after.clone()) else {
+        return Err(format!(
+            "{} where a record (an object) was expected",
+            type_name(&after)
+        ));
+    };
+    if let Some(extra) = after.keys().find(|k| !before.contains_key(*k)) {
+        return Err(format!(
+            "a record with `{extra}`, which is not a field of the unified model"
+        ));
+    }
+    if after
+        .get("id")
+        .is_some_and(|id| Some(id) != before.get("id"))
+    {
+        return Err("a record whose `id` was changed".into());
+    }
+    if after.get("custom_fields").is_some_and(|c| !c.is_object()) {
+        return Err("a record whose `custom_fields` is not an object".into());
+    }
+    let mut out = before.clone();
+    for (key, value) in std::mem::take(&mut after) {
+        out.insert(key, value);
+    }
+    Ok(Value::Object(out))
+}
+
+fn run_rules(
+    rules: &[Rule],
+    source: &Value,
+    out: &mut Value,
+    prefix: &str,
+    run: &mut Run<'_>,
+) -> Result<(), RecordError> {
+    for rule in rules {
+        let value = match &rule.nested {
+            Some(nested) => run_nested(rule, nested, source, prefix, run)?,
+            None => run_rule(rule, source, prefix, run)?,
+        };
+        set(out, &rule.keys, value);
+    }
+    Ok(())
+}
+
+fn run_nested(
+    rule: &Rule,
+    nested: &Nested,
+    source: &Value,
+    prefix: &str,
+    run: &mut Run<'_>,
+) -> Result<Value, RecordError> {
+    let mut budget = run.budget.rule();
+    let elements = nested_elements(&rule.source, source, nested.many, &mut budget);
+    run.budget.spend(&budget, elements.is_ok());
+    let target = format!("{prefix}{}", rule.target);
+    let elements = match elements {
+        Ok(elements) => elements,
+        Err(over) => {
+            run.fail(Run::over_budget(rule, prefix, over), false)?;
+            return Ok(if nested.many {
+                Value::Array(Vec::new())
+            } else {
+                nested.skeleton.clone()
+            });
+        }
+    };
+    let map_one = |element: &Value, prefix: String, run: &mut Run<'_>| {
+        // Each element holds its empty fields, at least, in the record.
+        run.budget
+            .hold(nested.skeleton_bytes)
+            .map_err(|_| RecordError::TooLarge(run.limits.record_bytes()))?;
+        let mut item = nested.skeleton.clone();
+        if element.is_object() {
+            run_rules(&nested.rules, element, &mut item, &prefix, run)?;
+        } else if !element.is_null() {
+            let e = FieldError {
+                target: prefix.trim_end_matches('.').to_owned(),
+                path: rule.source.describe(),
+                value: Some(quote(element)),
+                message: format!(
+                    "expects an object to map with nested rules, not {}",
+                    type_name(element)
+                ),
+                limit: None,
+            };
+            run.fail(e, false)?;
+        }
+        Ok(item)
+    };
+    if nested.many {
+        let mut items = Vec::with_capacity(elements.len());
+        for (i, element) in elements.iter().enumerate() {
+            items.push(map_one(element, format!("{target}[{i}]."), run)?);
+        }
+        Ok(Value::Array(items))
+    } else {
+        let element = elements
+            .into_iter()
+            .next()
+            .unwrap_or(Cow::Owned(Value::Null));
+        map_one(&element, format!("{target}."), run)
+    }
+}
+
+/// What nested rules map: for an array target every element, else the one value.
+/// Elements are borrowed from the record where the source is a path (or none), so
+/// that mapping the lines of an order copies none of them.
+fn nested_elements<'a>(
+    source: &Source,
+    record: &'a Value,
+    many: bool,
+    budget: &mut Budget,
+) -> Result<Vec<Cow<'a, Value>>, OverBudget> {
+    // The value a mapping sees, as `select` gives it, with the nodes of a query that is
+    // not singular standing for the array `select` would make of them.
+    let (one, nodes): (Option<Cow<'a, Value>>, Vec<&'a Value>) = match source {
+        Source::None => (Some(Cow::Borrowed(record)), Vec::new()),
+        Source::Path(p) if p.is_singular() => (
+            p.nodes_within(record, budget)?.pop().map(Cow::Borrowed),
+            Vec::new(),
+        ),
+        Source::Path(p) => (None, p.nodes_within(record, budget)?),
+        other => (Some(Cow::Owned(select(other, record, budget)?)), Vec::new()),
+    };
+    Ok(match one {
+        // A single value: an array's elements, nothing for null, or itself.
+        Some(Cow::Borrowed(Value::Array(items))) => {
+            let items = items.iter().map(Cow::Borrowed);
+            if many {
+                items.collect()
+            } else {
+                items.take(1).collect()
+            }
+        }
+        Some(Cow::Owned(Value::Array(items))) => {
+            let items = items.into_iter().map(Cow::Owned);
+            if many {
+                items.collect()
+            } else {
+                items.take(1).collect()
+            }
+        }
+        Some(value) if value.is_null() => Vec::new(),
+        Some(value) => vec![value],
+        None if many => nodes.into_iter().map(Cow::Borrowed).collect(),
+        None => nodes.into_iter().take(1).map(Cow::Borrowed).collect(),
+    })
+}
+
+fn run_rule(
+    rule: &Rule,
+    source: &Value,
+    prefix: &str,
+    run: &mut Run<'_>,
+) -> Result<Value, RecordError> {
+    let empty = || rule.ty.map_or(Value::Null, FieldType::empty);
+    let mut budget = run.budget.rule();
+    let selected = select(&rule.source, source, &mut budget);
+    run.budget.spend(&budget, selected.is_ok());
+    let mut value = match selected {
+        Ok(value) => value,
+        Err(over) => {
+            run.fail(Run::over_budget(rule, prefix, over), rule.required)?;
+            return Ok(empty());
+        }
+    };
+    // The value a failed field quotes: the one the failing step was given. For the
+    // first step that is the source, selected again within a rule's budget (so that
+    // the common chain of one step copies nothing); a later step's input is kept.
+    let field_error = |message: String, input: Option<Value>, budget: &RecordBudget| {
+        let value = match input {
+            Some(v) => Some(quote(&v)),
+            None => select(&rule.source, source, &mut budget.rule())
+                .ok()
+                .map(|v| quote(&v)),
+        };
+        FieldError {
+            target: format!("{prefix}{}", rule.target),
+            path: rule.source.describe(),
+            value,
+            message,
+            limit: None,
+        }
+    };
+    let mut ctx = Ctx {
+        record: source,
+        session: &mut *run.session,
+    };
+    for (i, t) in rule.transforms.iter().enumerate() {
+        let input = (i > 0).then(|| value.clone());
+        match t.apply(value, &mut ctx) {
+            Ok(v) => value = v,
+            Err(m) => {
+                let message = format!("transform `{}`: {m}", t.label());
+                let e = field_error(message, input, &run.budget);
+                run.fail(e, rule.required)?;
+                return Ok(empty());
+            }
+        }
+    }
+    if value.is_null()
+        && let Some(d) = &rule.default
+    {
+        value = d.clone();
+    }
+    if let Some(ty) = rule.ty {
+        match fit(&value, ty) {
+            Ok(None) => {}
+            Ok(Some(v)) => value = v,
+            Err(m) => {
+                run.fail(field_error(m, Some(value), &run.budget), rule.required)?;
+                return Ok(empty());
+            }
+        }
+    }
+    if value.is_null() && rule.required {
+        return Err(RecordError::Required {
+            target: format!("{prefix}{}", rule.target),
+            path: rule.source.describe(),
+        });
+    }
+    Ok(value)
+}
+
+/// The value of a rule's source, within `budget`.
+fn select(source: &Source, record: &Value, budget: &mut Budget) -> Result<Value, OverBudget> {
+    match source {
+        Source::None => Ok(Value::Null),
+        Source::Path(p) => p.select_within(record, budget),
+        Source::Const(v) => Ok(v.clone()),
+        Source::Coalesce(paths) => {
+            for p in paths {
+                let v = p.select_within(record, budget)?;
+                let empty = v.is_null()
+                    || v.as_str() == Some("")
+                    || v.as_array().is_some_and(Vec::is_empty);
+                if !empty {
+                    return Ok(v);
+                }
+            }
+            Ok(Value::Null)
+        }
+    }
+}
+
+/// Fits a value to a model type, converting where that loses nothing: `None` keeps it
+/// as it is, `Some` replaces it.
+fn fit(value: &Value, ty: &FieldType) -> Result<Option<Value>, String> {
+    let wrong = |hint: &str| {
+        Err(format!(
+            "expects {}, not {}{hint}",
+            ty.describe(),
+            type_name(value)
+        ))
+    };
+    match (ty, value) {
+        (FieldType::Custom, Value::Null) => Ok(Some(Value::Object(Map::new()))),
+        (_, Value::Null) => Ok(None),
+        (FieldType::String, Value::String(_)) => Ok(None),
+        (FieldType::String, Value::Number(_) | Value::Bool(_)) => Ok(Some(
+            super::transform::scalar_text(value)
+                .map(Value::String)
+                .unwrap_or(Value::Null),
+        )),
+        (FieldType::Currency, Value::String(s)) if is_currency(s) => Ok(None),
+        (FieldType::Currency, Value::String(_)) => {
+            wrong(" that is not a three-letter ISO 4217 code (add `upper` or a `lookup`)")
+        }
+        (FieldType::Number | FieldType::Integer, Value::Number(n)) if is_integer(n) => Ok(None),
+        (FieldType::Number, Value::Number(n)) => number(n.as_f64().unwrap_or(f64::NAN)).map(Some),
+        (FieldType::Number, Value::String(_)) => wrong(" (add `to_number`)"),
+        (FieldType::Integer, Value::Number(n)) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 => number(f).map(Some),
+            _ => wrong(" with a fraction (add `round`)"),
+        },
+        (FieldType::Integer, Value::String(_)) => wrong(" (add `to_integer`)"),
+        (FieldType::Date, Value::String(s)) if is_date(s) => Ok(None),
+        (FieldType::Date, Value::String(_)) => wrong(" in YYYY-MM-DD form (add `date`)"),
+        (FieldType::DateTime, Value::String(s)) if is_datetime(s) => Ok(None),
+        (FieldType::DateTime, Value::String(_)) => wrong(" in RFC 3339 UTC form (add `datetime`)"),
+        (FieldType::Enum(members), Value::String(s)) => {
+            if members.iter().any(|m| m == s) {
+                Ok(None)
+            } else {
+                Ok(Some(Value::String("unknown".into())))
+            }
+        }
+        (FieldType::Custom, Value::Object(_)) => Ok(None),
+        _ => wrong(""),
+    }
+}
+
+/// Sets `value` at `keys` in `out`, creating objects on the way.
+fn set(out: &mut Value, keys: &[String], value: Value) {
+    let mut node = out;
+    for key in &keys[..keys.len() - 1] {
+        let map = node
+            .as_object_mut()
+            .expect("targets resolve through objects");
+        // The skeleton has every key of the model: find it before making a new one.
+        if !map.contains_key(key) {
+            map.insert(key.clone(), Value::Object(Map::new()));
+        }
+        node = map.get_mut(key).expect("inserted above");
+        if node.is_null() {
+            *node = Value::Object(Map::new());
+        }
+    }
+    if let Some(map) = node.as_object_mut() {
+        let last = &keys[keys.len() - 1];
+        match map.get_mut(last) {
+            Some(slot) => *slot = value,
+            None => {
+                map.insert(last.clone(), value);
+            }
+        }
+    }
+}

@@ -1,0 +1,611 @@
+//! The built-in transforms, one per file, each with its documentation and tests.
+//!
+//! A transform step is compiled once from its spec ([`TransformStep`]) into a
+//! [`Transform`], which checks its arguments up front; applying it to a value then
+//! cannot fail for a reason the spec could have told. Every transform passes `null`
+//! through unchanged, except `default`. [`CATALOG`] lists them all: the JSON Schema of
+//! the mapping language and the docs' table are checked against it.
+
+mod concat;
+mod date;
+mod datetime;
+mod default;
+mod divide;
+mod lookup;
+mod lower;
+mod multiply;
+mod null_if_empty;
+mod round;
+mod split;
+mod template;
+mod to_bool;
+mod to_integer;
+mod to_number;
+mod to_string;
+mod trim;
+mod upper;
+
+pub(crate) use template::Piece;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Number, Value};
+
+use super::spec::{PluginStep, TransformStep};
+use crate::path::Path;
+use crate::plugin::{FunctionKind, Plugin, PluginError, Session};
+
+/// A built-in transform's name and what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct TransformDef {
+    /// The name used in specs.
+    pub name: &'static str,
+    /// One line on what it does.
+    pub summary: &'static str,
+}
+
+/// Every built-in transform.
+pub const CATALOG: &[TransformDef] = &[
+    to_string::DEF,
+    to_number::DEF,
+    to_integer::DEF,
+    to_bool::DEF,
+    trim::DEF,
+    upper::DEF,
+    lower::DEF,
+    date::DEF,
+    datetime::DEF,
+    lookup::DEF,
+    template::DEF,
+    concat::DEF,
+    split::DEF,
+    round::DEF,
+    multiply::DEF,
+    divide::DEF,
+    default::DEF,
+    null_if_empty::DEF,
+];
+
+/// A compiled transform step.
+#[derive(Debug, Clone)]
+pub enum Transform {
+    /// See [`to_string`](to_string/index.html).
+    ToString,
+    /// Decimal strings to numbers.
+    ToNumber,
+    /// Numbers and digit strings to integers.
+    ToInteger,
+    /// Flags to booleans.
+    ToBool(to_bool::ToBool),
+    /// Strips surrounding white space.
+    Trim,
+    /// Upper-cases.
+    Upper,
+    /// Lower-cases.
+    Lower,
+    /// Dates to `YYYY-MM-DD`.
+    Date(date::DateArgs),
+    /// Date-times to RFC 3339 UTC.
+    DateTime(datetime::DateTimeArgs),
+    /// Value maps.
+    Lookup(lookup::Lookup),
+    /// String templates over the record.
+    Template(template::Template),
+    /// Joins an array of values.
+    Concat(concat::Concat),
+    /// Splits a string.
+    Split(split::Split),
+    /// Rounds a number.
+    Round(round::Round),
+    /// Multiplies a number.
+    Multiply(Operand),
+    /// Divides a number.
+    Divide(Operand),
+    /// Replaces null.
+    Default(Value),
+    /// Turns empty values into null.
+    NullIfEmpty,
+    /// A plugin's field-level function.
+    Plugin(PluginCall),
+}
+
+/// A compiled call of a plugin function.
+#[derive(Debug, Clone)]
+pub struct PluginCall {
+    /// The plugin's slot in the plan (its instance in a [`Session`]).
+    pub slot: usize,
+    /// The plugin's name.
+    pub plugin: String,
+    /// The function.
+    pub function: String,
+    /// The static arguments, as JSON text.
+    pub args: String,
+}
+
+/// Finds the plugins that steps name, and gives each a slot in the plan.
+pub trait ResolvePlugin {
+    /// The slot and plugin called `name`.
+    fn resolve(&mut self, name: &str) -> Result<(usize, std::sync::Arc<dyn Plugin>), PluginError>;
+}
+
+impl PluginCall {
+    /// Compiles a plugin step: the plugin is loaded, the function exists with `kind`,
+    /// and the arguments fit its schema.
+    pub fn compile(
+        step: &PluginStep,
+        kind: FunctionKind,
+        plugins: &mut dyn ResolvePlugin,
+    ) -> Result<PluginCall, PluginError> {
+        let (slot, plugin) = plugins.resolve(&step.plugin)?;
+        plugin.function(&step.function, kind)?;
+        plugin.check_args(&step.function, &step.args)?;
+        Ok(PluginCall {
+            slot,
+            plugin: step.plugin.clone(),
+            function: step.function.clone(),
+            args: step.args.to_string(),
+        })
+    }
+}
+
+/// What a transform can read besides its input: the record (or array element) the rule
+/// is evaluated against, and the plugin instances of the batch.
+pub struct Ctx<'a> {
+    /// The current record, `$` of the rule's paths.
+    pub record: &'a Value,
+    /// The plugin instances of the request or batch.
+    pub session: &'a mut Session,
+}
+
+/// What is known, before any record is seen, of the values a step produces: enough to
+/// catch `to_number` into a date field when a mapping is compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// Anything: a path copy, or a transform that keeps its input's type.
+    Unknown,
+    /// Strings.
+    String,
+    /// Numbers.
+    Number,
+    /// Whole numbers.
+    Integer,
+    /// Booleans.
+    Bool,
+    /// `YYYY-MM-DD` strings.
+    Date,
+    /// RFC 3339 UTC strings.
+    DateTime,
+    /// Arrays.
+    Array,
+    /// One of these values (a lookup table's results, a constant).
+    OneOf(Vec<Value>),
+}
+
+impl Kind {
+    /// The kind of a constant value.
+    pub fn of(value: &Value) -> Kind {
+        Kind::OneOf(vec![value.clone()])
+    }
+}
+
+/// The factor of `multiply` or the divisor of `divide`: a number, or a path in the record.
+#[derive(Debug, Clone)]
+pub enum Operand {
+    /// A constant.
+    Number(f64),
+    /// A singular path in the current record.
+    Path(Path),
+}
+
+impl Transform {
+    /// Compiles one step; the error says what is wrong with it, for the caller to wrap
+    /// with the target.
+    pub fn compile(
+        step: &TransformStep,
+        plugins: &mut dyn ResolvePlugin,
+    ) -> Result<Transform, StepError> {
+        if let Value::Object(map) = &step.0
+            && map.contains_key("plugin")
+        {
+            let spec: PluginStep = serde_json::from_value(step.0.clone()).map_err(|e| {
+                StepError::Shape(format!("a plugin step is {{plugin, function, args}}: {e}"))
+            })?;
+            return PluginCall::compile(&spec, FunctionKind::Field, plugins)
+                .map(Transform::Plugin)
+                .map_err(StepError::Plugin);
+        }
+        let (name, args) = match &step.0 {
+            Value::String(name) => (name.as_str(), None),
+            Value::Object(map) if map.len() == 1 => {
+                let (name, args) = map.iter().next().expect("one entry");
+                (name.as_str(), Some(args))
+            }
+            Value::Object(map) => {
+                return Err(StepError::Shape(format!(
+                    "a transform step is a name or a map with one key (the name), but this one has {} keys: {}",
+                    map.len(),
+                    map.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            other => {
+                return Err(StepError::Shape(format!(
+                    "a transform step is a name or a one-key map, not {}",
+                    super::error::type_name(other)
+                )));
+            }
+        };
+        let args_error = |message: String| StepError::Args {
+            name: name.to_owned(),
+            message,
+        };
+        let t = match name {
+            "to_string" => no_args(args).map(|()| Transform::ToString),
+            "to_number" => no_args(args).map(|()| Transform::ToNumber),
+            "to_integer" => no_args(args).map(|()| Transform::ToInteger),
+            "to_bool" => to_bool::ToBool::compile(args).map(Transform::ToBool),
+            "trim" => no_args(args).map(|()| Transform::Trim),
+            "upper" => no_args(args).map(|()| Transform::Upper),
+            "lower" => no_args(args).map(|()| Transform::Lower),
+            "date" => date::DateArgs::compile(args).map(Transform::Date),
+            "datetime" => datetime::DateTimeArgs::compile(args).map(Transform::DateTime),
+            "lookup" => lookup::Lookup::compile(args).map(Transform::Lookup),
+            "template" => template::Template::compile(args).map(Transform::Template),
+            "concat" => concat::Concat::compile(args).map(Transform::Concat),
+            "split" => split::Split::compile(args).map(Transform::Split),
+            "round" => round::Round::compile(args).map(Transform::Round),
+            "multiply" => Operand::compile(args).map(Transform::Multiply),
+            "divide" => divide::compile(args).map(Transform::Divide),
+            "default" => match args {
+                Some(v) => Ok(Transform::Default(v.clone())),
+                None => Err("needs the value to use for null, e.g. `{default: 0}`".to_owned()),
+            },
+            "null_if_empty" => no_args(args).map(|()| Transform::NullIfEmpty),
+            _ => return Err(StepError::Unknown(name.to_owned())),
+        };
+        t.map_err(args_error)
+    }
+
+    /// The transform's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transform::ToString => "to_string",
+            Transform::ToNumber => "to_number",
+            Transform::ToInteger => "to_integer",
+            Transform::ToBool(_) => "to_bool",
+            Transform::Trim => "trim",
+            Transform::Upper => "upper",
+            Transform::Lower => "lower",
+            Transform::Date(_) => "date",
+            Transform::DateTime(_) => "datetime",
+            Transform::Lookup(_) => "lookup",
+            Transform::Template(_) => "template",
+            Transform::Concat(_) => "concat",
+            Transform::Split(_) => "split",
+            Transform::Round(_) => "round",
+            Transform::Multiply(_) => "multiply",
+            Transform::Divide(_) => "divide",
+            Transform::Default(_) => "default",
+            Transform::NullIfEmpty => "null_if_empty",
+            Transform::Plugin(_) => "plugin",
+        }
+    }
+
+    /// The transform's name in messages: a plugin call is `plugin.function`.
+    pub fn label(&self) -> String {
+        match self {
+            Transform::Plugin(call) => format!("{}.{}", call.plugin, call.function),
+            other => other.name().to_owned(),
+        }
+    }
+
+    /// Applies the transform. `null` passes through every transform but `default`.
+    /// The error is a message without the target; the caller adds it.
+    pub fn apply(&self, value: Value, ctx: &mut Ctx<'_>) -> Result<Value, String> {
+        if value.is_null()
+            && !matches!(
+                self,
+                Transform::Default(_) | Transform::Template(_) | Transform::Plugin(_)
+            )
+        {
+            return Ok(Value::Null);
+        }
+        match self {
+            Transform::ToString => to_string::apply(value),
+            Transform::ToNumber => to_number::apply(value),
+            Transform::ToInteger => to_integer::apply(value),
+            Transform::ToBool(t) => t.apply(value),
+            Transform::Trim => trim::apply(value),
+            Transform::Upper => upper::apply(value),
+            Transform::Lower => lower::apply(value),
+            Transform::Date(t) => t.apply(value),
+            Transform::DateTime(t) => t.apply(value),
+            Transform::Lookup(t) => t.apply(value),
+            Transform::Template(t) => t.apply(value, ctx),
+            Transform::Concat(t) => t.apply(value),
+            Transform::Split(t) => t.apply(value),
+            Transform::Round(t) => t.apply(value),
+            Transform::Multiply(by) => multiply::apply(value, by, ctx),
+            Transform::Divide(by) => divide::apply(value, by, ctx),
+            Transform::Default(d) => Ok(default::apply(value, d)),
+            Transform::NullIfEmpty => Ok(null_if_empty::apply(value)),
+            Transform::Plugin(call) => ctx
+                .session
+                .instance(call.slot)
+                .call_field(&call.function, &value, &call.args)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// What the step produces, given what it is fed.
+    pub fn output(&self, input: Kind) -> Kind {
+        match self {
+            Transform::ToString
+            | Transform::Trim
+            | Transform::Upper
+            | Transform::Lower
+            | Transform::Template(_)
+            | Transform::Concat(_) => Kind::String,
+            Transform::ToNumber
+            | Transform::Round(_)
+            | Transform::Multiply(_)
+            | Transform::Divide(_) => Kind::Number,
+            Transform::ToInteger => Kind::Integer,
+            Transform::ToBool(_) => Kind::Bool,
+            Transform::Date(_) => Kind::Date,
+            Transform::DateTime(_) => Kind::DateTime,
+            Transform::Lookup(t) => t.output(),
+            Transform::Split(t) if t.index.is_some() => Kind::String,
+            Transform::Split(_) => Kind::Array,
+            Transform::Default(d) => match input {
+                Kind::OneOf(mut values) => {
+                    values.push(d.clone());
+                    Kind::OneOf(values)
+                }
+                // Known kinds stay as they are; the compiler checks the default's own
+                // type apart.
+                other => other,
+            },
+            Transform::NullIfEmpty => input,
+            Transform::Plugin(_) => Kind::Unknown,
+        }
+    }
+}
+
+/// Why a step did not compile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepError {
+    /// Not a name or a one-key map.
+    Shape(String),
+    /// No transform has this name.
+    Unknown(String),
+    /// A plugin step that names a plugin, function or arguments that do not fit.
+    Plugin(PluginError),
+    /// The transform does not take these arguments.
+    Args {
+        /// The transform.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Operand {
+    /// `4`, `{by: 4}` or `{by_path: "$.x"}`.
+    fn compile(args: Option<&Value>) -> Result<Operand, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Args {
+            by: Option<f64>,
+            by_path: Option<String>,
+        }
+        match args {
+            Some(Value::Number(n)) => Ok(Operand::Number(n.as_f64().unwrap_or(f64::NAN))),
+            Some(v @ Value::Object(_)) => match object_args::<Args>(v)? {
+                Args { by: Some(n), by_path: None } => Ok(Operand::Number(n)),
+                Args { by: None, by_path: Some(p) } => Path::parse(&p)
+                    .map_err(|e| format!("`by_path`: {e}"))
+                    .and_then(|path| {
+                        if path.is_singular() {
+                            Ok(Operand::Path(path))
+                        } else {
+                            Err(format!("`by_path` must be a singular query (names and indexes only), not `{p}`"))
+                        }
+                    }),
+                _ => Err("give exactly one of `by` (a number) and `by_path` (a JSONPath)".into()),
+            },
+            _ => Err("needs a number, `{by: <number>}` or `{by_path: <JSONPath>}`".into()),
+        }
+    }
+
+    /// The operand's value for one record; `None` when its path gives nothing.
+    fn value(&self, ctx: &Ctx<'_>) -> Result<Option<f64>, String> {
+        match self {
+            Operand::Number(n) => Ok(Some(*n)),
+            Operand::Path(p) => match p.node(ctx.record) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => to_number::read(v)
+                    .map_err(|m| format!("`{p}` gives {}: {m}", super::error::quote(v))),
+            },
+        }
+    }
+}
+
+/// Checks that a transform got no arguments.
+fn no_args(args: Option<&Value>) -> Result<(), String> {
+    match args {
+        None | Some(Value::Null) => Ok(()),
+        Some(v) => Err(format!(
+            "takes no arguments, but got {}",
+            super::error::quote(v)
+        )),
+    }
+}
+
+/// Records an arguments object into its typed form; unknown keys are errors.
+fn object_args<T: DeserializeOwned>(args: &Value) -> Result<T, String> {
+    serde_json::from_value(args.clone()).map_err(|e| e.to_string())
+}
+
+/// A JSON number from an `f64`: whole numbers become integers (`100.000` → `100`), and
+/// binary noise past ten decimals is dropped (`0.1 * 3` → `0.3`).
+pub(crate) fn number(f: f64) -> Result<Value, String> {
+    if !f.is_finite() {
+        return Err("the result is not a finite number".into());
+    }
+    if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+        return Ok(Value::Number(Number::from(f as i64)));
+    }
+    // Only where ten decimals are within f64's precision; larger values stay as they are.
+    let cleaned = if f.abs() < 1e5 {
+        (f * 1e10).round() / 1e10
+    } else {
+        f
+    };
+    let cleaned = if cleaned.fract() == 0.0 { f } else { cleaned };
+    Number::from_f64(cleaned)
+        .map(Value::Number)
+        .ok_or_else(|| "the result is not a finite number".into())
+}
+
+/// Whether a number is an integer, of any length: source systems' ids and counts can
+/// pass `u64`, and their digits are kept.
+pub(crate) fn is_integer(n: &Number) -> bool {
+    n.as_i128().is_some()
+        || (!n.is_f64() && {
+            let text = n.to_string();
+            let digits = text.strip_prefix('-').unwrap_or(&text);
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// The text of a scalar, for transforms that work on text (`lookup`, `concat`, …).
+pub(crate) fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        // An integer keeps its digits, however many (numbers are kept as written).
+        Value::Number(n) if is_integer(n) => Some(n.to_string()),
+        Value::Number(n) => Some(match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9e15 => format!("{}", f as i64),
+            Some(f) => Number::from_f64(f).map_or_else(|| n.to_string(), |n| n.to_string()),
+            None => n.to_string(),
+        }),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The message for a value of the wrong type.
+pub(crate) fn expected(what: &str, value: &Value) -> String {
+    format!("expects {what}, not {}", super::error::type_name(value))
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! `give(step, input, expected)`: one-line transform tests.
+    use super::*;
+    use crate::mapping::spec::TransformStep;
+
+    /// Resolves no plugin: transform tests use built-ins only.
+    pub struct NoPlugins;
+
+    impl ResolvePlugin for NoPlugins {
+        fn resolve(
+            &mut self,
+            name: &str,
+        ) -> Result<(usize, std::sync::Arc<dyn Plugin>), PluginError> {
+            Err(PluginError::UnknownPlugin {
+                plugin: name.to_owned(),
+                hint: String::new(),
+            })
+        }
+    }
+
+    fn compile(step: Value) -> Transform {
+        Transform::compile(&TransformStep(step), &mut NoPlugins).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    /// Applies `step` to `input` against `record` and returns the result.
+    pub fn run_on(step: Value, input: Value, record: &Value) -> Result<Value, String> {
+        let mut session = Session::new(&[]);
+        compile(step).apply(
+            input,
+            &mut Ctx {
+                record,
+                session: &mut session,
+            },
+        )
+    }
+
+    /// Asserts that `step` turns `input` into `expected`.
+    pub fn give(step: Value, input: Value, expected: Value) {
+        assert_eq!(
+            run_on(step.clone(), input.clone(), &Value::Null),
+            Ok(expected),
+            "{step} on {input}"
+        );
+    }
+
+    /// Asserts that `step` fails on `input` with a message containing `part`.
+    pub fn fails(step: Value, input: Value, part: &str) {
+        match run_on(step.clone(), input.clone(), &Value::Null) {
+            Err(m) => assert!(m.contains(part), "{step} on {input}: `{m}` lacks `{part}`"),
+            Ok(v) => panic!("{step} on {input} gave {v}, expected an error"),
+        }
+    }
+
+    /// Asserts that `step` does not compile, with a message containing `part`.
+    pub fn rejects(step: Value, part: &str) {
+        match Transform::compile(&TransformStep(step.clone()), &mut NoPlugins) {
+            Err(StepError::Args { message, .. }) | Err(StepError::Shape(message)) => {
+                assert!(message.contains(part), "{step}: `{message}` lacks `{part}`")
+            }
+            Err(StepError::Unknown(n)) => panic!("{step}: unknown transform {n}"),
+            Err(StepError::Plugin(e)) => panic!("{step}: {e}"),
+            Ok(_) => panic!("{step} compiled, expected an error"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn null_passes_through() {
+        for def in CATALOG {
+            let step = match def.name {
+                "lookup" => json!({"lookup": {"map": {"a": "b"}}}),
+                "template" | "default" | "concat" | "split" | "round" | "multiply" | "divide" => {
+                    continue;
+                }
+                name => json!(name),
+            };
+            give(step, Value::Null, Value::Null);
+        }
+    }
+
+    #[test]
+    fn step_shapes() {
+        assert!(matches!(
+            Transform::compile(&TransformStep(json!("to_numbr")), &mut NoPlugins),
+            Err(StepError::Unknown(n)) if n == "to_numbr"
+        ));
+        assert!(matches!(
+            Transform::compile(&TransformStep(json!({"plugin": "uom", "function": "convert"})), &mut NoPlugins),
+            Err(StepError::Plugin(PluginError::UnknownPlugin { plugin, .. })) if plugin == "uom"
+        ));
+        rejects(json!({"round": 2, "trim": null}), "one key");
+        rejects(json!(7), "not a number");
+        rejects(json!({"trim": true}), "takes no arguments");
+    }
+
+    #[test]
+    fn numbers_are_normalised() {
+        assert_eq!(number(100.0), Ok(json!(100)));
+        assert_eq!(number(0.1 * 3.0), Ok(json!(0.3)));
+        assert!(number(f64::INFINITY).is_err());
+        assert_eq!(number(1e300), Ok(json!(1e300)));
+        assert_eq!(number(123456.789), Ok(json!(123456.789)));
+    }
+}

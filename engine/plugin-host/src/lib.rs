@@ -1,0 +1,1015 @@
+//! Transform plugins: WebAssembly components, sandboxed.
+//!
+//! A plugin implements the `crosswalk:plugin@0.2.0` world (`wit/`), or `@0.1.0`, which
+//! is the same without inverses and keeps working. The [`PluginHost`]
+//! owns one wasmtime `Engine` (pooling allocator, epoch interruption) and loads
+//! components: it refuses what is not a component, what imports anything outside the
+//! allowed WASI set, and what does not implement the world; it compiles once per
+//! content hash (in memory, and on disk when given a cache directory), and asks the
+//! plugin to `describe` itself (once per content hash). A loaded [`WasmPlugin`] keeps an
+//! `InstancePre`, so each request or batch gets a fresh [`WasmInstance`] cheaply and
+//! no state leaks between requests or tenants. Every call runs under [`Limits`]: a
+//! deadline, a memory cap, the engine's stack cap, bounds on input and output, and a
+//! bounded log.
+//!
+//! The host's [`Pool`] accounts the instances and memory of the engine's pool per
+//! tenant: a request leases its plugins' instances from its tenant's share first (a
+//! [`Grant`]), waits boundedly when the share is busy, and runs them within a plugin
+//! time [`Budget`] that a [`Cancel`] flag can cut short when its client goes away.
+//! Deadlines are enforced by epoch interruption: a thread ticks the engine's epoch
+//! every millisecond, and at each tick the store's callback compares the clock with
+//! the call's deadline and looks at the cancel flag.
+//!
+//! # Layout
+//!
+//! - [`pool`]: the pool's capacity, the tenants' shares of it, leases and grants.
+//! - `sandbox`: the store of one instance (empty WASI context, limiter, deadline, log).
+//! - `cache`: compiled components on disk.
+//! - `bindings`: the generated host side of both versions of the world.
+//!
+//! What the mapping sees of a plugin (the [`Plugin`] and [`Instance`] traits, [`Limits`],
+//! [`Budget`], [`Session`], [`PluginError`]) is `crosswalk-core`'s, re-exported here.
+
+mod bindings;
+mod cache;
+pub mod pool;
+mod sandbox;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError, PoolingAllocationConfig,
+    Store, Trap,
+};
+
+pub use crosswalk_core::plugin::{
+    Binding, Budget, CallCounts, CallOutcome, Cancel, CancelGuard, Capacity, Demand, FunctionInfo,
+    FunctionKind, Instance, LimitOverrides, Limits, MAX_COMPONENT_BYTES, Plugin, PluginError,
+    PluginSet, STACK_BYTES, Session, budget, limits,
+};
+pub use pool::{Grant, Pool, PoolConfig, PoolError};
+
+use bindings::{Bound, Described, Description, GuestError, Pre};
+use sandbox::{Broken, State};
+
+/// The imports a plugin may have, by interface (the version suffix is ignored).
+const ALLOWED_IMPORTS: &[&str] = &[
+    "crosswalk:plugin/host",
+    "crosswalk:plugin/types",
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:clocks/monotonic-clock",
+    "wasi:clocks/wall-clock",
+    "wasi:filesystem/preopens",
+    "wasi:filesystem/types",
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:random/random",
+];
+
+/// The most linear memories one plugin may have (each core module has its own).
+const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+
+/// The most tables one plugin may have.
+const MAX_TABLES_PER_COMPONENT: u32 = 16;
+
+/// The most core instances one plugin may have.
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+
+/// Instances of the engine's pool beyond the leased ones, for loading plugins (each
+/// load runs `describe` on an instance of its own); loads take turns on them.
+const LOAD_SLOTS: u32 = 2;
+
+/// The longest message of a plugin's own error that is kept.
+const MAX_GUEST_MESSAGE: usize = 1024;
+
+/// How long instantiating a plugin and `describe` may take together when it is
+/// loaded: once per load, often while the machine is busy compiling it, so more than a
+/// call's default.
+const DESCRIBE_TIMEOUT_MS: u64 = 1_000;
+
+/// How long one epoch tick is: the resolution of every plugin deadline.
+const TICK: Duration = Duration::from_millis(1);
+
+/// How the host's engine is set up, and its pool sized and shared (see [`pool`]).
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Use wasmtime's pooling allocator (pre-reserved slots: fast instantiation).
+    pub pooling: bool,
+    /// `plugin_pool_instances`: the most instances leased at once (the pool's size;
+    /// the engine's pool has `LOAD_SLOTS` (2) more, for loading plugins).
+    pub max_instances: u32,
+    /// `plugin_pool_memory_bytes`; `None`: 64 MiB per instance
+    /// ([`PoolConfig::for_instances`]). `crosswalk serve` derives it from the machine.
+    pub pool_memory_bytes: Option<u64>,
+    /// `plugin_tenant_instances`; `None`: derived from the pool ([`PoolConfig::derive`]).
+    pub tenant_instances: Option<u32>,
+    /// `plugin_tenant_memory_bytes`; `None`: derived from the pool.
+    pub tenant_memory_bytes: Option<u64>,
+    /// `plugin_busy_wait_ms`.
+    pub busy_wait: Duration,
+    /// `plugin_request_budget_ms`.
+    pub request_budget: Duration,
+    /// Where compiled components are kept across restarts; `None` keeps them in memory.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            pooling: true,
+            max_instances: PoolConfig::DEFAULT_INSTANCES,
+            pool_memory_bytes: None,
+            tenant_instances: None,
+            tenant_memory_bytes: None,
+            busy_wait: PoolConfig::DEFAULT_BUSY_WAIT,
+            request_budget: PoolConfig::DEFAULT_REQUEST_BUDGET,
+            cache_dir: None,
+        }
+    }
+}
+
+impl HostConfig {
+    /// The pool's configuration: what is given, the rest derived.
+    pub fn pool_config(&self) -> PoolConfig {
+        let memory = self
+            .pool_memory_bytes
+            .unwrap_or_else(|| PoolConfig::for_instances(self.max_instances).memory_bytes);
+        PoolConfig {
+            busy_wait: self.busy_wait,
+            request_budget: self.request_budget,
+            ..PoolConfig::derive(
+                self.max_instances,
+                memory,
+                self.tenant_instances,
+                self.tenant_memory_bytes,
+            )
+        }
+    }
+}
+
+/// Loads and runs plugins. One per process: cheap to share behind an `Arc`.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<State>,
+    config: HostConfig,
+    pool: Pool,
+    compiled: Mutex<HashMap<String, Component>>,
+    /// Loaded (described) plugins by content hash: `describe` runs once per hash.
+    loaded: Mutex<HashMap<String, Arc<WasmPlugin>>>,
+    /// Loads describing a plugin now, at most [`LOAD_SLOTS`].
+    loading: (Mutex<u32>, Condvar),
+    compilations: AtomicU64,
+}
+
+/// A loaded plugin: compiled, checked, described, ready to instantiate.
+pub struct WasmPlugin {
+    name: String,
+    version: String,
+    sha256: String,
+    functions: Vec<FunctionInfo>,
+    validators: HashMap<String, jsonschema::Validator>,
+    pre: Pre,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for WasmPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmPlugin")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("sha256", &self.sha256)
+            .field("interface", &self.pre.interface())
+            .finish()
+    }
+}
+
+/// One instance of a plugin, for one request or batch: calls on it share its memory,
+/// and nothing outlives it.
+pub struct WasmInstance {
+    plugin: Arc<WasmPlugin>,
+    limits: Limits,
+    live: Option<(Store<State>, Bound)>,
+    /// Log lines of instances that trapped, within the same `max_log_bytes` budget as
+    /// the live one: a plugin that logs and traps on every record cannot grow it.
+    log: Vec<String>,
+    log_bytes: usize,
+    log_dropped: usize,
+    /// How the calls on this instance ended, for metrics.
+    calls: CallCounts,
+    /// The plugin time of the session, shared with its other instances, and the
+    /// request's cancel flag.
+    budget: Arc<Budget>,
+    /// Whether the running call's deadline is the budget's (not its own time limit).
+    by_budget: bool,
+}
+
+impl PluginHost {
+    /// A host with its own engine. Starts the thread that ticks the epoch.
+    pub fn new(config: HostConfig) -> Result<PluginHost, PluginError> {
+        let pool_config = config.pool_config();
+        pool_config.check().map_err(|e| PluginError::PoolConfig {
+            message: e.to_string(),
+        })?;
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true);
+        wasm.max_wasm_stack(STACK_BYTES);
+        wasm.parallel_compilation(true);
+        if config.pooling {
+            // As many of everything as the leased instances (and the loads) can use at
+            // once, each plugin at its per-component maximum: leases, not the engine's
+            // pool, are what runs out.
+            let n = pool_config.instances + LOAD_SLOTS;
+            // A load describes a plugin under the default limits, whatever the shares.
+            let max_memory = pool_config
+                .max_instance_memory()
+                .max(Limits::DEFAULT.memory_bytes);
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_component_instances(n)
+                .total_core_instances(n * MAX_CORE_INSTANCES_PER_COMPONENT)
+                .total_memories(n * MAX_MEMORIES_PER_COMPONENT)
+                .total_tables(n * MAX_TABLES_PER_COMPONENT)
+                .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX))
+                // Per component, so that one plugin cannot take the pool's slots from
+                // the others (a component over these is refused when it is loaded).
+                .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+                .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+                .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT);
+            wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&wasm).map_err(|e| PluginError::Compile {
+            message: format!("cannot create the engine: {e}"),
+        })?;
+        let mut linker = Linker::new(&engine);
+        let link_error = |e: wasmtime::Error| PluginError::Compile {
+            message: format!("cannot link the host: {e}"),
+        };
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        sandbox::cap_sleeps(&mut linker).map_err(link_error)?;
+        bindings::v0_1::crosswalk::plugin::host::add_to_linker::<State, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_error)?;
+        bindings::v0_2::crosswalk::plugin::host::add_to_linker::<State, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_error)?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("crosswalk-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .map_err(|e| PluginError::Compile {
+                message: format!("cannot start the epoch thread: {e}"),
+            })?;
+        Ok(PluginHost {
+            engine,
+            linker,
+            config,
+            pool: Pool::new(pool_config),
+            compiled: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(HashMap::new()),
+            loading: (Mutex::new(0), Condvar::new()),
+            compilations: AtomicU64::new(0),
+        })
+    }
+
+    /// The pool's accounting: requests lease their plugins' instances from it.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// How many components this host has compiled (not loaded from a cache).
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
+    }
+
+    /// The sha256 of component bytes, in hex: a plugin version's identity.
+    pub fn sha256(bytes: &[u8]) -> String {
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Loads a component: checks it, compiles it (or takes it from the cache), and asks
+    /// it to describe itself.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<WasmPlugin>, PluginError> {
+        if bytes.len() > MAX_COMPONENT_BYTES {
+            return Err(PluginError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_COMPONENT_BYTES,
+            });
+        }
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(PluginError::CoreModule),
+            Some([0, b'a', b's', b'm', _, _, _, _]) => {}
+            _ => return Err(PluginError::NotWasm),
+        }
+        let sha256 = PluginHost::sha256(bytes);
+        if let Some(plugin) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&sha256)
+        {
+            return Ok(Arc::clone(plugin));
+        }
+        let component = self.component(&sha256, bytes)?;
+        for (import, _) in component.component_type().imports(&self.engine) {
+            let interface = import.split('@').next().unwrap_or(import);
+            if !ALLOWED_IMPORTS.contains(&interface) {
+                return Err(PluginError::ForbiddenImport {
+                    import: import.to_owned(),
+                });
+            }
+        }
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            PluginError::NotThePluginWorld {
+                message: format!("{e:#}"),
+            }
+        })?;
+        let pre = Pre::new(pre).map_err(|e| PluginError::NotThePluginWorld {
+            message: format!("{e:#}"),
+        })?;
+        let describe_error = |message: String| PluginError::Describe {
+            plugin: sha256.clone(),
+            message,
+        };
+        let limits = Limits {
+            timeout_ms: DESCRIBE_TIMEOUT_MS,
+            ..Limits::DEFAULT
+        };
+        let timed_out = |e: &wasmtime::Error| {
+            (matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt))
+                || e.downcast_ref::<Broken>() == Some(&Broken::Deadline))
+            .then(|| format!("it did not finish within {DESCRIBE_TIMEOUT_MS} ms"))
+        };
+        let info = {
+            let _turn = self.load_turn();
+            let mut store = new_store(&self.engine, &limits, Cancel::new());
+            let instance = pre.instantiate(&mut store).map_err(|e| {
+                describe_error(format!(
+                    "cannot instantiate: {}",
+                    timed_out(&e).unwrap_or_else(|| format!("{e:#}"))
+                ))
+            })?;
+            // The deadline set with the store covers instantiation and `describe`
+            // together.
+            instance
+                .describe(&mut store)
+                .map_err(|e| describe_error(timed_out(&e).unwrap_or_else(|| format!("{e:#}"))))?
+        };
+        let (functions, validators) = check_description(&info).map_err(describe_error)?;
+        let plugin = Arc::new(WasmPlugin {
+            name: info.name,
+            version: info.version,
+            sha256: sha256.clone(),
+            functions,
+            validators,
+            pre,
+            engine: self.engine.clone(),
+        });
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha256, Arc::clone(&plugin));
+        Ok(plugin)
+    }
+
+    /// Waits for one of the [`LOAD_SLOTS`] instances kept for loads; given back when
+    /// the turn is dropped. Loads are not leased from a tenant's share: they take
+    /// turns on these instead, so that they never take a leased request's instance.
+    fn load_turn(&self) -> LoadTurn<'_> {
+        let (count, freed) = &self.loading;
+        let mut busy = count.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy >= LOAD_SLOTS {
+            busy = freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        *busy += 1;
+        LoadTurn(&self.loading)
+    }
+
+    fn component(&self, sha256: &str, bytes: &[u8]) -> Result<Component, PluginError> {
+        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = compiled.get(sha256) {
+            return Ok(c.clone());
+        }
+        let path = self
+            .config
+            .cache_dir
+            .as_ref()
+            .map(|dir| cache::artifact_path(dir, &self.engine, sha256));
+        let component = match path.as_deref().and_then(|p| cache::load(&self.engine, p)) {
+            Some(c) => c,
+            None => {
+                let c = Component::new(&self.engine, bytes).map_err(|e| PluginError::Compile {
+                    message: format!("{e:#}"),
+                })?;
+                self.compilations.fetch_add(1, Ordering::Relaxed);
+                if let Some(path) = &path {
+                    // A cache that cannot be written (a read-only home, a full disk)
+                    // costs a compilation at the next start, not this load.
+                    let _ = cache::store(&c, path);
+                }
+                c
+            }
+        };
+        compiled.insert(sha256.to_owned(), component.clone());
+        Ok(component)
+    }
+}
+
+/// Checks what `describe` said: a usable name, unique functions, argument schemas
+/// that are JSON Schemas.
+fn check_description(
+    info: &Description,
+) -> Result<(Vec<FunctionInfo>, HashMap<String, jsonschema::Validator>), String> {
+    let valid_name = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    };
+    if !valid_name(&info.name) {
+        return Err(format!(
+            "the plugin's name `{}` must be 1 to 64 lower-case letters, digits, `-` or `_`",
+            info.name
+        ));
+    }
+    let mut functions = Vec::new();
+    let mut validators = HashMap::new();
+    for f in &info.functions {
+        if !valid_name(&f.name) {
+            return Err(format!(
+                "function name `{}` must be 1 to 64 lower-case letters, digits, `-` or `_`",
+                f.name
+            ));
+        }
+        if validators.contains_key(&f.name) {
+            return Err(format!("function `{}` is described twice", f.name));
+        }
+        let schema: Value = serde_json::from_str(&f.args_schema).map_err(|e| {
+            format!(
+                "function `{}`: the argument schema is not JSON: {e}",
+                f.name
+            )
+        })?;
+        let validator = jsonschema::validator_for(&schema).map_err(|e| {
+            format!(
+                "function `{}`: the argument schema is not a JSON Schema: {e}",
+                f.name
+            )
+        })?;
+        validators.insert(f.name.clone(), validator);
+        functions.push(FunctionInfo {
+            name: f.name.clone(),
+            description: f.description.clone(),
+            kind: f.kind,
+            args_schema: schema,
+            inverse: f.inverse.clone(),
+        });
+    }
+    for f in &info.functions {
+        check_inverse(f, &info.functions)?;
+    }
+    Ok((functions, validators))
+}
+
+/// Checks that a function's inverse is another function of the same plugin and kind
+/// (or itself).
+fn check_inverse(f: &Described, functions: &[Described]) -> Result<(), String> {
+    let Some(inverse) = &f.inverse else {
+        return Ok(());
+    };
+    match functions.iter().find(|g| &g.name == inverse) {
+        Some(g) if g.kind == f.kind => Ok(()),
+        Some(g) => Err(format!(
+            "function `{}` names `{inverse}` as its inverse, but `{inverse}` is a {} function and `{}` a {} one",
+            f.name,
+            g.kind.as_str(),
+            f.name,
+            f.kind.as_str()
+        )),
+        None => Err(format!(
+            "function `{}` names `{inverse}` as its inverse, but the plugin describes no function `{inverse}`",
+            f.name
+        )),
+    }
+}
+
+/// A load's turn on the instances kept for loads.
+struct LoadTurn<'a>(&'a (Mutex<u32>, Condvar));
+
+impl Drop for LoadTurn<'_> {
+    fn drop(&mut self) {
+        let (count, freed) = self.0;
+        *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        freed.notify_one();
+    }
+}
+
+/// A store whose guest is stopped at the first epoch tick after its state's deadline,
+/// or after `cancel` is set. Instantiation runs guest code too (start functions): the
+/// deadline covers it.
+fn new_store(engine: &Engine, limits: &Limits, cancel: Cancel) -> Store<State> {
+    let mut store = Store::new(engine, State::new(limits, cancel));
+    store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+    store.epoch_deadline_callback(|ctx| sandbox::on_tick(ctx.data()));
+    store.set_epoch_deadline(1);
+    store
+}
+
+impl Plugin for WasmPlugin {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    fn functions(&self) -> &[FunctionInfo] {
+        &self.functions
+    }
+
+    fn interface(&self) -> &'static str {
+        self.pre.interface()
+    }
+
+    fn open(self: Arc<Self>, limits: Limits, budget: Arc<Budget>) -> Box<dyn Instance> {
+        Box::new(self.instance_in(limits, budget))
+    }
+
+    fn check_args(&self, function: &str, args: &Value) -> Result<(), PluginError> {
+        let Some(validator) = self.validators.get(function) else {
+            return Err(PluginError::UnknownFunction {
+                plugin: self.name.clone(),
+                function: function.to_owned(),
+                kind: "field or record",
+                hint: String::new(),
+            });
+        };
+        let problems: Vec<String> = validator
+            .iter_errors(args)
+            .map(|e| {
+                let at = e.instance_path.to_string();
+                if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{at}: {e}")
+                }
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(PluginError::Arguments {
+                plugin: self.name.clone(),
+                function: function.to_owned(),
+                message: problems.join("; "),
+            })
+        }
+    }
+}
+
+impl WasmPlugin {
+    /// A fresh instance under `limits`, without a budget; it is created on its first
+    /// call.
+    pub fn instance(self: &Arc<Self>, limits: Limits) -> WasmInstance {
+        self.instance_in(limits, Arc::new(Budget::unlimited()))
+    }
+
+    /// A fresh instance under `limits`, whose calls spend `budget` (shared with the
+    /// other instances of a session) and stop when its cancel flag is set.
+    pub fn instance_in(self: &Arc<Self>, limits: Limits, budget: Arc<Budget>) -> WasmInstance {
+        WasmInstance {
+            plugin: Arc::clone(self),
+            limits,
+            live: None,
+            log: Vec::new(),
+            log_bytes: 0,
+            log_dropped: 0,
+            calls: CallCounts::default(),
+            budget,
+            by_budget: false,
+        }
+    }
+}
+
+impl WasmInstance {
+    /// The plugin.
+    pub fn plugin(&self) -> &Arc<WasmPlugin> {
+        &self.plugin
+    }
+}
+
+impl Instance for WasmInstance {
+    fn call_field(
+        &mut self,
+        function: &str,
+        value: &Value,
+        args: &str,
+    ) -> Result<Value, PluginError> {
+        let result = self.field(function, value, args);
+        self.calls.count(result.as_ref().err());
+        result
+    }
+
+    fn call_records(
+        &mut self,
+        function: &str,
+        records: &[Value],
+        args: &str,
+    ) -> Result<Vec<Result<Value, PluginError>>, PluginError> {
+        let result = self.records(function, records, args);
+        self.calls.count(result.as_ref().err());
+        result
+    }
+
+    /// How the calls so far ended; the counts start again from zero.
+    fn take_calls(&mut self) -> CallCounts {
+        std::mem::take(&mut self.calls)
+    }
+
+    /// The log lines so far: `host.log` calls, stdout and stderr.
+    fn take_log(&mut self) -> Vec<String> {
+        if let Some((store, _)) = &mut self.live {
+            let (lines, dropped) = store.data().log.take();
+            self.keep_log(lines, dropped);
+        }
+        if self.log_dropped > 0 {
+            self.log.push(format!(
+                "log: {} more lines dropped (max_log_bytes is {})",
+                self.log_dropped, self.limits.max_log_bytes
+            ));
+        }
+        self.log_bytes = 0;
+        self.log_dropped = 0;
+        std::mem::take(&mut self.log)
+    }
+}
+
+impl WasmInstance {
+    fn field(&mut self, function: &str, value: &Value, args: &str) -> Result<Value, PluginError> {
+        let input = value.to_string();
+        let args = args.to_owned();
+        self.check_size(function, "input", input.len() + args.len())?;
+        let out = self.call(function, |store, instance| {
+            instance.call_field(store, function, &input, &args)
+        })?;
+        let text = out.map_err(|e| self.guest_error(function, e))?;
+        self.parse_output(function, &text)
+    }
+
+    fn records(
+        &mut self,
+        function: &str,
+        records: &[Value],
+        args: &str,
+    ) -> Result<Vec<Result<Value, PluginError>>, PluginError> {
+        let texts: Vec<String> = records.iter().map(Value::to_string).collect();
+        let args = args.to_owned();
+        self.check_size(
+            function,
+            "input",
+            texts.iter().map(String::len).sum::<usize>() + args.len(),
+        )?;
+        let out = self.call(function, |store, instance| {
+            instance.call_records(store, function, &texts, &args)
+        })?;
+        if out.len() != records.len() {
+            return Err(PluginError::BadOutput {
+                plugin: self.plugin.name.clone(),
+                function: function.to_owned(),
+                message: format!("{} results for {} records", out.len(), records.len()),
+            });
+        }
+        let total: usize = out.iter().map(|r| r.as_ref().map_or(0, String::len)).sum();
+        self.check_size(function, "output", total)?;
+        Ok(out
+            .into_iter()
+            .map(|r| match r {
+                Ok(text) => self.parse_output(function, &text),
+                Err(e) => Err(self.guest_error(function, e)),
+            })
+            .collect())
+    }
+
+    /// Keeps an instance's log lines within the budget of the whole `WasmInstance`.
+    fn keep_log(&mut self, lines: Vec<String>, dropped: usize) {
+        self.log_dropped += dropped;
+        for line in lines {
+            if (self.log_bytes + line.len()) as u64 > self.limits.max_log_bytes {
+                self.log_dropped += 1;
+            } else {
+                self.log_bytes += line.len();
+                self.log.push(line);
+            }
+        }
+    }
+
+    /// Runs one call until its deadline: its time limit, or what is left of the
+    /// session's budget when that is less. The time it takes (instantiation included)
+    /// is spent from the budget; once the budget is spent, or the request cancelled,
+    /// calls fail at once without running.
+    fn call<R>(
+        &mut self,
+        function: &str,
+        f: impl FnOnce(&mut Store<State>, &Bound) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let budget = Arc::clone(&self.budget);
+        if budget.cancel().is_cancelled() {
+            return Err(self.cancelled(function));
+        }
+        let limit = Duration::from_millis(self.limits.timeout_ms);
+        let (allowed, by_budget) = match budget.remaining() {
+            Some(left) if left.is_zero() => return Err(self.budget_spent(function)),
+            Some(left) if left < limit => (left, true),
+            _ => (limit, false),
+        };
+        self.by_budget = by_budget;
+        let started = Instant::now();
+        let result = self.run(function, started + allowed, f);
+        budget.spend(started.elapsed());
+        result
+    }
+
+    /// Runs one call with `deadline`; a trap ends the instance (the next call gets a
+    /// new one) and becomes the error that names the limit.
+    fn run<R>(
+        &mut self,
+        function: &str,
+        deadline: Instant,
+        f: impl FnOnce(&mut Store<State>, &Bound) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        if self.live.is_none() {
+            let cancel = self.budget.cancel().clone();
+            let mut store = new_store(&self.plugin.engine, &self.limits, cancel);
+            store.data_mut().deadline = deadline;
+            match self.plugin.pre.instantiate(&mut store) {
+                Ok(instance) => self.live = Some((store, instance)),
+                Err(e) => {
+                    let (lines, dropped) = store.data().log.take();
+                    self.keep_log(lines, dropped);
+                    // Start code that breaks a limit is named like a call that does;
+                    // a full engine pool is the host's capacity, not the plugin's
+                    // fault; anything else is an instantiation error.
+                    let limit =
+                        e.downcast_ref::<Trap>().is_some() || e.downcast_ref::<Broken>().is_some();
+                    return Err(if limit {
+                        self.trap_error(function, &e, None)
+                    } else if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+                        PluginError::Capacity {
+                            plugin: self.plugin.name.clone(),
+                            message: format!("{e:#}"),
+                        }
+                    } else {
+                        PluginError::Instantiate {
+                            plugin: self.plugin.name.clone(),
+                            message: format!("{e:#}"),
+                        }
+                    });
+                }
+            }
+        }
+        let (store, instance) = self.live.as_mut().expect("instantiated above");
+        store.data_mut().deadline = deadline;
+        store.set_epoch_deadline(1);
+        match f(store, instance) {
+            // A call can only overrun its deadline, or outlive its request, and still
+            // return by waiting in host code (a sleep, cut short at the deadline or
+            // when cancelled): that is a timeout (or a cancellation) too.
+            Ok(_) if store.data().cancel.is_cancelled() => {
+                self.live = None;
+                Err(self.cancelled(function))
+            }
+            Ok(_) if Instant::now() >= store.data().deadline => {
+                self.live = None;
+                Err(self.deadline_passed(function))
+            }
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let (store, _) = self.live.take().expect("live");
+                let (log, dropped) = store.data().log.take();
+                // What the guest said last on stderr (a panic message, say), without
+                // Rust's hint about backtraces, which a plugin cannot act on.
+                let said: Vec<&str> = log
+                    .iter()
+                    .filter_map(|l| l.strip_prefix("stderr: "))
+                    .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
+                    .collect();
+                let last_stderr = (!said.is_empty())
+                    .then(|| format!("stderr: {}", said[said.len().saturating_sub(2)..].join(" ")));
+                let error = self.trap_error(function, &e, last_stderr);
+                self.keep_log(log, dropped);
+                Err(error)
+            }
+        }
+    }
+
+    /// The error of a call stopped because its request was cancelled.
+    fn cancelled(&self, function: &str) -> PluginError {
+        PluginError::Cancelled {
+            plugin: self.plugin.name.clone(),
+            function: function.to_owned(),
+        }
+    }
+
+    /// The error of a call that found the session's budget spent.
+    fn budget_spent(&self, function: &str) -> PluginError {
+        PluginError::Budget {
+            plugin: self.plugin.name.clone(),
+            function: function.to_owned(),
+            budget_ms: self.budget.limit_ms().unwrap_or(0),
+        }
+    }
+
+    /// The error of a call whose deadline passed: its own limit, or the budget.
+    fn deadline_passed(&self, function: &str) -> PluginError {
+        if self.by_budget {
+            return self.budget_spent(function);
+        }
+        PluginError::Timeout {
+            plugin: self.plugin.name.clone(),
+            function: function.to_owned(),
+            limit_ms: self.limits.timeout_ms,
+        }
+    }
+
+    fn trap_error(
+        &self,
+        function: &str,
+        e: &wasmtime::Error,
+        last_stderr: Option<String>,
+    ) -> PluginError {
+        match e.downcast_ref::<Broken>() {
+            Some(Broken::Deadline) => return self.deadline_passed(function),
+            Some(Broken::Cancelled) => return self.cancelled(function),
+            Some(Broken::Memory) => {
+                return PluginError::Memory {
+                    plugin: self.plugin.name.clone(),
+                    function: function.to_owned(),
+                    limit_bytes: self.limits.memory_bytes,
+                };
+            }
+            None => {}
+        }
+        let plugin = self.plugin.name.clone();
+        let function = function.to_owned();
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => self.deadline_passed(&function),
+            Some(Trap::StackOverflow) => PluginError::Stack {
+                plugin,
+                function,
+                limit_bytes: STACK_BYTES,
+            },
+            Some(trap) => PluginError::Trap {
+                plugin,
+                function,
+                message: match last_stderr {
+                    Some(line) => format!("{trap} ({line})"),
+                    None => trap.to_string(),
+                },
+            },
+            None => PluginError::Trap {
+                plugin,
+                function,
+                message: format!("{e:#}"),
+            },
+        }
+    }
+
+    fn guest_error(&self, function: &str, e: GuestError) -> PluginError {
+        let (kind, mut message) = match e {
+            GuestError::UnknownFunction(m) => ("unknown function", m),
+            GuestError::InvalidArguments(m) => ("invalid arguments", m),
+            GuestError::InvalidInput(m) => ("invalid input", m),
+        };
+        if message.len() > MAX_GUEST_MESSAGE {
+            let mut cut = MAX_GUEST_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        PluginError::Guest {
+            plugin: self.plugin.name.clone(),
+            function: function.to_owned(),
+            kind,
+            message,
+        }
+    }
+
+    fn check_size(
+        &self,
+        function: &str,
+        what: &'static str,
+        size: usize,
+    ) -> Result<(), PluginError> {
+        let (limit, limit_name) = match what {
+            "input" => (self.limits.max_input_bytes, "max_input_bytes"),
+            _ => (self.limits.max_output_bytes, "max_output_bytes"),
+        };
+        if size as u64 > limit {
+            return Err(PluginError::Size {
+                plugin: self.plugin.name.clone(),
+                function: function.to_owned(),
+                what,
+                size: size as u64,
+                limit,
+                limit_name,
+            });
+        }
+        Ok(())
+    }
+
+    fn parse_output(&self, function: &str, text: &str) -> Result<Value, PluginError> {
+        self.check_size(function, "output", text.len())?;
+        serde_json::from_str(text).map_err(|e| PluginError::BadOutput {
+            plugin: self.plugin.name.clone(),
+            function: function.to_owned(),
+            message: format!("text that is not JSON: {e}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(name: &str, kind: FunctionKind, inverse: Option<&str>) -> Described {
+        Described {
+            name: name.into(),
+            description: String::new(),
+            kind,
+            args_schema: "{}".into(),
+            inverse: inverse.map(str::to_owned),
+        }
+    }
+
+    fn description(functions: Vec<Described>) -> Description {
+        Description {
+            name: "units".into(),
+            version: "1".into(),
+            functions,
+        }
+    }
+
+    #[test]
+    fn an_inverse_is_a_function_of_the_same_plugin_and_kind() {
+        let ok = description(vec![
+            described("to_iso", FunctionKind::Field, Some("from_iso")),
+            described("from_iso", FunctionKind::Field, Some("to_iso")),
+            described("normalize", FunctionKind::Field, Some("normalize")),
+            described("lines", FunctionKind::Record, None),
+        ]);
+        let (functions, _) = check_description(&ok).unwrap();
+        assert_eq!(functions[0].inverse.as_deref(), Some("from_iso"));
+        assert_eq!(functions[3].inverse, None);
+
+        let missing = description(vec![described("to_iso", FunctionKind::Field, Some("back"))]);
+        assert_eq!(
+            check_description(&missing).unwrap_err(),
+            "function `to_iso` names `back` as its inverse, but the plugin describes no function `back`"
+        );
+        let other_kind = description(vec![
+            described("to_iso", FunctionKind::Field, Some("lines")),
+            described("lines", FunctionKind::Record, None),
+        ]);
+        assert_eq!(
+            check_description(&other_kind).unwrap_err(),
+            "function `to_iso` names `lines` as its inverse, but `lines` is a record function and `to_iso` a field one"
+        );
+    }
+}

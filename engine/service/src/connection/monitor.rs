@@ -1,0 +1,387 @@
+//! The watch over every connection: its [`Health`], its error log, and the events
+//! that its changes of state raise.
+//!
+//! Records report here what happened; the monitor keeps the counts and the breaker,
+//! writes each error to the connection's bounded log in the store (with the request
+//! id), and emits webhooks on transitions only: `connection.status_changed` when the
+//! status differs from the one last reported, `connection.reauth_required` once when
+//! the credentials are first refused (later refusals of the same incident emit
+//! nothing), and `plugin.failing` once when a plugin starts failing on a connection,
+//! until a call of it succeeds again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::health::{Admission, ErrorEntry, ErrorKind, Health, HealthReport, Status};
+use super::upstream::UpstreamError;
+use crate::store::{Connection, Store, StoreError, now};
+use crate::webhook::{EventType, Webhooks};
+use crosswalk_core::mapping::Batch;
+use crosswalk_core::model::Entity;
+use crosswalk_plugin_host::CallOutcome;
+
+/// Error log entries kept per connection.
+pub const ERROR_LOG_KEEP: usize = 500;
+
+/// Mapping errors logged per read at most (the rest are counted).
+const MAPPING_ERRORS_PER_READ: usize = 10;
+
+struct Tracked {
+    health: Health,
+    needs_reauth: bool,
+}
+
+/// Health, error logs and connection events.
+pub struct Monitor {
+    store: Arc<dyn Store>,
+    webhooks: Arc<Webhooks>,
+    tracked: Mutex<HashMap<String, Arc<Mutex<Tracked>>>>,
+    failing_plugins: Mutex<HashSet<(String, String)>>,
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor").finish_non_exhaustive()
+    }
+}
+
+/// Why a read was not sent upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// The status that stops it.
+    pub status: Status,
+    /// How long until a call may go (for `Retry-After`).
+    pub wait: Duration,
+}
+
+impl Monitor {
+    /// A monitor that logs to `store` and emits through `webhooks`.
+    pub fn new(store: Arc<dyn Store>, webhooks: Arc<Webhooks>) -> Monitor {
+        Monitor {
+            store,
+            webhooks,
+            tracked: Mutex::new(HashMap::new()),
+            failing_plugins: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The webhooks it emits through.
+    pub fn webhooks(&self) -> &Arc<Webhooks> {
+        &self.webhooks
+    }
+
+    fn tracked(&self, c: &Connection) -> Arc<Mutex<Tracked>> {
+        let mut map = self.tracked.lock().expect("not poisoned");
+        Arc::clone(map.entry(c.id.clone()).or_insert_with(|| {
+            let breaker = c
+                .upstream
+                .as_ref()
+                .map(|u| u.breaker.clone())
+                .unwrap_or_default();
+            let needs_reauth = c.needs_reauth_since.is_some();
+            let mut health = Health::new(breaker);
+            health.reported = Some(if needs_reauth {
+                Status::NeedsReauth
+            } else {
+                Status::Healthy
+            });
+            Arc::new(Mutex::new(Tracked {
+                health,
+                needs_reauth,
+            }))
+        }))
+    }
+
+    /// Whether an upstream call of `c` may go now.
+    pub fn admit(&self, c: &Connection) -> Result<Admission, Refusal> {
+        let tracked = self.tracked(c);
+        let mut t = tracked.lock().expect("not poisoned");
+        if t.needs_reauth {
+            return Err(Refusal {
+                status: Status::NeedsReauth,
+                wait: Duration::ZERO,
+            });
+        }
+        t.health
+            .admit(Instant::now())
+            .map_err(|(status, wait)| Refusal { status, wait })
+    }
+
+    /// A read of `entity` succeeded (upstream when `admission` is set).
+    pub fn succeeded(&self, c: &Connection, entity: Entity, admission: Option<Admission>) {
+        let tracked = self.tracked(c);
+        let mut t = tracked.lock().expect("not poisoned");
+        t.health.success(entity, admission, Instant::now());
+        self.report_change(c, &mut t);
+    }
+
+    /// An upstream call failed: counted, logged, and for refused credentials the
+    /// connection is marked `needs_reauth` (once per incident).
+    pub fn failed(
+        &self,
+        c: &Connection,
+        entity: Option<Entity>,
+        error: &UpstreamError,
+        admission: Option<Admission>,
+        request_id: Option<&str>,
+    ) {
+        let tracked = self.tracked(c);
+        let mut t = tracked.lock().expect("not poisoned");
+        t.health.failure(
+            entity,
+            error.kind,
+            &error.message,
+            admission,
+            error.retry_after,
+            Instant::now(),
+        );
+        self.log(c, ErrorEntry::upstream(entity, error, request_id));
+        if error.kind == ErrorKind::Auth && !t.needs_reauth {
+            t.needs_reauth = true;
+            if let Err(e) = self.mark_needs_reauth(c) {
+                tracing::error!(connection = %c.id, error = %e, "the needs-reauth mark was not stored");
+            }
+            self.emit(
+                c,
+                EventType::ReauthRequired,
+                json!({
+                    "connection_id": c.id,
+                    "system": c.system,
+                    "token": c.token,
+                    "entity": entity,
+                    "reason": error.message,
+                }),
+            );
+        }
+        self.report_change(c, &mut t);
+    }
+
+    /// The upstream refused a write as invalid: logged, without touching the
+    /// connection's health (the upstream answered as it should).
+    pub fn rejected(
+        &self,
+        c: &Connection,
+        entity: Entity,
+        error: &UpstreamError,
+        admission: Admission,
+        request_id: Option<&str>,
+    ) {
+        {
+            let tracked = self.tracked(c);
+            let mut t = tracked.lock().expect("not poisoned");
+            t.health.success(entity, Some(admission), Instant::now());
+            self.report_change(c, &mut t);
+        }
+        self.log(c, ErrorEntry::upstream(Some(entity), error, request_id));
+    }
+
+    /// What mapping a page of records gave: failed records and field errors are
+    /// logged as mapping errors, failed plugin calls as plugin errors; a plugin that
+    /// starts failing raises `plugin.failing` once.
+    pub fn mapped(
+        &self,
+        c: &Connection,
+        entity: Entity,
+        batch: &Batch,
+        ids: &[Option<String>],
+        request_id: Option<&str>,
+    ) {
+        let mut problems: Vec<ErrorEntry> = Vec::new();
+        let entry =
+            |kind, message: String, record_id: Option<String>, plugin: Option<String>| ErrorEntry {
+                at: now(),
+                entity: Some(entity),
+                kind,
+                message,
+                upstream_status: None,
+                record_id,
+                plugin,
+                request_id: request_id.map(str::to_owned),
+            };
+        let mut mapping_errors = 0u64;
+        for (i, result) in batch.records.iter().enumerate() {
+            // The caller's id for the record (its upstream key), else its unified id.
+            let id = ids.get(i).cloned().flatten().or_else(|| {
+                let record = result.as_ref().ok()?;
+                match record.get("id")? {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                }
+            });
+            let message = match result {
+                Err(e) => Some(e.to_string()),
+                Ok(record) => record
+                    .get("errors")
+                    .and_then(|e| e.as_array())
+                    .map(|errors| {
+                        let fields: Vec<String> = errors
+                            .iter()
+                            .map(|e| {
+                                format!(
+                                    "{}: {}",
+                                    e["target"].as_str().unwrap_or("?"),
+                                    e["message"].as_str().unwrap_or("")
+                                )
+                            })
+                            .collect();
+                        format!("{} field(s) failed: {}", errors.len(), fields.join("; "))
+                    }),
+            };
+            if let Some(message) = message {
+                mapping_errors += 1;
+                if problems.len() < MAPPING_ERRORS_PER_READ {
+                    problems.push(entry(ErrorKind::Mapping, message, id, None));
+                }
+            }
+        }
+        let mut plugin_errors = 0u64;
+        let mut newly_failing = Vec::new();
+        // Most transforms call no plugin: they take no lock here.
+        if !batch.plugin_calls.is_empty() {
+            let mut failing = self.failing_plugins.lock().expect("not poisoned");
+            for (plugin, counts) in &batch.plugin_calls {
+                // Calls stopped because the request was cancelled, or refused for
+                // the host's capacity, are not the plugin's failures.
+                let failed = counts.failures();
+                let key = (c.id.clone(), plugin.clone());
+                if failed > 0 {
+                    plugin_errors += failed;
+                    let kinds: Vec<String> = counts
+                        .iter()
+                        .filter(|(o, n)| o.is_failure() && *n > 0)
+                        .map(|(o, n)| format!("{n} {}", o.as_str()))
+                        .collect();
+                    let message = format!(
+                        "plugin `{plugin}`: {failed} of {} calls failed ({})",
+                        counts.total(),
+                        kinds.join(", ")
+                    );
+                    problems.push(entry(
+                        ErrorKind::Plugin,
+                        message.clone(),
+                        None,
+                        Some(plugin.clone()),
+                    ));
+                    if failing.insert(key) {
+                        newly_failing.push((plugin.clone(), message));
+                    }
+                } else if counts.get(CallOutcome::Ok) > 0 {
+                    failing.remove(&key);
+                }
+            }
+        }
+        for p in problems {
+            self.log(c, p);
+        }
+        for (plugin, message) in newly_failing {
+            self.emit(
+                c,
+                EventType::PluginFailing,
+                json!({"connection_id": c.id, "entity": entity, "plugin": plugin, "reason": message}),
+            );
+        }
+        if mapping_errors + plugin_errors > 0 {
+            let tracked = self.tracked(c);
+            let mut t = tracked.lock().expect("not poisoned");
+            if mapping_errors > 0 {
+                t.health.record_problems(
+                    entity,
+                    ErrorKind::Mapping,
+                    mapping_errors,
+                    &format!("{mapping_errors} record(s) had mapping errors"),
+                );
+            }
+            if plugin_errors > 0 {
+                t.health.record_problems(
+                    entity,
+                    ErrorKind::Plugin,
+                    plugin_errors,
+                    &format!("{plugin_errors} plugin call(s) failed"),
+                );
+            }
+            self.report_change(c, &mut t);
+        }
+    }
+
+    /// The health of `c` now.
+    pub fn report(&self, c: &Connection) -> HealthReport {
+        let tracked = self.tracked(c);
+        let t = tracked.lock().expect("not poisoned");
+        t.health.report(t.needs_reauth, Instant::now())
+    }
+
+    /// New credentials were verified: the connection starts afresh, `healthy`.
+    pub fn reauthorized(&self, c: &Connection) {
+        let tracked = self.tracked(c);
+        let mut t = tracked.lock().expect("not poisoned");
+        t.needs_reauth = false;
+        let breaker = c
+            .upstream
+            .as_ref()
+            .map(|u| u.breaker.clone())
+            .unwrap_or_default();
+        t.health.reset(breaker);
+        self.emit(
+            c,
+            EventType::Reauthorized,
+            json!({"connection_id": c.id, "system": c.system, "token": c.token}),
+        );
+        self.report_change(c, &mut t);
+    }
+
+    /// Forgets a deleted connection.
+    pub fn forget(&self, connection_id: &str) {
+        self.tracked
+            .lock()
+            .expect("not poisoned")
+            .remove(connection_id);
+        self.failing_plugins
+            .lock()
+            .expect("not poisoned")
+            .retain(|(c, _)| c != connection_id);
+    }
+
+    /// Emits `connection.status_changed` when the status moved since last reported.
+    fn report_change(&self, c: &Connection, t: &mut Tracked) {
+        let status = t.health.status(t.needs_reauth, Instant::now());
+        let before = t.health.reported.replace(status);
+        if before.is_some_and(|b| b != status) {
+            tracing::info!(connection = %c.id, from = before.map(Status::as_str), to = status.as_str(), "connection status changed");
+            self.emit(
+                c,
+                EventType::StatusChanged,
+                json!({
+                    "connection_id": c.id,
+                    "system": c.system,
+                    "from": before,
+                    "to": status,
+                }),
+            );
+        }
+    }
+
+    fn mark_needs_reauth(&self, c: &Connection) -> Result<(), StoreError> {
+        if let Some(mut stored) = self.store.connection(&c.tenant_id, &c.id)? {
+            stored.needs_reauth_since = Some(now());
+            self.store.update_connection(&stored, None)?;
+        }
+        Ok(())
+    }
+
+    fn log(&self, c: &Connection, entry: ErrorEntry) {
+        tracing::warn!(connection = %c.id, kind = entry.kind.as_str(), entity = ?entry.entity, message = %entry.message, "connection error");
+        if let Err(e) = self.store.log_error(&c.id, &entry, ERROR_LOG_KEEP) {
+            tracing::error!(connection = %c.id, error = %e, "the error log was not written");
+        }
+    }
+
+    fn emit(&self, c: &Connection, event: EventType, data: serde_json::Value) {
+        if let Err(e) = self.webhooks.emit(&c.tenant_id, event, data) {
+            tracing::error!(connection = %c.id, event = event.as_str(), error = %e, "the event was not queued");
+        }
+    }
+}

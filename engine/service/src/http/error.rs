@@ -1,0 +1,183 @@
+//! The one error shape of the API: `{"error": {"code", "message", "details"}}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::connection::ChangeError;
+use crate::quota::LimitExceeded;
+use crate::store::StoreError;
+use crosswalk_core::mapping::SpecErrors;
+use crosswalk_plugin_host::PoolError;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorDetail {
+    /// A stable code, for programs: `not_found`, `invalid_mapping`, `record_failed`, …
+    pub code: String,
+    /// What went wrong, for people: it names the field, path, plugin or limit.
+    pub message: String,
+    /// More, by code: the line and column of malformed JSON, the problems of an
+    /// invalid mapping, the index or line of a failed record; `null` when there is
+    /// nothing more.
+    pub details: Value,
+}
+
+/// An error answer: a status, a stable code, a message for people and details.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Value,
+    /// `Retry-After` in seconds, for 429 and 503 (0: none; a `u32` beside the status
+    /// keeps errors small).
+    pub(super) retry_after: u32,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+            retry_after: 0,
+        }
+    }
+
+    /// With details.
+    pub fn details(mut self, details: Value) -> ApiError {
+        self.details = details;
+        self
+    }
+
+    /// 404 for something the caller cannot see (including another tenant's).
+    pub fn not_found(what: &str, id: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {what} `{id}`"),
+        )
+    }
+
+    /// 400 for a malformed request.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 422 for a mapping that does not validate, listing every problem.
+    pub fn invalid(errors: &SpecErrors) -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_mapping",
+            errors.to_string(),
+        )
+        .details(json!({"problems": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>()}))
+    }
+
+    /// 500: the cause is logged, the client sees a clean message.
+    pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(%cause, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the server's log has the cause",
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(&e)
+    }
+}
+
+/// A share of the plugin pool: a mapping that needs more than a tenant's share is
+/// 422 `limit_exceeded`; a share that stayed busy is 503 `busy` with `Retry-After`.
+impl From<PoolError> for ApiError {
+    fn from(e: PoolError) -> Self {
+        let message = e.to_string();
+        match e {
+            PoolError::OverShare {
+                limit, max, actual, ..
+            } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", message)
+                .details(json!({"limit": limit, "max": max, "actual": actual})),
+            PoolError::Busy {
+                limit,
+                max,
+                waited_ms,
+                retry_after,
+                ..
+            } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+                .details(json!({"limit": limit, "max": max, "waited_ms": waited_ms}))
+                .retry_after(retry_after),
+        }
+    }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::Invalid(errors) => ApiError::invalid(&errors),
+            ChangeError::Limit(e) => e.into(),
+            ChangeError::Store(e) => ApiError::internal(&e),
+            ChangeError::VersionMismatch { expected, current } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "version_mismatch",
+                ChangeError::VersionMismatch { expected, current }.to_string(),
+            )
+            .details(json!({"expected": expected, "current": current})),
+            ChangeError::Share(e) => e.into(),
+            other => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_change",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+/// 422 `limit_exceeded`: the limit, its value and what the request came to.
+impl From<LimitExceeded> for ApiError {
+    fn from(e: LimitExceeded) -> Self {
+        let details = e.details();
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit_exceeded",
+            e.message,
+        )
+        .details(details)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                details: self.details,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if self.retry_after > 0 {
+            response.headers_mut().insert(
+                "retry-after",
+                axum::http::HeaderValue::from(self.retry_after),
+            );
+        }
+        response
+    }
+}

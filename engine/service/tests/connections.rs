@@ -1,0 +1,2241 @@
+//! Connections over real sockets: the service (the router on a TCP listener) reading
+//! from a mock source system (`connections/mock.rs`) and delivering webhooks to a
+//! local receiver that checks every signature.
+//!
+//! Covered: sandbox reads, filters, flags and writes; live reads across upstream
+//! pages for SAP, Maximo and Dynamics with each kind of credentials; every status;
+//! the breaker's cycle; one reauth webhook per incident and reauthorization; the
+//! error log; outbox redelivery after the receiver was down and after a restart.
+
+mod mock;
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use crosswalk_core::model::Entity;
+use crosswalk_plugin_host::{HostConfig, PluginHost};
+use crosswalk_service::connection::secrets::Sealer;
+use crosswalk_service::egress::{Policy, parse_range};
+use crosswalk_service::http::{AppState, ServiceOptions, app};
+use crosswalk_service::store::{Role, SledStore, Store};
+use crosswalk_service::webhook::{EVENT_ID_HEADER, SIGNATURE_HEADER};
+use mock::Switches;
+use serde_json::{Value, json};
+
+const KEY: &str = "5f2a6c1e9b3d4f708192a3b4c5d6e7f80112233445566778899aabbccddeeff0";
+const PASSWORD: &str = "s3cret-Passw0rd";
+
+/// The service on a socket, over a sled store in `dir`.
+struct Service {
+    base: String,
+    key: String,
+    client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+    webhooks: tokio::task::JoinHandle<()>,
+}
+
+/// What the tests' services may call: the mock upstreams and receivers on 127.0.0.1.
+fn loopback_allowed() -> Policy {
+    Policy::allowing([parse_range("127.0.0.0/8").unwrap()])
+}
+
+impl Service {
+    /// The service, allowed to call 127.0.0.0/8 (where the mocks listen).
+    async fn start(dir: &Path, key: Option<String>) -> Service {
+        Service::start_with(dir, key, loopback_allowed()).await
+    }
+
+    /// The service, with outbound calls under `egress`.
+    async fn start_with(dir: &Path, key: Option<String>, egress: Policy) -> Service {
+        crosswalk_service::connection::upstream::install_tls();
+        // The service's log goes to the test's output (shown when a test fails).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("crosswalk=info")
+            .with_test_writer()
+            .try_init();
+        let store = open_store(dir).await;
+        let key = match key {
+            Some(k) => k,
+            None => {
+                let t = store.create_tenant("acme").unwrap();
+                store.create_key(&t.id, Role::Tenant).unwrap().1
+            }
+        };
+        let host = Arc::new(
+            PluginHost::new(HostConfig {
+                max_instances: 4,
+                ..HostConfig::default()
+            })
+            .unwrap(),
+        );
+        let options = ServiceOptions {
+            sealer: Some(Sealer::from_text(KEY).unwrap()),
+            webhook_backoff: Duration::from_millis(100),
+            egress,
+            ..ServiceOptions::default()
+        };
+        let state = AppState::with_options(store, host, 1 << 20, options);
+        let webhooks = state.start_webhooks();
+        let router = app(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Service {
+            base,
+            key,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            server,
+            webhooks,
+        }
+    }
+
+    /// Stops the server and the webhook worker, releasing the store.
+    async fn stop(mut self) -> String {
+        drop(self.client);
+        self.webhooks.abort();
+        let _ = (&mut self.webhooks).await;
+        let _ = self.shutdown.take().unwrap().send(());
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.server)
+            .await
+            .is_err()
+        {
+            self.server.abort();
+            let _ = (&mut self.server).await;
+        }
+        self.key
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, HeaderMap, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .client
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, headers, value)
+    }
+
+    /// Uploads the Rust plugins `packages` and binds them to the connection's mapping
+    /// of `entity`; the mapping's path.
+    async fn bind_plugins(&self, id: &str, entity: &str, packages: &[&str]) -> String {
+        let mut bindings = Vec::new();
+        for package in packages {
+            bindings.push(json!({"sha256": self.upload_plugin(package).await}));
+        }
+        let mapping = format!("/v1/connections/{id}/mappings/{entity}");
+        let (status, _, m) = self
+            .call("PUT", &format!("{mapping}/plugins"), Some(json!(bindings)))
+            .await;
+        assert_eq!(status, 200, "{m}");
+        mapping
+    }
+
+    /// Uploads the Rust plugin `package`, built for wasm32-wasip2; its sha256.
+    async fn upload_plugin(&self, package: &str) -> String {
+        let upload = self
+            .client
+            .post(format!("{}/v1/plugins", self.base))
+            .bearer_auth(&self.key)
+            .header("content-type", "application/wasm")
+            .body(support::rust_plugin_bytes(package))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(upload.status(), 201, "{package}");
+        upload.json::<Value>().await.unwrap()["plugin"]["sha256"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let (s, _, v) = self.call("GET", path, None).await;
+        (s, v)
+    }
+
+    async fn live(&self, system: &str, upstream: Value, credentials: Value) -> String {
+        let (status, _, c) = self
+            .call(
+                "POST",
+                "/v1/connections",
+                Some(json!({"system": system, "name": "live", "mode": "live", "upstream": upstream, "credentials": credentials})),
+            )
+            .await;
+        assert_eq!(status, 201, "{c}");
+        c["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn status(&self, id: &str) -> Value {
+        let (s, v) = self.get(&format!("/v1/connections/{id}/status")).await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+}
+
+/// Opens the store, waiting for a previous run's handle to let go of it.
+async fn open_store(dir: &Path) -> Arc<dyn Store> {
+    for _ in 0..100 {
+        if let Ok(store) = SledStore::open(dir) {
+            return Arc::new(store);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the store at {} stays locked", dir.display());
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("crosswalk-conn-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A webhook receiver: records every delivery, checks its signature, and answers
+/// the status it is told to.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<(String, String, Value)>>>,
+    bad_signatures: Arc<Mutex<u32>>,
+    answer: Arc<Mutex<u16>>,
+    secret: Arc<Mutex<String>>,
+}
+
+impl Receiver {
+    async fn start(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        let router = axum::Router::new().route(
+            "/hooks",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let me = me.clone();
+                async move {
+                    let signature = headers
+                        .get(SIGNATURE_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs();
+                    let secret = me.secret.lock().unwrap().clone();
+                    if crosswalk_service::webhook::verify(&secret, signature, &body, now, 300)
+                        .is_err()
+                    {
+                        *me.bad_signatures.lock().unwrap() += 1;
+                        return axum::http::StatusCode::UNAUTHORIZED;
+                    }
+                    let status = *me.answer.lock().unwrap();
+                    let event: Value = serde_json::from_slice(&body).unwrap();
+                    let id = headers[EVENT_ID_HEADER].to_str().unwrap().to_owned();
+                    assert_eq!(event["id"], id.as_str(), "the header and the body agree");
+                    me.got.lock().unwrap().push((
+                        id,
+                        event["type"].as_str().unwrap().to_owned(),
+                        event,
+                    ));
+                    axum::http::StatusCode::from_u16(status).unwrap()
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() })
+    }
+
+    /// Events of a type that were answered 2xx... or any, when `all`.
+    fn of(&self, event_type: &str) -> Vec<Value> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, t, _)| t == event_type)
+            .map(|(_, _, e)| e.clone())
+            .collect()
+    }
+}
+
+async fn receiver() -> (Receiver, String, tokio::task::JoinHandle<()>) {
+    let r = Receiver::default();
+    *r.answer.lock().unwrap() = 200;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let handle = r.start(listener).await;
+    (r, url, handle)
+}
+
+async fn subscribe(s: &Service, r: &Receiver, url: &str, events: &[&str]) -> String {
+    let (status, _, answer) = s
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": url, "events": events})),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    *r.secret.lock().unwrap() = answer["secret"].as_str().unwrap().to_owned();
+    assert!(
+        answer["subscription"].get("secret").is_none(),
+        "shown once, apart"
+    );
+    answer["subscription"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Waits until `check` holds, up to 10 s.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Every record of a listing, following cursors; answers the records and the pages.
+async fn read_all(s: &Service, first: &str) -> (Vec<Value>, usize) {
+    let mut records = Vec::new();
+    let mut pages = 0;
+    let mut path = first.to_owned();
+    loop {
+        let (status, page) = s.get(&path).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        pages += 1;
+        records.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                let sep = if first.contains('?') { '&' } else { '?' };
+                path = format!(
+                    "{}{sep}cursor={cursor}",
+                    first.split("&cursor").next().unwrap()
+                );
+            }
+            None => return (records, pages),
+        }
+        assert!(pages < 50, "the listing does not end");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_reads_page_filter_flag_and_ignore_writes() {
+    let dir = temp_dir("sandbox");
+    let s = Service::start(&dir, None).await;
+    let (status, _, c) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "sap-s4hana", "name": "sb", "mode": "sandbox"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    let id = c["id"].as_str().unwrap();
+
+    // Pages of 4 across the 15 orders, every one once, in the dataset's order.
+    let (orders, pages) = read_all(
+        &s,
+        &format!("/v1/connections/{id}/purchase-orders?page_size=4"),
+    )
+    .await;
+    assert_eq!((orders.len(), pages), (15, 4));
+    let ids: std::collections::BTreeSet<&str> =
+        orders.iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 15);
+
+    // The scenarios come alongside, error cases with their problem.
+    let (_, page) = s
+        .get(&format!("/v1/connections/{id}/purchase-orders"))
+        .await;
+    let scenarios = page["sandbox"].as_array().unwrap();
+    assert_eq!(scenarios.len(), page["data"].as_array().unwrap().len());
+    let at = |name: &str| {
+        scenarios
+            .iter()
+            .position(|s| s["scenario"] == name)
+            .unwrap()
+    };
+    let bad_vendor = at("invalid_vendor");
+    assert_eq!(scenarios[bad_vendor]["problem"]["code"], "invalid_vendor");
+    assert_eq!(scenarios[bad_vendor]["problem"]["field"], "vendor.id");
+    assert_eq!(page["data"][bad_vendor]["vendor"]["id"], "99999999");
+    assert_eq!(
+        scenarios[at("out_of_stock")]["problem"]["code"],
+        "out_of_stock"
+    );
+    assert_eq!(page["data"][at("draft")]["status"], "draft");
+    assert!(scenarios[at("standard")].get("problem").is_none());
+
+    // updated_since keeps the orders changed at or after the instant.
+    let (all_changed, _) = read_all(
+        &s,
+        &format!("/v1/connections/{id}/purchase-orders?updated_since=2024-03-20T00:00:00Z"),
+    )
+    .await;
+    assert!(
+        !all_changed.is_empty() && all_changed.len() < 15,
+        "{}",
+        all_changed.len()
+    );
+    // (A record without a change time is kept: a sync must not miss it.)
+    assert!(
+        all_changed
+            .iter()
+            .all(|o| o["updated_at"].as_str().is_none_or(|t| t >= "2024-03-20"))
+    );
+
+    // One record, with its source on request.
+    let (status, one) = s
+        .get(&format!(
+            "/v1/connections/{id}/purchase-orders/4500000201?remote_data=true"
+        ))
+        .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["data"]["status"], "draft");
+    assert_eq!(one["data"]["remote_data"]["PurchaseOrder"], "4500000201");
+    assert_eq!(one["sandbox"]["scenario"], "draft");
+    let (status, missing) = s
+        .get(&format!("/v1/connections/{id}/purchase-orders/nope"))
+        .await;
+    assert_eq!(status, 404, "{missing}");
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`nope`")
+    );
+
+    // Overrides apply to sandbox data too.
+    let (status, _, m) = s
+        .call("PUT", &format!("/v1/connections/{id}/mappings/purchase_order"), Some(json!({"overrides": [{"target": "custom_fields.cost_center", "path": "$.ZZ1_CostCenter_PDH"}]})))
+        .await;
+    assert_eq!(status, 200, "{m}");
+    let (_, custom) = s
+        .get(&format!("/v1/connections/{id}/purchase-orders"))
+        .await;
+    assert!(
+        custom["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| !o["custom_fields"]["cost_center"].is_null()),
+        "the custom-fields order shows its cost centre"
+    );
+
+    // Writes answer success and change nothing.
+    let before = s
+        .get(&format!("/v1/connections/{id}/purchase-orders"))
+        .await
+        .1;
+    let (status, _, created) = s
+        .call(
+            "POST",
+            &format!("/v1/connections/{id}/purchase-orders"),
+            Some(json!({"number": "NEW-1", "currency": "EUR"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["applied"], false);
+    assert_eq!(
+        created["native_payload"]["PurchaseOrder"], "NEW-1",
+        "{created}"
+    );
+    let (status, _, updated) = s
+        .call(
+            "PATCH",
+            &format!("/v1/connections/{id}/purchase-orders/4500000201"),
+            Some(json!({"currency": "JPY"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        s.get(&format!("/v1/connections/{id}/purchase-orders"))
+            .await
+            .1,
+        before
+    );
+    assert_eq!(
+        s.get(&format!("/v1/connections/{id}/purchase-orders/4500000201"))
+            .await
+            .1["data"]["currency"],
+        "USD"
+    );
+
+    // The write goes back through the connection's overrides: the custom field to
+    // its extension field; a read-only field is refused by name, with the reason.
+    let (status, _, preview) = s
+        .call("POST", &format!("/v1/connections/{id}/purchase-orders/preview-write"), Some(json!({"number": "4500000999", "order_date": "2024-05-02", "custom_fields": {"cost_center": "CC-1000"}, "lines": [{"line_number": 10, "quantity": 4}]})))
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(
+        preview["native_payload"],
+        json!({"PurchaseOrder": "4500000999", "PurchaseOrderDate": "/Date(1714608000000)/", "ZZ1_CostCenter_PDH": "CC-1000", "to_PurchaseOrderItem": {"results": [{"PurchaseOrderItem": "10", "OrderQuantity": "4"}]}})
+    );
+    // A value of the wrong type is refused by its field, as the document says, and
+    // nothing is sent.
+    for (body, field, says) in [
+        (
+            json!({"number": {}}),
+            "/number",
+            "{} is not of types \"null\", \"string\"",
+        ),
+        (
+            json!({"vendor": {"name": 7}}),
+            "/vendor/name",
+            "7 is not of types",
+        ),
+        (
+            json!({"lines": [{"quantity": "four"}]}),
+            "/lines/0/quantity",
+            "\"four\" is not of types",
+        ),
+        (json!({"currency": "euro"}), "/currency", "does not match"),
+    ] {
+        let (status, _, refused) = s
+            .call(
+                "POST",
+                &format!("/v1/connections/{id}/purchase-orders/preview-write"),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            (
+                status,
+                refused["error"]["code"].as_str(),
+                refused["error"]["details"]["field"].as_str()
+            ),
+            (422, Some("invalid_record"), Some(field)),
+            "{body}: {refused}"
+        );
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+    let (status, _, refused) = s
+        .call(
+            "PATCH",
+            &format!("/v1/connections/{id}/purchase-orders/4500000201"),
+            Some(json!({"status": "approved", "site_id": "1710"})),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("unwritable_fields")),
+        "{refused}"
+    );
+    let fields: Vec<&str> = refused["error"]["details"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["status", "site_id"]);
+    let (_, mapping) = s
+        .get(&format!("/v1/connections/{id}/mappings/purchase_order"))
+        .await;
+    assert!(
+        mapping["read_only"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["target"] == "status"),
+        "{}",
+        mapping["read_only"]
+    );
+
+    // Bad input is named.
+    let (status, _, bad) = s
+        .call(
+            "PATCH",
+            &format!("/v1/connections/{id}/purchase-orders/4500000201"),
+            Some(json!({"statuss": "approved"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `status`"),
+        "{bad}"
+    );
+    let (status, bad) = s
+        .get(&format!(
+            "/v1/connections/{id}/purchase-orders?cursor=garbage"
+        ))
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    let (_, first) = s
+        .get(&format!("/v1/connections/{id}/vendors?page_size=1"))
+        .await;
+    let vendor_cursor = first["next_cursor"].as_str().unwrap();
+    let (status, bad) = s
+        .get(&format!(
+            "/v1/connections/{id}/purchase-orders?cursor={vendor_cursor}"
+        ))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("listing of vendor"),
+        "{bad}"
+    );
+    let (status, bad) = s
+        .get(&format!(
+            "/v1/connections/{id}/purchase-orders?updated_since=yesterday"
+        ))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("updated_since"),
+        "{bad}"
+    );
+
+    // Dynamics has no work orders: a 404 that says what it has.
+    let (_, _, d) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "dynamics-365-fo", "name": "d", "mode": "sandbox"})),
+        )
+        .await;
+    let (status, none) = s
+        .get(&format!(
+            "/v1/connections/{}/work-orders",
+            d["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 404);
+    assert!(
+        none["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("purchase_order"),
+        "{none}"
+    );
+    // Every entity of every system has sample records.
+    for (system, resources) in [
+        (
+            "ibm-maximo",
+            &[
+                "purchase-orders",
+                "work-orders",
+                "assets",
+                "vendors",
+                "parts",
+            ][..],
+        ),
+        (
+            "dynamics-365-fo",
+            &["purchase-orders", "vendors", "parts"][..],
+        ),
+    ] {
+        let (_, _, c) = s
+            .call(
+                "POST",
+                "/v1/connections",
+                Some(json!({"system": system, "name": "x", "mode": "sandbox"})),
+            )
+            .await;
+        for r in resources {
+            let (status, page) = s
+                .get(&format!(
+                    "/v1/connections/{}/{r}",
+                    c["id"].as_str().unwrap()
+                ))
+                .await;
+            assert_eq!(status, 200, "{system} {r}: {page}");
+            assert!(!page["data"].as_array().unwrap().is_empty(), "{system} {r}");
+            assert!(
+                page["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|r| r.get("error").is_none()),
+                "{system} {r}: {page}"
+            );
+        }
+    }
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_reads_follow_each_systems_paging_with_each_kind_of_credentials() {
+    let dir = temp_dir("live");
+    let s = Service::start(&dir, None).await;
+
+    // SAP with basic credentials: $top/$skip, then the server's __next.
+    let (base, mock) = mock::start(&format!("crosswalk:{PASSWORD}")).await;
+    let sap = s
+        .live(
+            "sap-s4hana",
+            json!({"base_url": base, "page_size": 4}),
+            json!({"type": "basic", "username": "crosswalk", "password": PASSWORD}),
+        )
+        .await;
+    let (orders, pages) = read_all(&s, &format!("/v1/connections/{sap}/purchase-orders")).await;
+    assert_eq!(orders.len(), 15);
+    assert_eq!(pages, 4, "4 + 4 + 4 + 3");
+    assert!(
+        mock.queries
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|q| q.contains("%24skip=12")),
+        "asked with $skip"
+    );
+    mock.set(Switches {
+        sap_server_paging: true,
+        ..Switches::default()
+    });
+    let (again, _) = read_all(&s, &format!("/v1/connections/{sap}/purchase-orders")).await;
+    assert_eq!(again, orders, "server-driven paging gives the same records");
+    assert!(
+        mock.queries
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|q| q.contains("skiptoken")),
+        "followed __next"
+    );
+    mock.set(Switches::default());
+    // updated_since goes to the upstream as its own filter.
+    let (changed, _) = read_all(
+        &s,
+        &format!("/v1/connections/{sap}/purchase-orders?updated_since=2024-03-20T00:00:00Z"),
+    )
+    .await;
+    assert!(!changed.is_empty() && changed.len() < 15);
+    assert!(
+        mock.queries
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|q| q.contains("LastChangeDateTime+ge+datetimeoffset"))
+    );
+    // One record, mapped; a missing one is a 404.
+    let (status, one) = s
+        .get(&format!(
+            "/v1/connections/{sap}/purchase-orders/4500000202?remote_data=true"
+        ))
+        .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(
+        (one["data"]["id"].as_str(), one["data"]["status"].as_str()),
+        (Some("4500000202"), Some("approved"))
+    );
+    assert!(one.get("sandbox").is_none());
+    assert_eq!(
+        s.get(&format!("/v1/connections/{sap}/purchase-orders/4599999999"))
+            .await
+            .0,
+        404
+    );
+
+    // Credentials never show, and are sealed at rest.
+    let (_, c) = s.get(&format!("/v1/connections/{sap}")).await;
+    assert_eq!(c["upstream"]["auth"], "basic");
+    assert!(!c.to_string().contains(PASSWORD), "{c}");
+    let (_, list) = s.get("/v1/connections").await;
+    assert!(!list.to_string().contains(PASSWORD));
+
+    // Maximo with an API key: oslc.pageSize and responseInfo.nextPage.
+    let (mbase, mmock) = mock::start("maximo-api-key-123").await;
+    let mx = s
+        .live(
+            "ibm-maximo",
+            json!({"base_url": mbase, "page_size": 6}),
+            json!({"type": "api_key", "header": "apikey", "key": "maximo-api-key-123"}),
+        )
+        .await;
+    let (orders, pages) = read_all(&s, &format!("/v1/connections/{mx}/purchase-orders")).await;
+    assert_eq!((orders.len(), pages), (15, 3));
+    assert!(
+        mmock
+            .queries
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|q| q.contains("pageno=3"))
+    );
+    let (status, one) = s
+        .get(&format!("/v1/connections/{mx}/purchase-orders/PO-2003"))
+        .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["data"]["status"], "closed");
+
+    // Dynamics with OAuth 2.0 client credentials: tokens fetched and refreshed.
+    let (dbase, dmock) = mock::start("client-secret-1").await;
+    let d = s
+        .live("dynamics-365-fo", json!({"base_url": dbase, "page_size": 5}), json!({"type": "oauth2", "token_url": format!("{dbase}/oauth/token"), "client_id": "crosswalk", "client_secret": "client-secret-1"}))
+        .await;
+    let (orders, pages) = read_all(&s, &format!("/v1/connections/{d}/purchase-orders")).await;
+    assert_eq!((orders.len(), pages), (15, 3));
+    // The mock's tokens live 20 s, inside the client's 30 s margin: each call gets a
+    // fresh one.
+    assert!(*dmock.token_calls.lock().unwrap() >= 3);
+    assert_eq!(s.status(&d).await["status"], "healthy");
+
+    // A bearer token too.
+    let (bbase, _) = mock::start("bearer-token-xyz").await;
+    let b = s
+        .live(
+            "sap-s4hana",
+            json!({"base_url": bbase}),
+            json!({"type": "bearer", "token": "bearer-token-xyz"}),
+        )
+        .await;
+    assert_eq!(s.get(&format!("/v1/connections/{b}/vendors")).await.0, 200);
+
+    // A new connection's settings are checked.
+    for (body, says) in [
+        (
+            json!({"system": "sap-s4hana", "name": "x", "mode": "live"}),
+            "needs `upstream`",
+        ),
+        (
+            json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": "ftp://x"}, "credentials": {"type": "bearer", "token": "t"}}),
+            "http or https",
+        ),
+        (
+            json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": base, "page_size": 0}, "credentials": {"type": "bearer", "token": "t"}}),
+            "page_size",
+        ),
+        (
+            json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": base}, "credentials": {"type": "basic", "username": "u", "password": ""}}),
+            "credentials.password is empty",
+        ),
+        // What would go into a header must be able to: refused when stored, not when
+        // the first call fails to build its request.
+        (
+            json!({"system": "ibm-maximo", "name": "x", "mode": "live", "upstream": {"base_url": base}, "credentials": {"type": "api_key", "header": "apikey", "key": "k\u{1}ey"}}),
+            "credentials.key cannot be sent in an HTTP header",
+        ),
+        (
+            json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": base}, "credentials": {"type": "bearer", "token": "to\nken"}}),
+            "credentials.token cannot be sent in an HTTP header",
+        ),
+        (
+            json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": base}, "credentials": {"type": "basic", "username": "a:b", "password": "p"}}),
+            "credentials.username holds `:`",
+        ),
+        (
+            json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": "http://sap*prod.example"}, "credentials": {"type": "bearer", "token": "t"}}),
+            "has no valid host name",
+        ),
+        // A whole number written as a float is read as the integer it is.
+        (
+            json!({"system": "sap-s4hana", "name": "x", "mode": "live", "upstream": {"base_url": base, "page_size": 5000.0}, "credentials": {"type": "bearer", "token": "t"}}),
+            "page_size",
+        ),
+        (
+            json!({"system": "sap-s4hana", "name": "x", "mode": "sandbox", "upstream": {"base_url": base}}),
+            "sandbox connection takes no",
+        ),
+    ] {
+        let (status, _, e) = s.call("POST", "/v1/connections", Some(body)).await;
+        assert_eq!(status, 422, "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(says),
+            "{e}"
+        );
+    }
+    let key = s.stop().await;
+
+    // The password is nowhere in the store's files.
+    let mut found = false;
+    for entry in walk(&dir) {
+        let bytes = std::fs::read(&entry).unwrap();
+        found |= bytes
+            .windows(PASSWORD.len())
+            .any(|w| w == PASSWORD.as_bytes());
+    }
+    assert!(!found, "the password is stored in clear");
+    let _ = key;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statuses_errors_and_the_breakers_cycle() {
+    let dir = temp_dir("status");
+    let s = Service::start(&dir, None).await;
+    let (base, mock) = mock::start(&format!("crosswalk:{PASSWORD}")).await;
+    let id = s
+        .live(
+            "sap-s4hana",
+            json!({"base_url": base, "timeout_ms": 300, "breaker": {"consecutive_failures": 3, "open_ms": 400, "window": 10, "min_calls": 10}}),
+            json!({"type": "basic", "username": "crosswalk", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(s.status(&id).await["status"], "healthy");
+    let po = format!("/v1/connections/{id}/purchase-orders");
+    let vendors = format!("/v1/connections/{id}/vendors");
+
+    // A 403 on one entity set: degraded, and the other entities still read.
+    mock.set(Switches {
+        forbid: Some("A_BusinessPartner"),
+        ..Switches::default()
+    });
+    let (status, e) = s.get(&vendors).await;
+    assert_eq!(status, 502, "{e}");
+    assert_eq!(e["error"]["code"], "upstream_permission");
+    assert_eq!(s.get(&po).await.0, 200);
+    let st = s.status(&id).await;
+    assert_eq!(st["status"], "degraded", "{st}");
+    assert_eq!(st["entities"]["vendor"]["failing"], "permission");
+    assert!(st["entities"]["purchase_order"]["failing"].is_null());
+    assert_eq!(st["errors_by_kind"]["permission"], 1);
+    assert!(st["last_success"].is_string());
+
+    // A 429 with Retry-After: rate_limited, and no upstream call until it passes.
+    mock.set(Switches {
+        rate_limit: Some(2),
+        ..Switches::default()
+    });
+    let (status, headers, e) = s.call("GET", &po, None).await;
+    assert_eq!(status, 429, "{e}");
+    assert_eq!(headers["retry-after"], "2");
+    assert_eq!(s.status(&id).await["status"], "rate_limited");
+    let calls = mock.calls();
+    let (status, headers, e) = s.call("GET", &po, None).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(mock.calls(), calls, "not called while rate limited");
+    mock.set(Switches::default());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(s.get(&po).await.0, 200, "called again after Retry-After");
+
+    // A slow answer past the timeout: 504, unreachable.
+    mock.set(Switches {
+        delay: Some(Duration::from_millis(800)),
+        ..Switches::default()
+    });
+    let (status, e) = s.get(&po).await;
+    assert_eq!(status, 504, "{e}");
+    assert_eq!(e["error"]["details"]["kind"], "timeout");
+    assert_eq!(s.status(&id).await["status"], "unreachable");
+
+    // 500s: the third outage in a row opens the breaker.
+    mock.set(Switches {
+        fail_with: Some(500),
+        ..Switches::default()
+    });
+    let (status, e) = s.get(&po).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (502, Some("upstream_error")),
+        "{e}"
+    );
+    assert_eq!(s.status(&id).await["status"], "unreachable");
+    s.get(&po).await;
+    let st = s.status(&id).await;
+    assert_eq!(
+        (st["status"].as_str(), st["breaker"].as_str()),
+        (Some("circuit_open"), Some("open")),
+        "{st}"
+    );
+    // Open: fail fast, without calling the upstream.
+    let calls = mock.calls();
+    let (status, headers, e) = s.call("GET", &vendors, None).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (503, Some("circuit_open")),
+        "{e}"
+    );
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(
+        mock.calls(),
+        calls,
+        "the breaker kept the call from the upstream"
+    );
+    // Half-open: the probe fails (still 500), and it opens again.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(s.status(&id).await["breaker"], "half_open");
+    assert_eq!(s.get(&po).await.0, 502);
+    assert_eq!(mock.calls(), calls + 1, "one probe");
+    assert_eq!(s.status(&id).await["breaker"], "open");
+    // The system recovers: the next probe closes the breaker.
+    mock.set(Switches::default());
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(s.get(&po).await.0, 200);
+    let st = s.status(&id).await;
+    assert_eq!(
+        (st["breaker"].as_str(), st["status"].as_str()),
+        (Some("closed"), Some("degraded")),
+        "{st}"
+    );
+    assert_eq!(s.get(&vendors).await.0, 200);
+    assert_eq!(s.status(&id).await["status"], "healthy");
+
+    // The error log: newest first, filtered, with request ids.
+    let (status, log) = s.get(&format!("/v1/connections/{id}/errors")).await;
+    assert_eq!(status, 200);
+    let log = log["data"].as_array().unwrap();
+    assert_eq!(log[0]["kind"], "upstream_5xx", "newest first: {}", log[0]);
+    assert!(log.iter().all(|e| e["request_id"].is_string()));
+    for kind in ["permission", "rate_limit", "timeout", "upstream_5xx"] {
+        assert!(log.iter().any(|e| e["kind"] == kind), "{kind} is logged");
+    }
+    let (_, only) = s
+        .get(&format!(
+            "/v1/connections/{id}/errors?entity=vendor&kind=permission"
+        ))
+        .await;
+    let only = only["data"].as_array().unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["upstream_status"], 403);
+    let (status, bad) = s
+        .get(&format!("/v1/connections/{id}/errors?kind=oops"))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("permission"),
+        "{bad}"
+    );
+    // A request id given by the client is the one logged.
+    mock.set(Switches {
+        fail_with: Some(503),
+        ..Switches::default()
+    });
+    let response = s
+        .client
+        .get(format!("{}{po}", s.base))
+        .bearer_auth(&s.key)
+        .header("x-request-id", "req-trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let (_, log) = s.get(&format!("/v1/connections/{id}/errors?limit=1")).await;
+    assert_eq!(log["data"][0]["request_id"], "req-trace-42");
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_reauth_webhook_per_incident_and_reauthorization_restores() {
+    let dir = temp_dir("reauth");
+    let s = Service::start(&dir, None).await;
+    let (r, url, _receiver) = receiver().await;
+    subscribe(
+        &s,
+        &r,
+        &url,
+        &[
+            "connection.reauth_required",
+            "connection.reauthorized",
+            "connection.status_changed",
+        ],
+    )
+    .await;
+    let (base, mock) = mock::start(&format!("crosswalk:{PASSWORD}")).await;
+    let id = s
+        .live(
+            "sap-s4hana",
+            json!({"base_url": base}),
+            json!({"type": "basic", "username": "crosswalk", "password": PASSWORD}),
+        )
+        .await;
+    let (_, c) = s.get(&format!("/v1/connections/{id}")).await;
+    let token = c["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("ctk_"));
+    let po = format!("/v1/connections/{id}/purchase-orders");
+    assert_eq!(s.get(&po).await.0, 200);
+
+    // The customer changes the password in SAP.
+    mock.rotate("crosswalk:n3w-Passw0rd");
+    let (status, e) = s.get(&po).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("needs_reauth")),
+        "{e}"
+    );
+    let calls = mock.calls();
+    for _ in 0..5 {
+        let (status, e) = s.get(&po).await;
+        assert_eq!(status, 409);
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/reauthorize"),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        mock.calls(),
+        calls,
+        "no more calls with refused credentials"
+    );
+    let st = s.status(&id).await;
+    assert_eq!(st["status"], "needs_reauth");
+    assert!(st["needs_reauth_since"].is_string());
+    assert_eq!(st["errors_by_kind"]["auth"], 1);
+    eventually("the reauth webhook", || {
+        r.of("connection.reauth_required").len() == 1
+    })
+    .await;
+    eventually("the status webhook", || {
+        !r.of("connection.status_changed").is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reauth = r.of("connection.reauth_required");
+    assert_eq!(reauth.len(), 1, "one per incident");
+    assert_eq!(reauth[0]["data"]["connection_id"], id.as_str());
+    assert_eq!(reauth[0]["data"]["token"], token.as_str());
+
+    // Wrong new credentials: refused, nothing changes.
+    let (status, _, e) = s
+        .call("POST", &format!("/v1/connections/{id}/reauthorize"), Some(json!({"credentials": {"type": "basic", "username": "crosswalk", "password": "guess"}})))
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("reauthorization_failed")),
+        "{e}"
+    );
+    assert_eq!(s.status(&id).await["status"], "needs_reauth");
+    assert_eq!(
+        s.get(&format!("/v1/connections/{id}")).await.1["token"],
+        token.as_str()
+    );
+
+    // The right ones: a new token, healthy, reads work, one reauthorized event.
+    let (status, _, c) = s
+        .call("POST", &format!("/v1/connections/{id}/reauthorize"), Some(json!({"credentials": {"type": "basic", "username": "crosswalk", "password": "n3w-Passw0rd"}})))
+        .await;
+    assert_eq!(status, 200, "{c}");
+    let new_token = c["token"].as_str().unwrap();
+    assert_ne!(new_token, token);
+    assert!(c.get("needs_reauth_since").is_none());
+    assert!(!c.to_string().contains("n3w-Passw0rd"));
+    let st = s.status(&id).await;
+    assert_eq!(
+        (st["status"].as_str(), st["token"].as_str()),
+        (Some("healthy"), Some(new_token))
+    );
+    assert_eq!(s.get(&po).await.0, 200);
+    eventually("the reauthorized webhook", || {
+        r.of("connection.reauthorized").len() == 1
+    })
+    .await;
+    assert_eq!(
+        r.of("connection.reauthorized")[0]["data"]["token"],
+        new_token
+    );
+    let changes: Vec<(String, String)> = r
+        .of("connection.status_changed")
+        .iter()
+        .map(|e| {
+            (
+                e["data"]["from"].as_str().unwrap().to_owned(),
+                e["data"]["to"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        changes.contains(&("healthy".into(), "needs_reauth".into())),
+        "{changes:?}"
+    );
+    eventually("needs_reauth → healthy", || {
+        r.of("connection.status_changed")
+            .iter()
+            .any(|e| e["data"]["to"] == "healthy")
+    })
+    .await;
+
+    // A second incident is a second webhook.
+    mock.rotate("crosswalk:third-Passw0rd");
+    assert_eq!(s.get(&po).await.0, 409);
+    eventually("the second reauth webhook", || {
+        r.of("connection.reauth_required").len() == 2
+    })
+    .await;
+
+    // OAuth: a rotated client secret is refused at the token endpoint: needs_reauth.
+    let (obase, omock) = mock::start("client-secret-1").await;
+    let o = s
+        .live("ibm-maximo", json!({"base_url": obase}), json!({"type": "oauth2", "token_url": format!("{obase}/oauth/token"), "client_id": "crosswalk", "client_secret": "client-secret-1"}))
+        .await;
+    assert_eq!(s.get(&format!("/v1/connections/{o}/assets")).await.0, 200);
+    omock.rotate("client-secret-2");
+    let (status, e) = s.get(&format!("/v1/connections/{o}/assets")).await;
+    assert_eq!(status, 409, "{e}");
+    assert_eq!(s.status(&o).await["status"], "needs_reauth");
+    eventually("the OAuth reauth webhook", || {
+        r.of("connection.reauth_required").len() == 3
+    })
+    .await;
+    let (status, _, c) = s
+        .call("POST", &format!("/v1/connections/{o}/reauthorize"), Some(json!({"credentials": {"type": "oauth2", "token_url": format!("{obase}/oauth/token"), "client_id": "crosswalk", "client_secret": "client-secret-2"}})))
+        .await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(s.get(&format!("/v1/connections/{o}/assets")).await.0, 200);
+    assert_eq!(*r.bad_signatures.lock().unwrap(), 0);
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A receiver that hangs until released does not hold up other subscriptions' events;
+/// its own go out in order once it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_holds_up_only_its_own_deliveries() {
+    let dir = temp_dir("hanging");
+    let s = Service::start(&dir, None).await;
+    // The hanging receiver: it takes requests, and answers once released.
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Arc::new(Mutex::new(0u32));
+    let answered: Arc<Mutex<Vec<String>>> = Arc::default();
+    let router = {
+        let (release, started, answered) = (
+            Arc::clone(&release),
+            Arc::clone(&started),
+            Arc::clone(&answered),
+        );
+        axum::Router::new().route(
+            "/hooks",
+            axum::routing::post(move |headers: HeaderMap| {
+                let (release, started, answered) = (
+                    Arc::clone(&release),
+                    Arc::clone(&started),
+                    Arc::clone(&answered),
+                );
+                async move {
+                    *started.lock().unwrap() += 1;
+                    release.acquire().await.unwrap().forget();
+                    let id = headers[EVENT_ID_HEADER].to_str().unwrap().to_owned();
+                    answered.lock().unwrap().push(id);
+                    axum::http::StatusCode::OK
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let (_, _, slow) = s
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": slow_url, "events": ["mapping.updated"]})),
+        )
+        .await;
+    let slow = slow["subscription"]["id"].as_str().unwrap().to_owned();
+    let (_, _, c) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "sap-s4hana", "name": "sb", "mode": "sandbox"})),
+        )
+        .await;
+    let mapping = format!(
+        "/v1/connections/{}/mappings/purchase_order",
+        c["id"].as_str().unwrap()
+    );
+    let change = |n: u32| json!({"overrides": [{"target": "custom_fields.n", "const": n}]});
+    assert_eq!(s.call("PUT", &mapping, Some(change(1))).await.0, 200);
+    eventually("the first event reaches the hanging receiver", || {
+        *started.lock().unwrap() == 1
+    })
+    .await;
+
+    // A second subscriber, and a second event: it arrives while the first receiver
+    // still hangs on the first event (whose delivery log is still empty: no attempt
+    // has ended, not even by the 10 s timeout).
+    let (r, url, _fast) = receiver().await;
+    subscribe(&s, &r, &url, &["mapping.updated"]).await;
+    assert_eq!(s.call("PUT", &mapping, Some(change(2))).await.0, 200);
+    eventually("the second event at the other receiver", || {
+        r.of("mapping.updated").len() == 1
+    })
+    .await;
+    let (_, log) = s.get(&format!("/v1/webhooks/{slow}/deliveries")).await;
+    assert_eq!(log["data"], json!([]), "{log}");
+    assert_eq!(*started.lock().unwrap(), 1);
+
+    // Released, the hanging receiver gets both of its events, in order.
+    release.add_permits(10);
+    eventually("both events at the hanging receiver", || {
+        answered.lock().unwrap().len() == 2
+    })
+    .await;
+    let second = r.of("mapping.updated")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answered = answered.lock().unwrap().clone();
+    assert_eq!(answered[1], second, "{answered:?}");
+    assert_ne!(answered[0], second);
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits until the newest entry of a subscription's delivery log is a delivery (the
+/// log is written once the receiver's answer is in).
+async fn wait_delivered(s: &Service, sub: &str) {
+    for _ in 0..200 {
+        let (_, log) = s.get(&format!("/v1/webhooks/{sub}/deliveries")).await;
+        if log["data"][0]["outcome"] == "delivered" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the newest delivery of {sub} never succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_redelivers_after_the_receiver_was_down_and_after_a_restart() {
+    let dir = temp_dir("outbox");
+    let s = Service::start(&dir, None).await;
+    let (r, url, receiver_task) = receiver().await;
+    let sub = subscribe(&s, &r, &url, &["mapping.updated"]).await;
+    let (_, _, c) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "sap-s4hana", "name": "sb", "mode": "sandbox"})),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let change = json!({"overrides": [{"target": "custom_fields.cost_center", "path": "$.ZZ1_CostCenter_PDH"}]});
+
+    // The receiver answers 503 twice, then 200: delivered on the third attempt.
+    *r.answer.lock().unwrap() = 503;
+    let (status, _, _) = s
+        .call(
+            "PUT",
+            &format!("/v1/connections/{id}/mappings/purchase_order"),
+            Some(change.clone()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    eventually("two failed attempts", || r.of("mapping.updated").len() >= 2).await;
+    *r.answer.lock().unwrap() = 200;
+    wait_delivered(&s, &sub).await;
+    let got = r.of("mapping.updated");
+    assert!(got.len() >= 3);
+    assert!(
+        got.iter().all(|e| e["id"] == got[0]["id"]),
+        "the same event id on every attempt"
+    );
+    assert_eq!(got[0]["data"]["connection_id"], id.as_str());
+    assert_eq!(got[0]["data"]["version"], 1);
+
+    // The receiver goes away; a change is made; the service stops before delivering.
+    receiver_task.abort();
+    let _ = receiver_task.await;
+    let (status, _, _) = s
+        .call(
+            "PUT",
+            &format!("/v1/connections/{id}/mappings/purchase_order"),
+            Some(json!({"overrides": []})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, log) = s.get(&format!("/v1/webhooks/{sub}/deliveries")).await;
+    assert_eq!(log["data"][0]["outcome"], "failed", "{log}");
+    assert!(
+        log["data"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{log}"
+    );
+    let key = s.stop().await;
+    let secret = r.secret.lock().unwrap().clone();
+    for file in walk(&dir) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the webhook secret is stored in clear in {}",
+            file.display()
+        );
+    }
+
+    // The receiver is back on the same address; the restarted service delivers.
+    let listener =
+        tokio::net::TcpListener::bind(url.trim_start_matches("http://").trim_end_matches("/hooks"))
+            .await
+            .unwrap();
+    let before = r.of("mapping.updated").len();
+    let _receiver = r.start(listener).await;
+    let s = Service::start(&dir, Some(key)).await;
+    eventually("the redelivery after the restart", || {
+        r.of("mapping.updated")
+            .iter()
+            .skip(before)
+            .any(|e| e["data"]["version"] == 2)
+    })
+    .await;
+    assert_eq!(*r.bad_signatures.lock().unwrap(), 0);
+    wait_delivered(&s, &sub).await;
+
+    // Subscriptions are checked.
+    let (status, _, e) = s
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": "not a url", "events": ["mapping.updated"]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{e}");
+    let (status, _, e) = s
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": url, "events": ["mapping.deleted"]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    let (status, _, e) = s
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": url, "events": ["mapping.updated"], "secret": "short"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(
+        s.call("DELETE", &format!("/v1/webhooks/{sub}"), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(s.get(&format!("/v1/webhooks/{sub}")).await.0, 404);
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes through a mapping with plugins: a field a plugin converts is written back
+/// through the inverse the plugin declares (ISO `H87` to SAP's `PC`), in previews and
+/// sandbox writes alike; a record step without an inverse refuses writes by name, and
+/// the mapping says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_call_plugin_inverses_and_refuse_steps_without_one() {
+    let dir = temp_dir("plugin-writes");
+    let s = Service::start(&dir, None).await;
+    let (_, _, c) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "sap-s4hana", "name": "sb", "mode": "sandbox"})),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let mapping = s
+        .bind_plugins(
+            &id,
+            "purchase_order",
+            &["crosswalk-plugin-uom", "crosswalk-fixture-hostile"],
+        )
+        .await;
+    let to_iso = json!({"overrides": [{"target": "lines.unit_of_measure", "transforms": ["null_if_empty", {"plugin": "uom", "function": "convert", "args": {"from": "sap", "to": "iso"}}]}]});
+    let (status, _, m) = s.call("PUT", &mapping, Some(to_iso.clone())).await;
+    assert_eq!(status, 200, "{m}");
+    assert!(m.get("write_refused").is_none(), "{m}");
+    assert!(
+        !m["read_only"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["target"] == "lines.unit_of_measure"),
+        "{}",
+        m["read_only"]
+    );
+
+    // A record read through the mapping has ISO codes; written back, SAP's.
+    let (status, page) = s
+        .get(&format!("/v1/connections/{id}/purchase-orders?page_size=1"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let read = &page["data"][0];
+    assert_eq!(read["lines"][0]["unit_of_measure"], "H87", "{read}");
+    let record = json!({"number": "4500000999", "lines": [{"line_number": 10, "quantity": 4, "unit_of_measure": "H87"}, {"line_number": 20, "quantity": 2, "unit_of_measure": "KGM"}]});
+    let (status, _, preview) = s
+        .call(
+            "POST",
+            &format!("/v1/connections/{id}/purchase-orders/preview-write"),
+            Some(record.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    let units: Vec<&Value> = preview["native_payload"]["to_PurchaseOrderItem"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["PurchaseOrderQuantityUnit"])
+        .collect();
+    assert_eq!(units, [&json!("PC"), &json!("KG")], "{preview}");
+    let (status, _, created) = s
+        .call(
+            "POST",
+            &format!("/v1/connections/{id}/purchase-orders"),
+            Some(record),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["native_payload"], preview["native_payload"]);
+
+    // A code SAP has no spelling for is refused with the line and the plugin's reason.
+    let (status, _, refused) = s
+        .call(
+            "PATCH",
+            &format!("/v1/connections/{id}/purchase-orders/4500000201"),
+            Some(json!({"lines": [{"line_number": 10, "unit_of_measure": "XYZ"}]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    let error = &refused["error"]["details"]["errors"][0];
+    assert_eq!(error["field"], "lines[0].unit_of_measure", "{refused}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("`XYZ` is not a known ISO unit code"),
+        "{refused}"
+    );
+
+    // That was the caller's value, not the plugin failing: nothing in the error log.
+    let (_, errors) = s
+        .get(&format!("/v1/connections/{id}/errors?kind=plugin"))
+        .await;
+    assert_eq!(errors["data"], json!([]), "{errors}");
+
+    // An inverse that traps refuses the write, and counts against the plugin as a
+    // read's failing call does.
+    let mut fragile = to_iso.clone();
+    fragile["overrides"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"target": "custom_fields.checked", "path": "$.ZZ1_Checked", "transforms": [{"plugin": "hostile", "function": "echo_fragile"}]}));
+    let (status, _, m) = s.call("PUT", &mapping, Some(fragile)).await;
+    assert_eq!(status, 200, "{m}");
+    let (status, _, refused) = s
+        .call(
+            "PATCH",
+            &format!("/v1/connections/{id}/purchase-orders/4500000201"),
+            Some(json!({"custom_fields": {"checked": "yes"}})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    let error = &refused["error"]["details"]["errors"][0];
+    assert_eq!(error["field"], "custom_fields.checked", "{refused}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("plugin `hostile` function `panic`"),
+        "{refused}"
+    );
+    let (_, errors) = s
+        .get(&format!("/v1/connections/{id}/errors?kind=plugin"))
+        .await;
+    assert_eq!(errors["data"][0]["plugin"], "hostile", "{errors}");
+    assert!(
+        errors["data"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 trap"),
+        "{errors}"
+    );
+
+    // A `pre` step without an inverse: reads go on, writes are refused, saying why.
+    let mut with_pre = to_iso;
+    with_pre["pre"] = json!([{"plugin": "hostile", "function": "echo_records"}]);
+    let (status, _, m) = s.call("PUT", &mapping, Some(with_pre)).await;
+    assert_eq!(status, 200, "{m}");
+    let why = "its `pre` step calls the plugin function `hostile.echo_records`, which declares no inverse, so a write cannot undo what it changed";
+    assert_eq!(m["write_refused"], why, "{m}");
+    let (status, page) = s
+        .get(&format!("/v1/connections/{id}/purchase-orders?page_size=1"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let (status, _, refused) = s
+        .call(
+            "PATCH",
+            &format!("/v1/connections/{id}/purchase-orders/4500000201"),
+            Some(json!({"currency": "EUR"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "unwritable_fields");
+    assert_eq!(
+        refused["error"]["message"],
+        format!("this purchase_order cannot be written: {why}")
+    );
+}
+
+/// An id overridden into a composite (`{$.siteid}/{value}`, for a Maximo customer whose
+/// sites reuse work order numbers) finds and updates its own record upstream: the id is
+/// written back through the mapping into the key and the site, which the query names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composite_ids_find_and_update_their_own_records_upstream() {
+    let dir = temp_dir("composite-ids");
+    let s = Service::start(&dir, None).await;
+    let (base, mock) = mock::start("maximo-api-key-123").await;
+    let mx = s
+        .live(
+            "ibm-maximo",
+            json!({"base_url": base}),
+            json!({"type": "api_key", "header": "apikey", "key": "maximo-api-key-123"}),
+        )
+        .await;
+    let (status, _, m) = s
+        .call(
+            "PUT",
+            &format!("/v1/connections/{mx}/mappings/work_order"),
+            Some(json!({"overrides": [{"target": "id", "transforms": [{"template": "{$.siteid}/{value}"}]}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{m}");
+    let wo = format!("/v1/connections/{mx}/work-orders");
+    let (status, page) = s.get(&format!("{wo}?page_size=1")).await;
+    assert_eq!(status, 200, "{page}");
+    let first = page["data"][0].clone();
+    let (site, number) = first["id"].as_str().unwrap().split_once('/').unwrap();
+    let (site, number) = (site.to_owned(), number.to_owned());
+    // Another site has a work order of the same number.
+    {
+        let mut tables = mock.tables.lock().unwrap();
+        let rows = tables.get_mut(&("ibm-maximo", Entity::WorkOrder)).unwrap();
+        let mut twin = rows
+            .iter()
+            .find(|r| r["wonum"] == number.as_str())
+            .unwrap()
+            .clone();
+        twin["siteid"] = json!("TWINSITE");
+        twin["description"] = json!("The twin at the other site");
+        rows.push(twin);
+    }
+    let one = |site: &str| format!("{wo}/{site}%2F{number}");
+    // The number alone is not an id under this mapping: no record, and no upstream call.
+    let calls = mock.calls();
+    assert_eq!(s.get(&format!("{wo}/{number}")).await.0, 404);
+    assert_eq!(mock.calls(), calls);
+    let (status, got) = s.get(&one(&site)).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["data"]["id"], first["id"]);
+    assert_eq!(got["data"]["title"], first["title"]);
+    let (status, twin) = s.get(&one("TWINSITE")).await;
+    assert_eq!(status, 200, "{twin}");
+    assert_eq!(twin["data"]["id"], format!("TWINSITE/{number}"));
+    assert_eq!(twin["data"]["title"], "The twin at the other site");
+    let queries = mock.queries.lock().unwrap().clone();
+    assert!(
+        queries
+            .iter()
+            .any(|q| q.contains("oslc.where=wonum%3D%22")
+                && q.contains("+and+siteid%3D%22TWINSITE%22")),
+        "{queries:?}"
+    );
+
+    // The update goes to the twin's own href, and the other site's record is as it was.
+    let (status, _, updated) = s
+        .call(
+            "PATCH",
+            &one("TWINSITE"),
+            Some(json!({"title": "Renamed at the twin site"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["data"]["title"], "Renamed at the twin site");
+    let (_, path, sent) = mock.writes.lock().unwrap().last().cloned().unwrap();
+    assert!(path.ends_with(&format!("/_TWINSITE~{number}")), "{path}");
+    assert_eq!(sent, json!({"description": "Renamed at the twin site"}));
+    let (_, got) = s.get(&one(&site)).await;
+    assert_eq!(got["data"]["title"], first["title"]);
+    let (status, _) = s.get(&one("NOSUCHSITE")).await;
+    assert_eq!(status, 404);
+}
+
+/// An SAP vendor's id is its supplier number, which can differ from its business
+/// partner number (the entity's key): a read or an update by it finds the business
+/// partner by `Supplier` and updates it at its own key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sap_vendors_are_found_by_their_supplier_number() {
+    let dir = temp_dir("sap-supplier");
+    let s = Service::start(&dir, None).await;
+    let (base, mock) = mock::start(&format!("crosswalk:{PASSWORD}")).await;
+    let sap = s
+        .live(
+            "sap-s4hana",
+            json!({"base_url": base}),
+            json!({"type": "basic", "username": "crosswalk", "password": PASSWORD}),
+        )
+        .await;
+    let vendors = format!("/v1/connections/{sap}/vendors");
+    let (status, page) = s.get(&format!("{vendors}?page_size=1")).await;
+    assert_eq!(status, 200, "{page}");
+    let supplier = page["data"][0]["id"].as_str().unwrap().to_owned();
+    // This system numbers business partners apart from suppliers.
+    let other = {
+        let mut tables = mock.tables.lock().unwrap();
+        let rows = tables.get_mut(&("sap-s4hana", Entity::Vendor)).unwrap();
+        let row = rows
+            .iter_mut()
+            .find(|r| r["Supplier"] == supplier.as_str())
+            .unwrap();
+        row["BusinessPartner"] = json!("9000000001");
+        let other = rows
+            .iter_mut()
+            .find(|r| r["Supplier"] != supplier.as_str())
+            .unwrap();
+        other["BusinessPartner"] = json!("8000000002");
+        other["Supplier"].as_str().unwrap().to_owned()
+    };
+    // A business partner number is not a vendor id when the partner is the supplier
+    // of another number: no record, rather than the wrong one.
+    let (status, got) = s.get(&format!("{vendors}/8000000002")).await;
+    assert_eq!(status, 404, "{got}");
+    let (status, got) = s.get(&format!("{vendors}/{other}")).await;
+    assert_eq!(
+        (status, got["data"]["id"].as_str()),
+        (200, Some(other.as_str()))
+    );
+    let (status, got) = s.get(&format!("{vendors}/{supplier}")).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["data"]["id"], supplier.as_str());
+    let (status, _, updated) = s
+        .call(
+            "PATCH",
+            &format!("{vendors}/{supplier}"),
+            Some(json!({"name": "Renamed Supplier Inc."})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["data"]["name"], "Renamed Supplier Inc.");
+    let (method, path, sent) = mock.writes.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(method, "PATCH");
+    assert!(path.ends_with("/A_BusinessPartner('9000000001')"), "{path}");
+    assert_eq!(
+        sent,
+        json!({"BusinessPartnerFullName": "Renamed Supplier Inc."})
+    );
+    let (status, _) = s.get(&format!("{vendors}/NOSUCHSUPPLIER")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_plugin_raises_one_event_until_it_recovers() {
+    let dir = temp_dir("plugin");
+    let s = Service::start(&dir, None).await;
+    let (r, url, _receiver) = receiver().await;
+    subscribe(&s, &r, &url, &["plugin.failing"]).await;
+    let (_, _, c) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "sap-s4hana", "name": "sb", "mode": "sandbox"})),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let mapping = s
+        .bind_plugins(&id, "purchase_order", &["crosswalk-fixture-hostile"])
+        .await;
+    let calling = |function: &str| json!({"overrides": [{"target": "custom_fields.checked", "path": "$.PurchaseOrder", "transforms": [{"plugin": "hostile", "function": function}]}]});
+    let (status, _, m) = s.call("PUT", &mapping, Some(calling("panic"))).await;
+    assert_eq!(status, 200, "{m}");
+    let po = format!("/v1/connections/{id}/purchase-orders?page_size=3");
+
+    // Every call traps: the field is null with its error, the log says why, and one
+    // event is raised however many reads fail.
+    for _ in 0..3 {
+        let (status, page) = s.get(&po).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page["data"][0]["custom_fields"]["checked"].is_null());
+        assert!(
+            page["data"][0]["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("hostile"),
+            "{page}"
+        );
+    }
+    let st = s.status(&id).await;
+    assert_eq!(st["status"], "degraded", "{st}");
+    assert_eq!(st["entities"]["purchase_order"]["failing"], "plugin");
+    let (_, log) = s
+        .get(&format!("/v1/connections/{id}/errors?kind=plugin"))
+        .await;
+    let entry = &log["data"][0];
+    assert_eq!(entry["plugin"], "hostile");
+    assert!(
+        entry["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 of 3 calls failed (3 trap)"),
+        "{entry}"
+    );
+    eventually("plugin.failing", || r.of("plugin.failing").len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(r.of("plugin.failing").len(), 1, "once per incident");
+    assert_eq!(r.of("plugin.failing")[0]["data"]["plugin"], "hostile");
+
+    // It recovers; then it fails again: a second event.
+    s.call("PUT", &mapping, Some(calling("echo"))).await;
+    let (_, page) = s.get(&po).await;
+    assert_eq!(
+        page["data"][0]["custom_fields"]["checked"],
+        page["data"][0]["id"]
+    );
+    assert_eq!(s.status(&id).await["status"], "healthy");
+    s.call("PUT", &mapping, Some(calling("panic"))).await;
+    s.get(&po).await;
+    eventually("the second plugin.failing", || {
+        r.of("plugin.failing").len() == 2
+    })
+    .await;
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_calls_keep_to_the_connections_concurrency_limit() {
+    let dir = temp_dir("concurrency");
+    let s = Arc::new(Service::start(&dir, None).await);
+    let (base, mock) = mock::start(&format!("crosswalk:{PASSWORD}")).await;
+    let id = s
+        .live(
+            "sap-s4hana",
+            json!({"base_url": base, "max_concurrency": 2}),
+            json!({"type": "basic", "username": "crosswalk", "password": PASSWORD}),
+        )
+        .await;
+    mock.set(Switches {
+        delay: Some(Duration::from_millis(150)),
+        ..Switches::default()
+    });
+    let reads: Vec<_> = (0..6)
+        .map(|_| {
+            let s = Arc::clone(&s);
+            let path = format!("/v1/connections/{id}/assets");
+            tokio::spawn(async move { s.get(&path).await.0 })
+        })
+        .collect();
+    for read in reads {
+        assert_eq!(read.await.unwrap(), 200);
+    }
+    assert_eq!(mock.calls(), 6);
+    assert_eq!(
+        *mock.max_in_flight.lock().unwrap(),
+        2,
+        "never more than the limit at once"
+    );
+    Arc::into_inner(s).expect("no other handle").stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_writes_go_upstream_in_each_systems_format_and_read_back() {
+    let dir = temp_dir("writes");
+    let s = Service::start(&dir, None).await;
+    let (base, mock) = mock::start(&format!("crosswalk:{PASSWORD}")).await;
+    let id = s
+        .live(
+            "sap-s4hana",
+            json!({"base_url": base, "breaker": {"consecutive_failures": 2, "open_ms": 60000, "window": 10, "min_calls": 10}}),
+            json!({"type": "basic", "username": "crosswalk", "password": PASSWORD}),
+        )
+        .await;
+    let (status, _, _) = s
+        .call("PUT", &format!("/v1/connections/{id}/mappings/purchase_order"), Some(json!({"overrides": [{"target": "custom_fields.cost_center", "path": "$.ZZ1_CostCenter_PDH"}]})))
+        .await;
+    assert_eq!(status, 200);
+    let po = format!("/v1/connections/{id}/purchase-orders");
+
+    // A create: deep insert with its items, through the CSRF handshake, read back.
+    let order = json!({
+        "number": "4500009001",
+        "vendor": {"id": "17300001"},
+        "order_date": "2024-06-03",
+        "currency": "EUR",
+        "custom_fields": {"cost_center": "CC-42"},
+        "lines": [{"line_number": 10, "item_id": "RM-BRG-6205", "quantity": 5, "unit_of_measure": "PC"}],
+    });
+    let (status, headers, created) = s.call("POST", &po, Some(order)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(headers["crosswalk-mapping-version"], "1");
+    assert_eq!(created["applied"], true);
+    let data = &created["data"];
+    assert_eq!(
+        (
+            data["id"].as_str(),
+            data["currency"].as_str(),
+            data["order_date"].as_str()
+        ),
+        (Some("4500009001"), Some("EUR"), Some("2024-06-03"))
+    );
+    assert_eq!(data["custom_fields"]["cost_center"], "CC-42");
+    assert_eq!(
+        (
+            data["lines"][0]["quantity"].as_f64(),
+            data["lines"][0]["item_id"].as_str()
+        ),
+        (Some(5.0), Some("RM-BRG-6205"))
+    );
+    let (method, path, sent) = mock.writes.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        (method.as_str(), path.ends_with("/A_PurchaseOrder")),
+        ("POST", true)
+    );
+    assert_eq!(sent["ZZ1_CostCenter_PDH"], "CC-42");
+    assert_eq!(
+        sent["to_PurchaseOrderItem"]["results"][0]["OrderQuantity"],
+        "5"
+    );
+    assert_eq!(sent["PurchaseOrderDate"], "/Date(1717372800000)/");
+    assert_eq!(
+        s.get(&format!("{po}/4500009001")).await.1["data"]["currency"],
+        "EUR"
+    );
+
+    // An update sends the given fields only.
+    let (status, _, updated) = s
+        .call(
+            "PATCH",
+            &format!("{po}/4500009001"),
+            Some(json!({"currency": "USD"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        (
+            updated["data"]["currency"].as_str(),
+            updated["data"]["custom_fields"]["cost_center"].as_str()
+        ),
+        (Some("USD"), Some("CC-42"))
+    );
+    let (method, path, sent) = mock.writes.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        (
+            method.as_str(),
+            path.ends_with("A_PurchaseOrder('4500009001')")
+        ),
+        ("PATCH", true),
+        "{path}"
+    );
+    assert_eq!(sent, json!({"DocumentCurrency": "USD"}));
+    assert_eq!(
+        s.call(
+            "PATCH",
+            &format!("{po}/4599999999"),
+            Some(json!({"currency": "USD"}))
+        )
+        .await
+        .0,
+        404
+    );
+
+    // A read-only field is refused before anything is sent.
+    let writes = mock.writes.lock().unwrap().len();
+    let (status, _, e) = s
+        .call(
+            "PATCH",
+            &format!("{po}/4500009001"),
+            Some(json!({"status": "approved"})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("unwritable_fields")),
+        "{e}"
+    );
+    assert_eq!(mock.writes.lock().unwrap().len(), writes);
+
+    // The system refuses the record: 422 with its message; the connection stays healthy.
+    let (status, _, e) = s
+        .call(
+            "POST",
+            &po,
+            Some(json!({"number": "4500009002", "vendor": {"id": "99999999"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("upstream_rejected")),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Supplier 99999999 does not exist"),
+        "{e}"
+    );
+    assert_eq!(s.status(&id).await["status"], "healthy");
+    let (_, log) = s
+        .get(&format!("/v1/connections/{id}/errors?kind=rejected"))
+        .await;
+    assert_eq!(log["data"][0]["upstream_status"], 400);
+
+    // An outage during writes counts for the breaker like one during reads.
+    mock.set(Switches {
+        fail_with: Some(503),
+        ..Switches::default()
+    });
+    for _ in 0..2 {
+        let (status, _, e) = s
+            .call(
+                "PATCH",
+                &format!("{po}/4500009001"),
+                Some(json!({"currency": "CHF"})),
+            )
+            .await;
+        assert_eq!(status, 502, "{e}");
+    }
+    let calls = mock.calls();
+    let (status, _, e) = s
+        .call(
+            "PATCH",
+            &format!("{po}/4500009001"),
+            Some(json!({"currency": "CHF"})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (503, Some("circuit_open"))
+    );
+    assert_eq!(mock.calls(), calls, "not sent while the breaker is open");
+    mock.set(Switches::default());
+
+    // Maximo: a create with `properties`, an update at the record's href.
+    let (mbase, mmock) = mock::start("maximo-api-key-123").await;
+    let mx = s
+        .live(
+            "ibm-maximo",
+            json!({"base_url": mbase}),
+            json!({"type": "api_key", "header": "apikey", "key": "maximo-api-key-123"}),
+        )
+        .await;
+    let mpo = format!("/v1/connections/{mx}/purchase-orders");
+    let (status, _, created) = s
+        .call("POST", &mpo, Some(json!({"number": "PO-9001", "vendor": {"id": "GRAINGER"}, "currency": "USD", "order_date": "2024-06-03"})))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        (
+            created["data"]["id"].as_str(),
+            created["data"]["order_date"].as_str()
+        ),
+        (Some("PO-9001"), Some("2024-06-03"))
+    );
+    let (status, _, updated) = s
+        .call(
+            "PATCH",
+            &format!("{mpo}/PO-9001"),
+            Some(json!({"currency": "CAD"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["data"]["currency"], "CAD");
+    let (_, path, sent) = mmock.writes.lock().unwrap().last().cloned().unwrap();
+    assert!(path.ends_with("/mxapipo/_PO-9001"), "{path}");
+    assert_eq!(sent, json!({"currencycode": "CAD"}));
+
+    // Dynamics: a create to the entity set, an update by legal entity and key.
+    let (dbase, dmock) = mock::start("bearer-token-xyz").await;
+    let d = s
+        .live(
+            "dynamics-365-fo",
+            json!({"base_url": dbase}),
+            json!({"type": "bearer", "token": "bearer-token-xyz"}),
+        )
+        .await;
+    let dpo = format!("/v1/connections/{d}/purchase-orders");
+    let (status, _, created) = s
+        .call(
+            "POST",
+            &dpo,
+            Some(json!({"number": "PO-009001", "vendor": {"id": "US-104"}, "currency": "USD"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["data"]["id"], "PO-009001");
+    let (_, path, sent) = dmock.writes.lock().unwrap().last().cloned().unwrap();
+    assert!(path.ends_with("/data/PurchaseOrderHeadersV2"), "{path}");
+    assert_eq!(sent["OrderVendorAccountNumber"], "US-104");
+    let (status, _, updated) = s
+        .call(
+            "PATCH",
+            &format!("{dpo}/PO-009001"),
+            Some(json!({"currency": "EUR"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["data"]["currency"], "EUR");
+    let (method, path, _) = dmock.writes.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(method, "PATCH");
+    assert!(
+        path.contains("PurchaseOrderHeadersV2(dataAreaId="),
+        "{path}"
+    );
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Outbound calls are checked when connecting, on the resolved address: a webhook and
+/// a live upstream stored while the operator allowed loopback (by the name
+/// `localhost`, which resolves to 127.0.0.1, and by address) are refused with nothing
+/// sent once the service runs without that allowance, and the refusal is logged per
+/// connection and per delivery; allowed again, the same calls go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_addresses_are_refused_when_connecting_even_if_stored_before() {
+    let dir = temp_dir("egress");
+    let s = Service::start(&dir, None).await;
+    let (by_name, url, _named_receiver) = receiver().await;
+    let named = subscribe(
+        &s,
+        &by_name,
+        &url.replace("127.0.0.1", "localhost"),
+        &["mapping.updated"],
+    )
+    .await;
+    let (by_address, url, _literal_receiver) = receiver().await;
+    let literal = subscribe(&s, &by_address, &url, &["mapping.updated"]).await;
+    let (base, mock) = mock::start(&format!("crosswalk:{PASSWORD}")).await;
+    let live = s
+        .live(
+            "sap-s4hana",
+            json!({"base_url": base.replace("127.0.0.1", "localhost")}),
+            json!({"type": "basic", "username": "crosswalk", "password": PASSWORD}),
+        )
+        .await;
+    let orders = format!("/v1/connections/{live}/purchase-orders?page_size=2");
+    let (status, page) = s.get(&orders).await;
+    assert_eq!(status, 200, "allowed, `localhost` is reached: {page}");
+    let (_, _, c) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "sap-s4hana", "name": "sb", "mode": "sandbox"})),
+        )
+        .await;
+    let mapping = format!(
+        "/v1/connections/{}/mappings/purchase_order",
+        c["id"].as_str().unwrap()
+    );
+    let change =
+        |n: usize| json!({"overrides": [{"target": format!("custom_fields.f{n}"), "path": "$.X"}]});
+    let (status, _, _) = s.call("PUT", &mapping, Some(change(1))).await;
+    assert_eq!(status, 200);
+    wait_delivered(&s, &named).await;
+    wait_delivered(&s, &literal).await;
+    let key = s.stop().await;
+
+    // The same store, without the allowance: nothing is sent to either.
+    let s = Service::start_with(&dir, Some(key.clone()), Policy::deny_internal()).await;
+    let data_calls = *mock.data_calls.lock().unwrap();
+    let (status, answer) = s.get(&orders).await;
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(answer["error"]["code"], "upstream_unreachable");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "its address is refused: `localhost` resolves only to refused addresses: 127.0.0.1 is a loopback address (127.0.0.0/8)"
+        ) && message.contains("--allow-upstream"),
+        "{message}"
+    );
+    assert_eq!(
+        *mock.data_calls.lock().unwrap(),
+        data_calls,
+        "nothing reached the upstream"
+    );
+    let (_, errors) = s.get(&format!("/v1/connections/{live}/errors")).await;
+    assert_eq!(errors["data"][0]["kind"], "network", "{errors}");
+    assert!(
+        errors["data"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1 is a loopback address"),
+        "{errors}"
+    );
+    let (status, _, _) = s.call("PUT", &mapping, Some(change(2))).await;
+    assert_eq!(status, 200);
+    for (sub, why) in [
+        (
+            &named,
+            "`localhost` resolves only to refused addresses: 127.0.0.1 is a loopback address (127.0.0.0/8)",
+        ),
+        (
+            &literal,
+            "the address is refused: 127.0.0.1 is a loopback address (127.0.0.0/8)",
+        ),
+    ] {
+        let mut log = Value::Null;
+        for _ in 0..200 {
+            log = s.get(&format!("/v1/webhooks/{sub}/deliveries")).await.1;
+            if log["data"][0]["outcome"] == "failed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(log["data"][0]["outcome"], "failed", "{log}");
+        let error = log["data"][0]["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("not sent:") && error.contains(why),
+            "{error}"
+        );
+    }
+    for r in [&by_name, &by_address] {
+        assert!(
+            r.of("mapping.updated")
+                .iter()
+                .all(|e| e["data"]["version"] == 1),
+            "nothing was delivered without the allowance"
+        );
+    }
+    s.stop().await;
+
+    // Allowed again: the retried deliveries and the reads go through.
+    let s = Service::start(&dir, Some(key)).await;
+    for r in [&by_name, &by_address] {
+        eventually("the redelivery once allowed", || {
+            r.of("mapping.updated")
+                .iter()
+                .any(|e| e["data"]["version"] == 2)
+        })
+        .await;
+    }
+    let (status, page) = s.get(&orders).await;
+    assert_eq!(status, 200, "{page}");
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
