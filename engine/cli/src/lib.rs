@@ -287,7 +287,7 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
-/// The limits on what tenants store (see `crosswalk::quota`); each has a
+/// The limits on what tenants store (see `crosswalk_service::quota`); each has a
 /// `CROSSWALK_MAX_…` variable too.
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Limits and quotas")]

@@ -25,7 +25,7 @@
 //!
 //! // A system's default mapping (the source systems' crate ships one per entity).
 //! let default = MappingSpec::parse(
-//!     "system: sap-s4hana\nentity: vendor\nfields:\n  id: {path: $.Supplier}\n  name: {path: $.SupplierName}\n",
+//!     "system: sap-s4hana\nentity: vendor\nrules:\n  - {target: id, path: $.Supplier}\n  - {target: name, path: $.SupplierName}\n",
 //!     Format::Yaml,
 //! )?;
 //! // A connection keeps the vendor's tax number in a custom field.

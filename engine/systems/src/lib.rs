@@ -13,6 +13,29 @@
 //! The functions at the root resolve and compile a system's mappings:
 //! [`resolve`] (the default with a connection's overrides), [`plan`] and [`plan_with`]
 //! (compiled for reads), [`write_plan`] (derived for writes).
+//!
+//! # Load → compile → run
+//!
+//! ```
+//! use crosswalk_core::mapping::{Format, MapOptions, OverrideSpec};
+//! use crosswalk_core::model::Entity;
+//! use serde_json::json;
+//!
+//! // Load: a connection keeps its cost centre in a custom SAP field.
+//! let overrides = OverrideSpec::parse(
+//!     "overrides:\n  - target: custom_fields.cost_center\n    path: $.ZZ1_CostCenter_PDH\n",
+//!     Format::Yaml,
+//! )?;
+//! // Compile: the SAP default for purchase orders, with the override layered on.
+//! let plan = crosswalk_systems::plan("sap-s4hana", Entity::PurchaseOrder, Some(&overrides))?;
+//! // Run: map one record as SAP's OData API returns it.
+//! let source = json!({"PurchaseOrder": "4500000017", "ZZ1_CostCenter_PDH": "CC-1000"});
+//! let record = plan.map_record(&source, MapOptions::default())?;
+//! assert_eq!(record["id"], "4500000017");
+//! assert_eq!(record["custom_fields"], json!({"cost_center": "CC-1000"}));
+//! assert_eq!(record["lines"], json!([]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 /// The default mapping of one entity: `mappings/<system>/<file>.yaml`, compiled in.
 macro_rules! mapping {

@@ -63,10 +63,10 @@ impl Path {
     /// Parses `text` as an RFC 9535 query.
     ///
     /// ```
-    /// let path = crosswalk::path::Path::parse("$.to_PurchaseOrderItem.results[*].Material")?;
+    /// let path = crosswalk_core::path::Path::parse("$.to_PurchaseOrderItem.results[*].Material")?;
     /// assert!(!path.is_singular());
-    /// assert!(crosswalk::path::Path::parse("$.a[").is_err());
-    /// # Ok::<(), crosswalk::path::PathError>(())
+    /// assert!(crosswalk_core::path::Path::parse("$.a[").is_err());
+    /// # Ok::<(), crosswalk_core::path::PathError>(())
     /// ```
     pub fn parse(text: &str) -> Result<Self, PathError> {
         let parsed = parse_json_path(text).map_err(|e| PathError::new(text, e))?;
