@@ -172,7 +172,10 @@ pub struct PluginHost {
     linker: Linker<State>,
     config: HostConfig,
     pool: Pool,
-    compiled: Mutex<HashMap<String, Component>>,
+    /// Compiled components by content hash. The map's lock is held only to find a
+    /// hash's cell; a compile holds that cell's lock alone, so that loads of one hash
+    /// wait for one compile and loads of other hashes do not wait at all.
+    compiled: Mutex<HashMap<String, Arc<Mutex<Option<Component>>>>>,
     /// Loaded (described) plugins by content hash: `describe` runs once per hash.
     loaded: Mutex<HashMap<String, Arc<WasmPlugin>>>,
     /// Loads describing a plugin now, at most [`LOAD_SLOTS`].
@@ -340,15 +343,10 @@ impl PluginHost {
         {
             return Ok(Arc::clone(plugin));
         }
+        // Before compiling: a refused upload costs no compile and leaves nothing in the
+        // cache.
+        check_imports(bytes)?;
         let component = self.component(&sha256, bytes)?;
-        for (import, _) in component.component_type().imports(&self.engine) {
-            let interface = import.split('@').next().unwrap_or(import);
-            if !ALLOWED_IMPORTS.contains(&interface) {
-                return Err(PluginError::ForbiddenImport {
-                    import: import.to_owned(),
-                });
-            }
-        }
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             PluginError::NotThePluginWorld {
                 message: format!("{e:#}"),
@@ -416,8 +414,15 @@ impl PluginHost {
     }
 
     fn component(&self, sha256: &str, bytes: &[u8]) -> Result<Component, PluginError> {
-        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = compiled.get(sha256) {
+        let cell = Arc::clone(
+            self.compiled
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(sha256.to_owned())
+                .or_default(),
+        );
+        let mut slot = cell.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = &*slot {
             return Ok(c.clone());
         }
         let path = self
@@ -428,9 +433,16 @@ impl PluginHost {
         let component = match path.as_deref().and_then(|p| cache::load(&self.engine, p)) {
             Some(c) => c,
             None => {
-                let c = Component::new(&self.engine, bytes).map_err(|e| PluginError::Compile {
-                    message: format!("{e:#}"),
-                })?;
+                let c = match Component::new(&self.engine, bytes) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        drop(slot);
+                        self.forget_compiled(sha256, &cell);
+                        return Err(PluginError::Compile {
+                            message: format!("{e:#}"),
+                        });
+                    }
+                };
                 self.compilations.fetch_add(1, Ordering::Relaxed);
                 if let Some(path) = &path {
                     // A cache that cannot be written (a read-only home, a full disk)
@@ -440,9 +452,72 @@ impl PluginHost {
                 c
             }
         };
-        compiled.insert(sha256.to_owned(), component.clone());
+        *slot = Some(component.clone());
         Ok(component)
     }
+
+    /// Drops `cell`, a hash's empty cell, from the map: failed compiles leave nothing.
+    fn forget_compiled(&self, sha256: &str, cell: &Arc<Mutex<Option<Component>>>) {
+        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if compiled.get(sha256).is_some_and(|c| Arc::ptr_eq(c, cell)) {
+            compiled.remove(sha256);
+        }
+    }
+
+    /// Drops what this host keeps in memory of the component `sha256` (its compiled
+    /// code and its description), when it was deleted. Pipelines that hold the plugin
+    /// keep it until they are replaced; a later load of the same bytes compiles them
+    /// again (or reads them from the cache directory). Returns whether anything was
+    /// kept.
+    pub fn forget(&self, sha256: &str) -> bool {
+        let compiled = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(sha256)
+            .is_some();
+        let loaded = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(sha256)
+            .is_some();
+        compiled || loaded
+    }
+}
+
+/// Refuses a component that imports an interface outside [`ALLOWED_IMPORTS`], from its
+/// bytes, without compiling it. Only the component's own imports count: the modules and
+/// components nested in it are wired to those. Bytes that do not parse pass here, and
+/// the compiler says what is wrong with them.
+fn check_imports(bytes: &[u8]) -> Result<(), PluginError> {
+    use wasmparser::{Parser, Payload};
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let Ok(payload) = payload else {
+            return Ok(());
+        };
+        match payload {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(imports) if depth == 0 => {
+                for import in imports {
+                    let Ok(import) = import else {
+                        return Ok(());
+                    };
+                    let name = import.name.name;
+                    let interface = name.split('@').next().unwrap_or(name);
+                    if !ALLOWED_IMPORTS.contains(&interface) {
+                        return Err(PluginError::ForbiddenImport {
+                            import: name.to_owned(),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Checks what `describe` said: a usable name, unique functions, argument schemas

@@ -1028,3 +1028,41 @@ fn bare_custom_fields_and_coalesce_of_empty_lists() {
         "{out}"
     );
 }
+
+/// An upload refused for its imports is refused before it is compiled: nothing is
+/// compiled and nothing is cached. A deleted plugin's compiled code is dropped; the
+/// next load of the same bytes compiles them again.
+#[test]
+fn a_refused_upload_compiles_nothing_and_a_forgotten_plugin_is_compiled_again() {
+    let cache = std::env::temp_dir().join(format!("crosswalk-refused-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&cache);
+    let host = PluginHost::new(HostConfig {
+        cache_dir: Some(cache.clone()),
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let network = support::rust_plugin_bytes("crosswalk-fixture-network");
+    let e = host.load(&network).unwrap_err();
+    assert!(matches!(e, PluginError::ForbiddenImport { .. }), "{e}");
+    assert_eq!(host.compilations(), 0, "a refused upload was compiled");
+    let cached = fs::read_dir(&cache).map_or(0, |d| d.count());
+    assert_eq!(cached, 0, "a refused upload left files in the cache");
+
+    let bytes = support::rust_plugin_bytes("crosswalk-plugin-vat-id");
+    let plugin = host.load(&bytes).unwrap();
+    assert_eq!(host.compilations(), 1);
+    assert!(host.forget(plugin.sha256()));
+    assert!(!host.forget(plugin.sha256()), "nothing is left to forget");
+    // The plugin held elsewhere still works.
+    assert_eq!(
+        plugin
+            .instance(Limits::DEFAULT)
+            .call_field("validate", &json!("DE136695976"), "{}")
+            .unwrap(),
+        json!(true)
+    );
+    // A reload reads the cache directory; without one it would compile.
+    host.load(&bytes).unwrap();
+    assert_eq!(host.compilations(), 1, "the cache directory was not used");
+    let _ = fs::remove_dir_all(&cache);
+}
