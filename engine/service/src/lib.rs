@@ -13,6 +13,7 @@
 //! - [`webhook`]: event subscriptions, the durable outbox and signed delivery.
 //! - [`egress`]: where outbound calls (webhooks, live upstreams, OAuth token
 //!   endpoints) may go, and the HTTP client that checks every connection against it.
+//! - [`ids`]: random ids and hex text.
 //! - `fuzz` (hidden, not an API): the entry points of the fuzz targets in `fuzz/`.
 //!
 //! The layers below are `crosswalk-core` (model, JSONPath, mapping),
@@ -24,6 +25,7 @@ pub mod egress;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod http;
+pub mod ids;
 pub mod quota;
 pub mod store;
 pub mod webhook;

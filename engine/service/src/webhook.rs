@@ -17,7 +17,8 @@
 //!   a timestamp too far from now to stop replays.
 //!
 //! Any 2xx answer is a delivery. Anything else (or no answer within 10 s) is retried
-//! after `backoff × 2^(attempt−1)`, capped at one hour, up to [`MAX_ATTEMPTS`]; each
+//! after `backoff × 2^(attempt−1)`, capped at one hour, with equal jitter (between half
+//! of that and all of it), up to [`MAX_ATTEMPTS`]; each
 //! attempt is written to the subscription's delivery log. Each subscription's due
 //! deliveries are attempted oldest first, in a task of their own: a receiver that is
 //! slow or down holds up only its own events. A failed one is retried after its backoff
@@ -185,12 +186,7 @@ pub fn sign(secret: &str, timestamp: u64, body: &[u8]) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = crate::ids::hex(&mac.finalize().into_bytes());
     format!("t={timestamp},v1={hex}")
 }
 
@@ -241,14 +237,6 @@ fn rfc3339_ms(ms: u64) -> String {
     chrono::DateTime::from_timestamp_millis(ms as i64)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// A random id with a prefix.
-pub fn random_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes).expect("the operating system's random source works");
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}_{hex}")
 }
 
 /// Writes events to the outbox and delivers them.
@@ -321,7 +309,7 @@ impl Webhooks {
         if subscriptions.is_empty() {
             return Ok(());
         }
-        let event_id = random_id("evt");
+        let event_id = crate::ids::random_id("evt");
         let body = json!({
             "id": event_id,
             "type": event_type.as_str(),
@@ -335,7 +323,7 @@ impl Webhooks {
             self.store.put_delivery(&Delivery {
                 // Time first, so that the outbox (scanned in key order) delivers
                 // events in the order they happened.
-                id: random_id(&format!("dlv_{due_ms:013}")),
+                id: crate::ids::random_id(&format!("dlv_{due_ms:013}")),
                 event_id: event_id.clone(),
                 event_type,
                 subscription_id: s.id,
@@ -512,12 +500,7 @@ impl Webhooks {
             self.store.remove_delivery(&delivery.id)?;
             tracing::warn!(event_id = %delivery.event_id, subscription = %subscription.id, "webhook given up");
         } else {
-            let factor = 1u32 << (delivery.attempts - 1).min(20);
-            let wait = self
-                .backoff
-                .checked_mul(factor)
-                .unwrap_or(Duration::MAX)
-                .min(Duration::from_secs(3600));
+            let wait = retry_wait(self.backoff, delivery.attempts, rand_unit());
             delivery.due_ms = unix_ms() + wait.as_millis() as u64;
             entry.outcome = "failed".into();
             entry.next_attempt_at = Some(rfc3339_ms(delivery.due_ms));
@@ -527,6 +510,26 @@ impl Webhooks {
             .log_delivery(&subscription.id, &entry, LOG_KEEP)?;
         Ok(())
     }
+}
+
+/// How long after its `attempts`-th failure a delivery is tried again: `backoff ×
+/// 2^(attempts−1)`, capped at one hour, with equal jitter — half of it, plus `jitter`
+/// (from 0 to 1) times the other half — so that the deliveries that failed together
+/// (a receiver that was down) do not all come back at the same moment.
+fn retry_wait(backoff: Duration, attempts: u32, jitter: f64) -> Duration {
+    let factor = 1u32 << attempts.saturating_sub(1).min(20);
+    let full = backoff
+        .checked_mul(factor)
+        .unwrap_or(Duration::MAX)
+        .min(Duration::from_secs(3600));
+    let half = full / 2;
+    half + half.mul_f64(jitter.clamp(0.0, 1.0))
+}
+
+/// A random number from 0 to 1.
+fn rand_unit() -> f64 {
+    let bits = u64::from_le_bytes(crate::ids::random_bytes::<8>());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Marks a subscription's deliveries as no longer under way, and wakes the worker, when
@@ -550,6 +553,24 @@ impl Drop for Release {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_with_jitter_within_the_cap() {
+        let b = Duration::from_secs(1);
+        assert_eq!(retry_wait(b, 1, 0.0), Duration::from_millis(500));
+        assert_eq!(retry_wait(b, 1, 1.0), Duration::from_secs(1));
+        assert_eq!(retry_wait(b, 3, 0.5), Duration::from_secs(3));
+        assert_eq!(retry_wait(b, 30, 1.0), Duration::from_secs(3600));
+        assert_eq!(retry_wait(b, 30, 0.0), Duration::from_secs(1800));
+        let waits: std::collections::BTreeSet<Duration> =
+            (0..20).map(|_| retry_wait(b, 4, rand_unit())).collect();
+        assert!(waits.len() > 1, "no jitter: {waits:?}");
+        assert!(
+            waits
+                .iter()
+                .all(|w| *w >= Duration::from_secs(4) && *w <= Duration::from_secs(8))
+        );
+    }
 
     #[test]
     fn signatures_verify_and_catch_changes() {

@@ -85,7 +85,7 @@ fn new_request_id() -> String {
             .as_nanos() as u64)
             .to_be_bytes();
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::ids::hex(&bytes)
 }
 
 #[cfg(test)]

@@ -11,9 +11,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState, Caller, List, json_body};
+use crate::ids::random_id;
 use crate::quota::Quotas;
 use crate::store::now;
-use crate::webhook::{DeliveryAttempt, EventType, Subscription, random_id};
+use crate::webhook::{DeliveryAttempt, EventType, Subscription};
 
 /// A new subscription.
 #[derive(Deserialize, JsonSchema)]

@@ -22,6 +22,8 @@ use crosswalk_core::mapping::OverrideSpec;
 use crosswalk_core::model::Entity;
 use crosswalk_systems::SystemId;
 
+use crate::ids::{hex, random_bytes, random_id};
+
 /// The sled store.
 pub struct SledStore {
     db: sled::Db,
@@ -120,21 +122,6 @@ impl SledStore {
         entries.reverse();
         Ok(entries)
     }
-}
-
-/// A random id with a prefix: `con_3f9a…`.
-fn random_id(prefix: &str) -> String {
-    format!("{prefix}_{}", hex(&random_bytes::<12>()))
-}
-
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).expect("the operating system's random source works");
-    bytes
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn secret_hash(secret: &str) -> Vec<u8> {
