@@ -2239,3 +2239,31 @@ async fn refused_addresses_are_refused_when_connecting_even_if_stored_before() {
     s.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Requests that find their OAuth token refused together fetch one new token, not one
+/// each (single flight), and all go on with it.
+#[tokio::test]
+async fn requests_whose_token_was_revoked_fetch_one_new_token_together() {
+    let dir = temp_dir("oauth-single-flight");
+    let s = Service::start(&dir, None).await;
+    let (base, mock) = mock::start("client-secret-1").await;
+    *mock.token_lifetime_s.lock().unwrap() = 3600;
+    let d = s
+        .live("dynamics-365-fo", json!({"base_url": base, "page_size": 5}), json!({"type": "oauth2", "token_url": format!("{base}/oauth/token"), "client_id": "crosswalk", "client_secret": "client-secret-1"}))
+        .await;
+    let path = format!("/v1/connections/{d}/vendors");
+    assert_eq!(s.get(&path).await.0, 200);
+    let before = *mock.token_calls.lock().unwrap();
+    // The token in use is revoked: every request now gets a 401 with it.
+    mock.tokens.lock().unwrap().clear();
+    let answers = futures_util::future::join_all((0..8).map(|_| s.get(&path))).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+    }
+    assert_eq!(
+        *mock.token_calls.lock().unwrap() - before,
+        1,
+        "each request fetched its own token"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -19,7 +19,6 @@
 //! ([`crate::egress`]); a refused address is a [`ErrorKind::Network`] error that
 //! names the address and the rule.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -402,8 +401,9 @@ pub struct Upstream {
     permits: Semaphore,
     page_size: u32,
     timeout: Duration,
-    /// The current OAuth access token and when it expires.
-    token: Mutex<Option<(String, Instant)>>,
+    /// The current OAuth access token and when it expires; held while a new one is
+    /// fetched (single flight).
+    token: tokio::sync::Mutex<Option<(String, Instant)>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -476,7 +476,7 @@ impl Upstream {
             permits: Semaphore::new(config.max_concurrency as usize),
             page_size: config.page_size,
             timeout: Duration::from_millis(config.timeout_ms),
-            token: Mutex::new(None),
+            token: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -815,7 +815,8 @@ impl Upstream {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let mut refreshed = false;
+        // The OAuth token that got a 401, once one did: it is replaced once.
+        let mut refused: Option<String> = None;
         loop {
             let mut request = self
                 .client
@@ -828,7 +829,7 @@ impl Upstream {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let request = self.authorize(request, refreshed).await?;
+            let (request, token) = self.authorize(request, refused.as_deref()).await?;
             let response = self
                 .client
                 .send(request)
@@ -836,12 +837,11 @@ impl Upstream {
                 .map_err(|e| send_error(&e, self.timeout))?;
             let status = response.status();
             if status == reqwest::StatusCode::UNAUTHORIZED
-                && matches!(self.credentials, Credentials::Oauth2 { .. })
-                && !refreshed
+                && refused.is_none()
+                && let Some(token) = token
             {
                 // The token may have expired early or been revoked: get a new one once.
-                *self.token.lock().expect("not poisoned") = None;
-                refreshed = true;
+                refused = Some(token);
                 continue;
             }
             if status == reqwest::StatusCode::NOT_FOUND {
@@ -1060,30 +1060,37 @@ impl Upstream {
         Ok(answer.status != 404)
     }
 
+    /// Adds the credentials to `request`; with OAuth, also answers the access token it
+    /// used, and takes a new one if the current one is `refused`.
     async fn authorize(
         &self,
         request: reqwest::RequestBuilder,
-        fresh_token: bool,
-    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
+        refused: Option<&str>,
+    ) -> Result<(reqwest::RequestBuilder, Option<String>), UpstreamError> {
         Ok(match &self.credentials {
             Credentials::Basic { username, password } => {
-                request.basic_auth(username, Some(password))
+                (request.basic_auth(username, Some(password)), None)
             }
-            Credentials::Bearer { token } => request.bearer_auth(token),
-            Credentials::ApiKey { header, key } => request.header(header.as_str(), key.as_str()),
+            Credentials::Bearer { token } => (request.bearer_auth(token), None),
+            Credentials::ApiKey { header, key } => {
+                (request.header(header.as_str(), key.as_str()), None)
+            }
             Credentials::Oauth2 { .. } => {
-                let token = self.access_token(fresh_token).await?;
-                request.bearer_auth(token)
+                let token = self.access_token(refused).await?;
+                (request.bearer_auth(&token), Some(token))
             }
         })
     }
 
-    /// The OAuth access token: the cached one while it has more than 30 s left, else a
-    /// new one from the token endpoint.
-    async fn access_token(&self, fresh: bool) -> Result<String, UpstreamError> {
-        if !fresh
-            && let Some((token, expires)) = self.token.lock().expect("not poisoned").as_ref()
+    /// The OAuth access token: the cached one while it has more than 30 s left (and is
+    /// not the one that was `refused`), else a new one from the token endpoint. Single
+    /// flight: the token's lock is held while one is fetched, so that requests that find
+    /// it expired together wait for one fetch and share its token.
+    async fn access_token(&self, refused: Option<&str>) -> Result<String, UpstreamError> {
+        let mut cached = self.token.lock().await;
+        if let Some((token, expires)) = cached.as_ref()
             && *expires > Instant::now() + Duration::from_secs(30)
+            && Some(token.as_str()) != refused
         {
             return Ok(token.clone());
         }
@@ -1135,7 +1142,7 @@ impl Upstream {
             )
         })?;
         let expires = Instant::now() + Duration::from_secs(answer.expires_in.unwrap_or(3600));
-        *self.token.lock().expect("not poisoned") = Some((answer.access_token.clone(), expires));
+        *cached = Some((answer.access_token.clone(), expires));
         Ok(answer.access_token)
     }
 }

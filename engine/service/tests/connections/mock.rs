@@ -50,6 +50,9 @@ pub struct Mock {
     pub data_calls: Mutex<u64>,
     /// Calls of the token endpoint.
     pub token_calls: Mutex<u64>,
+    /// How long the tokens it issues live, in seconds (20: inside the client's 30 s
+    /// margin, so that each call takes a fresh one).
+    pub token_lifetime_s: Mutex<u64>,
     /// The query strings it was called with.
     pub queries: Mutex<Vec<String>>,
     /// The mock's records, per system and entity: the sandbox datasets, then what
@@ -89,6 +92,7 @@ pub async fn start(secret: &str) -> (String, Arc<Mock>) {
         switches: Mutex::new(Switches::default()),
         data_calls: Mutex::new(0),
         token_calls: Mutex::new(0),
+        token_lifetime_s: Mutex::new(20),
         queries: Mutex::new(Vec::new()),
         tables: Mutex::new(HashMap::new()),
         writes: Mutex::new(Vec::new()),
@@ -106,7 +110,12 @@ pub async fn start(secret: &str) -> (String, Arc<Mock>) {
 }
 
 async fn token(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: String) -> Response {
-    *mock.token_calls.lock().unwrap() += 1;
+    // Numbered by call, so that a token issued after the others were revoked is new.
+    let call = {
+        let mut calls = mock.token_calls.lock().unwrap();
+        *calls += 1;
+        *calls
+    };
     let expected = basic_header("crosswalk", &mock.client_secret.lock().unwrap());
     let given = headers
         .get("authorization")
@@ -119,10 +128,11 @@ async fn token(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: String) 
         )
             .into_response();
     }
-    let token = format!("tok-{}", mock.tokens.lock().unwrap().len() + 1);
+    let token = format!("tok-{call}");
     mock.tokens.lock().unwrap().push(token.clone());
     // Short-lived: the client must refresh it (it refreshes within 30 s of expiry).
-    axum::Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 20}))
+    let lifetime = *mock.token_lifetime_s.lock().unwrap();
+    axum::Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime}))
         .into_response()
 }
 
