@@ -906,3 +906,76 @@ fn a_tenant_flooding_hostile_plugins_hurts_no_other_tenant() {
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A client that sends `Expect: 100-continue` (curl does, for large bodies) is told to
+/// go on before it sends its body, by every kind of body the service reads; without
+/// the interim answer the client would wait for its own timeout first.
+#[test]
+fn a_client_that_expects_100_continue_is_answered_before_it_sends_its_body() {
+    let dir = std::env::temp_dir().join(format!("crosswalk-e2e-expect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = Server::start(&dir);
+    let con = server.sandbox("sap-s4hana");
+    let record = std::fs::read(
+        support::root().join("examples/payloads/sap-s4hana/purchase_order/standard.json"),
+    )
+    .unwrap();
+    let cases = [
+        (
+            format!("/v1/connections/{con}/transform/purchase_order"),
+            "application/json",
+            record.clone(),
+            200,
+        ),
+        (
+            format!("/v1/connections/{con}/transform/purchase_order"),
+            "application/x-ndjson",
+            [record.as_slice(), b"\n"].concat(),
+            200,
+        ),
+        (
+            format!("/v1/connections/{con}/mappings/purchase_order/preview"),
+            "application/json",
+            br#"{"overrides": {"overrides": [{"target": "custom_fields.x", "path": "$.X"}]}, "payload": {"PurchaseOrder": "1"}}"#
+                .to_vec(),
+            200,
+        ),
+    ];
+    for (path, content_type, body, want) in cases {
+        let mut stream = TcpStream::connect(&server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            server.addr,
+            server.demo_key,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        // Nothing of the body is sent before the interim answer.
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("{path} ({content_type}): no 100 Continue: {e}"));
+        assert!(
+            line.starts_with("HTTP/1.1 100"),
+            "{path} ({content_type}): {line}"
+        );
+        let mut blank = String::new();
+        reader.read_line(&mut blank).unwrap();
+        assert_eq!(blank, "\r\n");
+        stream.write_all(&body).unwrap();
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).unwrap();
+        let status: u16 = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{path}: {rest}"));
+        assert_eq!(status, want, "{path} ({content_type}): {rest}");
+    }
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

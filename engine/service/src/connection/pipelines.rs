@@ -89,6 +89,13 @@ pub enum ChangeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The blocking task that loaded and compiled a pipeline panicked or was
+    /// cancelled (the runtime shutting down).
+    #[error("loading the mapping stopped: {message}")]
+    Interrupted {
+        /// The task's error.
+        message: String,
+    },
 }
 
 /// The mapping a change proposes to follow the current one.
@@ -193,6 +200,36 @@ impl Pipelines {
         entity: Entity,
     ) -> Result<Arc<Pipeline>, ChangeError> {
         Ok(self.slot(connection, entity)?.current.load_full())
+    }
+
+    /// The pipeline a request uses now, if it is compiled already: no store read, no
+    /// compile.
+    pub fn cached(&self, connection_id: &str, entity: Entity) -> Option<Arc<Pipeline>> {
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(connection_id.to_owned(), entity))
+            .map(|slot| slot.current.load_full())
+    }
+
+    /// [`Pipelines::current`] for async callers: a pipeline that is not compiled yet is
+    /// read from the store and compiled, its plugins loaded, on the blocking pool (that
+    /// takes milliseconds, and seconds for a large plugin), so that the async workers
+    /// go on serving other requests meanwhile.
+    pub async fn current_async(
+        self: &Arc<Self>,
+        connection: &Connection,
+        entity: Entity,
+    ) -> Result<Arc<Pipeline>, ChangeError> {
+        if let Some(pipeline) = self.cached(&connection.id, entity) {
+            return Ok(pipeline);
+        }
+        let (this, connection) = (Arc::clone(self), connection.clone());
+        tokio::task::spawn_blocking(move || this.current(&connection, entity))
+            .await
+            .map_err(|e| ChangeError::Interrupted {
+                message: e.to_string(),
+            })?
     }
 
     /// Applies a change to the latest version: `edit` gets the current version and

@@ -290,7 +290,7 @@ impl Records {
             strict: false,
             remote_data: query.remote_data,
         };
-        let pipeline = self.pipelines.current(c, entity)?;
+        let pipeline = self.pipelines.current_async(c, entity).await?;
         match c.mode {
             Mode::Sandbox => {
                 let offset = cursor.as_ref().and_then(|c| c.o).unwrap_or(0) as usize;
@@ -473,7 +473,7 @@ impl Records {
             strict: false,
             remote_data,
         };
-        let pipeline = self.pipelines.current(c, entity)?;
+        let pipeline = self.pipelines.current_async(c, entity).await?;
         let not_found = || RecordsError::NotFound {
             connection: c.id.clone(),
             entity,
@@ -562,7 +562,7 @@ impl Records {
         request_id: Option<&str>,
     ) -> Result<Fetched, RecordsError> {
         let upstream = self.upstream(c)?;
-        let pipeline = self.pipelines.current(c, entity)?;
+        let pipeline = self.pipelines.current_async(c, entity).await?;
         let updated = match record_id {
             Some(id) => Some(self.record_key(c, &upstream, &pipeline, entity, id).await?),
             None => None,
@@ -650,7 +650,7 @@ impl Records {
             .store
             .connection(&c.tenant_id, &c.id)?
             .unwrap_or_else(|| c.clone());
-        updated.token = crate::webhook::random_id("ctk");
+        updated.token = crate::ids::random_id("ctk");
         updated.needs_reauth_since = None;
         self.store.update_connection(&updated, Some(&sealed))?;
         self.upstreams.lock().expect("not poisoned").insert(

@@ -405,7 +405,7 @@ async fn prepare_write(
     let entity = mapped(&c, entity)?;
     let record: Value = json_body(body)?;
     check_unified(entity, &record)?;
-    let pipeline = state.inner.pipelines.current(&c, entity)?;
+    let pipeline = state.inner.pipelines.current_async(&c, entity).await?;
     let native = native_payload(state, &c, &pipeline, entity, &record, request_id).await?;
     Ok((c, pipeline, record, native))
 }

@@ -133,6 +133,7 @@ impl From<ChangeError> for ApiError {
             ChangeError::Invalid(errors) => ApiError::invalid(&errors),
             ChangeError::Limit(e) => e.into(),
             ChangeError::Store(e) => ApiError::internal(&e),
+            e @ ChangeError::Interrupted { .. } => ApiError::internal(&e),
             ChangeError::VersionMismatch { expected, current } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "version_mismatch",

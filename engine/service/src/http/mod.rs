@@ -950,7 +950,11 @@ async fn get_mapping(
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let c = connection(&state, &caller, &id)?;
-    let pipeline = state.inner.pipelines.current(&c, entity(&c, &name)?)?;
+    let pipeline = state
+        .inner
+        .pipelines
+        .current_async(&c, entity(&c, &name)?)
+        .await?;
     Ok(mapping_response(&pipeline))
 }
 
@@ -1240,7 +1244,7 @@ async fn preview_mapping(
     let c = connection(&state, &caller, &id)?;
     let entity = entity(&c, &name)?;
     let Preview { overrides, payload } = json_body(body)?;
-    let current = state.inner.pipelines.current(&c, entity)?;
+    let current = state.inner.pipelines.current_async(&c, entity).await?;
     let pipelines = Arc::clone(&state.inner.pipelines);
     let proposed = {
         let (c, current) = (c.clone(), Arc::clone(&current));
@@ -1361,12 +1365,8 @@ async fn upload_plugin(
 /// Whether a tenant may store one more plugin version of these bytes: within its count
 /// and its bytes. Uploading a version it has already stored again is always allowed.
 fn plugin_quota(state: &AppState, tenant: &str, bytes: &[u8]) -> Result<(), ApiError> {
-    use sha2::Digest as _;
     let quotas = &state.inner.quotas;
-    let sha256: String = sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = PluginHost::sha256(bytes);
     let held = state.inner.store.plugins(tenant)?;
     if held.iter().any(|p| p.sha256 == sha256) {
         return Ok(());
@@ -1473,6 +1473,9 @@ async fn delete_plugin(
         }
     }
     state.inner.store.delete_plugin(tenant, &sha256)?;
+    // Its compiled code goes too (another tenant's upload of the same bytes, if any,
+    // is compiled again when a pipeline next loads it).
+    state.inner.host.forget(&sha256);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1567,7 +1570,7 @@ async fn transform(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let c = connection(&state, &caller, &id)?;
     let entity = entity(&c, &name)?;
-    let pipeline = state.inner.pipelines.current(&c, entity)?;
+    let pipeline = state.inner.pipelines.current_async(&c, entity).await?;
     let options = MapOptions {
         strict: query.strict,
         remote_data: query.remote_data,
@@ -1594,8 +1597,20 @@ async fn transform(
             request_id: request_id.map(|r| r.0.0),
             answer_limit: state.answer_limit(),
         };
+        // A client that asked to be told to go on (`Expect: 100-continue`) is told so
+        // before the answer's head goes out; others may send as the answers come.
+        let expects_continue = request
+            .headers()
+            .get(axum::http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let body = request.into_body();
+        let body = if expects_continue {
+            ndjson::started(body).await
+        } else {
+            body
+        };
         let body = ndjson::transform(
-            request.into_body(),
+            body,
             pipeline,
             options,
             state.inner.body_limit,

@@ -82,6 +82,20 @@ pub struct Target {
     pub answer_limit: crosswalk_core::path::Limit,
 }
 
+/// `body` with its first piece read, for a request with `Expect: 100-continue` (curl
+/// sends it with large bodies): the client is told to go on when the body is first
+/// read, so the answer's head must wait for that; sent first, it would leave the client
+/// waiting for its own timeout (a second, for curl) before it sends anything.
+pub async fn started(body: Body) -> Body {
+    let mut stream = body.into_data_stream();
+    match stream.next().await {
+        None => Body::empty(),
+        Some(first) => {
+            Body::from_stream(futures_util::stream::once(async move { first }).chain(stream))
+        }
+    }
+}
+
 /// Maps an NDJSON body with `pipeline`, whose plugins run under `grant` (leased for
 /// the stream; `None` when the mapping calls no plugin): the answer's body.
 pub fn transform(
