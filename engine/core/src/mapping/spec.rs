@@ -109,8 +109,11 @@ pub struct WriteSpec {
 }
 
 /// A connection's changes to a system's default mapping for one entity.
+// Read from a map only (see the `Deserialize` impl below): every field may be left
+// out, so the positional (array) form that serde's derive also reads would take
+// `[null]` for an empty document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct OverrideSpec {
     /// The source system the overrides apply to; checked when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +134,31 @@ pub struct OverrideSpec {
     /// Replaces the default's `post` steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post: Option<Vec<PluginStep>>,
+}
+
+impl Serialize for OverrideSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        OverrideSpec::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for OverrideSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Document;
+        impl<'de> serde::de::Visitor<'de> for Document {
+            type Value = OverrideSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an override document (a map of `overrides`, `pre`, `post`, …)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<OverrideSpec, A::Error> {
+                OverrideSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(Document)
+    }
 }
 
 /// One change: names a target and the keys it changes; other keys stay as they were.
@@ -363,5 +391,16 @@ mod tests {
         assert_eq!(spec.post.as_ref().map(Vec::len), Some(1));
         let spec = OverrideSpec::parse(r#"{"pre": []}"#, Format::Json).unwrap();
         assert_eq!(spec.pre, Some(Vec::new()));
+        // Only a map is a document: not the positional form of its fields.
+        for text in ["[null, null]", "[]", "\"overrides\"", "null"] {
+            let e = serde_json::from_str::<OverrideSpec>(text).unwrap_err();
+            assert!(
+                e.to_string().contains("expected an override document"),
+                "{text}: {e}"
+            );
+        }
+        let back: OverrideSpec =
+            serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
     }
 }
