@@ -290,7 +290,8 @@ fn hot_swap_under_load_and_a_restart_keeps_everything() {
         &key,
         b"",
     );
-    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    // Version 0 (the default), then the two changes.
+    assert_eq!(body["data"].as_array().unwrap().len(), 3);
     let (_, _, body) = request(&server.addr, "GET", "/v1/plugins", &key, b"");
     assert_eq!(body["data"][0]["sha256"], sha.as_str());
     // The plugin came back from the compiled-artifact cache, not the compiler.

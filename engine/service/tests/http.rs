@@ -493,9 +493,12 @@ async fn transform_maps_samples_and_a_change_shows_on_the_next_request() {
         .iter()
         .map(|v| v["version"].as_u64().unwrap())
         .collect();
-    assert_eq!(versions, vec![1, 2, 3]);
-    assert_eq!(a.body["data"][1]["rollback_of"], 0);
-    assert_eq!(a.body["data"][2]["rollback_of"], 1);
+    // Version 0, the shipped default, is listed first.
+    assert_eq!(versions, vec![0, 1, 2, 3]);
+    assert_eq!(a.body["data"][0]["author"], "crosswalk");
+    assert_eq!(a.body["data"][0]["overrides"], json!({"overrides": []}));
+    assert_eq!(a.body["data"][2]["rollback_of"], 0);
+    assert_eq!(a.body["data"][3]["rollback_of"], 1);
 }
 
 #[tokio::test]
@@ -1729,7 +1732,7 @@ async fn if_match_makes_a_mapping_change_conditional() {
         (StatusCode::OK, json!(1))
     );
     let a = call(&f.app, "GET", &format!("{uri}/history"), Some(&f.alice), "").await;
-    assert_eq!(a.body["data"].as_array().unwrap().len(), 1, "{}", a.body);
+    assert_eq!(a.body["data"].as_array().unwrap().len(), 2, "{}", a.body);
     // Version 0 is the system's default, and rolling back to it is a new version.
     let a = call_with(
         &f.app,
@@ -2400,7 +2403,7 @@ async fn versions_beyond_the_count_are_pruned_and_the_current_one_kept() {
             (versions, a.body["pruned_before"].clone())
         }
     };
-    assert_eq!(history(&f).await, (vec![3, 4, 5], json!(3)));
+    assert_eq!(history(&f).await, (vec![0, 3, 4, 5], json!(3)));
     let a = call(&f.app, "GET", &mapping, Some(&f.alice), "").await;
     assert_eq!(
         a.version.as_deref(),
@@ -2431,7 +2434,7 @@ async fn versions_beyond_the_count_are_pruned_and_the_current_one_kept() {
     )
     .await;
     assert_eq!(a.version.as_deref(), Some("6"), "{}", a.body);
-    assert_eq!(history(&f).await, (vec![4, 5, 6], json!(4)));
+    assert_eq!(history(&f).await, (vec![0, 4, 5, 6], json!(4)));
     // Another connection's history is untouched, and a fresh one is whole.
     let other = new_connection(&f, &f.alice, "ibm-maximo").await;
     let a = call(
@@ -2442,10 +2445,10 @@ async fn versions_beyond_the_count_are_pruned_and_the_current_one_kept() {
         "",
     )
     .await;
-    assert_eq!(
-        (a.body["data"].clone(), a.body["pruned_before"].clone()),
-        (json!([]), json!(null))
-    );
+    let data = a.body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "only version 0: {}", a.body);
+    assert_eq!(data[0]["version"], 0);
+    assert_eq!(a.body["pruned_before"], json!(null));
 }
 
 #[tokio::test]
@@ -2484,7 +2487,7 @@ async fn large_versions_are_pruned_by_bytes_and_the_current_one_is_kept_whatever
         .collect();
     assert_eq!(
         versions,
-        [3, 4],
+        [0, 3, 4],
         "two versions of 4 KB fit in 10 KB, three do not"
     );
     assert_eq!(a.body["pruned_before"], 3);
@@ -2505,8 +2508,8 @@ async fn large_versions_are_pruned_by_bytes_and_the_current_one_is_kept_whatever
         "",
     )
     .await;
-    assert_eq!(a.body["data"].as_array().unwrap().len(), 1);
-    assert_eq!(a.body["data"][0]["version"], 5);
+    assert_eq!(a.body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(a.body["data"][1]["version"], 5);
 }
 
 #[tokio::test]

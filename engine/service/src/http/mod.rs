@@ -1479,10 +1479,14 @@ async fn delete_plugin(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The author of version 0 in a mapping's history: the mapping Crosswalk ships.
+pub const DEFAULT_AUTHOR: &str = "crosswalk";
+
 /// The versions kept of a mapping.
 #[derive(Serialize, JsonSchema)]
 pub struct History {
-    /// The versions kept, oldest first; the last is the current one.
+    /// Version 0 (the system's default, as the connection was created with it), then
+    /// the versions kept, oldest first; the last is the current one.
     pub data: Vec<MappingVersion>,
     /// The versions before this one were pruned (beyond `max_versions_kept` or
     /// `max_history_bytes`); `null` when none were.
@@ -1495,13 +1499,24 @@ async fn mapping_history(
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Json<History>, ApiError> {
     let c = connection(&state, &caller, &id)?;
-    let data = state
-        .inner
-        .store
-        .mapping_history(&c.id, entity(&c, &name)?)?;
+    let entity = entity(&c, &name)?;
+    let stored = state.inner.store.mapping_history(&c.id, entity)?;
     // Versions count from 1 and only pruning removes them: a history that starts
     // later was pruned.
-    let pruned_before = data.first().map(|v| v.version).filter(|&first| first > 1);
+    let pruned_before = stored.first().map(|v| v.version).filter(|&first| first > 1);
+    // Version 0, the system's shipped default, comes first: it is never pruned, and
+    // `POST …/rollback {"version": 0}` restores it.
+    let default = MappingVersion {
+        connection_id: c.id.clone(),
+        entity,
+        version: 0,
+        overrides: OverrideSpec::default(),
+        plugins: Vec::new(),
+        author: DEFAULT_AUTHOR.to_owned(),
+        created_at: c.created_at.clone(),
+        rollback_of: None,
+    };
+    let data = std::iter::once(default).chain(stored).collect();
     Ok(Json(History {
         data,
         pruned_before,
