@@ -472,7 +472,7 @@ fn map_ndjson(
                     *failed += 1;
                     let error = crosswalk_service::http::ndjson::line_error(
                         *number,
-                        "record_failed",
+                        crosswalk_service::http::ErrorCode::RecordFailed,
                         e.to_string(),
                     );
                     serde_json::to_writer(&mut *out, &error)?;

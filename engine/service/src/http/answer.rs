@@ -15,13 +15,18 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::error::ErrorCode;
 use crosswalk_core::mapping::RecordError;
 use crosswalk_core::path::Limit;
 
 /// 422 `limit_exceeded` for `limit`, with `message` saying what broke it.
 pub fn limit_exceeded(limit: Limit, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", message)
-        .details(json!({"limit": limit.name, "max": limit.max}))
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::LimitExceeded,
+        message,
+    )
+    .details(json!({"limit": limit.name, "max": limit.max}))
 }
 
 /// The answer of a record that failed to map on its own (a one-record transform or
@@ -31,7 +36,7 @@ pub fn record_failed(e: &RecordError) -> ApiError {
         Some(limit) => limit_exceeded(limit, e.to_string()),
         None => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "record_failed",
+            ErrorCode::RecordFailed,
             e.to_string(),
         ),
     }
@@ -41,12 +46,12 @@ pub fn record_failed(e: &RecordError) -> ApiError {
 pub fn record_error(e: &RecordError, index: usize) -> Value {
     match e.limit() {
         Some(limit) => json!({"error": {
-            "code": "limit_exceeded",
+            "code": ErrorCode::LimitExceeded,
             "message": e.to_string(),
             "details": {"index": index, "limit": limit.name, "max": limit.max},
         }}),
         None => {
-            json!({"error": {"code": "record_failed", "message": e.to_string(), "details": {"index": index}}})
+            json!({"error": {"code": ErrorCode::RecordFailed, "message": e.to_string(), "details": {"index": index}}})
         }
     }
 }
@@ -109,7 +114,7 @@ pub fn ndjson_line(out: &mut Vec<u8>, value: &Value, limit: Limit, line: usize) 
     if !fits {
         out.truncate(start);
         let error = json!({"error": {
-            "code": "limit_exceeded",
+            "code": ErrorCode::LimitExceeded,
             "message": format!(
                 "the answer line would be larger than {} bytes (limit `{}`)",
                 limit.max, limit.name
@@ -154,8 +159,8 @@ mod tests {
     fn an_answer_over_the_limit_is_refused_naming_it() {
         assert!(json(&json!({"data": [1, 2]}), LIMIT).is_ok());
         let e = json(&json!({"data": "x".repeat(100)}), LIMIT).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::LimitExceeded, "{e:?}");
         let body = format!("{e:?}");
-        assert!(body.contains("limit_exceeded"), "{body}");
         assert!(body.contains("max_answer_bytes"), "{body}");
     }
 

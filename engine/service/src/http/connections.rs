@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::error::ErrorCode;
 use super::{ApiError, AppState, Caller, List, RequestId, connection, json_body, with_version};
 use crate::connection::{
     Credentials, ErrorEntry, ErrorKind, HealthReport, ListQuery, RecordsError, Status,
@@ -112,27 +113,33 @@ impl From<RecordsError> for ApiError {
                 ApiError::bad_request(message)
             }
             RecordsError::NotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
             }
             RecordsError::NeedsReauth(_) => {
-                ApiError::new(StatusCode::CONFLICT, "needs_reauth", message)
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::NeedsReauth, message)
             }
-            RecordsError::CircuitOpen { wait, .. } => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "circuit_open", message)
-                    .retry_after(wait)
-            }
-            RecordsError::RateLimited { wait, .. } => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
-                    .retry_after(wait)
-            }
+            RecordsError::CircuitOpen { wait, .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::CircuitOpen,
+                message,
+            )
+            .retry_after(wait),
+            RecordsError::RateLimited { wait, .. } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                message,
+            )
+            .retry_after(wait),
             RecordsError::Upstream { entity, error } => {
                 let (status, code) = match error.kind {
-                    ErrorKind::Auth => (StatusCode::CONFLICT, "needs_reauth"),
-                    ErrorKind::Permission => (StatusCode::BAD_GATEWAY, "upstream_permission"),
-                    ErrorKind::RateLimit => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-                    ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-                    ErrorKind::Network => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
-                    _ => (StatusCode::BAD_GATEWAY, "upstream_error"),
+                    ErrorKind::Auth => (StatusCode::CONFLICT, ErrorCode::NeedsReauth),
+                    ErrorKind::Permission => {
+                        (StatusCode::BAD_GATEWAY, ErrorCode::UpstreamPermission)
+                    }
+                    ErrorKind::RateLimit => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+                    ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::UpstreamTimeout),
+                    ErrorKind::Network => (StatusCode::BAD_GATEWAY, ErrorCode::UpstreamUnreachable),
+                    _ => (StatusCode::BAD_GATEWAY, ErrorCode::UpstreamError),
                 };
                 let details =
                     json!({"entity": entity, "kind": error.kind, "upstream_status": error.status});
@@ -144,16 +151,22 @@ impl From<RecordsError> for ApiError {
             }
             RecordsError::Rejected { entity, error } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "upstream_rejected",
+                ErrorCode::UpstreamRejected,
                 message,
             )
             .details(json!({"entity": entity, "upstream_status": error.status})),
-            RecordsError::NoSecretKey => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_secret_key", message)
-            }
+            RecordsError::NoSecretKey => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::NoSecretKey,
+                message,
+            ),
             RecordsError::Record { ref error, .. } => match error.limit() {
                 Some(limit) => super::answer::limit_exceeded(limit, message),
-                None => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "record_failed", message),
+                None => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::RecordFailed,
+                    message,
+                ),
             },
             RecordsError::Pipeline(e) => e.into(),
             RecordsError::Plugins(e) => e.into(),
@@ -384,7 +397,7 @@ fn unwritable(entity: Entity, errors: &[crosswalk_core::mapping::WriteError]) ->
     let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "unwritable_fields",
+        ErrorCode::UnwritableFields,
         format!("this {entity} cannot be written: {}", listed.join("; ")),
     )
     .details(json!({"errors": errors}))
@@ -433,7 +446,7 @@ fn check_unified(entity: Entity, body: &Value) -> Result<(), ApiError> {
     let Value::Object(fields) = body else {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_record",
+            ErrorCode::InvalidRecord,
             format!(
                 "a {entity} must be a JSON object, not {}",
                 crosswalk_core::mapping::error::type_name(body)
@@ -446,7 +459,7 @@ fn check_unified(entity: Entity, body: &Value) -> Result<(), ApiError> {
             let known = model.field_names();
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_record",
+                ErrorCode::InvalidRecord,
                 format!(
                     "{entity} has no field `{name}`{}",
                     crosswalk_core::mapping::error::did_you_mean(name, known.iter().copied())
@@ -470,7 +483,7 @@ fn check_unified(entity: Entity, body: &Value) -> Result<(), ApiError> {
         let field = error.instance_path.to_string();
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_record",
+            ErrorCode::InvalidRecord,
             format!("{entity} field `{field}` is not valid: {error}"),
         )
         .details(json!({"field": field})));
@@ -651,7 +664,7 @@ pub(super) async fn reauthorize(
     if c.mode == Mode::Sandbox {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "sandbox_connection",
+            ErrorCode::SandboxConnection,
             format!("connection `{}` is a sandbox: it has no credentials", c.id),
         ));
     }
@@ -659,7 +672,7 @@ pub(super) async fn reauthorize(
     credentials.validate().map_err(|message| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_credentials",
+            ErrorCode::InvalidCredentials,
             message,
         )
     })?;
@@ -676,13 +689,13 @@ pub(super) async fn reauthorize(
         .map_err(|e| match e {
             RecordsError::Upstream { error, .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "reauthorization_failed",
+                ErrorCode::ReauthorizationFailed,
                 format!("the new credentials were not accepted, and nothing was changed: {error}"),
             )
             .details(json!({"kind": error.kind, "upstream_status": error.status})),
             RecordsError::BadQuery(message) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 message,
             ),
             other => other.into(),
@@ -703,7 +716,7 @@ fn outbound_addresses(
             "upstream.base_url",
             base_url,
             "; put them in `credentials`",
-            "invalid_connection",
+            ErrorCode::InvalidConnection,
         )?;
     }
     if let Credentials::Oauth2 { token_url, .. } = credentials {
@@ -712,7 +725,7 @@ fn outbound_addresses(
             "credentials.token_url",
             token_url,
             "; put them in `client_id` and `client_secret`",
-            "invalid_credentials",
+            ErrorCode::InvalidCredentials,
         )?;
     }
     Ok(())
@@ -728,7 +741,7 @@ pub(super) fn live_settings(
     let invalid = |message: String| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_connection",
+            ErrorCode::InvalidConnection,
             message,
         )
     };

@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::error::ErrorCode;
 use super::{ApiError, ndjson};
 
 /// Whether a media type is JSON: `application/json` or `application/<x>+json`, with
@@ -57,7 +58,7 @@ fn refused(request: &Request, accepted: &[&str], ok: impl Fn(&str) -> bool) -> O
     Some(
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             format!(
                 "this endpoint takes {}, not `{text}`; send `Content-Type: application/json`",
                 accepted

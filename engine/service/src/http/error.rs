@@ -13,6 +13,85 @@ use crate::store::StoreError;
 use crosswalk_core::mapping::SpecErrors;
 use crosswalk_plugin_host::PoolError;
 
+/// Every `code` the API answers, in one place: HTTP error bodies, NDJSON error lines and
+/// a batch's failed records all take theirs from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// An outbound address the operator's policy does not allow (422).
+    AddressNotAllowed,
+    /// An NDJSON line that is not a JSON record.
+    BadBody,
+    /// A malformed request: its JSON, query or headers (400).
+    BadRequest,
+    /// The tenant's share of the plugin pool stayed full (503, with `Retry-After`).
+    Busy,
+    /// The connection's breaker fails calls fast (503, with `Retry-After`).
+    CircuitOpen,
+    /// The key may not do this: an admin-only endpoint (403).
+    Forbidden,
+    /// The service failed (500); its log has the request id.
+    Internal,
+    /// A mapping change that cannot apply: an unknown or pruned version, a plugin not uploaded (422).
+    InvalidChange,
+    /// A connection's settings that do not fit its mode (422).
+    InvalidConnection,
+    /// Credentials that are not well formed (422).
+    InvalidCredentials,
+    /// A plugin binding's limits out of range (422).
+    InvalidLimits,
+    /// A mapping that does not validate; `details` lists every problem (422).
+    InvalidMapping,
+    /// An upload that is not a loadable plugin (422).
+    InvalidPlugin,
+    /// A record to write that does not fit the entity's write schema (422).
+    InvalidRecord,
+    /// A webhook subscription that is not valid (422).
+    InvalidSubscription,
+    /// A limit or quota was reached; `details` names it and its value (422).
+    LimitExceeded,
+    /// The endpoint does not take that method (405).
+    MethodNotAllowed,
+    /// The upstream refused the connection's credentials: reauthorize it.
+    NeedsReauth,
+    /// Live connections need `CROSSWALK_SECRET_KEY`, which the service was started without.
+    NoSecretKey,
+    /// Nothing of that id that the caller can see (404).
+    NotFound,
+    /// The body is over the service's body limit (413).
+    PayloadTooLarge,
+    /// A plugin still bound to a mapping cannot be deleted (409).
+    PluginBound,
+    /// The upstream asked to wait (429, with `Retry-After`).
+    RateLimited,
+    /// The upstream did not accept the new credentials; nothing changed (422).
+    ReauthorizationFailed,
+    /// A record that could not be mapped (422, or an error line or entry in a batch).
+    RecordFailed,
+    /// A sandbox connection has no credentials to change (422).
+    SandboxConnection,
+    /// No key, or one that is not valid (401).
+    Unauthorized,
+    /// A source system Crosswalk does not know (422).
+    UnknownSystem,
+    /// A body in a media type the endpoint does not read (415).
+    UnsupportedMediaType,
+    /// A write that sets fields the mapping cannot write back (422).
+    UnwritableFields,
+    /// The source system refused a write or a read (its answer is in `details`).
+    UpstreamRejected,
+    /// `If-Match` names another version than the current one (412).
+    VersionMismatch,
+    /// The source system refused this entity to the connection's credentials (502).
+    UpstreamPermission,
+    /// The source system did not answer in time (504).
+    UpstreamTimeout,
+    /// The source system could not be reached (502).
+    UpstreamUnreachable,
+    /// The source system failed: a 5xx, or an answer its API does not give (502).
+    UpstreamError,
+}
+
 /// The body of every error answer.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ErrorBody {
@@ -24,7 +103,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ErrorDetail {
     /// A stable code, for programs: `not_found`, `invalid_mapping`, `record_failed`, …
-    pub code: String,
+    pub code: ErrorCode,
     /// What went wrong, for people: it names the field, path, plugin or limit.
     pub message: String,
     /// More, by code: the line and column of malformed JSON, the problems of an
@@ -37,7 +116,7 @@ pub struct ErrorDetail {
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     details: Value,
     /// `Retry-After` in seconds, for 429 and 503 (0: none; a `u32` beside the status
@@ -47,7 +126,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// A new error.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -55,6 +134,11 @@ impl ApiError {
             details: Value::Null,
             retry_after: 0,
         }
+    }
+
+    /// Its code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
     }
 
     /// With details.
@@ -67,21 +151,21 @@ impl ApiError {
     pub fn not_found(what: &str, id: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("no {what} `{id}`"),
         )
     }
 
     /// 400 for a malformed request.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
 
     /// 422 for a mapping that does not validate, listing every problem.
     pub fn invalid(errors: &SpecErrors) -> ApiError {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_mapping",
+            ErrorCode::InvalidMapping,
             errors.to_string(),
         )
         .details(json!({"problems": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>()}))
@@ -92,7 +176,7 @@ impl ApiError {
         tracing::error!(%cause, "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error; the server's log has the cause",
         )
     }
@@ -112,15 +196,19 @@ impl From<PoolError> for ApiError {
         match e {
             PoolError::OverShare {
                 limit, max, actual, ..
-            } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", message)
-                .details(json!({"limit": limit, "max": max, "actual": actual})),
+            } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::LimitExceeded,
+                message,
+            )
+            .details(json!({"limit": limit, "max": max, "actual": actual})),
             PoolError::Busy {
                 limit,
                 max,
                 waited_ms,
                 retry_after,
                 ..
-            } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+            } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Busy, message)
                 .details(json!({"limit": limit, "max": max, "waited_ms": waited_ms}))
                 .retry_after(retry_after),
         }
@@ -136,14 +224,14 @@ impl From<ChangeError> for ApiError {
             e @ ChangeError::Interrupted { .. } => ApiError::internal(&e),
             ChangeError::VersionMismatch { expected, current } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
-                "version_mismatch",
+                ErrorCode::VersionMismatch,
                 ChangeError::VersionMismatch { expected, current }.to_string(),
             )
             .details(json!({"expected": expected, "current": current})),
             ChangeError::Share(e) => e.into(),
             other => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_change",
+                ErrorCode::InvalidChange,
                 other.to_string(),
             ),
         }
@@ -156,7 +244,7 @@ impl From<LimitExceeded> for ApiError {
         let details = e.details();
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "limit_exceeded",
+            ErrorCode::LimitExceeded,
             e.message,
         )
         .details(details)
@@ -167,7 +255,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_owned(),
+                code: self.code,
                 message: self.message,
                 details: self.details,
             },

@@ -36,7 +36,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 pub use metrics::Metrics;
 pub use observe::REQUEST_ID_HEADER;
 pub use openapi::Route;
@@ -247,12 +247,16 @@ pub fn app(state: AppState) -> Router {
     }
     router
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "no such endpoint",
+            )
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "this endpoint does not take that method",
             )
         })
@@ -504,7 +508,7 @@ impl FromRequestParts<AppState> for Caller {
         let unauthorized = || {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "send `Authorization: Bearer <api key>`",
             )
         };
@@ -532,7 +536,7 @@ fn json_body<T: serde::de::DeserializeOwned>(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 e.body_text(),
             )
         } else {
@@ -655,7 +659,7 @@ fn outbound_url(
     field: &'static str,
     url: &str,
     hint: &'static str,
-    invalid_code: &'static str,
+    invalid_code: ErrorCode,
 ) -> Result<url::Url, ApiError> {
     use crate::egress::UrlError;
     state
@@ -668,7 +672,7 @@ fn outbound_url(
                 details["field"] = json!(field);
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "address_not_allowed",
+                    ErrorCode::AddressNotAllowed,
                     e.to_string(),
                 )
                 .details(details)
@@ -701,7 +705,7 @@ async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Respon
     if caller.0.role != Role::Admin {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "only an admin key reads the metrics",
         ));
     }
@@ -722,7 +726,7 @@ async fn floor(
     _caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    body.map_err(|e| ApiError::new(e.status(), ErrorCode::BadBody, e.body_text()))?;
     let body = state.inner.floor.clone().unwrap_or_default();
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -741,7 +745,7 @@ fn entity(c: &Connection, name: &str) -> Result<Entity, ApiError> {
         let mapped: Vec<&str> = system.entities().map(Entity::as_str).collect();
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!(
                 "connection `{}` is to {}, which has no {entity} mapping; it maps {}",
                 c.id,
@@ -811,7 +815,7 @@ async fn create_tenant(
     if caller.0.role != Role::Admin {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "only an admin key creates tenants",
         ));
     }
@@ -871,7 +875,7 @@ async fn create_connection(
         .map_err(|e: crosswalk_core::mapping::SpecError| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_system",
+                ErrorCode::UnknownSystem,
                 e.to_string(),
             )
         })?;
@@ -1045,7 +1049,7 @@ async fn bind_plugins(
         Limits::with(&binding.limits).map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_limits",
+                ErrorCode::InvalidLimits,
                 e.to_string(),
             )
         })?;
@@ -1087,7 +1091,7 @@ fn expected_version(
     let named: Vec<String> = versions.iter().map(|v| format!("\"{v}\"")).collect();
     Err(ApiError::new(
         StatusCode::PRECONDITION_FAILED,
-        "version_mismatch",
+        ErrorCode::VersionMismatch,
         format!(
             "the mapping is at version {current}, which `If-Match` does not name ({}): read it again and make the change on version {current}",
             if named.is_empty() {
@@ -1324,7 +1328,7 @@ async fn upload_plugin(
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let bytes = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let bytes = body.map_err(|e| ApiError::new(e.status(), ErrorCode::BadBody, e.body_text()))?;
     let tenant = caller.0.tenant_id.clone();
     // Before compiling: a tenant at its quota does not get the CPU of a compilation.
     plugin_quota(&state, &tenant, &bytes)?;
@@ -1336,7 +1340,7 @@ async fn upload_plugin(
         .map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_plugin",
+                ErrorCode::InvalidPlugin,
                 e.to_string(),
             )
         })?;
@@ -1463,7 +1467,7 @@ async fn delete_plugin(
             if bound {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    "plugin_bound",
+                    ErrorCode::PluginBound,
                     format!(
                         "plugin {sha256} is bound to the {entity} mapping of connection `{}`; unbind it first",
                         c.id

@@ -31,6 +31,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::error::ErrorCode;
 use super::metrics::Metrics;
 use crate::connection::Pipeline;
 use crosswalk_core::mapping::{MapOptions, Payload};
@@ -156,7 +157,7 @@ async fn read_lines(body: Body, tx: mpsc::Sender<Chunk>, limit: usize) {
             Some(Err(e)) => {
                 break Some(line_error(
                     number + 1,
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     format!("the body broke off after line {number}: {e}"),
                 ));
             }
@@ -201,7 +202,7 @@ async fn read_lines(body: Body, tx: mpsc::Sender<Chunk>, limit: usize) {
         if let Some(line) = too_long {
             break Some(line_error(
                 line,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("line {line} is longer than the limit of {limit} bytes"),
             ));
         }
@@ -301,12 +302,13 @@ fn map_lines(
                 Ok(record) => record,
                 Err(e) => match e.limit() {
                     Some(limit) => {
-                        let mut error = line_error(*number, "limit_exceeded", e.to_string());
+                        let mut error =
+                            line_error(*number, ErrorCode::LimitExceeded, e.to_string());
                         error["error"]["details"]["limit"] = limit.name.into();
                         error["error"]["details"]["max"] = limit.max.into();
                         error
                     }
-                    None => line_error(*number, "record_failed", e.to_string()),
+                    None => line_error(*number, ErrorCode::RecordFailed, e.to_string()),
                 },
             },
             Err(error) => error,
@@ -329,7 +331,7 @@ pub fn parse_line(number: usize, line: &[u8]) -> Result<Value, Value> {
         Ok(Payload::One(record)) => Ok(record),
         Ok(Payload::Many(many)) => Err(line_error(
             number,
-            "bad_request",
+            ErrorCode::BadRequest,
             format!(
                 "line {number} is an array or a collection of {} items, not one record; NDJSON takes one record per line",
                 many.len()
@@ -338,7 +340,7 @@ pub fn parse_line(number: usize, line: &[u8]) -> Result<Value, Value> {
         Err(e) => {
             let mut error = line_error(
                 number,
-                "bad_request",
+                ErrorCode::BadRequest,
                 format!("line {number} is not valid JSON: {e}"),
             );
             error["error"]["details"]["column"] = json!(e.column());
@@ -348,7 +350,7 @@ pub fn parse_line(number: usize, line: &[u8]) -> Result<Value, Value> {
 }
 
 /// An error line in the API's error shape, with the source line number.
-pub fn line_error(line: usize, code: &str, message: String) -> Value {
+pub fn line_error(line: usize, code: ErrorCode, message: String) -> Value {
     json!({"error": {"code": code, "message": message, "details": {"line": line}}})
 }
 

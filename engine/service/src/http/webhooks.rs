@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::error::ErrorCode;
 use super::{ApiError, AppState, Caller, List, json_body};
 use crate::ids::random_id;
 use crate::quota::Quotas;
@@ -46,7 +47,7 @@ pub struct SubscriptionCreated {
 fn invalid(message: String) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_subscription",
+        ErrorCode::InvalidSubscription,
         message,
     )
 }
@@ -71,7 +72,7 @@ pub(super) async fn subscribe(
         "url",
         &url,
         "; deliveries are signed with the subscription's secret instead",
-        "invalid_subscription",
+        ErrorCode::InvalidSubscription,
     )?;
     if events.is_empty() {
         return Err(invalid(
