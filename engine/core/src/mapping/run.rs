@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use super::compile::{Nested, Plan, Rule, Source, is_currency, is_date, is_datetime};
 use super::error::{FieldError, RecordError, quote, type_name};
 use super::limits::{MapLimits, json_size};
-use super::transform::{Ctx, PluginCall, is_integer, number};
+use super::transform::{Ctx, PluginCall, Transform, is_integer, number};
 use crate::model::FieldType;
 use crate::path::{Budget, OverBudget, RecordBudget};
 use crate::plugin::{CallCounts, Capacity, PluginError, Session};
@@ -444,35 +444,38 @@ fn run_rule(
             return Ok(empty());
         }
     };
-    // The value a failed field quotes: the one the failing step was given. For the
-    // first step that is the source, selected again within a rule's budget (so that
-    // the common chain of one step copies nothing); a later step's input is kept.
-    let field_error = |message: String, input: Option<Value>, budget: &RecordBudget| {
-        let value = match input {
-            Some(v) => Some(quote(&v)),
-            None => select(&rule.source, source, &mut budget.rule())
-                .ok()
-                .map(|v| quote(&v)),
-        };
-        FieldError {
-            target: format!("{prefix}{}", rule.target),
-            path: rule.source.describe(),
-            value,
-            message,
-            limit: None,
-        }
+    // The value a failed field quotes: the one the failing step was given.
+    let field_error = |message: String, value: Option<Value>| FieldError {
+        target: format!("{prefix}{}", rule.target),
+        path: rule.source.describe(),
+        value: value.as_ref().map(quote),
+        message,
+        limit: None,
     };
+    // Nothing is copied for that on the way: a failed step's input is rebuilt from the
+    // source by the built-in steps before it, which give the same value again. Plugin
+    // steps are not called twice, so a chain with one keeps each step's input.
+    let keeps_inputs = rule.transforms.len() > 1
+        && rule
+            .transforms
+            .iter()
+            .any(|t| matches!(t, Transform::Plugin(_)));
     let mut ctx = Ctx {
         record: source,
         session: &mut *run.session,
     };
     for (i, t) in rule.transforms.iter().enumerate() {
-        let input = (i > 0).then(|| value.clone());
+        let kept = (keeps_inputs && i > 0).then(|| value.clone());
         match t.apply(value, &mut ctx) {
             Ok(v) => value = v,
             Err(m) => {
-                let message = format!("transform `{}`: {m}", t.label());
-                let e = field_error(message, input, &run.budget);
+                let input = kept.or_else(|| {
+                    let start = select(&rule.source, source, &mut run.budget.rule()).ok()?;
+                    rule.transforms[..i]
+                        .iter()
+                        .try_fold(start, |v, step| step.apply(v, &mut ctx).ok())
+                });
+                let e = field_error(format!("transform `{}`: {m}", t.label()), input);
                 run.fail(e, rule.required)?;
                 return Ok(empty());
             }
@@ -488,7 +491,7 @@ fn run_rule(
             Ok(None) => {}
             Ok(Some(v)) => value = v,
             Err(m) => {
-                run.fail(field_error(m, Some(value), &run.budget), rule.required)?;
+                run.fail(field_error(m, Some(value)), rule.required)?;
                 return Ok(empty());
             }
         }
@@ -594,5 +597,57 @@ fn set(out: &mut Value, keys: &[String], value: Value) {
                 map.insert(last.clone(), value);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::mapping::{Format, MappingSpec, OverrideSpec, resolve};
+    use crate::plugin::PluginSet;
+
+    fn plan(overrides: &str) -> Plan {
+        let default = MappingSpec::parse(
+            "system: sap-s4hana\nentity: vendor\nrules:\n  - {target: id, path: $.Supplier}\n",
+            Format::Yaml,
+        )
+        .unwrap();
+        let overrides = OverrideSpec::parse(overrides, Format::Yaml).unwrap();
+        Plan::compile(
+            &resolve(&default, Some(&overrides)).unwrap(),
+            &PluginSet::new(),
+        )
+        .unwrap()
+    }
+
+    /// A step that fails after others quotes what it was given (the steps before it
+    /// rebuild it from the source), not the source.
+    #[test]
+    fn a_failing_step_quotes_its_input() {
+        let chain = plan(
+            "overrides:\n  - {target: custom_fields.n, path: $.N, transforms: [trim, upper, to_number]}\n",
+        );
+        let record = chain
+            .map_record(
+                &json!({"Supplier": "1", "N": "  twelve "}),
+                MapOptions::default(),
+            )
+            .unwrap();
+        let error = &record["errors"][0];
+        assert_eq!(error["target"], "custom_fields.n", "{record}");
+        assert_eq!(error["value"], "\"TWELVE\"", "{record}");
+        assert!(
+            error["message"].as_str().unwrap().contains("to_number"),
+            "{record}"
+        );
+        // The first step's input is the source.
+        let one =
+            plan("overrides:\n  - {target: custom_fields.n, path: $.N, transforms: [to_number]}\n");
+        let record = one
+            .map_record(&json!({"Supplier": "1", "N": " x "}), MapOptions::default())
+            .unwrap();
+        assert_eq!(record["errors"][0]["value"], "\" x \"", "{record}");
     }
 }
