@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::path::Limit;
+use crate::plugin::PluginError;
 
 /// The longest value quoted in an error message, in characters.
 pub const MAX_QUOTED_VALUE: usize = 64;
@@ -220,7 +221,11 @@ impl From<SpecError> for SpecErrors {
 }
 
 /// A value that a rule could not turn into its target field.
-#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+///
+/// It travels as a value: to the record's `errors` (serialised as the API shows it,
+/// with its [`FieldCause`] as `cause`), and beside the record in [`super::Batch`] to
+/// the service's monitor, which logs it without reading it back from the JSON.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("target `{target}`{}: {message}{}", path.as_ref().map(|p| format!(" (from `{p}`)")).unwrap_or_default(), value.as_ref().map(|v| format!("; value: {v}")).unwrap_or_default())]
 pub struct FieldError {
     /// The target, with the element index inside arrays (`lines[2].unit_price`).
@@ -231,9 +236,82 @@ pub struct FieldError {
     pub value: Option<String>,
     /// What went wrong, naming the transform where one failed.
     pub message: String,
-    /// The limit that stopped the rule, when one did: `limit` (its name) and `max`.
-    #[serde(flatten)]
-    pub limit: Option<Limit>,
+    /// What failed.
+    pub cause: FieldCause,
+}
+
+/// What failed in a [`FieldError`]. (A `required` target with no value is not a field
+/// error: it fails the record, as [`RecordError::Required`].)
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldCause {
+    /// A built-in transform refused the value it was given; its name.
+    Transform(&'static str),
+    /// A plugin function failed: its own error, a trap, a limit, or an answer that
+    /// does not fit.
+    Plugin(PluginError),
+    /// The value does not fit the target's type in the model.
+    Type,
+    /// Evaluating the rule's source stopped at a limit.
+    Limit(Limit),
+    /// Nested rules were given a value that is not an object.
+    NotAnObject,
+}
+
+impl FieldCause {
+    /// The cause's name, as the API writes it in `cause`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FieldCause::Transform(_) => "transform",
+            FieldCause::Plugin(_) => "plugin",
+            FieldCause::Type => "type",
+            FieldCause::Limit(_) => "limit",
+            FieldCause::NotAnObject => "not_an_object",
+        }
+    }
+
+    /// The limit that stopped the rule, when one did.
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            FieldCause::Limit(l) => Some(*l),
+            _ => None,
+        }
+    }
+
+    /// The plugin that failed, when one did.
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            FieldCause::Plugin(e) => e.plugin(),
+            _ => None,
+        }
+    }
+}
+
+/// The API's form: `target`, `path`, `value`, `message` and `cause`, then what the cause
+/// names: `transform`, `plugin`, or `limit` and `max`.
+impl Serialize for FieldError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("target", &self.target)?;
+        map.serialize_entry("path", &self.path)?;
+        map.serialize_entry("value", &self.value)?;
+        map.serialize_entry("message", &self.message)?;
+        map.serialize_entry("cause", self.cause.as_str())?;
+        match &self.cause {
+            FieldCause::Transform(name) => map.serialize_entry("transform", name)?,
+            FieldCause::Plugin(e) => {
+                if let Some(plugin) = e.plugin() {
+                    map.serialize_entry("plugin", plugin)?;
+                }
+            }
+            FieldCause::Limit(limit) => {
+                map.serialize_entry("limit", limit.name)?;
+                map.serialize_entry("max", &limit.max)?;
+            }
+            FieldCause::Type | FieldCause::NotAnObject => {}
+        }
+        map.end()
+    }
 }
 
 /// A record that could not be mapped at all.
@@ -278,7 +356,7 @@ impl RecordError {
     pub fn limit(&self) -> Option<Limit> {
         match self {
             RecordError::TooLarge(l) | RecordError::AnswerFull(l) => Some(*l),
-            RecordError::Field(e) => e.limit,
+            RecordError::Field(e) => e.cause.limit(),
             _ => None,
         }
     }

@@ -94,6 +94,47 @@ pub fn refuse(shape: Shape) -> Option<String> {
     None
 }
 
+/// Appends `value` as compact JSON to `out`, unless that takes more than `max` bytes:
+/// then `out` is left as it was, and the error is an I/O error (`is_io()`).
+/// Serialisation stops at the limit, so a value far over it costs no more than the
+/// limit.
+pub fn write_json_within(
+    out: &mut Vec<u8>,
+    value: &impl Serialize,
+    max: u64,
+) -> Result<(), serde_json::Error> {
+    let start = out.len();
+    let mut capped = Capped {
+        cap: start.saturating_add(usize::try_from(max).unwrap_or(usize::MAX)),
+        bytes: out,
+    };
+    let written = serde_json::to_writer(&mut capped, value);
+    if written.is_err() {
+        out.truncate(start);
+    }
+    written
+}
+
+/// A buffer that refuses a write that would take it past its cap.
+struct Capped<'a> {
+    bytes: &'a mut Vec<u8>,
+    cap: usize,
+}
+
+impl io::Write for Capped<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.cap {
+            return Err(io::Error::other("over the limit"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The size of `value` as compact JSON, or `None` when it is more than `cap` bytes:
 /// serialisation stops there.
 pub fn json_size(value: &Value, cap: u64) -> Option<u64> {

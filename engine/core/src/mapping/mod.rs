@@ -21,7 +21,7 @@ pub mod spec;
 pub mod transform;
 
 pub use compile::Plan;
-pub use error::{FieldError, RecordError, SpecError, SpecErrors};
+pub use error::{FieldCause, FieldError, RecordError, SpecError, SpecErrors};
 pub use limits::MapLimits;
 pub use payload::{Payload, PayloadError};
 pub use resolve::{Origin, ResolvedMapping, ResolvedRule};

@@ -20,9 +20,9 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::compile::{Nested, Plan, Rule, Source, is_currency, is_date, is_datetime};
-use super::error::{FieldError, RecordError, quote, type_name};
+use super::error::{FieldCause, FieldError, RecordError, quote, type_name};
 use super::limits::{MapLimits, json_size};
-use super::transform::{Ctx, PluginCall, Transform, is_integer, number};
+use super::transform::{Ctx, PluginCall, StepFailure, Transform, is_integer, number};
 use crate::model::FieldType;
 use crate::path::{Budget, OverBudget, RecordBudget};
 use crate::plugin::{CallCounts, Capacity, PluginError, Session};
@@ -41,8 +41,12 @@ pub struct MapOptions {
 /// plugins' log lines.
 #[derive(Debug)]
 pub struct Batch {
-    /// A unified record, or why the record could not be mapped.
+    /// A unified record, or why the record could not be mapped. A record whose fields
+    /// failed lists them in its `errors`, as the API shows them.
     pub records: Vec<Result<Value, RecordError>>,
+    /// The fields that failed in each record, as values: one list per record, in order
+    /// (empty for a record with none, or that failed as a whole).
+    pub field_errors: Vec<Vec<FieldError>>,
     /// What the plugins logged (bounded), each line prefixed with the plugin's name.
     pub log: Vec<String>,
     /// How the plugin calls of the batch ended, by plugin name.
@@ -87,10 +91,12 @@ impl Plan {
         }
         // The records past `max_answer_bytes` are not mapped.
         let (mut answer_bytes, mut full) = (0u64, false);
+        let mut field_errors = Vec::with_capacity(sources.len());
         let mut mapped: Vec<Result<Value, RecordError>> = sources
             .iter()
             .enumerate()
             .map(|(i, source)| {
+                field_errors.push(Vec::new());
                 if full {
                     return Err(RecordError::AnswerFull(self.limits.answer_bytes()));
                 }
@@ -100,7 +106,8 @@ impl Plan {
                     None => source,
                 };
                 check_object(source)?;
-                let (record, bytes) = self.map_one(source, options, &mut session)?;
+                let (record, errors, bytes) = self.map_one(source, options, &mut session)?;
+                field_errors[i] = errors;
                 answer_bytes += bytes;
                 if answer_bytes > self.limits.max_answer_bytes {
                     full = true;
@@ -119,24 +126,31 @@ impl Plan {
                     map.shift_remove("remote_data");
                 }
             }
+            // A record a step failed is not mapped: its fields did not fail on their own.
+            for (record, errors) in mapped.iter().zip(field_errors.iter_mut()) {
+                if record.is_err() {
+                    errors.clear();
+                }
+            }
         }
         if options.remote_data {
             attach_remote_data(&mut mapped, sources);
         }
         Batch {
             records: mapped,
+            field_errors,
             log: session.take_log(),
             plugin_calls: session.take_calls(),
         }
     }
 
-    /// Maps one record; with its size as compact JSON.
+    /// Maps one record; with its field errors, and its size as compact JSON.
     fn map_one(
         &self,
         source: &Value,
         options: MapOptions,
         session: &mut Session,
-    ) -> Result<(Value, u64), RecordError> {
+    ) -> Result<(Value, Vec<FieldError>, u64), RecordError> {
         let mut out = self.entity.skeleton().clone();
         let mut run = Run {
             options,
@@ -155,7 +169,7 @@ impl Plan {
         }
         let bytes = json_size(&out, self.limits.max_record_bytes)
             .ok_or(RecordError::TooLarge(self.limits.record_bytes()))?;
-        Ok((out, bytes))
+        Ok((out, run.errors, bytes))
     }
 }
 
@@ -197,7 +211,7 @@ impl Run<'_> {
             path: rule.source.describe(),
             value: None,
             message: over.to_string(),
-            limit: Some(over.limit),
+            cause: FieldCause::Limit(over.limit),
         }
     }
 }
@@ -361,7 +375,7 @@ fn run_nested(
                     "expects an object to map with nested rules, not {}",
                     type_name(element)
                 ),
-                limit: None,
+                cause: FieldCause::NotAnObject,
             };
             run.fail(e, false)?;
         }
@@ -445,12 +459,12 @@ fn run_rule(
         }
     };
     // The value a failed field quotes: the one the failing step was given.
-    let field_error = |message: String, value: Option<Value>| FieldError {
+    let field_error = |message: String, value: Option<Value>, cause| FieldError {
         target: format!("{prefix}{}", rule.target),
         path: rule.source.describe(),
         value: value.as_ref().map(quote),
         message,
-        limit: None,
+        cause,
     };
     // Nothing is copied for that on the way: a failed step's input is rebuilt from the
     // source by the built-in steps before it, which give the same value again. Plugin
@@ -468,14 +482,19 @@ fn run_rule(
         let kept = (keeps_inputs && i > 0).then(|| value.clone());
         match t.apply(value, &mut ctx) {
             Ok(v) => value = v,
-            Err(m) => {
+            Err(failure) => {
                 let input = kept.or_else(|| {
                     let start = select(&rule.source, source, &mut run.budget.rule()).ok()?;
                     rule.transforms[..i]
                         .iter()
                         .try_fold(start, |v, step| step.apply(v, &mut ctx).ok())
                 });
-                let e = field_error(format!("transform `{}`: {m}", t.label()), input);
+                let message = format!("transform `{}`: {failure}", t.label());
+                let cause = match failure {
+                    StepFailure::Refused(_) => FieldCause::Transform(t.name()),
+                    StepFailure::Plugin(e) => FieldCause::Plugin(e),
+                };
+                let e = field_error(message, input, cause);
                 run.fail(e, rule.required)?;
                 return Ok(empty());
             }
@@ -491,7 +510,7 @@ fn run_rule(
             Ok(None) => {}
             Ok(Some(v)) => value = v,
             Err(m) => {
-                run.fail(field_error(m, Some(value)), rule.required)?;
+                run.fail(field_error(m, Some(value), FieldCause::Type), rule.required)?;
                 return Ok(empty());
             }
         }
@@ -649,5 +668,39 @@ mod tests {
             .map_record(&json!({"Supplier": "1", "N": " x "}), MapOptions::default())
             .unwrap();
         assert_eq!(record["errors"][0]["value"], "\" x \"", "{record}");
+    }
+
+    /// Field errors travel beside the record as values, with their cause, and in the
+    /// record's `errors` with the cause named.
+    #[test]
+    fn field_errors_carry_their_cause_as_values() {
+        let plan = plan(
+            "overrides:\n  - {target: custom_fields.n, path: $.N, transforms: [to_number]}\n  - {target: currency, path: $.C}\n",
+        );
+        let batch = plan.map_batch(
+            &[
+                json!({"Supplier": "1", "N": "x", "C": "dollars"}),
+                json!({"Supplier": "2", "N": "4"}),
+            ],
+            MapOptions::default(),
+        );
+        assert_eq!(batch.field_errors.len(), 2);
+        let causes: Vec<_> = batch.field_errors[0]
+            .iter()
+            .map(|e| (e.target.as_str(), e.cause.clone()))
+            .collect();
+        assert_eq!(
+            causes,
+            [
+                ("custom_fields.n", FieldCause::Transform("to_number")),
+                ("currency", FieldCause::Type),
+            ]
+        );
+        assert!(batch.field_errors[1].is_empty());
+        let record = batch.records[0].as_ref().unwrap();
+        assert_eq!(record["errors"][0]["cause"], "transform", "{record}");
+        assert_eq!(record["errors"][0]["transform"], "to_number", "{record}");
+        assert_eq!(record["errors"][1]["cause"], "type", "{record}");
+        assert!(batch.records[1].as_ref().unwrap().get("errors").is_none());
     }
 }

@@ -233,3 +233,36 @@ pub enum PluginError {
         message: String,
     },
 }
+
+impl PluginError {
+    /// The plugin the error is about, when it names one.
+    pub fn plugin(&self) -> Option<&str> {
+        use PluginError::*;
+        match self {
+            Describe { plugin, .. }
+            | UnknownPlugin { plugin, .. }
+            | UnknownFunction { plugin, .. }
+            | Arguments { plugin, .. }
+            | Timeout { plugin, .. }
+            | Budget { plugin, .. }
+            | Cancelled { plugin, .. }
+            | Capacity { plugin, .. }
+            | Memory { plugin, .. }
+            | Stack { plugin, .. }
+            | Size { plugin, .. }
+            | Trap { plugin, .. }
+            | Guest { plugin, .. }
+            | BadOutput { plugin, .. }
+            | Instantiate { plugin, .. } => Some(plugin),
+            NotWasm
+            | CoreModule
+            | TooLarge { .. }
+            | Compile { .. }
+            | ForbiddenImport { .. }
+            | NotThePluginWorld { .. }
+            | LimitOutOfRange { .. }
+            | PoolConfig { .. }
+            | Cache { .. } => None,
+        }
+    }
+}

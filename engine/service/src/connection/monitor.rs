@@ -19,7 +19,7 @@ use super::health::{Admission, ErrorEntry, ErrorKind, Health, HealthReport, Stat
 use super::upstream::UpstreamError;
 use crate::store::{Connection, Store, StoreError, now};
 use crate::webhook::{EventType, Webhooks};
-use crosswalk_core::mapping::Batch;
+use crosswalk_core::mapping::{Batch, RecordError};
 use crosswalk_core::model::Entity;
 use crosswalk_plugin_host::CallOutcome;
 
@@ -45,6 +45,26 @@ pub struct Monitor {
 impl std::fmt::Debug for Monitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Monitor").finish_non_exhaustive()
+    }
+}
+
+/// What a mapped batch gave that the monitor records: see [`Monitor::review`].
+#[derive(Debug)]
+#[must_use = "a review is recorded with Monitor::record"]
+pub struct Review {
+    entity: Entity,
+    /// Error log entries.
+    problems: Vec<ErrorEntry>,
+    /// Plugins that started failing, with why.
+    newly_failing: Vec<(String, String)>,
+    mapping_errors: u64,
+    plugin_errors: u64,
+}
+
+impl Review {
+    /// Whether there is nothing to record: the batch mapped cleanly.
+    pub fn is_empty(&self) -> bool {
+        self.problems.is_empty() && self.newly_failing.is_empty()
     }
 }
 
@@ -180,7 +200,9 @@ impl Monitor {
 
     /// What mapping a page of records gave: failed records and field errors are
     /// logged as mapping errors, failed plugin calls as plugin errors; a plugin that
-    /// starts failing raises `plugin.failing` once.
+    /// starts failing raises `plugin.failing` once. [`Monitor::review`] then
+    /// [`Monitor::record`]; this writes to the store, so it belongs on a blocking
+    /// thread.
     pub fn mapped(
         &self,
         c: &Connection,
@@ -189,6 +211,22 @@ impl Monitor {
         ids: &[Option<String>],
         request_id: Option<&str>,
     ) {
+        let review = self.review(c, entity, batch, ids, request_id);
+        self.record(c, review);
+    }
+
+    /// What mapping a page of records gave, to be recorded: the error log entries,
+    /// the plugins that started failing, and the counts for the connection's health.
+    /// Nothing is written, so it may run anywhere; an empty review needs no
+    /// [`Monitor::record`].
+    pub fn review(
+        &self,
+        c: &Connection,
+        entity: Entity,
+        batch: &Batch,
+        ids: &[Option<String>],
+        request_id: Option<&str>,
+    ) -> Review {
         let mut problems: Vec<ErrorEntry> = Vec::new();
         let entry =
             |kind, message: String, record_id: Option<String>, plugin: Option<String>| ErrorEntry {
@@ -203,39 +241,34 @@ impl Monitor {
             };
         let mut mapping_errors = 0u64;
         for (i, result) in batch.records.iter().enumerate() {
-            // The caller's id for the record (its upstream key), else its unified id.
-            let id = ids.get(i).cloned().flatten().or_else(|| {
-                let record = result.as_ref().ok()?;
-                match record.get("id")? {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
+            // The field errors travel beside the record, as values.
+            let fields = batch.field_errors.get(i).map_or(&[][..], Vec::as_slice);
+            let (message, plugin) = match result {
+                Err(e) => (Some(e.to_string()), failed_plugin(e)),
+                Ok(_) if fields.is_empty() => (None, None),
+                Ok(_) => {
+                    let each: Vec<String> = fields
+                        .iter()
+                        .map(|e| format!("{}: {}", e.target, e.message))
+                        .collect();
+                    let message = format!("{} field(s) failed: {}", fields.len(), each.join("; "));
+                    let plugin = fields.iter().find_map(|e| e.cause.plugin());
+                    (Some(message), plugin.map(str::to_owned))
                 }
-            });
-            let message = match result {
-                Err(e) => Some(e.to_string()),
-                Ok(record) => record
-                    .get("errors")
-                    .and_then(|e| e.as_array())
-                    .map(|errors| {
-                        let fields: Vec<String> = errors
-                            .iter()
-                            .map(|e| {
-                                format!(
-                                    "{}: {}",
-                                    e["target"].as_str().unwrap_or("?"),
-                                    e["message"].as_str().unwrap_or("")
-                                )
-                            })
-                            .collect();
-                        format!("{} field(s) failed: {}", errors.len(), fields.join("; "))
-                    }),
             };
-            if let Some(message) = message {
-                mapping_errors += 1;
-                if problems.len() < MAPPING_ERRORS_PER_READ {
-                    problems.push(entry(ErrorKind::Mapping, message, id, None));
-                }
+            let Some(message) = message else { continue };
+            mapping_errors += 1;
+            if problems.len() < MAPPING_ERRORS_PER_READ {
+                // The caller's id for the record (its upstream key), else its unified id.
+                let id = ids.get(i).cloned().flatten().or_else(|| {
+                    let record = result.as_ref().ok()?;
+                    match record.get("id")? {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    }
+                });
+                problems.push(entry(ErrorKind::Mapping, message, id, plugin));
             }
         }
         let mut plugin_errors = 0u64;
@@ -274,6 +307,26 @@ impl Monitor {
                 }
             }
         }
+        Review {
+            entity,
+            problems,
+            newly_failing,
+            mapping_errors,
+            plugin_errors,
+        }
+    }
+
+    /// Records a [`Review`]: its entries go to the error log (flushed to the store),
+    /// `plugin.failing` is queued for the plugins that started failing, and the
+    /// connection's health counts the problems.
+    pub fn record(&self, c: &Connection, review: Review) {
+        let Review {
+            entity,
+            problems,
+            newly_failing,
+            mapping_errors,
+            plugin_errors,
+        } = review;
         for p in problems {
             self.log(c, p);
         }
@@ -384,4 +437,15 @@ impl Monitor {
             tracing::error!(connection = %c.id, event = event.as_str(), error = %e, "the event was not queued");
         }
     }
+}
+
+/// The plugin that failed a record, when one did: a `pre`/`post` step, or a field of a
+/// strict mapping.
+fn failed_plugin(e: &RecordError) -> Option<String> {
+    match e {
+        RecordError::Plugin { error, .. } => error.plugin(),
+        RecordError::Field(field) => field.cause.plugin(),
+        _ => None,
+    }
+    .map(str::to_owned)
 }

@@ -23,7 +23,7 @@ use super::secrets::{SECRET_KEY_ENV, Sealer, SecretError};
 use super::upstream::{Credentials, Next, RecordKey, Upstream, UpstreamError};
 use crate::egress::Outbound;
 use crate::store::{Connection, Mode, Store, StoreError, now};
-use crosswalk_core::mapping::{Batch, MapOptions, RecordError};
+use crosswalk_core::mapping::{Batch, FieldError, MapOptions, RecordError};
 use crosswalk_core::model::Entity;
 use crosswalk_systems::SystemId;
 use crosswalk_systems::sandbox::{self, Scenario};
@@ -102,6 +102,15 @@ pub enum RecordsError {
     /// A live connection without upstream settings or credentials.
     #[error("connection `{0}` is live but has no upstream settings or credentials")]
     NotConfigured(String),
+    /// Work handed to the blocking pool did not finish: it panicked, or the runtime is
+    /// shutting down.
+    #[error("the {what} task failed: {message}")]
+    Task {
+        /// What the task was doing.
+        what: &'static str,
+        /// Why it did not finish.
+        message: String,
+    },
     /// The one record asked for could not be mapped.
     #[error("{entity} `{id}` could not be mapped: {error}")]
     Record {
@@ -307,11 +316,14 @@ impl Records {
                     .map(|i| samples[*i].record.clone())
                     .collect();
                 let batch = self.map(c, &pipeline, sources, options).await?;
-                let mut kept: Vec<(usize, Result<Value, RecordError>)> = candidates
-                    .into_iter()
-                    .zip(batch.records)
-                    .filter(|(_, r)| changed_since(r, since.as_ref()))
-                    .collect();
+                let mut kept: Vec<(usize, Result<Value, RecordError>, Vec<FieldError>)> =
+                    candidates
+                        .into_iter()
+                        .zip(batch.records)
+                        .zip(batch.field_errors)
+                        .map(|((i, r), e)| (i, r, e))
+                        .filter(|(_, r, _)| changed_since(r, since.as_ref()))
+                        .collect();
                 let more = match since {
                     None => samples.len() > offset + size,
                     Some(_) => {
@@ -322,14 +334,16 @@ impl Records {
                 };
                 let ids: Vec<Option<String>> = kept
                     .iter()
-                    .map(|(i, _)| native_key(c.system, entity, &samples[*i].record))
+                    .map(|(i, _, _)| native_key(c.system, entity, &samples[*i].record))
                     .collect();
                 let scenarios = kept
                     .iter()
-                    .map(|(i, _)| samples[*i].scenario.clone())
+                    .map(|(i, _, _)| samples[*i].scenario.clone())
                     .collect();
+                let (records, field_errors) = kept.into_iter().map(|(_, r, e)| (r, e)).unzip();
                 let page = Batch {
-                    records: kept.into_iter().map(|(_, r)| r).collect(),
+                    records,
+                    field_errors,
                     log: batch.log,
                     plugin_calls: batch.plugin_calls,
                 };
@@ -442,8 +456,9 @@ impl Records {
                 pipeline.write.write_granted(&unified, &grant).native
             })
             .await
-            .map_err(|e| {
-                RecordsError::Store(StoreError::Database(format!("id task failed: {e}")))
+            .map_err(|e| RecordsError::Task {
+                what: "write",
+                message: e.to_string(),
             })?
         } else {
             pipeline.write.to_native(&unified)
@@ -747,7 +762,10 @@ impl Records {
             pipeline.plan.map_batch_granted(&sources, options, &grant)
         })
         .await
-        .map_err(|e| RecordsError::Store(StoreError::Database(format!("mapping task failed: {e}"))))
+        .map_err(|e| RecordsError::Task {
+            what: "mapping",
+            message: e.to_string(),
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::error::ErrorCode;
+use super::error::{ErrorBody, ErrorCode};
 use super::{ApiError, AppState, Caller, List, RequestId, connection, json_body, with_version};
 use crate::connection::{
     Credentials, ErrorEntry, ErrorKind, HealthReport, ListQuery, RecordsError, Status,
@@ -160,20 +160,16 @@ impl From<RecordsError> for ApiError {
                 ErrorCode::NoSecretKey,
                 message,
             ),
-            RecordsError::Record { ref error, .. } => match error.limit() {
-                Some(limit) => super::answer::limit_exceeded(limit, message),
-                None => ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    ErrorCode::RecordFailed,
-                    message,
-                ),
-            },
+            RecordsError::Record { ref error, .. } => {
+                let ErrorBody { error: detail } = ErrorBody::record(error, None);
+                ApiError::unprocessable(ErrorBody::new(detail.code, message, detail.details))
+            }
             RecordsError::Pipeline(e) => e.into(),
             RecordsError::Plugins(e) => e.into(),
             RecordsError::Store(e) => e.into(),
-            RecordsError::Secret(_) | RecordsError::NotConfigured(_) => {
-                ApiError::internal(&message)
-            }
+            RecordsError::Secret(_)
+            | RecordsError::NotConfigured(_)
+            | RecordsError::Task { .. } => ApiError::internal(&message),
         }
     }
 }
@@ -372,6 +368,7 @@ async fn native_payload(
     // for the connection's health as in reads.
     let calls = crosswalk_core::mapping::Batch {
         records: Vec::new(),
+        field_errors: Vec::new(),
         log: written.log,
         plugin_calls: written
             .plugin_calls

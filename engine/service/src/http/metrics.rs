@@ -287,6 +287,7 @@ mod tests {
                 Ok(json!({})),
                 Err(RecordError::NotAnObject { found: "a string" }),
             ],
+            field_errors: vec![Vec::new(); 3],
             log: vec![],
             plugin_calls: vec![("uom".into(), calls)],
         };

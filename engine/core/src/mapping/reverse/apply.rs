@@ -157,7 +157,8 @@ pub(super) fn convert(
             .try_fold(value.clone(), |v, t| {
                 t.apply(v, &mut Ctx { record, session })
             })
-            .map(|v| (Some(v), captures)),
+            .map(|v| (Some(v), captures))
+            .map_err(|e| e.to_string()),
     }
 }
 

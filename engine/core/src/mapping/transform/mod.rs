@@ -298,8 +298,22 @@ impl Transform {
     }
 
     /// Applies the transform. `null` passes through every transform but `default`.
-    /// The error is a message without the target; the caller adds it.
-    pub fn apply(&self, value: Value, ctx: &mut Ctx<'_>) -> Result<Value, String> {
+    /// The error says why without naming the target; the caller adds it.
+    pub fn apply(&self, value: Value, ctx: &mut Ctx<'_>) -> Result<Value, StepFailure> {
+        self.apply_builtin(value, ctx)
+            .map_err(|failure| match failure {
+                Ok(message) => StepFailure::Refused(message),
+                Err(plugin) => StepFailure::Plugin(plugin),
+            })
+    }
+
+    /// [`Transform::apply`], with a built-in transform's refusal as `Ok` and a plugin
+    /// call's failure as `Err` (every built-in transform says why in a message).
+    fn apply_builtin(
+        &self,
+        value: Value,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Value, Result<String, PluginError>> {
         if value.is_null()
             && !matches!(
                 self,
@@ -308,7 +322,14 @@ impl Transform {
         {
             return Ok(Value::Null);
         }
-        match self {
+        let refused = match self {
+            Transform::Plugin(call) => {
+                return ctx
+                    .session
+                    .instance(call.slot)
+                    .call_field(&call.function, &value, &call.args)
+                    .map_err(Err);
+            }
             Transform::ToString => to_string::apply(value),
             Transform::ToNumber => to_number::apply(value),
             Transform::ToInteger => to_integer::apply(value),
@@ -327,12 +348,8 @@ impl Transform {
             Transform::Divide(by) => divide::apply(value, by, ctx),
             Transform::Default(d) => Ok(default::apply(value, d)),
             Transform::NullIfEmpty => Ok(null_if_empty::apply(value)),
-            Transform::Plugin(call) => ctx
-                .session
-                .instance(call.slot)
-                .call_field(&call.function, &value, &call.args)
-                .map_err(|e| e.to_string()),
-        }
+        };
+        refused.map_err(Ok)
     }
 
     /// What the step produces, given what it is fed.
@@ -368,6 +385,18 @@ impl Transform {
             Transform::Plugin(_) => Kind::Unknown,
         }
     }
+}
+
+/// Why a step failed on a value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StepFailure {
+    /// A built-in transform refused its input, saying why.
+    #[error("{0}")]
+    Refused(String),
+    /// A plugin call failed: the plugin's own error, a trap, a limit, or an answer that
+    /// does not fit.
+    #[error("{0}")]
+    Plugin(PluginError),
 }
 
 /// Why a step did not compile.
@@ -526,13 +555,15 @@ pub(crate) mod testing {
     /// Applies `step` to `input` against `record` and returns the result.
     pub fn run_on(step: Value, input: Value, record: &Value) -> Result<Value, String> {
         let mut session = Session::new(&[]);
-        compile(step).apply(
-            input,
-            &mut Ctx {
-                record,
-                session: &mut session,
-            },
-        )
+        compile(step)
+            .apply(
+                input,
+                &mut Ctx {
+                    record,
+                    session: &mut session,
+                },
+            )
+            .map_err(|e| e.to_string())
     }
 
     /// Asserts that `step` turns `input` into `expected`.
