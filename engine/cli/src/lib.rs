@@ -10,6 +10,7 @@ use std::path::{Path as FsPath, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
@@ -19,6 +20,7 @@ use crosswalk_core::mapping::{
 use crosswalk_core::model::Entity;
 use crosswalk_core::path::Path;
 use crosswalk_plugin_host::{FunctionKind, HostConfig, Limits, Plugin as _, PluginHost, PluginSet};
+use crosswalk_service::ndjson;
 use crosswalk_systems::{self as systems, SYSTEMS, System};
 
 mod serve;
@@ -435,92 +437,57 @@ fn map(
 const NDJSON_BATCH: usize = 256;
 const NDJSON_BATCH_BYTES: usize = 1 << 20;
 
-/// Maps NDJSON as it is read: one answer line per non-blank input line, a unified
-/// record or an error in the API's error shape with the line number. Fails at the end
-/// when any line failed.
+/// Maps NDJSON as it is read, as the service's transform endpoint does (both read and
+/// answer through `crosswalk_service::ndjson`): one answer line per non-blank input
+/// line, a unified record or an error in the API's error shape with the line number.
+/// Fails at the end when any line failed.
 fn map_ndjson(
     plan: &Plan,
     input: Option<&FsPath>,
     options: MapOptions,
     out: &mut impl Write,
 ) -> Result<()> {
-    use std::io::BufRead;
-
-    let mut reader: Box<dyn BufRead> = match input {
-        Some(f) => Box::new(io::BufReader::with_capacity(
-            1 << 16,
-            fs::File::open(f).with_context(|| format!("cannot read {}", f.display()))?,
-        )),
+    let mut reader: Box<dyn Read> = match input {
+        Some(f) => {
+            Box::new(fs::File::open(f).with_context(|| format!("cannot read {}", f.display()))?)
+        }
         None => Box::new(io::stdin().lock()),
     };
     let mut out = io::BufWriter::with_capacity(1 << 16, out);
-    let (mut records, mut numbers) = (Vec::with_capacity(NDJSON_BATCH), Vec::new());
-    let (mut total, mut failed, mut batch_bytes) = (0usize, 0usize, 0usize);
-    let flush = |records: &mut Vec<Value>,
-                 numbers: &mut Vec<usize>,
-                 out: &mut dyn Write,
-                 failed: &mut usize|
-     -> Result<()> {
-        let batch = plan.map_batch(records, options);
-        for line in &batch.log {
-            eprintln!("{line}");
-        }
-        for (result, number) in batch.records.into_iter().zip(numbers.iter()) {
-            match result {
-                Ok(record) => serde_json::to_writer(&mut *out, &record)?,
-                Err(e) => {
-                    *failed += 1;
-                    let error = crosswalk_service::http::ndjson::line_error(
-                        *number,
-                        crosswalk_service::http::ErrorCode::RecordFailed,
-                        e.to_string(),
-                    );
-                    serde_json::to_writer(&mut *out, &error)?;
-                }
+    // A line may be as long as a file: the command line reads what it is given.
+    let mut lines = ndjson::Splitter::new(usize::MAX);
+    let (mut total, mut failed) = (0usize, 0usize);
+    let mut answer = |batch: Vec<(usize, Bytes)>, out: &mut dyn Write| -> Result<()> {
+        total += batch.len();
+        let answered = ndjson::map_lines(plan, options, &batch, None, |mapped| {
+            for line in &mapped.log {
+                eprintln!("{line}");
             }
-            out.write_all(b"\n")?;
-        }
-        records.clear();
-        numbers.clear();
+        });
+        failed += answered.failed;
+        out.write_all(&answered.out)?;
         Ok(())
     };
-    let mut line = Vec::new();
-    let mut number = 0;
+    let mut piece = vec![0; 1 << 16];
     loop {
-        line.clear();
-        if reader
-            .read_until(b'\n', &mut line)
-            .context("cannot read the input")?
-            == 0
-        {
-            break;
-        }
-        number += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        total += 1;
-        let error = match crosswalk_service::http::ndjson::parse_line(number, &line) {
-            Ok(record) => {
-                records.push(record);
-                numbers.push(number);
-                batch_bytes += line.len();
-                if records.len() == NDJSON_BATCH || batch_bytes >= NDJSON_BATCH_BYTES {
-                    flush(&mut records, &mut numbers, &mut out, &mut failed)?;
-                    batch_bytes = 0;
-                }
-                continue;
-            }
-            Err(error) => error,
+        let read = match reader.read(&mut piece) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("cannot read the input"),
         };
-        // The lines before it are answered first, to keep the order.
-        flush(&mut records, &mut numbers, &mut out, &mut failed)?;
-        batch_bytes = 0;
-        failed += 1;
-        serde_json::to_writer(&mut out, &error)?;
-        out.write_all(b"\n")?;
+        if let Err(e) = lines.push(Bytes::copy_from_slice(&piece[..read])) {
+            bail!("{}", e.error.message);
+        }
+        while let Some(batch) = lines.full_batch(NDJSON_BATCH, NDJSON_BATCH_BYTES) {
+            answer(batch, &mut out)?;
+        }
     }
-    flush(&mut records, &mut numbers, &mut out, &mut failed)?;
+    lines.finish();
+    while let Some(batch) = lines.full_batch(NDJSON_BATCH, NDJSON_BATCH_BYTES) {
+        answer(batch, &mut out)?;
+    }
+    answer(lines.take_all(), &mut out)?;
     out.flush()?;
     if failed > 0 {
         bail!("{failed} of {total} records failed to map (see their error lines)");

@@ -12,7 +12,7 @@
 //! | [`jsonpath`] | [`Path::parse`], then [`Path::nodes`] and [`Path::select`] on a document |
 //! | [`mapping_spec`] | [`MappingSpec::parse`], [`OverrideSpec::parse`] and [`Document::parse`] (JSON and YAML), then resolving, compiling and running the overrides on SAP's purchase orders |
 //! | [`payload`] | [`Payload::parse`]: taking the envelope off a transform's body |
-//! | [`ndjson`] | the NDJSON body reader of the transform endpoint, in pieces of any size, and [`crate::http::ndjson::parse_line`] on each line |
+//! | [`ndjson`] | the NDJSON body reader of the transform endpoint, in pieces of any size, and [`crate::ndjson::parse_line`] on each line |
 //! | [`plugin`] | [`PluginHost::load`]: an upload's checks |
 
 use std::sync::OnceLock;
@@ -227,15 +227,19 @@ pub fn ndjson(data: &[u8]) {
     match (too_long, &end) {
         (None, None) => {}
         (Some(line), Some(error)) => {
+            let error = error.to_value();
             assert_eq!(error["error"]["code"], "payload_too_large", "{error}");
             assert_eq!(error["error"]["details"]["line"], line, "{error}");
         }
         _ => panic!("the stream ended with {end:?}, where the line over the limit is {too_long:?}"),
     }
     for (number, line) in &lines {
-        match crate::http::ndjson::parse_line(*number, line) {
+        match crate::ndjson::parse_line(*number, line) {
             Ok(record) => assert!(!record.is_array()),
-            Err(error) => assert_eq!(error["error"]["details"]["line"], *number, "{error}"),
+            Err(error) => {
+                let error = error.to_value();
+                assert_eq!(error["error"]["details"]["line"], *number, "{error}");
+            }
         }
     }
 }

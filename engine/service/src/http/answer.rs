@@ -7,53 +7,31 @@
 //! before them filling `max_answer_bytes`) get the same code, with the limit in their
 //! `details`.
 
-use std::io;
-
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::ApiError;
-use super::error::ErrorCode;
+use crate::error_body::{At, ErrorBody};
 use crosswalk_core::mapping::RecordError;
+use crosswalk_core::mapping::limits::write_json_within;
 use crosswalk_core::path::Limit;
 
 /// 422 `limit_exceeded` for `limit`, with `message` saying what broke it.
 pub fn limit_exceeded(limit: Limit, message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::LimitExceeded,
-        message,
-    )
-    .details(json!({"limit": limit.name, "max": limit.max}))
+    ApiError::unprocessable(ErrorBody::limit(limit, message, None))
 }
 
 /// The answer of a record that failed to map on its own (a one-record transform or
 /// read): 422, `limit_exceeded` when a limit failed it, else `record_failed`.
 pub fn record_failed(e: &RecordError) -> ApiError {
-    match e.limit() {
-        Some(limit) => limit_exceeded(limit, e.to_string()),
-        None => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::RecordFailed,
-            e.to_string(),
-        ),
-    }
+    ApiError::unprocessable(ErrorBody::record(e, None))
 }
 
 /// A record of a batch that failed, in the API's error shape, at its index.
 pub fn record_error(e: &RecordError, index: usize) -> Value {
-    match e.limit() {
-        Some(limit) => json!({"error": {
-            "code": ErrorCode::LimitExceeded,
-            "message": e.to_string(),
-            "details": {"index": index, "limit": limit.name, "max": limit.max},
-        }}),
-        None => {
-            json!({"error": {"code": ErrorCode::RecordFailed, "message": e.to_string(), "details": {"index": index}}})
-        }
-    }
+    ErrorBody::record(e, Some(At::Index(index))).to_value()
 }
 
 /// The first record of a batch that the records before it pushed past
@@ -83,17 +61,14 @@ fn too_large(limit: Limit) -> ApiError {
 /// `value` as a JSON answer, serialised once: a 422 naming `limit` instead when it
 /// would be larger.
 pub fn json(value: &impl Serialize, limit: Limit) -> Result<Response, ApiError> {
-    let mut out = Capped {
-        bytes: Vec::with_capacity(1024),
-        cap: usize::try_from(limit.max).unwrap_or(usize::MAX),
-    };
-    match serde_json::to_writer(&mut out, value) {
+    let mut out = Vec::with_capacity(1024);
+    match write_json_within(&mut out, value, limit.max) {
         Ok(()) => Ok((
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )],
-            out.bytes,
+            out,
         )
             .into_response()),
         Err(e) if e.is_io() => Err(too_large(limit)),
@@ -101,54 +76,11 @@ pub fn json(value: &impl Serialize, limit: Limit) -> Result<Response, ApiError> 
     }
 }
 
-/// One NDJSON line of `value`, appended to `out`: an error line naming `limit` instead
-/// when it would be larger than the limit.
-pub fn ndjson_line(out: &mut Vec<u8>, value: &Value, limit: Limit, line: usize) {
-    let start = out.len();
-    let mut capped = Capped {
-        bytes: std::mem::take(out),
-        cap: start.saturating_add(usize::try_from(limit.max).unwrap_or(usize::MAX)),
-    };
-    let fits = serde_json::to_writer(&mut capped, value).is_ok();
-    *out = capped.bytes;
-    if !fits {
-        out.truncate(start);
-        let error = json!({"error": {
-            "code": ErrorCode::LimitExceeded,
-            "message": format!(
-                "the answer line would be larger than {} bytes (limit `{}`)",
-                limit.max, limit.name
-            ),
-            "details": {"line": line, "limit": limit.name, "max": limit.max},
-        }});
-        serde_json::to_writer(&mut *out, &error).expect("a JSON value serializes");
-    }
-    out.push(b'\n');
-}
-
-/// A buffer that fails a write that would take it past its cap.
-struct Capped {
-    bytes: Vec<u8>,
-    cap: usize,
-}
-
-impl io::Write for Capped {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.bytes.len() + buf.len() > self.cap {
-            return Err(io::Error::other("over the answer limit"));
-        }
-        self.bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error_body::ErrorCode;
+    use serde_json::json;
 
     const LIMIT: Limit = Limit {
         name: "max_answer_bytes",
@@ -162,21 +94,5 @@ mod tests {
         assert_eq!(e.code(), ErrorCode::LimitExceeded, "{e:?}");
         let body = format!("{e:?}");
         assert!(body.contains("max_answer_bytes"), "{body}");
-    }
-
-    #[test]
-    fn an_ndjson_line_over_the_limit_becomes_an_error_line() {
-        let mut out = b"{}\n".to_vec();
-        ndjson_line(&mut out, &json!({"a": 1}), LIMIT, 2);
-        ndjson_line(&mut out, &json!({"a": "x".repeat(100)}), LIMIT, 3);
-        let lines: Vec<Value> = out
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).unwrap())
-            .collect();
-        assert_eq!(lines[1], json!({"a": 1}));
-        assert_eq!(lines[2]["error"]["code"], "limit_exceeded");
-        assert_eq!(lines[2]["error"]["details"]["line"], 3);
-        assert_eq!(lines[2]["error"]["details"]["limit"], "max_answer_bytes");
     }
 }

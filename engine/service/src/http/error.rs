@@ -1,116 +1,18 @@
-//! The one error shape of the API: `{"error": {"code", "message", "details"}}`.
+//! HTTP error answers: [`ApiError`], a status with the API's one error shape
+//! ([`ErrorBody`], from [`crate::error_body`]), and the conversions from the service's
+//! error types.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use schemars::JsonSchema;
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::connection::ChangeError;
+pub use crate::error_body::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::quota::LimitExceeded;
 use crate::store::StoreError;
 use crosswalk_core::mapping::SpecErrors;
 use crosswalk_plugin_host::PoolError;
-
-/// Every `code` the API answers, in one place: HTTP error bodies, NDJSON error lines and
-/// a batch's failed records all take theirs from here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// An outbound address the operator's policy does not allow (422).
-    AddressNotAllowed,
-    /// An NDJSON line that is not a JSON record.
-    BadBody,
-    /// A malformed request: its JSON, query or headers (400).
-    BadRequest,
-    /// The tenant's share of the plugin pool stayed full (503, with `Retry-After`).
-    Busy,
-    /// The connection's breaker fails calls fast (503, with `Retry-After`).
-    CircuitOpen,
-    /// The key may not do this: an admin-only endpoint (403).
-    Forbidden,
-    /// The service failed (500); its log has the request id.
-    Internal,
-    /// A mapping change that cannot apply: an unknown or pruned version, a plugin not uploaded (422).
-    InvalidChange,
-    /// A connection's settings that do not fit its mode (422).
-    InvalidConnection,
-    /// Credentials that are not well formed (422).
-    InvalidCredentials,
-    /// A plugin binding's limits out of range (422).
-    InvalidLimits,
-    /// A mapping that does not validate; `details` lists every problem (422).
-    InvalidMapping,
-    /// An upload that is not a loadable plugin (422).
-    InvalidPlugin,
-    /// A record to write that does not fit the entity's write schema (422).
-    InvalidRecord,
-    /// A webhook subscription that is not valid (422).
-    InvalidSubscription,
-    /// A limit or quota was reached; `details` names it and its value (422).
-    LimitExceeded,
-    /// The endpoint does not take that method (405).
-    MethodNotAllowed,
-    /// The upstream refused the connection's credentials: reauthorize it.
-    NeedsReauth,
-    /// Live connections need `CROSSWALK_SECRET_KEY`, which the service was started without.
-    NoSecretKey,
-    /// Nothing of that id that the caller can see (404).
-    NotFound,
-    /// The body is over the service's body limit (413).
-    PayloadTooLarge,
-    /// A plugin still bound to a mapping cannot be deleted (409).
-    PluginBound,
-    /// The upstream asked to wait (429, with `Retry-After`).
-    RateLimited,
-    /// The upstream did not accept the new credentials; nothing changed (422).
-    ReauthorizationFailed,
-    /// A record that could not be mapped (422, or an error line or entry in a batch).
-    RecordFailed,
-    /// A sandbox connection has no credentials to change (422).
-    SandboxConnection,
-    /// No key, or one that is not valid (401).
-    Unauthorized,
-    /// A source system Crosswalk does not know (422).
-    UnknownSystem,
-    /// A body in a media type the endpoint does not read (415).
-    UnsupportedMediaType,
-    /// A write that sets fields the mapping cannot write back (422).
-    UnwritableFields,
-    /// The source system refused a write or a read (its answer is in `details`).
-    UpstreamRejected,
-    /// `If-Match` names another version than the current one (412).
-    VersionMismatch,
-    /// The source system refused this entity to the connection's credentials (502).
-    UpstreamPermission,
-    /// The source system did not answer in time (504).
-    UpstreamTimeout,
-    /// The source system could not be reached (502).
-    UpstreamUnreachable,
-    /// The source system failed: a 5xx, or an answer its API does not give (502).
-    UpstreamError,
-}
-
-/// The body of every error answer.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct ErrorBody {
-    /// What went wrong.
-    pub error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct ErrorDetail {
-    /// A stable code, for programs: `not_found`, `invalid_mapping`, `record_failed`, …
-    pub code: ErrorCode,
-    /// What went wrong, for people: it names the field, path, plugin or limit.
-    pub message: String,
-    /// More, by code: the line and column of malformed JSON, the problems of an
-    /// invalid mapping, the index or line of a failed record; `null` when there is
-    /// nothing more.
-    pub details: Value,
-}
 
 /// An error answer: a status, a stable code, a message for people and details.
 #[derive(Debug)]
@@ -134,6 +36,16 @@ impl ApiError {
             details: Value::Null,
             retry_after: 0,
         }
+    }
+
+    /// 422 with `body`: a request that is well formed but refused.
+    pub fn unprocessable(body: ErrorBody) -> ApiError {
+        let ErrorDetail {
+            code,
+            message,
+            details,
+        } = body.error;
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).details(details)
     }
 
     /// Its code.
@@ -253,13 +165,7 @@ impl From<LimitExceeded> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: self.message,
-                details: self.details,
-            },
-        };
+        let body = ErrorBody::new(self.code, self.message, self.details);
         let mut response = (self.status, Json(body)).into_response();
         if self.retry_after > 0 {
             response.headers_mut().insert(

@@ -1614,7 +1614,6 @@ async fn transform(
             metrics: Arc::clone(&state.inner.metrics),
             monitor: Arc::clone(state.inner.records.monitor()),
             request_id: request_id.map(|r| r.0.0),
-            answer_limit: state.answer_limit(),
         };
         // A client that asked to be told to go on (`Expect: 100-continue`) is told so
         // before the answer's head goes out; others may send as the answers come.

@@ -26,16 +26,17 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::error::ErrorCode;
 use super::metrics::Metrics;
 use crate::connection::Pipeline;
-use crosswalk_core::mapping::{MapOptions, Payload};
+use crate::error_body::{At, ErrorBody, ErrorCode};
+use crate::ndjson::{self, Splitter};
+use crosswalk_core::mapping::MapOptions;
 use crosswalk_core::model::Entity;
+use crosswalk_core::plugin::Capacity;
 use crosswalk_plugin_host::Grant;
 
 /// The content types taken as NDJSON.
@@ -63,7 +64,7 @@ enum Chunk {
     /// Non-blank lines with their 1-based line numbers.
     Lines(Vec<(usize, Bytes)>),
     /// The body ended: cleanly, or with an error line to send last.
-    End(Option<Value>),
+    End(Option<ErrorBody>),
 }
 
 /// What a mapped stream reports to: metrics, and the connection's monitor (its error
@@ -79,8 +80,6 @@ pub struct Target {
     pub monitor: Arc<crate::connection::Monitor>,
     /// The request's id, for the error log.
     pub request_id: Option<String>,
-    /// `max_answer_bytes`: the longest answer line.
-    pub answer_limit: crosswalk_core::path::Limit,
 }
 
 /// `body` with its first piece read, for a request with `Expect: 100-continue` (curl
@@ -125,7 +124,8 @@ pub fn transform(
                 Chunk::End(error) => {
                     let mut out = Vec::new();
                     if let Some(error) = error {
-                        push_line(&mut out, &error);
+                        serde_json::to_writer(&mut out, &error).expect("an error body serializes");
+                        out.push(b'\n');
                     }
                     (out, true)
                 }
@@ -148,84 +148,49 @@ pub fn transform(
 /// whatever is complete at the end of each piece of the body).
 async fn read_lines(body: Body, tx: mpsc::Sender<Chunk>, limit: usize) {
     let mut stream = body.into_data_stream();
-    let mut pending = BytesMut::new();
-    let mut number = 0;
-    let mut batch = Vec::new();
-    let end = loop {
-        let data = match stream.next().await {
-            Some(Ok(data)) => data,
+    let mut lines = Splitter::new(limit);
+    loop {
+        let (end, done) = match stream.next().await {
+            Some(Ok(data)) => match lines.push(data) {
+                Ok(()) => (None, false),
+                Err(too_long) => (Some(too_long), true),
+            },
             Some(Err(e)) => {
-                break Some(line_error(
-                    number + 1,
+                let seen = lines.lines_seen();
+                let broke_off = ErrorBody::at(
+                    At::Line(seen + 1),
                     ErrorCode::BadRequest,
-                    format!("the body broke off after line {number}: {e}"),
-                ));
+                    format!("the body broke off after line {seen}: {e}"),
+                );
+                (Some(broke_off), true)
             }
-            None if pending.is_empty() => break None,
             None => {
-                number += 1;
-                push_source(&mut batch, number, pending.split().freeze());
-                break None;
+                lines.finish();
+                (None, true)
             }
         };
-        let mut data = data;
-        let mut too_long = None;
-        while let Some(at) = data.iter().position(|&b| b == b'\n') {
-            let piece = data.split_to(at + 1);
-            number += 1;
-            let line = if pending.is_empty() {
-                piece.slice(..at)
-            } else {
-                pending.extend_from_slice(&piece[..at]);
-                pending.split().freeze()
-            };
-            if line.len() > limit {
-                too_long = Some(number);
-                break;
-            }
-            push_source(&mut batch, number, line);
-            if batch.len() == BATCH
-                && tx
-                    .send(Chunk::Lines(std::mem::take(&mut batch)))
-                    .await
-                    .is_err()
-            {
+        // What is complete is handed on: full batches, then the rest of the piece.
+        while let Some(batch) = lines.full_batch(BATCH, usize::MAX) {
+            if tx.send(Chunk::Lines(batch)).await.is_err() {
                 return;
             }
         }
-        if too_long.is_none() {
-            pending.extend_from_slice(&data);
-            if pending.len() > limit {
-                too_long = Some(number + 1);
-            }
-        }
-        if let Some(line) = too_long {
-            break Some(line_error(
-                line,
-                ErrorCode::PayloadTooLarge,
-                format!("line {line} is longer than the limit of {limit} bytes"),
-            ));
-        }
-        if !batch.is_empty()
-            && tx
-                .send(Chunk::Lines(std::mem::take(&mut batch)))
-                .await
-                .is_err()
-        {
+        let rest = lines.take_all();
+        if !rest.is_empty() && tx.send(Chunk::Lines(rest)).await.is_err() {
             return;
         }
-    };
-    if !batch.is_empty() && tx.send(Chunk::Lines(batch)).await.is_err() {
-        return;
+        if done {
+            let _ = tx.send(Chunk::End(end)).await;
+            return;
+        }
     }
-    let _ = tx.send(Chunk::End(end)).await;
 }
 
 /// Reads a body that arrives in `pieces` as the transform endpoint does, on a runtime
 /// of its own: the lines handed on, and the error line that ended the stream, if any.
 /// For the fuzz target ([`crate::fuzz::ndjson`]).
 #[doc(hidden)]
-pub fn read_all(pieces: Vec<Bytes>, limit: usize) -> (Vec<(usize, Bytes)>, Option<Value>) {
+pub fn read_all(pieces: Vec<Bytes>, limit: usize) -> (Vec<(usize, Bytes)>, Option<ErrorBody>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime starts");
@@ -246,18 +211,9 @@ pub fn read_all(pieces: Vec<Bytes>, limit: usize) -> (Vec<(usize, Bytes)>, Optio
     })
 }
 
-/// Keeps a line unless it is blank; a `\r` before the newline is dropped.
-fn push_source(batch: &mut Vec<(usize, Bytes)>, number: usize, mut line: Bytes) {
-    if line.last() == Some(&b'\r') {
-        line.truncate(line.len() - 1);
-    }
-    if !line.iter().all(u8::is_ascii_whitespace) {
-        batch.push((number, line));
-    }
-}
-
 /// Maps a batch of lines: one answer line per source line, in order; with a fresh
-/// plugin time budget of `grant`'s.
+/// plugin time budget of `grant`'s. The batch is counted in the metrics and its
+/// problems go to the connection's monitor (unless the request was cancelled).
 fn map_lines(
     pipeline: &Pipeline,
     options: MapOptions,
@@ -265,93 +221,22 @@ fn map_lines(
     target: &Target,
     grant: Option<&Grant>,
 ) -> Vec<u8> {
-    // Parse first, so that the lines that are records are mapped as one batch.
-    let mut parsed: Vec<Result<(), Value>> = Vec::with_capacity(lines.len());
-    let mut records = Vec::with_capacity(lines.len());
-    for (number, line) in lines {
-        let line = match parse_line(*number, line) {
-            Ok(record) => {
-                records.push(record);
-                Ok(())
-            }
-            Err(error) => Err(error),
-        };
-        parsed.push(line);
-    }
-    let batch = match grant {
-        Some(grant) => pipeline.plan.map_batch_granted(&records, options, grant),
-        None => pipeline.plan.map_batch(&records, options),
-    };
-    target
-        .metrics
-        .batch(&target.connection.id, target.entity, &batch);
-    if !grant.is_some_and(|g| g.cancel().is_cancelled()) {
-        target.monitor.mapped(
-            &target.connection,
-            target.entity,
-            &batch,
-            &[],
-            target.request_id.as_deref(),
-        );
-    }
-    let mut mapped = batch.records.into_iter();
-    let mut out = Vec::with_capacity(lines.len() * 512);
-    for ((number, _), line) in lines.iter().zip(parsed) {
-        let value = match line {
-            Ok(_) => match mapped.next().expect("one result per record") {
-                Ok(record) => record,
-                Err(e) => match e.limit() {
-                    Some(limit) => {
-                        let mut error =
-                            line_error(*number, ErrorCode::LimitExceeded, e.to_string());
-                        error["error"]["details"]["limit"] = limit.name.into();
-                        error["error"]["details"]["max"] = limit.max.into();
-                        error
-                    }
-                    None => line_error(*number, ErrorCode::RecordFailed, e.to_string()),
-                },
-            },
-            Err(error) => error,
-        };
-        super::answer::ndjson_line(&mut out, &value, target.answer_limit, *number);
-    }
-    out
-}
-
-fn push_line(out: &mut Vec<u8>, value: &Value) {
-    serde_json::to_writer(&mut *out, value).expect("a JSON value serializes");
-    out.push(b'\n');
-}
-
-/// One NDJSON line as a source record (in an envelope or not), or the error line that
-/// answers it: not JSON, or more than one record. The service and `crosswalk map
-/// --ndjson` read lines alike.
-pub fn parse_line(number: usize, line: &[u8]) -> Result<Value, Value> {
-    match serde_json::from_slice::<Value>(line).map(Payload::unwrap) {
-        Ok(Payload::One(record)) => Ok(record),
-        Ok(Payload::Many(many)) => Err(line_error(
-            number,
-            ErrorCode::BadRequest,
-            format!(
-                "line {number} is an array or a collection of {} items, not one record; NDJSON takes one record per line",
-                many.len()
-            ),
-        )),
-        Err(e) => {
-            let mut error = line_error(
-                number,
-                ErrorCode::BadRequest,
-                format!("line {number} is not valid JSON: {e}"),
+    let capacity = grant.map(|g| g as &dyn Capacity);
+    let answered = ndjson::map_lines(&pipeline.plan, options, lines, capacity, |batch| {
+        target
+            .metrics
+            .batch(&target.connection.id, target.entity, batch);
+        if !grant.is_some_and(|g| g.cancel().is_cancelled()) {
+            target.monitor.mapped(
+                &target.connection,
+                target.entity,
+                batch,
+                &[],
+                target.request_id.as_deref(),
             );
-            error["error"]["details"]["column"] = json!(e.column());
-            Err(error)
         }
-    }
-}
-
-/// An error line in the API's error shape, with the source line number.
-pub fn line_error(line: usize, code: ErrorCode, message: String) -> Value {
-    json!({"error": {"code": code, "message": message, "details": {"line": line}}})
+    });
+    answered.out
 }
 
 #[cfg(test)]
