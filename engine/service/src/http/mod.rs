@@ -12,7 +12,7 @@
 //! request over one answers 422 `limit_exceeded`, naming it.
 
 mod answer;
-mod connections;
+mod records;
 mod content_type;
 mod error;
 pub mod metrics;
@@ -358,9 +358,9 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::DELETE, "/v1/plugins/{sha256}", delete(delete_plugin), "deletePlugin", "Delete a plugin version, unless a connection's current mapping binds it.")
             .answers(204, Output::Empty)
             .errors(&[409]),
-        Route::new(M::GET, "/v1/connections/{id}/status", get(connections::connection_status), "connectionStatus", "The connection's status (healthy, degraded, needs_reauth, rate_limited, unreachable, circuit_open), breaker, last success and error, and error counts per entity and kind.")
-            .answers(200, Output::Json(schema::<connections::StatusAnswer>)),
-        Route::new(M::GET, "/v1/connections/{id}/errors", get(connections::connection_errors), "connectionErrors", "The connection's error log (upstream, mapping and plugin errors, with request ids), newest first.")
+        Route::new(M::GET, "/v1/connections/{id}/status", get(records::connection_status), "connectionStatus", "The connection's status (healthy, degraded, needs_reauth, rate_limited, unreachable, circuit_open), breaker, last success and error, and error counts per entity and kind.")
+            .answers(200, Output::Json(schema::<records::StatusAnswer>)),
+        Route::new(M::GET, "/v1/connections/{id}/errors", get(records::connection_errors), "connectionErrors", "The connection's error log (upstream, mapping and plugin errors, with request ids), newest first.")
             .query(&[
                 ("entity", "entity", "Only errors of this entity (`purchase_order`, …)."),
                 ("kind", "error_kind", "Only errors of this kind: auth, permission, rate_limit, timeout, network, upstream_5xx, bad_response, mapping, plugin."),
@@ -368,8 +368,8 @@ pub fn routes() -> Vec<Route> {
             ])
             .answers(200, Output::Json(schema::<List<crate::connection::ErrorEntry>>))
             .errors(&[400]),
-        Route::new(M::POST, "/v1/connections/{id}/reauthorize", post(connections::reauthorize), "reauthorizeConnection", "Replace a live connection's credentials: verified against the upstream first; issues a new connection token and restores the connection.")
-            .input(Input::Json(schema::<connections::Reauthorize>))
+        Route::new(M::POST, "/v1/connections/{id}/reauthorize", post(records::reauthorize), "reauthorizeConnection", "Replace a live connection's credentials: verified against the upstream first; issues a new connection token and restores the connection.")
+            .input(Input::Json(schema::<records::Reauthorize>))
             .answers(200, Output::Json(schema::<Connection>))
             .errors(&[422, 503]),
         Route::new(M::POST, "/v1/webhooks", post(webhooks::subscribe), "createWebhook", "Subscribe a URL to events; the signing secret is shown once.")
@@ -392,12 +392,12 @@ pub fn routes() -> Vec<Route> {
             .versioned(),
     ]
     .into_iter()
-    .chain(connections::RESOURCES.iter().flat_map(resource_routes))
+    .chain(records::RESOURCES.iter().flat_map(resource_routes))
     .collect()
 }
 
 /// The four routes of a unified resource: list, get, create and update.
-fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
+fn resource_routes(r: &'static records::Resource) -> [Route; 5] {
     use openapi::{Input, Output, schema};
     const REMOTE_DATA: (&str, &str) = (
         "remote_data",
@@ -410,21 +410,21 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
                      Path(id): Path<String>,
                      params,
                      request_id: Option<axum::Extension<RequestId>>| async move {
-        connections::list_records(state, caller, id, entity, params, request_id.map(|e| e.0)).await
+        records::list_records(state, caller, id, entity, params, request_id.map(|e| e.0)).await
     };
     let one = move |State(state): State<AppState>,
                     caller: Caller,
                     Path(ids): Path<(String, String)>,
                     params,
                     request_id: Option<axum::Extension<RequestId>>| async move {
-        connections::get_record(state, caller, ids, entity, params, request_id.map(|e| e.0)).await
+        records::get_record(state, caller, ids, entity, params, request_id.map(|e| e.0)).await
     };
     let create = move |State(state): State<AppState>,
                        caller: Caller,
                        Path(id): Path<String>,
                        request_id: Option<axum::Extension<RequestId>>,
                        body: Result<Bytes, BytesRejection>| async move {
-        connections::write_record(
+        records::write_record(
             state,
             caller,
             (id, None),
@@ -439,7 +439,7 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
                        Path((id, record_id)): Path<(String, String)>,
                        request_id: Option<axum::Extension<RequestId>>,
                        body: Result<Bytes, BytesRejection>| async move {
-        connections::write_record(
+        records::write_record(
             state,
             caller,
             (id, Some(record_id)),
@@ -454,7 +454,7 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
                         Path(id): Path<String>,
                         request_id: Option<axum::Extension<RequestId>>,
                         body: Result<Bytes, BytesRejection>| async move {
-        connections::preview_write(state, caller, id, entity, body, request_id.map(|e| e.0)).await
+        records::preview_write(state, caller, id, entity, body, request_id.map(|e| e.0)).await
     };
     let record_schema: openapi::SchemaFn = match entity {
         Entity::PurchaseOrder => openapi::entity_schema::<0>,
@@ -471,25 +471,25 @@ fn resource_routes(r: &'static connections::Resource) -> [Route; 5] {
                 ("updated_since", "date-time", "Only records changed at or after this instant (RFC 3339)."),
             ])
             .flags(&[REMOTE_DATA])
-            .answers(200, Output::Json(schema::<connections::RecordsPage>))
+            .answers(200, Output::Json(schema::<records::RecordsPage>))
             .errors(&[400, 409, 422, 429, 502, 503, 504])
             .versioned(),
         Route::new(Method::GET, r.item, get(one), get_op, "One record by its id, mapped with the connection's current mapping.")
             .flags(&[REMOTE_DATA])
-            .answers(200, Output::Json(schema::<connections::RecordAnswer>))
+            .answers(200, Output::Json(schema::<records::RecordAnswer>))
             .errors(&[400, 409, 422, 429, 502, 503, 504])
             .versioned(),
         Route::new(Method::POST, r.collection, post(create), create_op, "Create a record: validated, reverse-mapped with the connection's current mapping, sent to the system in its own format and read back. A sandbox connection accepts it and changes nothing.")
             .input(Input::Json(record_schema))
-            .answers(201, Output::Json(schema::<connections::WriteAnswer>))
+            .answers(201, Output::Json(schema::<records::WriteAnswer>))
             .errors(&[409, 422, 429, 502, 503, 504]),
         Route::new(Method::PATCH, r.item, patch(update), update_op, "Update the given fields of a record, as a create does. A sandbox connection accepts it and changes nothing.")
             .input(Input::Json(record_schema))
-            .answers(200, Output::Json(schema::<connections::WriteAnswer>))
+            .answers(200, Output::Json(schema::<records::WriteAnswer>))
             .errors(&[409, 422, 429, 502, 503, 504]),
         Route::new(Method::POST, r.preview, post(preview), preview_op, "The system's own payload that a write of this record (or of these fields) would send, through the connection's current mapping; nothing is sent.")
             .input(Input::Json(record_schema))
-            .answers(200, Output::Json(schema::<connections::WritePreview>))
+            .answers(200, Output::Json(schema::<records::WritePreview>))
             .errors(&[422, 503])
             .versioned(),
     ]
@@ -887,7 +887,7 @@ async fn create_connection(
     if let Some(credentials) = &credentials {
         quotas.credentials(credentials)?;
     }
-    let live = connections::live_settings(&state, mode, upstream, credentials)?;
+    let live = records::live_settings(&state, mode, upstream, credentials)?;
     let (upstream, credentials) = live.unzip();
     let tenant = &caller.0.tenant_id;
     let c = state.counted(|| {
