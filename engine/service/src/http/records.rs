@@ -1,23 +1,26 @@
-//! The connection endpoints beyond configuration: unified reads (sandbox or live),
-//! sandbox writes, the status, the error log and reauthorization.
+//! A connection's unified records, one set of endpoints per resource of [`RESOURCES`]:
+//! a page of records, one record, a write (live, or accepted and dropped by a sandbox)
+//! and the preview of a write; and how a failure of the records service answers.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::Query;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::body::json_body;
+use super::connections::connection;
 use super::error::ErrorCode;
-use super::{ApiError, AppState, Caller, List, RequestId, connection, json_body, with_version};
-use crate::connection::{
-    Credentials, ErrorEntry, ErrorKind, HealthReport, ListQuery, RecordsError, Status,
-};
+use super::mappings::with_version;
+use super::work::plugin_grant;
+use super::{ApiError, AppState, Caller, RequestId};
+use crate::connection::{ErrorKind, ListQuery, RecordsError};
 use crate::store::{Connection, Mode};
 use crosswalk_core::model::Entity;
 use crosswalk_systems::sandbox::Scenario;
@@ -180,7 +183,7 @@ impl From<RecordsError> for ApiError {
 
 /// The entity, if the connection's system maps it; else a 404 that says which it maps.
 fn mapped(c: &Connection, entity: Entity) -> Result<Entity, ApiError> {
-    super::entity(c, entity.as_str())
+    super::connections::entity(c, entity.as_str())
 }
 
 /// The query of a listing.
@@ -218,7 +221,7 @@ pub struct RecordAnswer {
     pub sandbox: Option<Scenario>,
 }
 
-fn query<T: Default>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(super) fn query<T: Default>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(q)| q)
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
@@ -271,7 +274,7 @@ pub(super) async fn list_records(
             .records
             .into_iter()
             .enumerate()
-            .map(|(i, r)| r.unwrap_or_else(|e| super::record_error(&e, i)))
+            .map(|(i, r)| r.unwrap_or_else(|e| super::answer::record_error(&e, i)))
             .collect(),
         next_cursor: listed.next_cursor,
         sandbox: listed.scenarios,
@@ -360,7 +363,7 @@ async fn native_payload(
             .to_native(record)
             .map_err(|errors| unwritable(entity, &errors));
     }
-    let grant = super::plugin_grant(state, &c.tenant_id, pipeline.write.plugin_demand()).await?;
+    let grant = plugin_grant(state, &c.tenant_id, pipeline.write.plugin_demand()).await?;
     let _cancel = grant.cancel_on_drop();
     let (pipeline, record) = (Arc::clone(pipeline), record.clone());
     let written =
@@ -557,224 +560,4 @@ pub(super) async fn write_record(
         ),
     };
     Ok((status, Json(answer)).into_response())
-}
-
-/// A connection's status.
-#[derive(Serialize, JsonSchema)]
-pub struct StatusAnswer {
-    /// The connection.
-    pub connection_id: String,
-    /// Sandbox or live.
-    pub mode: Mode,
-    /// The connection token in use.
-    pub token: String,
-    /// Since when the credentials have been refused, while they are.
-    pub needs_reauth_since: Option<String>,
-    /// The health.
-    #[serde(flatten)]
-    pub health: HealthReport,
-}
-
-pub(super) async fn connection_status(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<StatusAnswer>, ApiError> {
-    let c = connection(&state, &caller, &id)?;
-    let health = state.inner.records.monitor().report(&c);
-    debug_assert!(c.needs_reauth_since.is_none() || health.status == Status::NeedsReauth);
-    Ok(Json(StatusAnswer {
-        connection_id: c.id,
-        mode: c.mode,
-        token: c.token,
-        needs_reauth_since: c.needs_reauth_since,
-        health,
-    }))
-}
-
-/// The filters of the error log.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ErrorParams {
-    entity: Option<String>,
-    kind: Option<String>,
-    limit: Option<usize>,
-}
-
-pub(super) async fn connection_errors(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    params: Result<Query<ErrorParams>, QueryRejection>,
-) -> Result<Json<List<ErrorEntry>>, ApiError> {
-    let params = query(params)?;
-    let c = connection(&state, &caller, &id)?;
-    let entity: Option<Entity> = params
-        .entity
-        .as_deref()
-        .map(|e| {
-            e.parse::<Entity>()
-                .map_err(|err| ApiError::bad_request(format!("entity: {err}")))
-        })
-        .transpose()?;
-    let kind: Option<ErrorKind> = params
-        .kind
-        .as_deref()
-        .map(|k| {
-            k.parse::<ErrorKind>()
-                .map_err(|err| ApiError::bad_request(format!("kind: {err}")))
-        })
-        .transpose()?;
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=crate::connection::ERROR_LOG_KEEP).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit is {limit}; it must be between 1 and {}",
-            crate::connection::ERROR_LOG_KEEP
-        )));
-    }
-    let data = state
-        .inner
-        .store
-        .errors(&c.id)?
-        .into_iter()
-        .filter(|e| entity.is_none_or(|want| e.entity == Some(want)))
-        .filter(|e| kind.is_none_or(|want| e.kind == want))
-        .take(limit)
-        .collect();
-    Ok(Json(List { data }))
-}
-
-/// New credentials for a connection.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Reauthorize {
-    /// The credentials; verified against the upstream before they are stored.
-    pub credentials: Credentials,
-}
-
-pub(super) async fn reauthorize(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Connection>, ApiError> {
-    let c = connection(&state, &caller, &id)?;
-    let Reauthorize { credentials } = json_body(body)?;
-    state.quotas().credentials(&credentials)?;
-    if c.mode == Mode::Sandbox {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::SandboxConnection,
-            format!("connection `{}` is a sandbox: it has no credentials", c.id),
-        ));
-    }
-    // The stored base URL too: the operator may have narrowed what is allowed since.
-    credentials.validate().map_err(|message| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::InvalidCredentials,
-            message,
-        )
-    })?;
-    outbound_addresses(
-        &state,
-        c.upstream.as_ref().map(|u| u.base_url.as_str()),
-        &credentials,
-    )?;
-    let updated = state
-        .inner
-        .records
-        .reauthorize(&c, credentials)
-        .await
-        .map_err(|e| match e {
-            RecordsError::Upstream { error, .. } => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::ReauthorizationFailed,
-                format!("the new credentials were not accepted, and nothing was changed: {error}"),
-            )
-            .details(json!({"kind": error.kind, "upstream_status": error.status})),
-            RecordsError::BadQuery(message) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::InvalidCredentials,
-                message,
-            ),
-            other => other.into(),
-        })?;
-    Ok(Json(updated))
-}
-
-/// Checks the addresses a live connection will call against the outbound policy: its
-/// base URL and, for OAuth, its token endpoint.
-fn outbound_addresses(
-    state: &AppState,
-    base_url: Option<&str>,
-    credentials: &Credentials,
-) -> Result<(), ApiError> {
-    if let Some(base_url) = base_url {
-        super::outbound_url(
-            state,
-            "upstream.base_url",
-            base_url,
-            "; put them in `credentials`",
-            ErrorCode::InvalidConnection,
-        )?;
-    }
-    if let Credentials::Oauth2 { token_url, .. } = credentials {
-        super::outbound_url(
-            state,
-            "credentials.token_url",
-            token_url,
-            "; put them in `client_id` and `client_secret`",
-            ErrorCode::InvalidCredentials,
-        )?;
-    }
-    Ok(())
-}
-
-/// Checks a new connection's upstream settings and credentials.
-pub(super) fn live_settings(
-    state: &AppState,
-    mode: Mode,
-    upstream: Option<crate::connection::UpstreamConfig>,
-    credentials: Option<Credentials>,
-) -> Result<Option<(crate::connection::UpstreamConfig, Credentials)>, ApiError> {
-    let invalid = |message: String| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::InvalidConnection,
-            message,
-        )
-    };
-    match (mode, upstream, credentials) {
-        (Mode::Sandbox, None, None) => Ok(None),
-        (Mode::Sandbox, _, _) => Err(invalid(
-            "a sandbox connection takes no `upstream` nor `credentials`: it serves built-in data"
-                .into(),
-        )),
-        (Mode::Live, Some(mut upstream), Some(credentials)) => {
-            upstream.validate().map_err(invalid)?;
-            credentials.validate().map_err(invalid)?;
-            outbound_addresses(state, Some(&upstream.base_url), &credentials)?;
-            if state.inner.records.sealer().is_none() {
-                return Err(RecordsError::NoSecretKey.into());
-            }
-            upstream.auth = Some(credentials.kind());
-            Ok(Some((upstream, credentials)))
-        }
-        (Mode::Live, None, _) => Err(invalid(
-            "a live connection needs `upstream` (at least its `base_url`)".into(),
-        )),
-        (Mode::Live, _, None) => Err(invalid(
-            "a live connection needs `credentials` (basic, bearer, oauth2 or api_key)".into(),
-        )),
-    }
-}
-
-impl ApiError {
-    /// Adds `Retry-After` (whole seconds, at least 1).
-    pub fn retry_after(mut self, wait: std::time::Duration) -> ApiError {
-        let seconds = wait.as_millis().div_ceil(1000).max(1);
-        self.retry_after = u32::try_from(seconds).unwrap_or(u32::MAX);
-        self
-    }
 }
