@@ -14,10 +14,10 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::work::blocking;
 use super::{ApiError, AppState, Caller, ErrorCode, List};
 use crate::quota::Quotas;
 use crate::store::{PluginRecord, now};
-use crosswalk_core::model::Entity;
 use crosswalk_plugin_host::{FunctionInfo, Plugin as _, PluginHost};
 
 /// Uploads a plugin: the raw component bytes. It is checked and described as
@@ -155,25 +155,18 @@ pub(super) async fn delete_plugin(
     if state.inner.store.plugin(tenant, &sha256)?.is_none() {
         return Err(ApiError::not_found("plugin", &sha256));
     }
-    for c in state.inner.store.connections(tenant)? {
-        for entity in Entity::ALL {
-            let bound = state
-                .inner
-                .store
-                .mapping_history(&c.id, entity)?
-                .last()
-                .is_some_and(|v| v.plugins.iter().any(|b| b.sha256 == sha256));
-            if bound {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    ErrorCode::PluginBound,
-                    format!(
-                        "plugin {sha256} is bound to the {entity} mapping of connection `{}`; unbind it first",
-                        c.id
-                    ),
-                ));
-            }
-        }
+    // The scan reads every mapping history of the tenant: off the async workers.
+    let store = Arc::clone(&state.inner.store);
+    let (owner, version) = (tenant.clone(), sha256.clone());
+    if let Some(used) = blocking(move || store.plugin_use(&owner, &version)).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::PluginBound,
+            format!(
+                "plugin {sha256} is bound to the {} mapping of connection `{}`; unbind it first",
+                used.entity, used.connection_id
+            ),
+        ));
     }
     state.inner.store.delete_plugin(tenant, &sha256)?;
     // Its compiled code goes too (another tenant's upload of the same bytes, if any,

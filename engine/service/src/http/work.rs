@@ -15,7 +15,8 @@ pub(crate) async fn plugin_grant(
     Ok(state.inner.host.pool().grant(tenant, demand).await?)
 }
 
-/// Runs work that may compile or call plugins off the async workers.
+/// Runs work that may compile, call plugins or read much of the store off the async
+/// workers.
 pub(super) async fn blocking<T, E>(
     work: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError>
