@@ -79,6 +79,9 @@ pub enum ErrorCode {
     UnwritableFields,
     /// The source system refused a write or a read (its answer is in `details`).
     UpstreamRejected,
+    /// A live connection's credentials, checked at its creation (`verify`), were refused
+    /// or could not be checked; nothing was created (422).
+    VerificationFailed,
     /// `If-Match` names another version than the current one (412).
     VersionMismatch,
     /// The source system refused this entity to the connection's credentials (502).

@@ -20,7 +20,7 @@ use super::health::{Admission, Status};
 use super::monitor::{Monitor, Refusal};
 use super::pipelines::{ChangeError, Pipeline, Pipelines};
 use super::secrets::{SECRET_KEY_ENV, Sealer, SecretError};
-use super::upstream::{Credentials, Next, RecordKey, Upstream, UpstreamError};
+use super::upstream::{Credentials, Next, RecordKey, Upstream, UpstreamConfig, UpstreamError};
 use crate::egress::Outbound;
 use crate::store::{Connection, Mode, Store, StoreError, now};
 use crosswalk_core::mapping::{Batch, FieldError, MapOptions, RecordError};
@@ -641,6 +641,23 @@ impl Records {
     /// Verifies new credentials against the upstream and, when they work, stores them
     /// sealed with a new connection token, restores the connection and emits
     /// `connection.reauthorized`. Nothing changes when they do not work.
+    /// Checks a new live connection's credentials against its upstream with the
+    /// smallest read the system allows, before anything is stored.
+    pub async fn verify(
+        &self,
+        system: SystemId,
+        config: &UpstreamConfig,
+        credentials: &Credentials,
+    ) -> Result<(), RecordsError> {
+        let upstream = Upstream::new(system, config, credentials.clone(), self.client.clone())
+            .map_err(RecordsError::BadQuery)?;
+        let entity = upstream.dialect().first_entity();
+        upstream
+            .verify()
+            .await
+            .map_err(|error| RecordsError::Upstream { entity, error })
+    }
+
     pub async fn reauthorize(
         &self,
         c: &Connection,

@@ -1,4 +1,5 @@
-//! Answers bounded in size: `max_answer_bytes`.
+//! What handlers answer: the [`List`] shape of every listing, and answers bounded in
+//! size: `max_answer_bytes`.
 //!
 //! A JSON answer is serialised once, into a buffer that refuses to grow past the
 //! service's `max_answer_bytes`; an answer that would is never built whole and gets a
@@ -9,6 +10,7 @@
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -17,6 +19,13 @@ use crate::error_body::{At, ErrorBody};
 use crosswalk_core::mapping::RecordError;
 use crosswalk_core::mapping::limits::write_json_within;
 use crosswalk_core::path::Limit;
+
+/// A list answer.
+#[derive(Serialize, JsonSchema)]
+pub struct List<T> {
+    /// The items.
+    pub data: Vec<T>,
+}
 
 /// 422 `limit_exceeded` for `limit`, with `message` saying what broke it.
 pub fn limit_exceeded(limit: Limit, message: impl Into<String>) -> ApiError {

@@ -1,7 +1,8 @@
-//! The connection endpoints beyond configuration: unified reads (sandbox or live),
-//! sandbox writes, the status, the error log and reauthorization.
-
-use std::sync::Arc;
+//! The connection resource: create one (a sandbox, or a live system with its upstream
+//! and its credentials, sealed), list, get and delete; its status, its error log and
+//! its reauthorization; and the lookups that every handler under
+//! `/v1/connections/{id}` starts with (the tenant's connection by id, an entity its
+//! system maps).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -11,549 +12,233 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::error::{ErrorBody, ErrorCode};
-use super::{ApiError, AppState, Caller, List, RequestId, connection, json_body, with_version};
+use super::body::json_body;
+use super::outbound::outbound_url;
+use super::records::query;
+use super::{ApiError, AppState, Caller, ErrorCode, List};
 use crate::connection::{
-    Credentials, ErrorEntry, ErrorKind, HealthReport, ListQuery, RecordsError, Status,
+    Credentials, ErrorEntry, ErrorKind, HealthReport, RecordsError, Status, UpstreamConfig,
 };
+use crate::quota::Quotas;
 use crate::store::{Connection, Mode};
 use crosswalk_core::model::Entity;
-use crosswalk_systems::sandbox::Scenario;
+use crosswalk_systems::SystemId;
 
-/// A unified resource: its entity and its paths.
-pub struct Resource {
-    /// The entity.
-    pub entity: Entity,
-    /// `/v1/connections/{id}/purchase-orders`.
-    pub collection: &'static str,
-    /// `/v1/connections/{id}/purchase-orders/{record_id}`.
-    pub item: &'static str,
-    /// `/v1/connections/{id}/purchase-orders/preview-write`.
-    pub preview: &'static str,
-    /// The operation ids: list, get, create, update, preview a write.
-    pub operations: [&'static str; 5],
-}
-
-/// The unified resources, by plural name.
-pub const RESOURCES: [Resource; 5] = [
-    Resource {
-        entity: Entity::PurchaseOrder,
-        collection: "/v1/connections/{id}/purchase-orders",
-        item: "/v1/connections/{id}/purchase-orders/{record_id}",
-        preview: "/v1/connections/{id}/purchase-orders/preview-write",
-        operations: [
-            "listPurchaseOrders",
-            "getPurchaseOrder",
-            "createPurchaseOrder",
-            "updatePurchaseOrder",
-            "previewPurchaseOrderWrite",
-        ],
-    },
-    Resource {
-        entity: Entity::WorkOrder,
-        collection: "/v1/connections/{id}/work-orders",
-        item: "/v1/connections/{id}/work-orders/{record_id}",
-        preview: "/v1/connections/{id}/work-orders/preview-write",
-        operations: [
-            "listWorkOrders",
-            "getWorkOrder",
-            "createWorkOrder",
-            "updateWorkOrder",
-            "previewWorkOrderWrite",
-        ],
-    },
-    Resource {
-        entity: Entity::Asset,
-        collection: "/v1/connections/{id}/assets",
-        item: "/v1/connections/{id}/assets/{record_id}",
-        preview: "/v1/connections/{id}/assets/preview-write",
-        operations: [
-            "listAssets",
-            "getAsset",
-            "createAsset",
-            "updateAsset",
-            "previewAssetWrite",
-        ],
-    },
-    Resource {
-        entity: Entity::Vendor,
-        collection: "/v1/connections/{id}/vendors",
-        item: "/v1/connections/{id}/vendors/{record_id}",
-        preview: "/v1/connections/{id}/vendors/preview-write",
-        operations: [
-            "listVendors",
-            "getVendor",
-            "createVendor",
-            "updateVendor",
-            "previewVendorWrite",
-        ],
-    },
-    Resource {
-        entity: Entity::Part,
-        collection: "/v1/connections/{id}/parts",
-        item: "/v1/connections/{id}/parts/{record_id}",
-        preview: "/v1/connections/{id}/parts/preview-write",
-        operations: [
-            "listParts",
-            "getPart",
-            "createPart",
-            "updatePart",
-            "previewPartWrite",
-        ],
-    },
-];
-
-impl From<RecordsError> for ApiError {
-    fn from(e: RecordsError) -> Self {
-        let message = e.to_string();
-        match e {
-            RecordsError::BadCursor(_) | RecordsError::BadQuery(_) => {
-                ApiError::bad_request(message)
-            }
-            RecordsError::NotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
-            }
-            RecordsError::NeedsReauth(_) => {
-                ApiError::new(StatusCode::CONFLICT, ErrorCode::NeedsReauth, message)
-            }
-            RecordsError::CircuitOpen { wait, .. } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::CircuitOpen,
-                message,
-            )
-            .retry_after(wait),
-            RecordsError::RateLimited { wait, .. } => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::RateLimited,
-                message,
-            )
-            .retry_after(wait),
-            RecordsError::Upstream { entity, error } => {
-                let (status, code) = match error.kind {
-                    ErrorKind::Auth => (StatusCode::CONFLICT, ErrorCode::NeedsReauth),
-                    ErrorKind::Permission => {
-                        (StatusCode::BAD_GATEWAY, ErrorCode::UpstreamPermission)
-                    }
-                    ErrorKind::RateLimit => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
-                    ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::UpstreamTimeout),
-                    ErrorKind::Network => (StatusCode::BAD_GATEWAY, ErrorCode::UpstreamUnreachable),
-                    _ => (StatusCode::BAD_GATEWAY, ErrorCode::UpstreamError),
-                };
-                let details =
-                    json!({"entity": entity, "kind": error.kind, "upstream_status": error.status});
-                let mut api = ApiError::new(status, code, message).details(details);
-                if let Some(wait) = error.retry_after {
-                    api = api.retry_after(wait);
-                }
-                api
-            }
-            RecordsError::Rejected { entity, error } => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::UpstreamRejected,
-                message,
-            )
-            .details(json!({"entity": entity, "upstream_status": error.status})),
-            RecordsError::NoSecretKey => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::NoSecretKey,
-                message,
+/// An entity that the connection's system maps; any other answers 404.
+pub(super) fn entity(c: &Connection, name: &str) -> Result<Entity, ApiError> {
+    let entity: Entity = name
+        .parse()
+        .map_err(|_| ApiError::not_found("entity", name))?;
+    let system = c.system.system();
+    if !system.entities().any(|e| e == entity) {
+        let mapped: Vec<&str> = system.entities().map(Entity::as_str).collect();
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!(
+                "connection `{}` is to {}, which has no {entity} mapping; it maps {}",
+                c.id,
+                system.id,
+                mapped.join(", ")
             ),
-            RecordsError::Record { ref error, .. } => {
-                let ErrorBody { error: detail } = ErrorBody::record(error, None);
-                ApiError::unprocessable(ErrorBody::new(detail.code, message, detail.details))
-            }
-            RecordsError::Pipeline(e) => e.into(),
-            RecordsError::Plugins(e) => e.into(),
-            RecordsError::Store(e) => e.into(),
-            RecordsError::Secret(_)
-            | RecordsError::NotConfigured(_)
-            | RecordsError::Task { .. } => ApiError::internal(&message),
-        }
+        ));
     }
+    Ok(entity)
 }
 
-/// The entity, if the connection's system maps it; else a 404 that says which it maps.
-fn mapped(c: &Connection, entity: Entity) -> Result<Entity, ApiError> {
-    super::entity(c, entity.as_str())
-}
-
-/// The query of a listing.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ListParams {
-    cursor: Option<String>,
-    page_size: Option<u32>,
-    updated_since: Option<String>,
-    #[serde(default)]
-    remote_data: bool,
-}
-
-/// A page of unified records.
-#[derive(Serialize, JsonSchema)]
-pub struct RecordsPage {
-    /// The records, in the source system's order; a record that could not be mapped
-    /// is an error in the API's shape with `details.index`.
-    pub data: Vec<Value>,
-    /// Pass as `cursor` for the next page; `null` on the last.
-    pub next_cursor: Option<String>,
-    /// Sandbox connections only: what each record is there to show, in the same
-    /// order as `data` (error cases carry their `problem`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sandbox: Option<Vec<Scenario>>,
-}
-
-/// One unified record.
-#[derive(Serialize, JsonSchema)]
-pub struct RecordAnswer {
-    /// The record.
-    pub data: Value,
-    /// Sandbox connections only: what the record is there to show.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sandbox: Option<Scenario>,
-}
-
-fn query<T: Default>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
-}
-
-pub(super) async fn list_records(
-    state: AppState,
-    caller: Caller,
-    id: String,
-    entity: Entity,
-    params: Result<Query<ListParams>, QueryRejection>,
-    request_id: Option<RequestId>,
-) -> Result<Response, ApiError> {
-    let params = query(params)?;
-    let c = connection(&state, &caller, &id)?;
-    let entity = mapped(&c, entity)?;
-    let updated_since = params
-        .updated_since
-        .as_deref()
-        .map(|s| {
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map(|d| d.with_timezone(&chrono::Utc))
-                .map_err(|e| {
-                    ApiError::bad_request(format!(
-                        "updated_since `{s}` is not an RFC 3339 date-time: {e}"
-                    ))
-                })
-        })
-        .transpose()?;
-    let listed = state
-        .inner
-        .records
-        .list(
-            &c,
-            entity,
-            ListQuery {
-                cursor: params.cursor,
-                page_size: params.page_size,
-                updated_since,
-                remote_data: params.remote_data,
-            },
-            request_id.as_ref().map(|r| r.0.as_str()),
-        )
-        .await?;
-    let failed = listed.records.iter().filter(|r| r.is_err()).count() as u64;
-    let ok = listed.records.len() as u64 - failed;
-    state.inner.metrics.records(&c.id, entity, ok, failed);
-    super::answer::answer_full(listed.records.iter())?;
-    let page = RecordsPage {
-        data: listed
-            .records
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| r.unwrap_or_else(|e| super::record_error(&e, i)))
-            .collect(),
-        next_cursor: listed.next_cursor,
-        sandbox: listed.scenarios,
-    };
-    let answer = super::answer::json(&page, state.answer_limit())?;
-    Ok(with_version(answer, listed.version))
-}
-
-/// The query of a one-record read.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct GetParams {
-    #[serde(default)]
-    remote_data: bool,
-}
-
-pub(super) async fn get_record(
-    state: AppState,
-    caller: Caller,
-    (id, record_id): (String, String),
-    entity: Entity,
-    params: Result<Query<GetParams>, QueryRejection>,
-    request_id: Option<RequestId>,
-) -> Result<Response, ApiError> {
-    let params = query(params)?;
-    let c = connection(&state, &caller, &id)?;
-    let entity = mapped(&c, entity)?;
-    let fetched = state
-        .inner
-        .records
-        .get(
-            &c,
-            entity,
-            &record_id,
-            params.remote_data,
-            request_id.as_ref().map(|r| r.0.as_str()),
-        )
-        .await?;
-    state.inner.metrics.records(&c.id, entity, 1, 0);
-    let answer = RecordAnswer {
-        data: fetched.record,
-        sandbox: fetched.scenario,
-    };
-    let answer = super::answer::json(&answer, state.answer_limit())?;
-    Ok(with_version(answer, fetched.version))
-}
-
-/// What a write did.
-#[derive(Serialize, JsonSchema)]
-pub struct WriteAnswer {
-    /// Whether the source system was changed: always `false` for a sandbox.
-    pub applied: bool,
-    /// Live: the record as the system holds it after the write, read back and mapped.
-    /// Sandbox: the unified record as sent (for an update, the fields given).
-    pub data: Value,
-    /// The system's own payload that the write sends (or, for a sandbox, would send).
-    pub native_payload: Value,
-    /// What happened.
-    pub message: String,
-}
-
-/// What a write would send.
-#[derive(Serialize, JsonSchema)]
-pub struct WritePreview {
-    /// The system's own payload for the unified record or fields given.
-    pub native_payload: Value,
-    /// The mapping version it was made with.
-    pub version: u64,
-}
-
-/// The native payload of a unified record through the connection's current mapping,
-/// or a 422 that names every field that cannot be written and why. Plugin inverses
-/// (which may run up to their time limit) are called off the async workers, and how
-/// their calls ended goes to the connection's health and error log, as for reads.
-async fn native_payload(
-    state: &AppState,
-    c: &Connection,
-    pipeline: &Arc<crate::connection::Pipeline>,
-    entity: Entity,
-    record: &Value,
-    request_id: Option<&RequestId>,
-) -> Result<Value, ApiError> {
-    if !pipeline.write.calls_plugins() {
-        return pipeline
-            .write
-            .to_native(record)
-            .map_err(|errors| unwritable(entity, &errors));
-    }
-    let grant = super::plugin_grant(state, &c.tenant_id, pipeline.write.plugin_demand()).await?;
-    let _cancel = grant.cancel_on_drop();
-    let (pipeline, record) = (Arc::clone(pipeline), record.clone());
-    let written =
-        tokio::task::spawn_blocking(move || pipeline.write.write_granted(&record, &grant))
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
-    // A plugin's own error is the write's 422 (a value it cannot take, from the
-    // caller); traps, timeouts and broken limits are the plugin's failures and count
-    // for the connection's health as in reads.
-    let calls = crosswalk_core::mapping::Batch {
-        records: Vec::new(),
-        field_errors: Vec::new(),
-        log: written.log,
-        plugin_calls: written
-            .plugin_calls
-            .into_iter()
-            .map(|(plugin, counts)| {
-                (
-                    plugin,
-                    counts.without(crosswalk_plugin_host::CallOutcome::Error),
-                )
-            })
-            .collect(),
-    };
-    state
-        .inner
-        .records
-        .monitor()
-        .mapped(c, entity, &calls, &[], request_id.map(|r| r.0.as_str()));
-    written.native.map_err(|errors| unwritable(entity, &errors))
-}
-
-/// The 422 of a record that cannot be written, naming every field and why.
-fn unwritable(entity: Entity, errors: &[crosswalk_core::mapping::WriteError]) -> ApiError {
-    let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::UnwritableFields,
-        format!("this {entity} cannot be written: {}", listed.join("; ")),
-    )
-    .details(json!({"errors": errors}))
-}
-
-/// What both writes and previews do first: the connection, its current mapping of the
-/// entity, the unified record in the body (checked against the model), and its native
-/// payload through the mapping.
-async fn prepare_write(
+/// The caller's connection `id`: another tenant's answers 404, as one that does not
+/// exist.
+pub(super) fn connection(
     state: &AppState,
     caller: &Caller,
     id: &str,
-    entity: Entity,
-    body: Result<Bytes, BytesRejection>,
-    request_id: Option<&RequestId>,
-) -> Result<(Connection, Arc<crate::connection::Pipeline>, Value, Value), ApiError> {
-    let c = connection(state, caller, id)?;
-    let entity = mapped(&c, entity)?;
-    let record: Value = json_body(body)?;
-    check_unified(entity, &record)?;
-    let pipeline = state.inner.pipelines.current_async(&c, entity).await?;
-    let native = native_payload(state, &c, &pipeline, entity, &record, request_id).await?;
-    Ok((c, pipeline, record, native))
+) -> Result<Connection, ApiError> {
+    state
+        .inner
+        .store
+        .connection(&caller.0.tenant_id, id)?
+        .ok_or_else(|| ApiError::not_found("connection", id))
 }
 
-pub(super) async fn preview_write(
-    state: AppState,
+/// The systems a connection can be to.
+fn system_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let ids: Vec<&str> = crosswalk_systems::SYSTEMS
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
+    schemars::json_schema!({"type": "string", "enum": ids})
+}
+
+/// A new connection.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+// A live connection needs its upstream and credentials; a sandbox takes neither.
+#[schemars(extend(
+    "if" = {"properties": {"mode": {"const": "live"}}},
+    "then" = {
+        "required": ["upstream", "credentials"],
+        "properties": {"upstream": {"type": "object"}, "credentials": {"type": "object"}}
+    },
+    "else" = {"properties": {"upstream": {"type": "null"}, "credentials": {"type": "null"}, "verify": {"const": false}}}
+))]
+pub struct NewConnection {
+    /// The source system.
+    #[schemars(schema_with = "system_schema")]
+    pub system: String,
+    /// A name for people.
+    pub name: String,
+    /// Sandbox or live.
+    pub mode: Mode,
+    /// For a live connection: how to reach the system.
+    #[serde(default)]
+    pub upstream: Option<UpstreamConfig>,
+    /// For a live connection: its credentials, stored sealed and never shown.
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
+    /// For a live connection: check the credentials against the source system first,
+    /// with the smallest read it allows; credentials it refuses, or a system that
+    /// cannot be reached, create nothing (422 `verification_failed`). Without it the
+    /// connection is created unchecked, and the answer says so.
+    #[serde(default)]
+    pub verify: bool,
+}
+
+/// A connection just created.
+#[derive(Serialize, JsonSchema)]
+pub struct ConnectionCreated {
+    /// The connection.
+    #[serde(flatten)]
+    pub connection: Connection,
+    /// For a live connection: whether its credentials were checked against the source
+    /// system before it was created (`verify`). Absent for a sandbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials_verified: Option<bool>,
+}
+
+pub(super) async fn create_connection(
+    State(state): State<AppState>,
     caller: Caller,
-    id: String,
-    entity: Entity,
     body: Result<Bytes, BytesRejection>,
-    request_id: Option<RequestId>,
 ) -> Result<Response, ApiError> {
-    let (_, pipeline, _, native_payload) =
-        prepare_write(&state, &caller, &id, entity, body, request_id.as_ref()).await?;
-    let answer = WritePreview {
-        native_payload,
-        version: pipeline.version,
-    };
-    Ok(with_version(Json(answer).into_response(), pipeline.version))
-}
-
-/// Checks a unified record (or the fields of an update) against the entity's model:
-/// an object, whose every field the model has.
-fn check_unified(entity: Entity, body: &Value) -> Result<(), ApiError> {
-    let Value::Object(fields) = body else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::InvalidRecord,
-            format!(
-                "a {entity} must be a JSON object, not {}",
-                crosswalk_core::mapping::error::type_name(body)
-            ),
-        ));
-    };
-    let model = entity.record_type();
-    for name in fields.keys() {
-        if model.field(name).is_none() {
-            let known = model.field_names();
-            return Err(ApiError::new(
+    let NewConnection {
+        system,
+        name,
+        mode,
+        upstream,
+        credentials,
+        verify,
+    } = json_body(body)?;
+    let system: SystemId = system
+        .parse()
+        .map_err(|e: crosswalk_core::mapping::SpecError| {
+            ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::InvalidRecord,
-                format!(
-                    "{entity} has no field `{name}`{}",
-                    crosswalk_core::mapping::error::did_you_mean(name, known.iter().copied())
-                ),
+                ErrorCode::UnknownSystem,
+                e.to_string(),
             )
-            .details(json!({"field": name})));
-        }
+        })?;
+    let quotas = &state.inner.quotas;
+    quotas.name("name", &name)?;
+    if let Some(upstream) = &upstream {
+        quotas.url("upstream.base_url", &upstream.base_url)?;
     }
-    // Every value as the document says: the write schema of the entity.
-    static VALIDATORS: std::sync::OnceLock<Vec<jsonschema::Validator>> = std::sync::OnceLock::new();
-    let validators = VALIDATORS.get_or_init(|| {
-        Entity::ALL
-            .iter()
-            .map(|e| {
-                jsonschema::validator_for(e.write_schema())
-                    .unwrap_or_else(|err| panic!("the write schema of {e} compiles: {err}"))
-            })
-            .collect()
-    });
-    if let Some(error) = validators[entity as usize].iter_errors(body).next() {
-        let field = error.instance_path.to_string();
+    if let Some(credentials) = &credentials {
+        quotas.credentials(credentials)?;
+    }
+    if verify && mode == Mode::Sandbox {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::InvalidRecord,
-            format!("{entity} field `{field}` is not valid: {error}"),
-        )
-        .details(json!({"field": field})));
-    }
-    Ok(())
-}
-
-pub(super) async fn write_record(
-    state: AppState,
-    caller: Caller,
-    (id, record_id): (String, Option<String>),
-    entity: Entity,
-    body: Result<Bytes, BytesRejection>,
-    request_id: Option<RequestId>,
-) -> Result<Response, ApiError> {
-    let (c, _, record, native_payload) =
-        prepare_write(&state, &caller, &id, entity, body, request_id.as_ref()).await?;
-    if c.mode == Mode::Live {
-        let fetched = state
-            .inner
-            .records
-            .write(
-                &c,
-                entity,
-                record_id.as_deref(),
-                &native_payload,
-                request_id.as_ref().map(|r| r.0.as_str()),
-            )
-            .await?;
-        let status = if record_id.is_some() {
-            StatusCode::OK
-        } else {
-            StatusCode::CREATED
-        };
-        let answer = WriteAnswer {
-            applied: true,
-            data: fetched.record,
-            native_payload,
-            message: format!("the {entity} was written to {} and read back", c.system),
-        };
-        return Ok(with_version(
-            (status, Json(answer)).into_response(),
-            fetched.version,
+            ErrorCode::InvalidConnection,
+            "`verify` checks a live connection's credentials; a sandbox has none",
         ));
     }
-    if let Some(record_id) = &record_id {
-        // An update names a record that exists.
+    let live = live_settings(&state, mode, upstream, credentials)?;
+    if let (true, Some((upstream, credentials))) = (verify, &live) {
         state
             .inner
             .records
-            .get(
-                &c,
-                entity,
-                record_id,
-                false,
-                request_id.as_ref().map(|r| r.0.as_str()),
-            )
-            .await?;
+            .verify(system, upstream, credentials)
+            .await
+            .map_err(|e| match e {
+                RecordsError::Upstream { error, .. } => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::VerificationFailed,
+                    format!("the credentials could not be verified, and nothing was created: {error}"),
+                )
+                .details(json!({"kind": error.kind, "upstream_status": error.status})),
+                RecordsError::BadQuery(message) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::InvalidConnection,
+                    message,
+                ),
+                other => other.into(),
+            })?;
     }
-    let (status, verb) = if record_id.is_some() {
-        (StatusCode::OK, "updated")
-    } else {
-        (StatusCode::CREATED, "created")
+    let credentials_verified = (mode == Mode::Live).then_some(verify);
+    let (upstream, credentials) = live.unzip();
+    let tenant = &caller.0.tenant_id;
+    let c = state.counted(|| {
+        let held = state.inner.store.connections(tenant)?.len();
+        Quotas::one_more(
+            "max_connections",
+            quotas.max_connections,
+            held,
+            "connections",
+        )?;
+        Ok(state
+            .inner
+            .store
+            .create_connection(tenant, system, &name, mode, upstream)?)
+    })?;
+    if let (Some(credentials), Some(sealer)) = (credentials, state.inner.records.sealer()) {
+        // Sealed for this connection's id, which the store has just chosen.
+        let plain = serde_json::to_vec(&credentials).expect("credentials serialize");
+        state
+            .inner
+            .store
+            .update_connection(&c, Some(&sealer.seal(&c.id, &plain)))?;
+    }
+    let created = ConnectionCreated {
+        connection: c,
+        credentials_verified,
     };
-    let answer = WriteAnswer {
-        applied: false,
-        data: record,
-        native_payload,
-        message: format!(
-            "sandbox connection: the {entity} was accepted as if {verb}, and the sandbox data is unchanged"
-        ),
-    };
-    Ok((status, Json(answer)).into_response())
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+pub(super) async fn list_connections(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<List<Connection>>, ApiError> {
+    Ok(Json(List {
+        data: state.inner.store.connections(&caller.0.tenant_id)?,
+    }))
+}
+
+pub(super) async fn get_connection(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Connection>, ApiError> {
+    Ok(Json(connection(&state, &caller, &id)?))
+}
+
+pub(super) async fn delete_connection(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !state
+        .inner
+        .store
+        .delete_connection(&caller.0.tenant_id, &id)?
+    {
+        return Err(ApiError::not_found("connection", &id));
+    }
+    state.inner.pipelines.forget(&id);
+    state.inner.records.forget(&id);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A connection's status.
@@ -708,7 +393,7 @@ fn outbound_addresses(
     credentials: &Credentials,
 ) -> Result<(), ApiError> {
     if let Some(base_url) = base_url {
-        super::outbound_url(
+        outbound_url(
             state,
             "upstream.base_url",
             base_url,
@@ -717,7 +402,7 @@ fn outbound_addresses(
         )?;
     }
     if let Credentials::Oauth2 { token_url, .. } = credentials {
-        super::outbound_url(
+        outbound_url(
             state,
             "credentials.token_url",
             token_url,
@@ -729,7 +414,7 @@ fn outbound_addresses(
 }
 
 /// Checks a new connection's upstream settings and credentials.
-pub(super) fn live_settings(
+fn live_settings(
     state: &AppState,
     mode: Mode,
     upstream: Option<crate::connection::UpstreamConfig>,
@@ -764,14 +449,5 @@ pub(super) fn live_settings(
         (Mode::Live, _, None) => Err(invalid(
             "a live connection needs `credentials` (basic, bearer, oauth2 or api_key)".into(),
         )),
-    }
-}
-
-impl ApiError {
-    /// Adds `Retry-After` (whole seconds, at least 1).
-    pub fn retry_after(mut self, wait: std::time::Duration) -> ApiError {
-        let seconds = wait.as_millis().div_ceil(1000).max(1);
-        self.retry_after = u32::try_from(seconds).unwrap_or(u32::MAX);
-        self
     }
 }

@@ -23,7 +23,7 @@ pub struct ApiError {
     details: Value,
     /// `Retry-After` in seconds, for 429 and 503 (0: none; a `u32` beside the status
     /// keeps errors small).
-    pub(super) retry_after: u32,
+    retry_after: u32,
 }
 
 impl ApiError {
@@ -91,6 +91,13 @@ impl ApiError {
             ErrorCode::Internal,
             "internal error; the server's log has the cause",
         )
+    }
+
+    /// Adds `Retry-After` (whole seconds, at least 1).
+    pub fn retry_after(mut self, wait: std::time::Duration) -> ApiError {
+        let seconds = wait.as_millis().div_ceil(1000).max(1);
+        self.retry_after = u32::try_from(seconds).unwrap_or(u32::MAX);
+        self
     }
 }
 

@@ -353,7 +353,7 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
         Some(_) if route.path.contains("/mappings/") => "mappings",
         Some(_) if route.path.contains("/transform/") => "transform",
         Some(_)
-            if super::connections::RESOURCES
+            if super::records::RESOURCES
                 .iter()
                 .any(|r| route.path.starts_with(r.collection)) =>
         {

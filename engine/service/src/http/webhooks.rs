@@ -10,8 +10,10 @@ use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::body::json_body;
 use super::error::ErrorCode;
-use super::{ApiError, AppState, Caller, List, json_body};
+use super::outbound::outbound_url;
+use super::{ApiError, AppState, Caller, List};
 use crate::ids::random_id;
 use crate::quota::Quotas;
 use crate::store::now;
@@ -67,7 +69,7 @@ pub(super) async fn subscribe(
     if let Some(secret) = &secret {
         quotas.secret("secret", secret)?;
     }
-    super::outbound_url(
+    outbound_url(
         &state,
         "url",
         &url,

@@ -178,6 +178,15 @@ pub struct PluginRecord {
     pub uploaded_at: String,
 }
 
+/// A plugin version in use: a connection's current mapping of an entity binds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginUse {
+    /// The connection.
+    pub connection_id: String,
+    /// The entity whose mapping binds the version.
+    pub entity: Entity,
+}
+
 /// The service's storage.
 pub trait Store: Send + Sync + 'static {
     /// Creates a tenant.
@@ -266,6 +275,29 @@ pub trait Store: Send + Sync + 'static {
     fn plugins(&self, tenant_id: &str) -> Result<Vec<PluginRecord>, StoreError>;
     /// Deletes a tenant's plugin version; `false` when there was none.
     fn delete_plugin(&self, tenant_id: &str, sha256: &str) -> Result<bool, StoreError>;
+    /// Where a tenant's plugin version `sha256` is in use: the first of the tenant's
+    /// connections (in the order of [`Store::connections`]) whose current mapping of an
+    /// entity (in the order of [`Entity::ALL`]) binds it; `None` when no current mapping
+    /// does. Only the last version of each mapping counts: it is the one requests map
+    /// with. This reads every mapping history of the tenant; a store that indexes
+    /// bindings may answer faster.
+    fn plugin_use(&self, tenant_id: &str, sha256: &str) -> Result<Option<PluginUse>, StoreError> {
+        for c in self.connections(tenant_id)? {
+            for entity in Entity::ALL {
+                let bound = self
+                    .mapping_history(&c.id, entity)?
+                    .last()
+                    .is_some_and(|v| v.plugins.iter().any(|b| b.sha256 == sha256));
+                if bound {
+                    return Ok(Some(PluginUse {
+                        connection_id: c.id,
+                        entity,
+                    }));
+                }
+            }
+        }
+        Ok(None)
+    }
 
     /// Adds to a connection's error log, keeping its newest `keep` entries.
     fn log_error(
@@ -306,4 +338,74 @@ pub trait Store: Send + Sync + 'static {
 /// Now, as RFC 3339 in UTC.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(sha256: &str) -> PluginBinding {
+        PluginBinding {
+            sha256: sha256.to_owned(),
+            limits: LimitOverrides::default(),
+        }
+    }
+
+    #[test]
+    fn a_plugin_is_in_use_while_a_current_mapping_of_its_tenant_binds_it() {
+        let dir =
+            std::env::temp_dir().join(format!("crosswalk-store-plugin-use-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SledStore::open(&dir).unwrap();
+        let acme = store.create_tenant("Acme").unwrap();
+        let other = store.create_tenant("Other").unwrap();
+        let connect = |name: &str| {
+            store
+                .create_connection(&acme.id, SystemId::IbmMaximo, name, Mode::Sandbox, None)
+                .unwrap()
+        };
+        let (first, second) = (connect("first"), connect("second"));
+        let (uom, unused) = ("a".repeat(64), "b".repeat(64));
+        let append = |c: &Connection, entity: Entity, base: u64, plugins: Vec<PluginBinding>| {
+            store
+                .append_mapping(
+                    &c.id,
+                    entity,
+                    base,
+                    OverrideSpec::default(),
+                    plugins,
+                    "key_1",
+                    None,
+                )
+                .unwrap();
+        };
+        assert_eq!(store.plugin_use(&acme.id, &uom).unwrap(), None);
+        // Bound by an earlier version of the first connection's mapping only: history,
+        // not use.
+        append(&first, Entity::WorkOrder, 0, vec![binding(&uom)]);
+        append(&first, Entity::WorkOrder, 1, vec![]);
+        assert_eq!(store.plugin_use(&acme.id, &uom).unwrap(), None);
+        // Bound by the second connection's current mapping of assets.
+        append(&second, Entity::WorkOrder, 0, vec![binding(&unused)]);
+        append(
+            &second,
+            Entity::Asset,
+            0,
+            vec![binding(&unused), binding(&uom)],
+        );
+        assert_eq!(
+            store.plugin_use(&acme.id, &uom).unwrap(),
+            Some(PluginUse {
+                connection_id: second.id.clone(),
+                entity: Entity::Asset,
+            })
+        );
+        // Another tenant's plugin of the same bytes is not in use.
+        assert_eq!(store.plugin_use(&other.id, &uom).unwrap(), None);
+        // Unbound by a new version: no longer in use.
+        append(&second, Entity::Asset, 1, vec![binding(&unused)]);
+        assert_eq!(store.plugin_use(&acme.id, &uom).unwrap(), None);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

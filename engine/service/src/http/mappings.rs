@@ -1,0 +1,530 @@
+//! A connection's mapping of an entity: read it, replace or merge its overrides, bind
+//! plugin versions, list its versions, roll back to one, and preview proposed
+//! overrides on a payload. A change is conditional on `If-Match` when the request
+//! sends one, validated and stored as a new version off the async workers, then
+//! published: the next request maps with it, and `mapping.updated` is emitted. Answers
+//! carry the version in [`VERSION_HEADER`] and as their entity tag.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::answer;
+use super::body::json_body;
+use super::connections::{connection, entity};
+use super::work::{blocking, plugin_grant};
+use super::{ApiError, AppState, Caller, ErrorCode};
+use crate::connection::Proposal;
+use crate::store::{Connection, MappingVersion, PluginBinding};
+use crate::webhook::EventType;
+use crosswalk_core::mapping::{MapOptions, OverrideRule, OverrideSpec, Payload, ResolvedMapping};
+use crosswalk_core::model::Entity;
+use crosswalk_plugin_host::{Demand, Limits};
+
+/// The header that says which mapping version produced a response.
+pub const VERSION_HEADER: &str = "crosswalk-mapping-version";
+
+pub(super) async fn get_mapping(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let c = connection(&state, &caller, &id)?;
+    let pipeline = state
+        .inner
+        .pipelines
+        .current_async(&c, entity(&c, &name)?)
+        .await?;
+    Ok(mapping_response(&pipeline))
+}
+
+pub(super) async fn put_mapping(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = connection(&state, &caller, &id)?;
+    let entity = entity(&c, &name)?;
+    let overrides: OverrideSpec = json_body(body)?;
+    let expected = expected_version(&state, &c, entity, &headers)?;
+    publish(&state, &caller, c, entity, expected, move |current| {
+        Ok(Proposal {
+            overrides: overrides.clone(),
+            plugins: current.plugins.clone(),
+            rollback_of: None,
+        })
+    })
+    .await
+}
+
+/// Merges override entries into the current ones: an entry replaces the current entry
+/// for the same target, or is added. The merge is made on the latest version, under
+/// the connection's change lock, so that concurrent patches all apply.
+pub(super) async fn patch_mapping(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = connection(&state, &caller, &id)?;
+    let entity = entity(&c, &name)?;
+    let patch: OverrideSpec = json_body(body)?;
+    // Before merging: the merge compares every entry with every current one.
+    state.inner.quotas.overrides(&patch)?;
+    let expected = expected_version(&state, &c, entity, &headers)?;
+    publish(&state, &caller, c, entity, expected, move |current| {
+        let mut overrides = current.overrides.clone();
+        // A patch that names its system or entity is checked as a PUT is: the
+        // merged document names them, and resolving refuses one that does not match.
+        if patch.system.is_some() {
+            overrides.system.clone_from(&patch.system);
+        }
+        if patch.entity.is_some() {
+            overrides.entity = patch.entity;
+        }
+        for entry in &patch.overrides {
+            match overrides
+                .overrides
+                .iter_mut()
+                .find(|o: &&mut OverrideRule| o.target == entry.target)
+            {
+                Some(existing) => *existing = entry.clone(),
+                None => overrides.overrides.push(entry.clone()),
+            }
+        }
+        if patch.pre.is_some() {
+            overrides.pre.clone_from(&patch.pre);
+        }
+        if patch.post.is_some() {
+            overrides.post.clone_from(&patch.post);
+        }
+        Ok(Proposal {
+            overrides,
+            plugins: current.plugins.clone(),
+            rollback_of: None,
+        })
+    })
+    .await
+}
+
+/// Binds plugin versions (and their limits) to a connection's mapping of an entity.
+pub(super) async fn bind_plugins(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = connection(&state, &caller, &id)?;
+    let entity = entity(&c, &name)?;
+    let plugins: Vec<PluginBinding> = json_body(body)?;
+    for binding in &plugins {
+        Limits::with(&binding.limits).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidLimits,
+                e.to_string(),
+            )
+        })?;
+    }
+    let expected = expected_version(&state, &c, entity, &headers)?;
+    publish(&state, &caller, c, entity, expected, move |current| {
+        Ok(Proposal {
+            overrides: current.overrides.clone(),
+            plugins: plugins.clone(),
+            rollback_of: None,
+        })
+    })
+    .await
+}
+
+/// The version a change must apply to, from its `If-Match` header (RFC 9110): `None`
+/// without the header or with `*`. A mapping's entity tag is its version in quotes
+/// (`"3"`); a bare version (`3`) is taken as that tag. A list matches when one of its
+/// tags is the current version; weak tags (`W/"3"`) and tags that are not a version
+/// never match (strong comparison), which is a 412 like a version that moved.
+fn expected_version(
+    state: &AppState,
+    c: &Connection,
+    entity: Entity,
+    headers: &HeaderMap,
+) -> Result<Option<u64>, ApiError> {
+    let Some(versions) = if_match(headers)? else {
+        return Ok(None);
+    };
+    if let [version] = versions.as_slice() {
+        return Ok(Some(*version));
+    }
+    // Several tags, or none that can match: the current version decides. The change
+    // itself is still conditional on it, so a version that moves meanwhile is a 412.
+    let current = state.inner.pipelines.current(c, entity)?.version;
+    if versions.contains(&current) {
+        return Ok(Some(current));
+    }
+    let named: Vec<String> = versions.iter().map(|v| format!("\"{v}\"")).collect();
+    Err(ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        ErrorCode::VersionMismatch,
+        format!(
+            "the mapping is at version {current}, which `If-Match` does not name ({}): read it again and make the change on version {current}",
+            if named.is_empty() {
+                "it names no version".to_owned()
+            } else {
+                named.join(", ")
+            }
+        ),
+    )
+    .details(json!({"expected": versions, "current": current})))
+}
+
+/// The versions an `If-Match` header names: `None` without the header or with `*`;
+/// weak tags and tags that are not a version are left out (they never match). A
+/// value that is not a list of entity tags is a 400.
+fn if_match(headers: &HeaderMap) -> Result<Option<Vec<u64>>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("`If-Match` is not text"))?
+        .trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let refused = || {
+        ApiError::bad_request(format!(
+            "`If-Match: {text}` is not a list of entity tags: a mapping's is its version in quotes, as its `ETag` gives it (`\"3\"`), or `*`"
+        ))
+    };
+    // A bare version, as a client may send it without the quotes.
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().map(|v| Some(vec![v])).map_err(|_| refused());
+    }
+    let mut versions = Vec::new();
+    let mut rest = text;
+    loop {
+        let (weak, tag) = match rest.strip_prefix("W/") {
+            Some(tag) => (true, tag),
+            None => (false, rest),
+        };
+        // An opaque tag is quoted and holds no quote (it may hold a comma).
+        let (opaque, after) = tag
+            .strip_prefix('"')
+            .and_then(|t| t.split_once('"'))
+            .ok_or_else(refused)?;
+        if let (false, Ok(version)) = (weak, opaque.parse::<u64>()) {
+            versions.push(version);
+        }
+        let after = after.trim_start_matches([' ', '\t']);
+        if after.is_empty() {
+            break;
+        }
+        rest = after
+            .strip_prefix(',')
+            .ok_or_else(refused)?
+            .trim_start_matches([' ', '\t']);
+    }
+    Ok(Some(versions))
+}
+
+/// Validates, persists and publishes a change off the async workers (compiling may
+/// load plugins); answers once the next request sees it. `edit` is applied to the
+/// latest version (see [`Pipelines::change`](crate::connection::Pipelines::change)).
+async fn publish(
+    state: &AppState,
+    caller: &Caller,
+    c: Connection,
+    entity: Entity,
+    expected: Option<u64>,
+    edit: impl Fn(&crate::connection::Base) -> Result<Proposal, crate::connection::ChangeError>
+    + Send
+    + 'static,
+) -> Result<Response, ApiError> {
+    let author = caller.0.id.clone();
+    let pipelines = Arc::clone(&state.inner.pipelines);
+    let id = c.id.clone();
+    let tenant = c.tenant_id.clone();
+    let changed = blocking(move || pipelines.change(&c, entity, expected, &author, edit)).await?;
+    if changed.stored {
+        state.inner.metrics.change(&id, entity);
+        mapping_updated(state, &tenant, &id, entity, &changed.pipeline, None);
+    }
+    Ok(mapping_response(&changed.pipeline))
+}
+
+/// Emits `mapping.updated` for a published change.
+fn mapping_updated(
+    state: &AppState,
+    tenant: &str,
+    connection: &str,
+    entity: Entity,
+    pipeline: &crate::connection::Pipeline,
+    rollback_of: Option<u64>,
+) {
+    let data = json!({
+        "connection_id": connection,
+        "entity": entity,
+        "version": pipeline.version,
+        "rollback_of": rollback_of,
+    });
+    if let Err(e) = state
+        .inner
+        .webhooks
+        .emit(tenant, EventType::MappingUpdated, data)
+    {
+        tracing::error!(connection, error = %e, "mapping.updated was not queued");
+    }
+}
+
+/// Proposed overrides and a payload to run them on.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Preview {
+    /// The overrides, as `PUT …/mappings/{entity}` takes them.
+    pub overrides: OverrideSpec,
+    /// Source records: one, an array, or the system's collection envelope.
+    pub payload: Value,
+}
+
+/// What proposed overrides would change.
+#[derive(Serialize, JsonSchema)]
+pub struct PreviewAnswer {
+    /// The version the comparison is made against.
+    pub current_version: u64,
+    /// The records under the proposed overrides (or why each failed).
+    pub output: Vec<Value>,
+    /// The records under the current mapping.
+    pub current_output: Vec<Value>,
+    /// Every leaf that differs.
+    pub changes: Vec<Change>,
+}
+
+/// One leaf that differs between the current and the proposed output.
+#[derive(Serialize, JsonSchema)]
+pub struct Change {
+    /// Where: `[0].custom_fields.cost_center`.
+    pub path: String,
+    /// Its current value.
+    pub before: Value,
+    /// Its proposed value.
+    pub after: Value,
+}
+
+/// Runs proposed overrides on a payload without applying them: the output, the output
+/// of the current mapping, and what differs.
+pub(super) async fn preview_mapping(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = connection(&state, &caller, &id)?;
+    let entity = entity(&c, &name)?;
+    let Preview { overrides, payload } = json_body(body)?;
+    let current = state.inner.pipelines.current_async(&c, entity).await?;
+    let pipelines = Arc::clone(&state.inner.pipelines);
+    let proposed = {
+        let (c, current) = (c.clone(), Arc::clone(&current));
+        blocking(move || pipelines.preview(&c, entity, &overrides, &current.plugins)).await?
+    };
+    // The two runs are one after the other: the larger of their needs is leased.
+    let (a, b) = (proposed.plan.plugin_demand(), current.plan.plugin_demand());
+    let demand = Demand {
+        instances: a.instances.max(b.instances),
+        memory_bytes: a.memory_bytes.max(b.memory_bytes),
+    };
+    let grant = plugin_grant(&state, &c.tenant_id, demand).await?;
+    let _cancel = grant.cancel_on_drop();
+    let limit = state.answer_limit();
+    tokio::task::spawn_blocking(move || -> Result<Response, ApiError> {
+        let records = Payload::unwrap(payload).into_records();
+        let run = |plan: &crosswalk_core::mapping::Plan| -> Result<Vec<Value>, ApiError> {
+            let batch = plan.map_batch_granted(&records, MapOptions::default(), &grant);
+            answer::answer_full(batch.records.iter())?;
+            Ok(batch
+                .records
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| r.unwrap_or_else(|e| answer::record_error(&e, i)))
+                .collect())
+        };
+        let (after, before) = (run(&proposed.plan)?, run(&current.plan)?);
+        let mut changes = Vec::new();
+        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+            diff(&format!("[{i}]"), b, a, &mut changes);
+        }
+        let preview = PreviewAnswer {
+            current_version: current.version,
+            output: after,
+            current_output: before,
+            changes,
+        };
+        answer::json(&preview, limit)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?
+}
+
+/// The leaves that differ between two records.
+fn diff(at: &str, before: &Value, after: &Value, out: &mut Vec<Change>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+            for k in keys {
+                let null = Value::Null;
+                diff(
+                    &format!("{at}.{k}"),
+                    b.get(k).unwrap_or(&null),
+                    a.get(k).unwrap_or(&null),
+                    out,
+                );
+            }
+        }
+        (Value::Array(b), Value::Array(a)) if b.len() == a.len() => {
+            for (i, (x, y)) in b.iter().zip(a).enumerate() {
+                diff(&format!("{at}[{i}]"), x, y, out);
+            }
+        }
+        (b, a) if b != a => out.push(Change {
+            path: at.to_owned(),
+            before: b.clone(),
+            after: a.clone(),
+        }),
+        _ => {}
+    }
+}
+
+/// The author of version 0 in a mapping's history: the mapping Crosswalk ships.
+pub const DEFAULT_AUTHOR: &str = "crosswalk";
+
+/// The versions kept of a mapping.
+#[derive(Serialize, JsonSchema)]
+pub struct History {
+    /// Version 0 (the system's default, as the connection was created with it), then
+    /// the versions kept, oldest first; the last is the current one.
+    pub data: Vec<MappingVersion>,
+    /// The versions before this one were pruned (beyond `max_versions_kept` or
+    /// `max_history_bytes`); `null` when none were.
+    pub pruned_before: Option<u64>,
+}
+
+pub(super) async fn mapping_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Json<History>, ApiError> {
+    let c = connection(&state, &caller, &id)?;
+    let entity = entity(&c, &name)?;
+    let stored = state.inner.store.mapping_history(&c.id, entity)?;
+    // Versions count from 1 and only pruning removes them: a history that starts
+    // later was pruned.
+    let pruned_before = stored.first().map(|v| v.version).filter(|&first| first > 1);
+    // Version 0, the system's shipped default, comes first: it is never pruned, and
+    // `POST …/rollback {"version": 0}` restores it.
+    let default = MappingVersion {
+        connection_id: c.id.clone(),
+        entity,
+        version: 0,
+        overrides: OverrideSpec::default(),
+        plugins: Vec::new(),
+        author: DEFAULT_AUTHOR.to_owned(),
+        created_at: c.created_at.clone(),
+        rollback_of: None,
+    };
+    let data = std::iter::once(default).chain(stored).collect();
+    Ok(Json(History {
+        data,
+        pruned_before,
+    }))
+}
+
+/// The version to restore.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    /// An earlier version of the mapping.
+    pub version: u64,
+}
+
+pub(super) async fn rollback_mapping(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = connection(&state, &caller, &id)?;
+    let entity = entity(&c, &name)?;
+    let Rollback { version } = json_body(body)?;
+    let expected = expected_version(&state, &c, entity, &headers)?;
+    let author = caller.0.id.clone();
+    let pipelines = Arc::clone(&state.inner.pipelines);
+    let id = c.id.clone();
+    let tenant = c.tenant_id.clone();
+    let changed =
+        blocking(move || pipelines.rollback(&c, entity, version, expected, &author)).await?;
+    if changed.stored {
+        state.inner.metrics.change(&id, entity);
+        mapping_updated(
+            &state,
+            &tenant,
+            &id,
+            entity,
+            &changed.pipeline,
+            Some(version),
+        );
+    }
+    Ok(mapping_response(&changed.pipeline))
+}
+
+/// A connection's mapping of an entity.
+#[derive(Serialize, JsonSchema)]
+pub struct MappingAnswer<'a> {
+    /// Its version (0: the system's default, never changed).
+    pub version: u64,
+    /// The mapping with the overrides applied, each rule with its origin.
+    pub mapping: &'a ResolvedMapping,
+    /// The plugin versions bound to it, with their limits.
+    pub plugins: &'a [PluginBinding],
+    /// The targets that writes cannot set through this mapping, and why.
+    pub read_only: &'a [crosswalk_core::mapping::ReadOnly],
+    /// Why no record of the entity can be written through this mapping, when a `pre`
+    /// or `post` plugin step has no inverse; absent when writes work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_refused: Option<&'a str>,
+}
+
+/// A mapping as the mapping endpoints answer it, with its version in the header too,
+/// and as its entity tag (`ETag: "3"`), which `If-Match` takes back.
+fn mapping_response(pipeline: &crate::connection::Pipeline) -> Response {
+    let body = MappingAnswer {
+        version: pipeline.version,
+        mapping: &pipeline.resolved,
+        plugins: &pipeline.plugins,
+        read_only: pipeline.write.read_only(),
+        write_refused: pipeline.write.refused(),
+    };
+    let mut response = with_version(Json(body).into_response(), pipeline.version);
+    response.headers_mut().insert(
+        axum::http::header::ETAG,
+        HeaderValue::from_str(&format!("\"{}\"", pipeline.version)).expect("digits"),
+    );
+    response
+}
+
+pub(super) fn with_version(mut response: Response, version: u64) -> Response {
+    let headers: &mut HeaderMap = response.headers_mut();
+    headers.insert(VERSION_HEADER, HeaderValue::from(version));
+    response
+}

@@ -1,0 +1,64 @@
+//! Tenants: an admin key creates a tenant and its first API key, whose secret is shown
+//! once (only its hash is stored).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::body::json_body;
+use super::{ApiError, AppState, Caller, ErrorCode};
+use crate::store::{Role, Tenant};
+
+/// A new tenant.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// A name for people.
+    pub name: String,
+}
+
+/// A created tenant and its first key.
+#[derive(Serialize, JsonSchema)]
+pub struct TenantCreated {
+    /// The tenant.
+    pub tenant: Tenant,
+    /// Its key: the secret is shown this once (only its hash is stored).
+    pub api_key: NewKey,
+}
+
+/// A new API key.
+#[derive(Serialize, JsonSchema)]
+pub struct NewKey {
+    /// `key_…`.
+    pub id: String,
+    /// The secret to send as `Authorization: Bearer <secret>`.
+    pub secret: String,
+}
+
+pub(super) async fn create_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    if caller.0.role != Role::Admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "only an admin key creates tenants",
+        ));
+    }
+    let NewTenant { name } = json_body(body)?;
+    state.inner.quotas.name("name", &name)?;
+    let tenant = state.inner.store.create_tenant(&name)?;
+    let (key, secret) = state.inner.store.create_key(&tenant.id, Role::Tenant)?;
+    let answer = TenantCreated {
+        tenant,
+        api_key: NewKey { id: key.id, secret },
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
