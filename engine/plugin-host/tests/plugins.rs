@@ -552,20 +552,43 @@ fn hostile_call(
     (result, elapsed, instance.take_log())
 }
 
-#[test]
-fn hostile_plugins_fail_within_their_limits_and_the_engine_keeps_serving() {
-    let host = host();
-    let hostile = load(&host, "crosswalk-fixture-hostile");
-    let limits = Limits::DEFAULT;
-
-    // An infinite loop ends at its deadline. The bound is generous (2x a longer
-    // deadline) because the machine is shared; the deadline itself is what is tested.
-    let slow = Limits::with(&LimitOverrides {
+/// A 200 ms deadline.
+fn slow() -> Limits {
+    Limits::with(&LimitOverrides {
         timeout_ms: Some(200),
         ..Default::default()
     })
-    .unwrap();
-    let (result, elapsed, _) = hostile_call(&hostile, slow, "spin", json!({}));
+    .unwrap()
+}
+
+/// Two seconds: filling 64 MiB takes a while on a busy machine, so that with this time
+/// the memory limit (or the stack's) is what stops a call.
+fn roomy() -> Limits {
+    Limits::with(&LimitOverrides {
+        timeout_ms: Some(2_000),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// A 1 MiB output limit, with room in time, so that what fails is the output's size
+/// even on a loaded machine.
+fn small_output() -> Limits {
+    Limits::with(&LimitOverrides {
+        max_output_bytes: Some(1 << 20),
+        timeout_ms: Some(2_000),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// An infinite loop ends at its deadline. The bound is generous (2x a longer deadline)
+/// because the machine is shared; the deadline itself is what is tested.
+#[test]
+fn an_infinite_loop_ends_at_its_deadline() {
+    let host = host();
+    let hostile = load(&host, "crosswalk-fixture-hostile");
+    let (result, elapsed, _) = hostile_call(&hostile, slow(), "spin", json!({}));
     assert_eq!(
         result.unwrap_err(),
         PluginError::Timeout {
@@ -578,16 +601,21 @@ fn hostile_plugins_fail_within_their_limits_and_the_engine_keeps_serving() {
         elapsed < Duration::from_millis(400),
         "the loop ran {elapsed:?} against a 200 ms deadline"
     );
-    let (result, elapsed, _) = hostile_call(&hostile, limits, "spin", json!({}));
+    let (result, elapsed, _) = hostile_call(&hostile, Limits::DEFAULT, "spin", json!({}));
     assert!(matches!(
         result,
         Err(PluginError::Timeout { limit_ms: 50, .. })
     ));
     println!("infinite loop with a 50 ms deadline ended after {elapsed:?}");
+}
 
-    // A sleep blocks in host code, where the epoch cannot interrupt it: it is cut
-    // short at the deadline, and the guest traps as it wakes.
-    let (result, elapsed, _) = hostile_call(&hostile, slow, "sleep", json!({}));
+/// A sleep blocks in host code, where the epoch cannot interrupt it: it is cut short at
+/// the deadline, and the guest traps as it wakes.
+#[test]
+fn a_sleep_is_cut_short_at_the_deadline() {
+    let host = host();
+    let hostile = load(&host, "crosswalk-fixture-hostile");
+    let (result, elapsed, _) = hostile_call(&hostile, slow(), "sleep", json!({}));
     assert!(
         matches!(result, Err(PluginError::Timeout { limit_ms: 200, .. })),
         "{result:?} after {elapsed:?}"
@@ -596,22 +624,20 @@ fn hostile_plugins_fail_within_their_limits_and_the_engine_keeps_serving() {
         elapsed < Duration::from_millis(400),
         "the sleep ran {elapsed:?} against a 200 ms deadline"
     );
+}
 
-    // Filling 64 MiB takes a while on a busy machine: give it the time, so that the
-    // memory limit is what stops it.
-    let roomy = Limits::with(&LimitOverrides {
-        timeout_ms: Some(2_000),
-        ..Default::default()
-    })
-    .unwrap();
-    let (result, _, _) = hostile_call(&hostile, roomy, "allocate", json!({}));
+#[test]
+fn an_allocation_past_the_memory_limit_fails_naming_the_limit() {
+    let host = host();
+    let hostile = load(&host, "crosswalk-fixture-hostile");
+    let (result, _, _) = hostile_call(&hostile, roomy(), "allocate", json!({}));
     let e = result.unwrap_err();
     assert_eq!(
         e,
         PluginError::Memory {
             plugin: "hostile".into(),
             function: "allocate".into(),
-            limit_bytes: limits.memory_bytes
+            limit_bytes: Limits::DEFAULT.memory_bytes
         }
     );
     assert!(
@@ -619,8 +645,13 @@ fn hostile_plugins_fail_within_their_limits_and_the_engine_keeps_serving() {
             .contains("exceeded its memory limit of 67108864 bytes"),
         "{e}"
     );
+}
 
-    let (result, _, _) = hostile_call(&hostile, roomy, "recurse", json!({}));
+#[test]
+fn a_recursion_past_the_stack_limit_fails_naming_the_limit() {
+    let host = host();
+    let hostile = load(&host, "crosswalk-fixture-hostile");
+    let (result, _, _) = hostile_call(&hostile, roomy(), "recurse", json!({}));
     let e = result.unwrap_err();
     assert!(matches!(e, PluginError::Stack { .. }), "{e}");
     assert!(
@@ -628,15 +659,25 @@ fn hostile_plugins_fail_within_their_limits_and_the_engine_keeps_serving() {
             .contains("exceeded the stack limit of 524288 bytes"),
         "{e}"
     );
+}
 
-    let (result, _, _) = hostile_call(&hostile, roomy, "deep_frames", json!({}));
+#[test]
+fn frames_too_deep_for_the_guest_trap_naming_the_plugin_and_function() {
+    let host = host();
+    let hostile = load(&host, "crosswalk-fixture-hostile");
+    let (result, _, _) = hostile_call(&hostile, roomy(), "deep_frames", json!({}));
     let e = result.unwrap_err().to_string();
     assert!(
         e.starts_with("plugin `hostile` function `deep_frames` trapped:"),
         "{e}"
     );
+}
 
-    let (result, _, log) = hostile_call(&hostile, limits, "panic", json!({}));
+#[test]
+fn a_panic_traps_with_its_message_and_its_log_is_kept() {
+    let host = host();
+    let hostile = load(&host, "crosswalk-fixture-hostile");
+    let (result, _, log) = hostile_call(&hostile, Limits::DEFAULT, "panic", json!({}));
     let e = result.unwrap_err().to_string();
     assert!(
         e.starts_with("plugin `hostile` function `panic` trapped:"),
@@ -647,15 +688,13 @@ fn hostile_plugins_fail_within_their_limits_and_the_engine_keeps_serving() {
         log.iter().any(|l| l.contains("panics on purpose")),
         "{log:?}"
     );
+}
 
-    // Room in time, so that what fails is the output's size even on a loaded machine.
-    let small = Limits::with(&LimitOverrides {
-        max_output_bytes: Some(1 << 20),
-        timeout_ms: Some(2_000),
-        ..Default::default()
-    })
-    .unwrap();
-    let (result, _, _) = hostile_call(&hostile, small, "huge", json!({"bytes": 2 << 20}));
+#[test]
+fn an_output_over_max_output_bytes_fails_naming_the_limit() {
+    let host = host();
+    let hostile = load(&host, "crosswalk-fixture-hostile");
+    let (result, _, _) = hostile_call(&hostile, small_output(), "huge", json!({"bytes": 2 << 20}));
     let e = result.unwrap_err().to_string();
     assert!(
         e.contains(
@@ -663,8 +702,13 @@ fn hostile_plugins_fail_within_their_limits_and_the_engine_keeps_serving() {
         ),
         "{e}"
     );
+}
 
-    let mut instance = hostile.instance(limits);
+#[test]
+fn an_input_over_max_input_bytes_fails_naming_the_limit() {
+    let host = host();
+    let hostile = load(&host, "crosswalk-fixture-hostile");
+    let mut instance = hostile.instance(Limits::DEFAULT);
     let big = Value::String("y".repeat(5 << 20));
     let e = instance
         .call_field("echo", &big, "{}")
@@ -676,12 +720,19 @@ fn hostile_plugins_fail_within_their_limits_and_the_engine_keeps_serving() {
         ),
         "{e}"
     );
+}
 
-    let (result, _, log) = hostile_call(&hostile, roomy, "chatty", json!({}));
+/// A plugin that logs without end has its log capped at `max_log_bytes`, ending with a
+/// line that says more were dropped; its log lines and its stdout are both kept.
+#[test]
+fn a_chatty_plugins_log_is_capped_and_says_what_was_dropped() {
+    let host = host();
+    let hostile = load(&host, "crosswalk-fixture-hostile");
+    let (result, _, log) = hostile_call(&hostile, roomy(), "chatty", json!({}));
     assert_eq!(result.unwrap(), json!("x"));
     let bytes: usize = log.iter().map(String::len).sum();
     assert!(
-        bytes <= limits.max_log_bytes as usize + 200,
+        bytes <= Limits::DEFAULT.max_log_bytes as usize + 200,
         "{bytes} bytes of log"
     );
     assert!(
@@ -691,10 +742,42 @@ fn hostile_plugins_fail_within_their_limits_and_the_engine_keeps_serving() {
     );
     assert!(log.iter().any(|l| l.starts_with("info: log line 0")));
     assert!(log.iter().any(|l| l.starts_with("stdout: stdout line 0")));
+}
 
-    // And a fresh instance of a well-behaved plugin works as ever.
+/// After every hostile call has failed within its limits on a host, a fresh instance of
+/// a well-behaved plugin on the same host works as ever.
+#[test]
+fn a_host_that_ran_every_hostile_plugin_keeps_serving_well_behaved_ones() {
+    let host = host();
+    let hostile = load(&host, "crosswalk-fixture-hostile");
+    for (function, limits, args) in [
+        ("spin", slow(), json!({})),
+        ("spin", Limits::DEFAULT, json!({})),
+        ("sleep", slow(), json!({})),
+        ("allocate", roomy(), json!({})),
+        ("recurse", roomy(), json!({})),
+        ("deep_frames", roomy(), json!({})),
+        ("panic", Limits::DEFAULT, json!({})),
+        ("huge", small_output(), json!({"bytes": 2 << 20})),
+    ] {
+        let (result, elapsed, _) = hostile_call(&hostile, limits, function, args);
+        assert!(
+            result.is_err(),
+            "{function} ran for {elapsed:?}: {result:?}"
+        );
+    }
+    let big = Value::String("y".repeat(5 << 20));
+    assert!(
+        hostile
+            .instance(Limits::DEFAULT)
+            .call_field("echo", &big, "{}")
+            .is_err()
+    );
+    let (result, _, _) = hostile_call(&hostile, roomy(), "chatty", json!({}));
+    assert_eq!(result.unwrap(), json!("x"));
+
     let uom = load(&host, "crosswalk-plugin-uom");
-    let mut instance = uom.instance(limits);
+    let mut instance = uom.instance(Limits::DEFAULT);
     assert_eq!(
         instance
             .call_field("convert", &json!("PC"), r#"{"from":"sap","to":"iso"}"#)

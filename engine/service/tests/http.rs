@@ -52,6 +52,22 @@ fn fixture_quotas(name: &str, body_limit: usize, quotas: Quotas) -> Fixture {
 }
 
 fn fixture_with(name: &str, body_limit: usize, options: ServiceOptions) -> Fixture {
+    fixture_of(name, |store, host| {
+        AppState::with_options(store, host, body_limit, options)
+    })
+}
+
+/// A fixture whose server is in the default state: what `crosswalk serve` has without
+/// `--allow-upstream` and without a secret key.
+fn fixture_by_default(name: &str) -> Fixture {
+    fixture_of(name, |store, host| AppState::new(store, host, 1 << 20))
+}
+
+/// A fixture over the state that `state` builds on the store and the plugin host.
+fn fixture_of(
+    name: &str,
+    state: impl FnOnce(Arc<dyn Store>, Arc<PluginHost>) -> AppState,
+) -> Fixture {
     let dir = std::env::temp_dir().join(format!("crosswalk-http-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).unwrap());
@@ -72,7 +88,7 @@ fn fixture_with(name: &str, body_limit: usize, options: ServiceOptions) -> Fixtu
         .unwrap(),
     );
     Fixture {
-        app: app(AppState::with_options(store, host, body_limit, options)),
+        app: app(state(store, host)),
         alice,
         bob,
         admin,
@@ -630,17 +646,98 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn plugins_are_uploaded_bound_previewed_and_kept_while_bound() {
-    let f = fixture("plugins", 8 << 20);
+/// Uploads the uom plugin as alice; the answer.
+async fn upload_uom(f: &Fixture) -> Answer {
     let uom = support::rust_plugin_bytes("crosswalk-plugin-uom");
-    let a = call(&f.app, "POST", "/v1/plugins", Some(&f.alice), uom.clone()).await;
+    let a = call(&f.app, "POST", "/v1/plugins", Some(&f.alice), uom).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    a
+}
+
+/// The overrides that convert the lines' units from SAP's codes to ISO's with the uom
+/// plugin.
+fn uses_uom() -> Value {
+    json!({"overrides": [{"target": "lines.unit_of_measure", "transforms": ["null_if_empty", {"plugin": "uom", "function": "convert", "args": {"from": "sap", "to": "iso"}}]}]})
+}
+
+/// Alice's SAP sandbox connection with the uom plugin uploaded: the plugin's sha256,
+/// the connection's id and its purchase orders' mapping path.
+async fn uom_uploaded(f: &Fixture) -> (String, String, String) {
+    let a = upload_uom(f).await;
     let sha = a.body["plugin"]["sha256"].as_str().unwrap().to_owned();
+    let id = new_connection(f, &f.alice, "sap-s4hana").await;
+    let mapping_uri = format!("/v1/connections/{id}/mappings/purchase_order");
+    (sha, id, mapping_uri)
+}
+
+/// Binds the plugin `sha` to the mapping at `mapping_uri` with a 100 ms timeout; the
+/// answer.
+async fn bind_uom(f: &Fixture, mapping_uri: &str, sha: &str) -> Answer {
+    let bind = json!([{"sha256": sha, "limits": {"timeout_ms": 100}}]);
+    call(
+        &f.app,
+        "PUT",
+        &format!("{mapping_uri}/plugins"),
+        Some(&f.alice),
+        bind.to_string(),
+    )
+    .await
+}
+
+/// [`uom_uploaded`], with the plugin bound (version 1) and the mapping converting the
+/// units with it (version 2).
+async fn uom_in_use(f: &Fixture) -> (String, String, String) {
+    let (sha, id, mapping_uri) = uom_uploaded(f).await;
+    let a = bind_uom(f, &mapping_uri, &sha).await;
+    assert_eq!(
+        (a.status, a.version.as_deref()),
+        (StatusCode::OK, Some("1")),
+        "{}",
+        a.body
+    );
+    let a = call(
+        &f.app,
+        "PUT",
+        &mapping_uri,
+        Some(&f.alice),
+        uses_uom().to_string(),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.version.as_deref()),
+        (StatusCode::OK, Some("2")),
+        "{}",
+        a.body
+    );
+    (sha, id, mapping_uri)
+}
+
+/// Transforms the SAP sample order through alice's connection `id`; the answer.
+async fn transform_standard_order(f: &Fixture, id: &str) -> Answer {
+    let payload = sample("examples/payloads/sap-s4hana/purchase_order/standard.json");
+    call(
+        &f.app,
+        "POST",
+        &format!("/v1/connections/{id}/transform/purchase_order"),
+        Some(&f.alice),
+        payload,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_uploaded_plugin_answers_its_name_functions_inverses_and_interface() {
+    let f = fixture("plugins-upload", 8 << 20);
+    let a = upload_uom(&f).await;
     assert_eq!(a.body["plugin"]["name"], "uom");
     assert_eq!(a.body["functions"][0]["name"], "convert");
     assert_eq!(a.body["functions"][0]["inverse"], "convert_back");
     assert_eq!(a.body["interface"], "crosswalk:plugin@0.2.0");
+}
+
+#[tokio::test]
+async fn an_upload_that_is_not_webassembly_is_an_invalid_plugin() {
+    let f = fixture("plugins-not-wasm", 8 << 20);
     let a = call(
         &f.app,
         "POST",
@@ -653,6 +750,13 @@ async fn plugins_are_uploaded_bound_previewed_and_kept_while_bound() {
         (a.status, a.body["error"]["code"].clone()),
         (StatusCode::UNPROCESSABLE_ENTITY, json!("invalid_plugin"))
     );
+}
+
+#[tokio::test]
+async fn an_uploaded_plugin_is_listed_for_its_tenant_and_invisible_to_others() {
+    let f = fixture("plugins-listed", 8 << 20);
+    let a = upload_uom(&f).await;
+    let sha = a.body["plugin"]["sha256"].as_str().unwrap().to_owned();
     let a = call(&f.app, "GET", "/v1/plugins", Some(&f.alice), "").await;
     assert_eq!(a.body["data"][0]["sha256"], sha.as_str());
     let a = call(
@@ -668,16 +772,18 @@ async fn plugins_are_uploaded_bound_previewed_and_kept_while_bound() {
         StatusCode::NOT_FOUND,
         "another tenant's plugin is invisible"
     );
+}
 
-    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
-    let mapping_uri = format!("/v1/connections/{id}/mappings/purchase_order");
-    let uses_uom = json!({"overrides": [{"target": "lines.unit_of_measure", "transforms": ["null_if_empty", {"plugin": "uom", "function": "convert", "args": {"from": "sap", "to": "iso"}}]}]});
+#[tokio::test]
+async fn a_mapping_cannot_use_a_plugin_that_is_not_bound_to_it() {
+    let f = fixture("plugins-unbound", 8 << 20);
+    let (_, _, mapping_uri) = uom_uploaded(&f).await;
     let a = call(
         &f.app,
         "PUT",
         &mapping_uri,
         Some(&f.alice),
-        uses_uom.to_string(),
+        uses_uom().to_string(),
     )
     .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "not bound yet");
@@ -689,21 +795,25 @@ async fn plugins_are_uploaded_bound_previewed_and_kept_while_bound() {
         "{}",
         a.body
     );
-    let bind = json!([{"sha256": sha, "limits": {"timeout_ms": 100}}]);
-    let a = call(
-        &f.app,
-        "PUT",
-        &format!("{mapping_uri}/plugins"),
-        Some(&f.alice),
-        bind.to_string(),
-    )
-    .await;
+}
+
+#[tokio::test]
+async fn binding_a_plugin_makes_a_new_mapping_version() {
+    let f = fixture("plugins-bind", 8 << 20);
+    let (sha, _, mapping_uri) = uom_uploaded(&f).await;
+    let a = bind_uom(&f, &mapping_uri, &sha).await;
     assert_eq!(
         (a.status, a.version.as_deref()),
         (StatusCode::OK, Some("1")),
         "{}",
         a.body
     );
+}
+
+#[tokio::test]
+async fn a_binding_whose_limits_exceed_the_servers_is_refused() {
+    let f = fixture("plugins-limits", 8 << 20);
+    let (sha, _, mapping_uri) = uom_uploaded(&f).await;
     let too_much = json!([{"sha256": sha, "limits": {"timeout_ms": 999999}}]);
     let a = call(
         &f.app,
@@ -714,37 +824,27 @@ async fn plugins_are_uploaded_bound_previewed_and_kept_while_bound() {
     )
     .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let a = call(
-        &f.app,
-        "PUT",
-        &mapping_uri,
-        Some(&f.alice),
-        uses_uom.to_string(),
-    )
-    .await;
-    assert_eq!(
-        (a.status, a.version.as_deref()),
-        (StatusCode::OK, Some("2")),
-        "{}",
-        a.body
-    );
+}
 
-    let payload = sample("examples/payloads/sap-s4hana/purchase_order/standard.json");
-    let a = call(
-        &f.app,
-        "POST",
-        &format!("/v1/connections/{id}/transform/purchase_order"),
-        Some(&f.alice),
-        payload.clone(),
-    )
-    .await;
+/// Bound, the plugin converts what the mapping gives it: SAP's `PC` to ISO's `H87`.
+#[tokio::test]
+async fn a_bound_plugin_converts_the_fields_of_a_transform() {
+    let f = fixture("plugins-transform", 8 << 20);
+    let (_, id, _) = uom_in_use(&f).await;
+    let a = transform_standard_order(&f, &id).await;
     assert_eq!(
         a.body["data"]["lines"][0]["unit_of_measure"], "H87",
         "{}",
         a.body
     );
+}
 
-    // Preview: back to the default units, without applying it.
+/// Preview: back to the default units, without applying it.
+#[tokio::test]
+async fn a_preview_without_the_plugin_shows_the_changes_and_applies_nothing() {
+    let f = fixture("plugins-preview", 8 << 20);
+    let (_, _, mapping_uri) = uom_in_use(&f).await;
+    let payload = sample("examples/payloads/sap-s4hana/purchase_order/standard.json");
     let preview = json!({"overrides": {"overrides": []}, "payload": serde_json::from_str::<Value>(&payload).unwrap()});
     let a = call(
         &f.app,
@@ -765,8 +865,13 @@ async fn plugins_are_uploaded_bound_previewed_and_kept_while_bound() {
     );
     let a = call(&f.app, "GET", &mapping_uri, Some(&f.alice), "").await;
     assert_eq!(a.version.as_deref(), Some("2"), "a preview applies nothing");
+}
 
-    // PATCH adds an entry and keeps the others.
+/// PATCH adds an entry and keeps the others: the plugin still converts.
+#[tokio::test]
+async fn a_mapping_patch_adds_an_entry_and_keeps_the_plugin_step() {
+    let f = fixture("plugins-patch", 8 << 20);
+    let (_, id, mapping_uri) = uom_in_use(&f).await;
     let patch = json!({"overrides": [{"target": "custom_fields.cost_center", "path": "$.ZZ1_CostCenter_PDH"}]});
     let a = call(
         &f.app,
@@ -782,17 +887,14 @@ async fn plugins_are_uploaded_bound_previewed_and_kept_while_bound() {
         "{}",
         a.body
     );
-    let a = call(
-        &f.app,
-        "POST",
-        &format!("/v1/connections/{id}/transform/purchase_order"),
-        Some(&f.alice),
-        payload,
-    )
-    .await;
+    let a = transform_standard_order(&f, &id).await;
     assert_eq!(a.body["data"]["lines"][0]["unit_of_measure"], "H87");
+}
 
-    // A bound plugin cannot be deleted; unbinding it while the mapping uses it is refused.
+#[tokio::test]
+async fn a_bound_plugin_cannot_be_deleted() {
+    let f = fixture("plugins-delete-bound", 8 << 20);
+    let (sha, _, _) = uom_in_use(&f).await;
     let a = call(
         &f.app,
         "DELETE",
@@ -805,6 +907,12 @@ async fn plugins_are_uploaded_bound_previewed_and_kept_while_bound() {
         (a.status, a.body["error"]["code"].clone()),
         (StatusCode::CONFLICT, json!("plugin_bound"))
     );
+}
+
+#[tokio::test]
+async fn unbinding_a_plugin_the_mapping_uses_is_refused() {
+    let f = fixture("plugins-unbind-used", 8 << 20);
+    let (_, _, mapping_uri) = uom_in_use(&f).await;
     let a = call(
         &f.app,
         "PUT",
@@ -814,6 +922,13 @@ async fn plugins_are_uploaded_bound_previewed_and_kept_while_bound() {
     )
     .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// Once the mapping no longer uses the plugin, it can be unbound, and then deleted.
+#[tokio::test]
+async fn a_plugin_no_mapping_uses_is_unbound_and_deleted() {
+    let f = fixture("plugins-unbind-delete", 8 << 20);
+    let (sha, _, mapping_uri) = uom_in_use(&f).await;
     let a = call(
         &f.app,
         "PUT",
@@ -1297,57 +1412,96 @@ async fn the_benchmarks_http_floor_authenticates_and_answers_a_fixed_body() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
-async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
-    let f = fixture("reads", 1 << 20);
-    let id = new_connection(&f, &f.alice, "ibm-maximo").await;
-    let k = Some(f.alice.as_str());
+/// Alice's Maximo sandbox connection; its id.
+async fn maximo_sandbox(f: &Fixture) -> String {
+    new_connection(f, &f.alice, "ibm-maximo").await
+}
 
-    // Records, one record, a sandbox write: each checked against the document.
-    let a = call(
+/// The first page of 2 of the connection's work orders, with their source.
+async fn first_work_orders(f: &Fixture, id: &str) -> Answer {
+    call(
         &f.app,
         "GET",
         &format!("/v1/connections/{id}/work-orders?page_size=2&remote_data=true"),
-        k,
+        Some(&f.alice),
         "",
     )
-    .await;
+    .await
+}
+
+/// Reads the first work order of the connection; its number and the answer.
+async fn first_work_order(f: &Fixture, id: &str) -> (String, Answer) {
+    let a = first_work_orders(f, id).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    assert_eq!(a.version.as_deref(), Some("0"));
-    assert_eq!(a.body["data"].as_array().unwrap().len(), 2);
-    assert!(a.body["data"][0]["remote_data"]["wonum"].is_string());
-    assert!(a.body["next_cursor"].is_string());
     let wonum = a.body["data"][0]["id"].as_str().unwrap().to_owned();
     let a = call(
         &f.app,
         "GET",
         &format!("/v1/connections/{id}/work-orders/{wonum}"),
-        k,
+        Some(&f.alice),
         "",
     )
     .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    assert_eq!(a.body["data"]["id"], wonum.as_str());
-    assert!(a.body["sandbox"]["scenario"].is_string());
-    let a = call(
+    (wonum, a)
+}
+
+/// Updates the work order `wonum` in the sandbox; the answer.
+async fn patch_work_order(f: &Fixture, id: &str, wonum: &str) -> Answer {
+    call(
         &f.app,
         "PATCH",
         &format!("/v1/connections/{id}/work-orders/{wonum}"),
-        k,
+        Some(&f.alice),
         json!({"priority": 1}).to_string(),
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_listing_answers_its_page_with_sources_a_cursor_and_the_mapping_version() {
+    let f = fixture("reads-listing", 1 << 20);
+    let id = maximo_sandbox(&f).await;
+    let a = first_work_orders(&f, &id).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.version.as_deref(), Some("0"));
+    assert_eq!(a.body["data"].as_array().unwrap().len(), 2);
+    assert!(a.body["data"][0]["remote_data"]["wonum"].is_string());
+    assert!(a.body["next_cursor"].is_string());
+}
+
+#[tokio::test]
+async fn a_record_is_read_by_its_id_with_its_sandbox_scenario() {
+    let f = fixture("reads-record", 1 << 20);
+    let id = maximo_sandbox(&f).await;
+    let (wonum, a) = first_work_order(&f, &id).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["data"]["id"], wonum.as_str());
+    assert!(a.body["sandbox"]["scenario"].is_string());
+}
+
+#[tokio::test]
+async fn a_sandbox_update_answers_that_it_was_not_applied() {
+    let f = fixture("reads-sandbox-patch", 1 << 20);
+    let id = maximo_sandbox(&f).await;
+    let (wonum, _) = first_work_order(&f, &id).await;
+    let a = patch_work_order(&f, &id, &wonum).await;
     assert_eq!(
         (a.status, &a.body["applied"]),
         (StatusCode::OK, &json!(false)),
         "{}",
         a.body
     );
+}
+
+#[tokio::test]
+async fn a_record_to_write_that_is_not_a_json_object_is_refused() {
+    let f = fixture("reads-not-object", 1 << 20);
+    let id = maximo_sandbox(&f).await;
     let a = call(
         &f.app,
         "POST",
         &format!("/v1/connections/{id}/work-orders"),
-        k,
+        Some(&f.alice),
         "[1]",
     )
     .await;
@@ -1358,11 +1512,17 @@ async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
             .unwrap()
             .contains("must be a JSON object")
     );
+}
+
+#[tokio::test]
+async fn a_page_size_of_zero_is_refused_naming_it() {
+    let f = fixture("reads-page-size", 1 << 20);
+    let id = maximo_sandbox(&f).await;
     let a = call(
         &f.app,
         "GET",
         &format!("/v1/connections/{id}/work-orders?page_size=0"),
-        k,
+        Some(&f.alice),
         "",
     )
     .await;
@@ -1375,11 +1535,17 @@ async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
         "{}",
         a.body
     );
+}
+
+#[tokio::test]
+async fn an_unknown_listing_parameter_is_refused_naming_it() {
+    let f = fixture("reads-unknown-parameter", 1 << 20);
+    let id = maximo_sandbox(&f).await;
     let a = call(
         &f.app,
         "GET",
         &format!("/v1/connections/{id}/work-orders?colour=red"),
-        k,
+        Some(&f.alice),
         "",
     )
     .await;
@@ -1396,7 +1562,12 @@ async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
         "{}",
         a.body
     );
-    // Another tenant sees nothing.
+}
+
+#[tokio::test]
+async fn another_tenant_cannot_read_a_connections_records() {
+    let f = fixture("reads-other-tenant", 1 << 20);
+    let id = maximo_sandbox(&f).await;
     let a = call(
         &f.app,
         "GET",
@@ -1406,8 +1577,19 @@ async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
     )
     .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
 
-    // The status and the error log.
+/// After a listing, a record, and an update (which looks its record up), the status
+/// counts three successes and the error log is empty.
+#[tokio::test]
+async fn the_status_counts_each_successful_read_and_the_error_log_stays_empty() {
+    let f = fixture("reads-status", 1 << 20);
+    let id = maximo_sandbox(&f).await;
+    let k = Some(f.alice.as_str());
+    let (wonum, a) = first_work_order(&f, &id).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = patch_work_order(&f, &id, &wonum).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let a = call(
         &f.app,
         "GET",
@@ -1429,22 +1611,33 @@ async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
     )
     .await;
     assert_eq!((a.status, &a.body["data"]), (StatusCode::OK, &json!([])));
+}
+
+#[tokio::test]
+async fn the_error_log_refuses_an_entity_the_system_does_not_have() {
+    let f = fixture("reads-errors-entity", 1 << 20);
+    let id = maximo_sandbox(&f).await;
     let a = call(
         &f.app,
         "GET",
         &format!("/v1/connections/{id}/errors?entity=invoice"),
-        k,
+        Some(&f.alice),
         "",
     )
     .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
+}
 
-    // A sandbox has no credentials; a live connection needs the server's secret key.
+/// A sandbox has no credentials to reauthorize.
+#[tokio::test]
+async fn a_sandbox_connection_cannot_be_reauthorized() {
+    let f = fixture("reads-sandbox-reauth", 1 << 20);
+    let id = maximo_sandbox(&f).await;
     let a = call(
         &f.app,
         "POST",
         &format!("/v1/connections/{id}/reauthorize"),
-        k,
+        Some(&f.alice),
         json!({"credentials": {"type": "bearer", "token": "t"}}).to_string(),
     )
     .await;
@@ -1452,6 +1645,14 @@ async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
         (a.status, a.body["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("sandbox_connection"))
     );
+}
+
+/// A live connection needs the server's secret key; without one, nothing is created.
+#[tokio::test]
+async fn a_live_connection_without_the_servers_secret_key_is_refused_and_not_created() {
+    let f = fixture("reads-no-secret-key", 1 << 20);
+    maximo_sandbox(&f).await;
+    let k = Some(f.alice.as_str());
     let live = json!({"system": "ibm-maximo", "name": "l", "mode": "live", "upstream": {"base_url": "https://maximo.example.com"}, "credentials": {"type": "api_key", "header": "apikey", "key": "k"}});
     let a = call(&f.app, "POST", "/v1/connections", k, live.to_string()).await;
     assert_eq!(
@@ -1472,18 +1673,29 @@ async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
         1,
         "nothing was created"
     );
+}
 
-    // Webhook subscriptions.
+/// Subscribes alice to two events, one named twice, at a receiver nobody runs; the
+/// answer.
+async fn subscribe_alice(f: &Fixture) -> Answer {
     let a = call(
         &f.app,
         "POST",
         "/v1/webhooks",
-        k,
+        Some(&f.alice),
         json!({"url": "http://127.0.0.1:9/hooks", "events": ["connection.status_changed", "mapping.updated", "connection.status_changed"]})
             .to_string(),
     )
     .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    a
+}
+
+/// The secret is answered once, when subscribing, and never listed.
+#[tokio::test]
+async fn a_subscription_shows_its_secret_once_and_subscribes_each_event_once() {
+    let f = fixture("webhooks-subscribe", 1 << 20);
+    let a = subscribe_alice(&f).await;
     assert_eq!(
         a.body["subscription"]["events"],
         json!(["connection.status_changed", "mapping.updated"]),
@@ -1491,12 +1703,21 @@ async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
     );
     let hook = a.body["subscription"]["id"].as_str().unwrap().to_owned();
     assert!(a.body["secret"].as_str().unwrap().starts_with("whsec_"));
-    let a = call(&f.app, "GET", "/v1/webhooks", k, "").await;
+    let a = call(&f.app, "GET", "/v1/webhooks", Some(&f.alice), "").await;
     assert_eq!(a.body["data"][0]["id"], hook.as_str());
     assert!(
         a.body["data"][0].get("secret").is_none(),
         "the secret is never listed"
     );
+}
+
+#[tokio::test]
+async fn another_tenants_subscription_is_not_found() {
+    let f = fixture("webhooks-other-tenant", 1 << 20);
+    let hook = subscribe_alice(&f).await.body["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let a = call(
         &f.app,
         "GET",
@@ -1506,25 +1727,55 @@ async fn connection_reads_status_errors_and_webhooks_answer_as_documented() {
     )
     .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND, "another tenant's");
+}
+
+#[tokio::test]
+async fn a_new_subscription_has_no_deliveries() {
+    let f = fixture("webhooks-deliveries", 1 << 20);
+    let hook = subscribe_alice(&f).await.body["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let a = call(
         &f.app,
         "GET",
         &format!("/v1/webhooks/{hook}/deliveries"),
-        k,
+        Some(&f.alice),
         "",
     )
     .await;
     assert_eq!((a.status, &a.body["data"]), (StatusCode::OK, &json!([])));
+}
+
+#[tokio::test]
+async fn a_subscription_to_no_event_is_refused() {
+    let f = fixture("webhooks-no-events", 1 << 20);
     let a = call(
         &f.app,
         "POST",
         "/v1/webhooks",
-        k,
+        Some(&f.alice),
         json!({"url": "http://x", "events": []}).to_string(),
     )
     .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let a = call(&f.app, "DELETE", &format!("/v1/webhooks/{hook}"), k, "").await;
+}
+
+#[tokio::test]
+async fn a_subscription_is_deleted() {
+    let f = fixture("webhooks-delete", 1 << 20);
+    let hook = subscribe_alice(&f).await.body["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a = call(
+        &f.app,
+        "DELETE",
+        &format!("/v1/webhooks/{hook}"),
+        Some(&f.alice),
+        "",
+    )
+    .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
 }
 
@@ -1591,29 +1842,70 @@ async fn concurrent_mapping_changes_lose_no_update() {
     assert_eq!(a.body["version"], 109);
 }
 
-/// A mapping answers its version as an entity tag; `If-Match` makes a change
-/// conditional on it, and a change that changes nothing stores no version.
-#[tokio::test]
-async fn if_match_makes_a_mapping_change_conditional() {
-    let f = fixture("if-match", 8 << 20);
-    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+/// The patch that adds the cost-centre custom field.
+fn cost_center_patch() -> String {
+    json!({"overrides": [{"target": "custom_fields.cost_center", "path": "$.ZZ1_CostCenter_PDH"}]})
+        .to_string()
+}
+
+/// A change that another client might make: `site_id` disabled.
+fn disable_site() -> String {
+    json!({"overrides": [{"target": "site_id", "disable": true}]}).to_string()
+}
+
+/// Alice's SAP sandbox purchase-order mapping, changed once under `If-Match: "0"`
+/// (to version 1); its path.
+async fn mapping_at_version_1(f: &Fixture) -> String {
+    let id = new_connection(f, &f.alice, "sap-s4hana").await;
     let uri = format!("/v1/connections/{id}/mappings/purchase_order");
-    let a = call(&f.app, "GET", &uri, Some(&f.alice), "").await;
-    assert_eq!(a.headers["etag"], "\"0\"");
-    let patch = json!({"overrides": [{"target": "custom_fields.cost_center", "path": "$.ZZ1_CostCenter_PDH"}]}).to_string();
     let a = call_with(
         &f.app,
         "PATCH",
         &uri,
         Some(&f.alice),
         &[("if-match", "\"0\"")],
-        patch.clone(),
+        cost_center_patch(),
     )
     .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.headers["etag"], "\"1\"");
-    // Another client still holds version 0: its change is refused and changes nothing.
-    let other = json!({"overrides": [{"target": "site_id", "disable": true}]}).to_string();
+    uri
+}
+
+/// Checks that the mapping at `uri` has the versions 0 and 1 only: what was refused or
+/// changed nothing stored no version.
+async fn only_versions_0_and_1(f: &Fixture, uri: &str) {
+    let a = call(&f.app, "GET", &format!("{uri}/history"), Some(&f.alice), "").await;
+    assert_eq!(a.body["data"].as_array().unwrap().len(), 2, "{}", a.body);
+}
+
+/// A mapping answers its version as an entity tag, and a change under `If-Match` with
+/// that tag is made.
+#[tokio::test]
+async fn a_mapping_answers_its_version_as_an_entity_tag() {
+    let f = fixture("if-match-etag", 8 << 20);
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let uri = format!("/v1/connections/{id}/mappings/purchase_order");
+    let a = call(&f.app, "GET", &uri, Some(&f.alice), "").await;
+    assert_eq!(a.headers["etag"], "\"0\"");
+    let a = call_with(
+        &f.app,
+        "PATCH",
+        &uri,
+        Some(&f.alice),
+        &[("if-match", "\"0\"")],
+        cost_center_patch(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.headers["etag"], "\"1\"");
+}
+
+/// Another client still holds version 0: its change is refused and changes nothing.
+#[tokio::test]
+async fn a_change_made_on_an_old_version_is_refused() {
+    let f = fixture("if-match-stale", 8 << 20);
+    let uri = mapping_at_version_1(&f).await;
     for method in ["PATCH", "PUT"] {
         let a = call_with(
             &f.app,
@@ -1621,7 +1913,7 @@ async fn if_match_makes_a_mapping_change_conditional() {
             &uri,
             Some(&f.alice),
             &[("if-match", "\"0\"")],
-            other.clone(),
+            disable_site(),
         )
         .await;
         assert_eq!(
@@ -1636,6 +1928,13 @@ async fn if_match_makes_a_mapping_change_conditional() {
             json!({"expected": 0, "current": 1})
         );
     }
+    only_versions_0_and_1(&f, &uri).await;
+}
+
+#[tokio::test]
+async fn a_rollback_or_a_binding_on_another_version_is_refused() {
+    let f = fixture("if-match-rollback-binding", 8 << 20);
+    let uri = mapping_at_version_1(&f).await;
     let a = call_with(
         &f.app,
         "POST",
@@ -1656,8 +1955,15 @@ async fn if_match_makes_a_mapping_change_conditional() {
     )
     .await;
     assert_eq!(a.status, StatusCode::PRECONDITION_FAILED, "{}", a.body);
-    // A bare version is taken as its tag; a list matches by any of its tags; weak
-    // tags and tags that are no version never match; what is no list of tags is a 400.
+    only_versions_0_and_1(&f, &uri).await;
+}
+
+/// A bare version is taken as its tag; a list matches by any of its tags; weak tags and
+/// tags that are no version never match.
+#[tokio::test]
+async fn if_match_takes_bare_versions_and_lists_and_never_matches_weak_tags() {
+    let f = fixture("if-match-tags", 8 << 20);
+    let uri = mapping_at_version_1(&f).await;
     for (tag, current) in [
         ("3", json!({"expected": 3, "current": 1})),
         ("\"4\", \"5\"", json!({"expected": [4, 5], "current": 1})),
@@ -1670,7 +1976,7 @@ async fn if_match_makes_a_mapping_change_conditional() {
             &uri,
             Some(&f.alice),
             &[("if-match", tag)],
-            other.clone(),
+            disable_site(),
         )
         .await;
         assert_eq!(
@@ -1681,6 +1987,13 @@ async fn if_match_makes_a_mapping_change_conditional() {
         );
         assert_eq!(a.body["error"]["details"], current, "{tag}");
     }
+    only_versions_0_and_1(&f, &uri).await;
+}
+
+#[tokio::test]
+async fn an_if_match_that_is_no_list_of_entity_tags_is_a_bad_request() {
+    let f = fixture("if-match-malformed", 8 << 20);
+    let uri = mapping_at_version_1(&f).await;
     for tag in ["three", "\"3", "\"3\" \"4\"", ""] {
         let a = call_with(
             &f.app,
@@ -1688,7 +2001,7 @@ async fn if_match_makes_a_mapping_change_conditional() {
             &uri,
             Some(&f.alice),
             &[("if-match", tag)],
-            other.clone(),
+            disable_site(),
         )
         .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{tag}: {}", a.body);
@@ -1701,14 +2014,21 @@ async fn if_match_makes_a_mapping_change_conditional() {
             a.body
         );
     }
-    // A list that names the current version makes the change.
+    only_versions_0_and_1(&f, &uri).await;
+}
+
+/// A list that names the current version (among a weak tag) makes the change.
+#[tokio::test]
+async fn an_if_match_list_naming_the_current_version_makes_the_change() {
+    let f = fixture("if-match-list", 8 << 20);
+    let uri = mapping_at_version_1(&f).await;
     let a = call_with(
         &f.app,
         "PATCH",
         &uri,
         Some(&f.alice),
         &[("if-match", "W/\"9\", \"1\"")],
-        patch.clone(),
+        cost_center_patch(),
     )
     .await;
     assert_eq!(
@@ -1717,23 +2037,35 @@ async fn if_match_makes_a_mapping_change_conditional() {
         "{}",
         a.body
     );
-    // The same patch again, or `*`, changes nothing and stores no version.
+    only_versions_0_and_1(&f, &uri).await;
+}
+
+/// The same patch again, under `*`, changes nothing and stores no version.
+#[tokio::test]
+async fn a_change_that_changes_nothing_stores_no_version() {
+    let f = fixture("if-match-no-op", 8 << 20);
+    let uri = mapping_at_version_1(&f).await;
     let a = call_with(
         &f.app,
         "PATCH",
         &uri,
         Some(&f.alice),
         &[("if-match", "*")],
-        patch,
+        cost_center_patch(),
     )
     .await;
     assert_eq!(
         (a.status, a.body["version"].clone()),
         (StatusCode::OK, json!(1))
     );
-    let a = call(&f.app, "GET", &format!("{uri}/history"), Some(&f.alice), "").await;
-    assert_eq!(a.body["data"].as_array().unwrap().len(), 2, "{}", a.body);
-    // Version 0 is the system's default, and rolling back to it is a new version.
+    only_versions_0_and_1(&f, &uri).await;
+}
+
+/// Version 0 is the system's default, and rolling back to it is a new version.
+#[tokio::test]
+async fn rolling_back_to_the_systems_default_is_a_new_version() {
+    let f = fixture("if-match-rollback", 8 << 20);
+    let uri = mapping_at_version_1(&f).await;
     let a = call_with(
         &f.app,
         "POST",
@@ -1792,28 +2124,24 @@ const REFUSED_URLS: &[(&str, &str)] = &[
     ("http://metadata/", "metadata_name"),
 ];
 
-/// The address policy by default (no allow-list) and without a secret key: a refused
-/// address is a 422 that names the field and the rule, and nothing is stored.
+/// Checks that nothing was stored: no subscription, no connection.
+async fn nothing_stored(f: &Fixture) {
+    let k = Some(f.alice.as_str());
+    let a = call(&f.app, "GET", "/v1/webhooks", k, "").await;
+    assert_eq!(a.body["data"], json!([]), "nothing was stored");
+    let a = call(&f.app, "GET", "/v1/connections", k, "").await;
+    assert_eq!(a.body["data"], json!([]), "nothing was stored");
+}
+
+/// A webhook at an internal address is a 422 that names the field and the rule, and
+/// nothing is stored.
 #[tokio::test]
-async fn outbound_urls_at_internal_addresses_are_refused_when_stored() {
-    let dir = std::env::temp_dir().join(format!("crosswalk-http-ssrf-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).unwrap());
-    let tenant = store.create_tenant("mallory").unwrap();
-    let key = store.create_key(&tenant.id, Role::Tenant).unwrap().1;
-    let k = Some(key.as_str());
-    let host = Arc::new(
-        PluginHost::new(HostConfig {
-            max_instances: 1,
-            ..HostConfig::default()
-        })
-        .unwrap(),
-    );
-    // The default state: what `crosswalk serve` has without --allow-upstream.
-    let router = app(AppState::new(Arc::clone(&store), host, 1 << 20));
+async fn webhooks_at_internal_addresses_are_refused_naming_the_field_and_the_rule() {
+    let f = fixture_by_default("ssrf-webhooks");
+    let k = Some(f.alice.as_str());
     for (url, rule) in REFUSED_URLS {
         let a = call(
-            &router,
+            &f.app,
             "POST",
             "/v1/webhooks",
             k,
@@ -1836,6 +2164,18 @@ async fn outbound_urls_at_internal_addresses_are_refused_when_stored() {
             message.starts_with("url `") && message.contains("--allow-upstream"),
             "{url}: {message}"
         );
+    }
+    nothing_stored(&f).await;
+}
+
+/// An upstream or a token endpoint at an internal address is a 422 that names the
+/// field and the rule, and nothing is stored.
+#[tokio::test]
+async fn upstreams_and_token_endpoints_at_internal_addresses_are_refused_naming_the_field_and_the_rule()
+ {
+    let f = fixture_by_default("ssrf-connections");
+    let k = Some(f.alice.as_str());
+    for (url, rule) in REFUSED_URLS {
         for (field, connection) in [
             (
                 "upstream.base_url",
@@ -1846,14 +2186,7 @@ async fn outbound_urls_at_internal_addresses_are_refused_when_stored() {
                 json!({"system": "dynamics-365-fo", "name": "x", "mode": "live", "upstream": {"base_url": "https://erp.example.com"}, "credentials": {"type": "oauth2", "token_url": url, "client_id": "c", "client_secret": "s"}}),
             ),
         ] {
-            let a = call(
-                &router,
-                "POST",
-                "/v1/connections",
-                k,
-                connection.to_string(),
-            )
-            .await;
+            let a = call(&f.app, "POST", "/v1/connections", k, connection.to_string()).await;
             assert_eq!(
                 (a.status, a.body["error"]["code"].as_str()),
                 (
@@ -1867,12 +2200,17 @@ async fn outbound_urls_at_internal_addresses_are_refused_when_stored() {
             assert_eq!(a.body["error"]["details"]["rule"], *rule, "{url}");
         }
     }
-    // A numeric spelling is named with the address it is.
+    nothing_stored(&f).await;
+}
+
+#[tokio::test]
+async fn a_numeric_spelling_of_an_address_is_named_with_the_address_it_is() {
+    let f = fixture_by_default("ssrf-numeric");
     let a = call(
-        &router,
+        &f.app,
         "POST",
         "/v1/webhooks",
-        k,
+        Some(&f.alice),
         json!({"url": "http://0x7f000001/", "events": ["mapping.updated"]}).to_string(),
     )
     .await;
@@ -1880,7 +2218,14 @@ async fn outbound_urls_at_internal_addresses_are_refused_when_stored() {
         a.body["error"]["details"],
         json!({"field": "url", "rule": "loopback", "address": "127.0.0.1", "range": "127.0.0.0/8"})
     );
-    // A user or password in a URL is refused, without repeating it.
+    nothing_stored(&f).await;
+}
+
+/// A user or password in a webhook's URL (or a scheme other than HTTP's) is refused,
+/// without repeating it.
+#[tokio::test]
+async fn a_webhook_url_with_a_user_or_password_is_refused_without_repeating_it() {
+    let f = fixture_by_default("ssrf-webhook-userinfo");
     for (url, code) in [
         (
             "https://user:hunter2@hooks.example.com/x",
@@ -1890,10 +2235,10 @@ async fn outbound_urls_at_internal_addresses_are_refused_when_stored() {
         ("ftp://hooks.example.com/x", "invalid_subscription"),
     ] {
         let a = call(
-            &router,
+            &f.app,
             "POST",
             "/v1/webhooks",
-            k,
+            Some(&f.alice),
             json!({"url": url, "events": ["mapping.updated"]}).to_string(),
         )
         .await;
@@ -1905,23 +2250,33 @@ async fn outbound_urls_at_internal_addresses_are_refused_when_stored() {
         );
         assert!(!a.body.to_string().contains("hunter2"), "{}", a.body);
     }
+    nothing_stored(&f).await;
+}
+
+#[tokio::test]
+async fn a_token_url_with_a_password_is_refused_without_repeating_it() {
+    let f = fixture_by_default("ssrf-token-userinfo");
     let a = call(
-        &router,
+        &f.app,
         "POST",
         "/v1/connections",
-        k,
+        Some(&f.alice),
         json!({"system": "dynamics-365-fo", "name": "x", "mode": "live", "upstream": {"base_url": "https://erp.example.com"}, "credentials": {"type": "oauth2", "token_url": "https://id:secret-in-url@login.example.com/token", "client_id": "c", "client_secret": "s"}}).to_string(),
     )
     .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
     assert!(!a.body.to_string().contains("secret-in-url"), "{}", a.body);
-    let a = call(&router, "GET", "/v1/webhooks", k, "").await;
-    assert_eq!(a.body["data"], json!([]), "nothing was stored");
-    let a = call(&router, "GET", "/v1/connections", k, "").await;
-    assert_eq!(a.body["data"], json!([]), "nothing was stored");
-    // A public name passes (it is checked again, resolved, when it is called).
+    nothing_stored(&f).await;
+}
+
+/// A public name passes the check when stored (it is checked again, resolved, when it
+/// is called).
+#[tokio::test]
+async fn urls_with_a_public_name_pass_the_address_check() {
+    let f = fixture_by_default("ssrf-public-name");
+    let k = Some(f.alice.as_str());
     let a = call(
-        &router,
+        &f.app,
         "POST",
         "/v1/webhooks",
         k,
@@ -1931,7 +2286,7 @@ async fn outbound_urls_at_internal_addresses_are_refused_when_stored() {
     .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     let a = call(
-        &router,
+        &f.app,
         "POST",
         "/v1/connections",
         k,
@@ -1943,9 +2298,6 @@ async fn outbound_urls_at_internal_addresses_are_refused_when_stored() {
         "past the address check: {}",
         a.body
     );
-    drop(router);
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The operator's allow-list lets a range through, and only that range; a
