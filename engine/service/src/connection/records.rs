@@ -638,9 +638,6 @@ impl Records {
             .await
     }
 
-    /// Verifies new credentials against the upstream and, when they work, stores them
-    /// sealed with a new connection token, restores the connection and emits
-    /// `connection.reauthorized`. Nothing changes when they do not work.
     /// Checks a new live connection's credentials against its upstream with the
     /// smallest read the system allows, before anything is stored.
     pub async fn verify(
@@ -658,6 +655,9 @@ impl Records {
             .map_err(|error| RecordsError::Upstream { entity, error })
     }
 
+    /// Verifies new credentials against the upstream and, when they work, stores them
+    /// sealed with a new connection token, restores the connection and emits
+    /// `connection.reauthorized`. Nothing changes when they do not work.
     pub async fn reauthorize(
         &self,
         c: &Connection,

@@ -165,7 +165,9 @@ pub(super) async fn create_connection(
                 RecordsError::Upstream { error, .. } => ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorCode::VerificationFailed,
-                    format!("the credentials could not be verified, and nothing was created: {error}"),
+                    format!(
+                        "the credentials could not be verified, and nothing was created: {error}"
+                    ),
                 )
                 .details(json!({"kind": error.kind, "upstream_status": error.status})),
                 RecordsError::BadQuery(message) => ApiError::new(

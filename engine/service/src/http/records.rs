@@ -170,9 +170,9 @@ impl From<RecordsError> for ApiError {
             RecordsError::Pipeline(e) => e.into(),
             RecordsError::Plugins(e) => e.into(),
             RecordsError::Store(e) => e.into(),
-            RecordsError::Secret(_) | RecordsError::NotConfigured(_) | RecordsError::Task { .. } => {
-                ApiError::internal(&message)
-            }
+            RecordsError::Secret(_)
+            | RecordsError::NotConfigured(_)
+            | RecordsError::Task { .. } => ApiError::internal(&message),
         }
     }
 }

@@ -11,7 +11,8 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, patch, post, put};
 
 use super::connections::{
-    ConnectionCreated, NewConnection, create_connection, delete_connection, get_connection, list_connections,
+    ConnectionCreated, NewConnection, create_connection, delete_connection, get_connection,
+    list_connections,
 };
 use super::mappings::{
     History, MappingAnswer, Preview, PreviewAnswer, Rollback, bind_plugins, get_mapping,
