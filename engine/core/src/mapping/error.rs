@@ -319,7 +319,7 @@ impl Serialize for FieldError {
 pub enum RecordError {
     /// A field failed and the mapping is strict.
     #[error("{0}")]
-    Field(FieldError),
+    Field(Box<FieldError>),
     /// A `required` target has no value.
     #[error("target `{target}` is required, but {} gave no value", path.as_ref().map(|p| format!("`{p}`")).unwrap_or_else(|| "the rule".into()))]
     Required {

@@ -190,7 +190,7 @@ impl Run<'_> {
     /// count against the record's bytes.
     fn fail(&mut self, e: FieldError, strict: bool) -> Result<(), RecordError> {
         if strict || self.options.strict {
-            return Err(RecordError::Field(e));
+            return Err(RecordError::Field(Box::new(e)));
         }
         let bytes = (e.target.len()
             + e.path.as_ref().map_or(0, String::len)
