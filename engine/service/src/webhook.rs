@@ -186,7 +186,7 @@ pub fn sign(secret: &str, timestamp: u64, body: &[u8]) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    let hex = crate::ids::hex(&mac.finalize().into_bytes());
+    let hex = hex::encode(mac.finalize().into_bytes());
     format!("t={timestamp},v1={hex}")
 }
 

@@ -66,7 +66,7 @@ impl MakeRequestId for NewRequestId {
 }
 
 fn new_request_id() -> String {
-    crate::ids::hex(&crate::ids::random_bytes::<8>())
+    hex::encode(crate::ids::random_bytes::<8>())
 }
 
 /// A client's request id is kept when it is short and plain.
