@@ -314,10 +314,7 @@ impl PluginHost {
 
     /// The sha256 of component bytes, in hex: a plugin version's identity.
     pub fn sha256(bytes: &[u8]) -> String {
-        Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(Sha256::digest(bytes))
     }
 
     /// Loads a component: checks it, compiles it (or takes it from the cache), and asks

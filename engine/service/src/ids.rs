@@ -1,11 +1,12 @@
-//! Random ids and hex text: the one place the service makes either.
+//! Random ids and random bytes: the one place the service draws randomness.
 //!
 //! Ids are a prefix that names the kind (`con`, `key`, `evt`, …), an underscore and 96
-//! random bits in hex, from the operating system's random source.
+//! random bits in hex, from the operating system's random source. Hex text, here and
+//! elsewhere, is the `hex` crate's.
 
 /// A random id with a prefix: `con_3f9a…` (24 hex digits).
 pub fn random_id(prefix: &str) -> String {
-    format!("{prefix}_{}", hex(&random_bytes::<12>()))
+    format!("{prefix}_{}", hex::encode(random_bytes::<12>()))
 }
 
 /// `N` bytes from the operating system's random source.
@@ -15,25 +16,14 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// Lower-case hex, two digits a byte.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn hex_is_two_lower_case_digits_a_byte() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
-        assert_eq!(hex(&[]), "");
+        assert_eq!(hex::encode([0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex::encode([]), "");
     }
 
     #[test]

@@ -186,7 +186,7 @@ pub fn sign(secret: &str, timestamp: u64, body: &[u8]) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    let hex = crate::ids::hex(&mac.finalize().into_bytes());
+    let hex = hex::encode(mac.finalize().into_bytes());
     format!("t={timestamp},v1={hex}")
 }
 
@@ -216,9 +216,8 @@ pub fn verify(
             "the timestamp {t} is more than {tolerance} s from now"
         ));
     }
-    let bytes: Vec<u8> = (0..given.len() / 2)
-        .filter_map(|i| u8::from_str_radix(given.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect();
+    // A signature that is not hex, all of it, matches nothing.
+    let bytes = hex::decode(given).unwrap_or_default();
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
@@ -650,6 +649,28 @@ mod tests {
             EventType::PluginFailing,
         ] {
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+    }
+
+    #[test]
+    fn signatures_with_more_than_hex_do_not_verify() {
+        let header = sign("whsec_1", 1_700_000_000, b"{}");
+        assert_eq!(
+            verify("whsec_1", &header, b"{}", 1_700_000_000, 300),
+            Ok(())
+        );
+        for junk in ["0", "zz", "-"] {
+            assert_eq!(
+                verify(
+                    "whsec_1",
+                    &format!("{header}{junk}"),
+                    b"{}",
+                    1_700_000_000,
+                    300
+                ),
+                Err("the signature does not match".to_owned()),
+                "{junk}"
+            );
         }
     }
 }

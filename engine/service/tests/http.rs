@@ -3495,3 +3495,52 @@ fn the_documented_endpoints_are_the_routes() {
         "docs/http-api.md's endpoint table and the routes differ: not documented {undocumented:?}, not a route {unknown:?}"
     );
 }
+
+/// A client's request id that is not short and plain is replaced by a new one, and
+/// `/metrics` is well-formed Prometheus text: every sample belongs to a family whose
+/// `HELP` and `TYPE` come first, under the name its counters' samples have.
+#[tokio::test]
+async fn unusable_request_ids_are_replaced_and_metrics_declare_every_family() {
+    let f = fixture("request-ids", 8 << 20);
+    for bad in ["has space", &"x".repeat(65), ""] {
+        let request = Request::builder()
+            .uri("/healthz")
+            .header(REQUEST_ID_HEADER, bad)
+            .body(Body::empty())
+            .unwrap();
+        let response = f.app.clone().oneshot(request).await.unwrap();
+        let id = response.headers()[REQUEST_ID_HEADER].to_str().unwrap();
+        assert!(
+            id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{bad:?} answered {id:?}"
+        );
+    }
+    let a = call(&f.app, "GET", "/metrics", Some(&f.admin), "").await;
+    let text = a.body.as_str().unwrap();
+    let line = r#"crosswalk_http_requests_total{method="GET",route="/healthz",status="200"} 3"#;
+    assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    let mut declared: Vec<(&str, &str)> = vec![];
+    let mut helped: Vec<&str> = vec![];
+    for l in text.lines() {
+        if let Some(help) = l.strip_prefix("# HELP ") {
+            helped.push(help.split(' ').next().unwrap());
+        } else if let Some(kind) = l.strip_prefix("# TYPE ") {
+            let (name, kind) = kind.split_once(' ').unwrap();
+            assert_eq!(helped.last(), Some(&name), "TYPE without HELP: {l}");
+            declared.push((name, kind));
+        } else {
+            assert!(!l.starts_with('#'), "unexpected comment `{l}` in\n{text}");
+            let name = l.split(['{', ' ']).next().unwrap();
+            let (family, kind) = *declared.last().expect("a sample before any TYPE");
+            let belongs = match kind {
+                "counter" => name == family && family.ends_with("_total"),
+                "histogram" => ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .any(|s| name.strip_suffix(s) == Some(family)),
+                _ => false,
+            };
+            assert!(belongs, "`{l}` is not of {family} ({kind})");
+        }
+    }
+    assert!(declared.len() >= 2, "{text}");
+}

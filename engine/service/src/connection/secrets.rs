@@ -48,9 +48,7 @@ impl Sealer {
     pub fn from_text(text: &str) -> Result<Sealer, SecretError> {
         let text = text.trim();
         let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            (0..32)
-                .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex digits"))
-                .collect()
+            hex::decode(text).expect("64 hex digits")
         } else {
             base64::engine::general_purpose::STANDARD
                 .decode(text)
@@ -74,8 +72,7 @@ impl Sealer {
 
     /// Seals `plain` for one connection.
     pub fn seal(&self, connection_id: &str, plain: &[u8]) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_BYTES];
-        getrandom::fill(&mut nonce).expect("the operating system's random source works");
+        let nonce = crate::ids::random_bytes::<NONCE_BYTES>();
         let sealed = self
             .cipher
             .encrypt(

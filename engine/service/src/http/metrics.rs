@@ -1,18 +1,33 @@
 //! The service's metrics, rendered at `/metrics` in Prometheus' text format (0.0.4).
 //!
-//! A small registry of our own: a handful of counter and histogram families whose
-//! series are keyed by their label values and kept sorted, so that the output is
-//! stable. Requests are counted by the middleware in `http::observe`; mapped records and
-//! plugin calls by the handlers that map, with the connection's id as a label.
+//! The families are `prometheus-client`'s: atomic counters and histograms, one series
+//! per set of label values, kept in a registry that encodes them. Requests are counted
+//! by the middleware in `http::observe`; mapped records and plugin calls by the
+//! handlers that map, with the connection's id as a label.
+//!
+//! Label values are `&'static str` where we name them (entities, outcomes) and shared
+//! `Arc<str>` where they come from elsewhere (connection ids, plugin names, methods,
+//! routes), each made once ([`Metrics::shared`]), so that counting a request or a batch
+//! allocates nothing once its series exist. The crate escapes them.
+//!
+//! The crate writes OpenMetrics, while `/metrics` has always answered Prometheus' text
+//! format: [`prometheus_text`] turns the one into the other (a counter's `HELP` and
+//! `TYPE` name its `_total` samples; a bucket's `le` comes last and is written as
+//! before: `le="10"`, not `le="10.0"`), so that what a scraper sees is what it saw.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use crosswalk_core::mapping::Batch;
 use crosswalk_core::model::Entity;
-use crosswalk_plugin_host::CallOutcome;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode_registry;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// The upper bounds of the latency histogram's buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -20,59 +35,144 @@ const LATENCY_BUCKETS: [f64; 14] = [
 ];
 
 /// Counters and histograms of one service.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    inner: Mutex<Families>,
+    /// The families below, registered under their names, in the order they are shown.
+    registry: Registry,
+    /// `crosswalk_http_requests_total`.
+    requests: Family<RequestLabels, Counter>,
+    /// `crosswalk_http_request_duration_seconds`.
+    durations: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    /// `crosswalk_records_mapped_total`.
+    records: Family<RecordLabels, Counter>,
+    /// `crosswalk_plugin_calls_total`.
+    plugin_calls: Family<PluginCallLabels, Counter>,
+    /// `crosswalk_mapping_changes_total`.
+    changes: Family<ChangeLabels, Counter>,
+    /// Every label value of [`Metrics::shared`] so far, so that it is allocated once,
+    /// not per request: there are no more of them than there are series.
+    shared: RwLock<HashSet<Arc<str>>>,
 }
 
-#[derive(Debug, Default)]
-struct Families {
-    /// By method, route template and status.
-    requests: BTreeMap<(String, String, u16), Histogram>,
-    /// By connection, entity and `ok` | `failed`.
-    records: BTreeMap<(String, Entity, &'static str), u64>,
-    /// By plugin, connection and outcome.
-    plugin_calls: BTreeMap<(String, String, CallOutcome), u64>,
-    /// Published mapping changes (put, patch, bind, rollback), by connection and entity.
-    changes: BTreeMap<(String, Entity), u64>,
+/// By method, route template and status.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: Arc<str>,
+    route: Arc<str>,
+    status: u16,
 }
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    /// Observations at or below each bound of [`LATENCY_BUCKETS`] (not cumulative).
-    buckets: [u64; LATENCY_BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// By connection, entity and `ok` | `failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RecordLabels {
+    connection: Arc<str>,
+    entity: &'static str,
+    outcome: &'static str,
 }
 
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| seconds <= *b) {
-            self.buckets[i] += 1;
-        }
-        self.count += 1;
-        self.sum += seconds;
+/// By plugin, connection and outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PluginCallLabels {
+    plugin: Arc<str>,
+    connection: Arc<str>,
+    outcome: &'static str,
+}
+
+/// Published mapping changes (put, patch, bind, rollback), by connection and entity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ChangeLabels {
+    connection: Arc<str>,
+    entity: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
     }
 }
 
 impl Metrics {
-    /// An empty registry.
+    /// Empty families, registered.
     pub fn new() -> Metrics {
-        Metrics::default()
+        let requests = Family::default();
+        let durations = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let records = Family::default();
+        let plugin_calls = Family::default();
+        let changes = Family::default();
+        let mut registry = Registry::default();
+        // Counters are registered without `_total`, which the encoder adds to their
+        // samples, and help texts without their full stop, which it adds too.
+        registry.register(
+            "crosswalk_http_requests",
+            "HTTP requests answered, by method, route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "crosswalk_http_request_duration_seconds",
+            "Time from a request's arrival to its response's headers, by method, route and status",
+            durations.clone(),
+        );
+        registry.register(
+            "crosswalk_records_mapped",
+            "Source records mapped, by connection, entity and outcome (ok or failed)",
+            records.clone(),
+        );
+        registry.register(
+            "crosswalk_plugin_calls",
+            "Plugin calls, by plugin, connection and outcome (ok, timeout, memory, stack, trap, error)",
+            plugin_calls.clone(),
+        );
+        registry.register(
+            "crosswalk_mapping_changes",
+            "Mapping changes published, by connection and entity",
+            changes.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            durations,
+            records,
+            plugin_calls,
+            changes,
+            shared: RwLock::default(),
+        }
     }
 
-    fn families(&self) -> std::sync::MutexGuard<'_, Families> {
-        // A panic while holding the lock leaves counts that are still counts.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    /// `text` as a label value: the one made before, or a new one.
+    fn shared(&self, text: &str) -> Arc<str> {
+        // A panic while holding the lock leaves a set that is still a set.
+        if let Some(shared) = self
+            .shared
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(text)
+        {
+            return Arc::clone(shared);
+        }
+        let mut all = self.shared.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = all.get(text) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = text.into();
+        all.insert(Arc::clone(&shared));
+        shared
     }
 
     /// One answered request: `route` is the matched route template, such as
     /// `/v1/connections/{id}`, so that ids do not become series.
     pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
-        self.families()
-            .requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default()
+        let labels = RequestLabels {
+            method: self.shared(method),
+            route: self.shared(route),
+            status,
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.durations
+            .get_or_create(&labels)
             .observe(took.as_secs_f64());
     }
 
@@ -81,12 +181,19 @@ impl Metrics {
         let failed = batch.records.iter().filter(|r| r.is_err()).count() as u64;
         let ok = batch.records.len() as u64 - failed;
         self.records(connection, entity, ok, failed);
-        let mut f = self.families();
+        if batch.plugin_calls.is_empty() {
+            return;
+        }
+        let connection = self.shared(connection);
         for (plugin, counts) in &batch.plugin_calls {
+            let plugin = self.shared(plugin);
             for (outcome, n) in counts.iter() {
-                *f.plugin_calls
-                    .entry((plugin.clone(), connection.to_owned(), outcome))
-                    .or_default() += n;
+                let labels = PluginCallLabels {
+                    plugin: plugin.clone(),
+                    connection: connection.clone(),
+                    outcome: outcome.as_str(),
+                };
+                self.plugin_calls.get_or_create(&labels).inc_by(n);
             }
         }
     }
@@ -94,150 +201,86 @@ impl Metrics {
     /// Records mapped by a transform or a read (sandbox or live): `ok` mapped,
     /// `failed` not.
     pub fn records(&self, connection: &str, entity: Entity, ok: u64, failed: u64) {
-        let mut f = self.families();
+        if ok == 0 && failed == 0 {
+            return;
+        }
+        let connection = self.shared(connection);
         for (outcome, n) in [("ok", ok), ("failed", failed)] {
             if n > 0 {
-                *f.records
-                    .entry((connection.to_owned(), entity, outcome))
-                    .or_default() += n;
+                let labels = RecordLabels {
+                    connection: connection.clone(),
+                    entity: entity.as_str(),
+                    outcome,
+                };
+                self.records.get_or_create(&labels).inc_by(n);
             }
         }
     }
 
     /// A published mapping change.
     pub fn change(&self, connection: &str, entity: Entity) {
-        *self
-            .families()
-            .changes
-            .entry((connection.to_owned(), entity))
-            .or_default() += 1;
+        let labels = ChangeLabels {
+            connection: self.shared(connection),
+            entity: entity.as_str(),
+        };
+        self.changes.get_or_create(&labels).inc();
     }
 
     /// Everything, in Prometheus' text format, with the plugin host's compilation
-    /// count (`compilations`) as a counter of its own.
+    /// count (`compilations`) as a counter of its own, read when rendered.
     pub fn render(&self, compilations: u64) -> String {
-        let f = self.families();
-        let mut out = String::new();
-        family(
-            &mut out,
-            "crosswalk_http_requests_total",
-            "counter",
-            "HTTP requests answered, by method, route and status.",
+        let mut host = Registry::default();
+        host.register(
+            "crosswalk_plugin_compilations",
+            "Plugin components compiled since the start, not loaded from the compiled-artifact cache",
+            ConstCounter::new(compilations),
         );
-        let requests: Vec<(String, &Histogram)> = f
-            .requests
-            .iter()
-            .map(|((method, route, status), h)| {
-                let status = status.to_string();
-                let labels = labels(&[("method", method), ("route", route), ("status", &status)]);
-                (labels, h)
-            })
-            .collect();
-        for (labels, h) in &requests {
-            let _ = writeln!(out, "crosswalk_http_requests_total{{{labels}}} {}", h.count);
-        }
-        family(
-            &mut out,
-            "crosswalk_http_request_duration_seconds",
-            "histogram",
-            "Time from a request's arrival to its response's headers, by method, route and status.",
-        );
-        for (labels, h) in &requests {
-            let mut cumulative = 0;
-            for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets) {
-                cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "crosswalk_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "crosswalk_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "crosswalk_http_request_duration_seconds_sum{{{labels}}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "crosswalk_http_request_duration_seconds_count{{{labels}}} {}",
-                h.count
-            );
-        }
-        family(
-            &mut out,
-            "crosswalk_records_mapped_total",
-            "counter",
-            "Source records mapped, by connection, entity and outcome (ok or failed).",
-        );
-        for ((connection, entity, outcome), n) in &f.records {
-            let labels = labels(&[
-                ("connection", connection),
-                ("entity", entity.as_str()),
-                ("outcome", outcome),
-            ]);
-            let _ = writeln!(out, "crosswalk_records_mapped_total{{{labels}}} {n}");
-        }
-        family(
-            &mut out,
-            "crosswalk_plugin_calls_total",
-            "counter",
-            "Plugin calls, by plugin, connection and outcome (ok, timeout, memory, stack, trap, error).",
-        );
-        for ((plugin, connection, outcome), n) in &f.plugin_calls {
-            let labels = labels(&[
-                ("plugin", plugin),
-                ("connection", connection),
-                ("outcome", outcome.as_str()),
-            ]);
-            let _ = writeln!(out, "crosswalk_plugin_calls_total{{{labels}}} {n}");
-        }
-        family(
-            &mut out,
-            "crosswalk_mapping_changes_total",
-            "counter",
-            "Mapping changes published, by connection and entity.",
-        );
-        for ((connection, entity), n) in &f.changes {
-            let labels = labels(&[("connection", connection), ("entity", entity.as_str())]);
-            let _ = writeln!(out, "crosswalk_mapping_changes_total{{{labels}}} {n}");
-        }
-        family(
-            &mut out,
-            "crosswalk_plugin_compilations_total",
-            "counter",
-            "Plugin components compiled since the start, not loaded from the compiled-artifact cache.",
-        );
-        let _ = writeln!(out, "crosswalk_plugin_compilations_total {compilations}");
-        out
+        let mut openmetrics = String::new();
+        // No `# EOF`: that is OpenMetrics' alone.
+        encode_registry(&mut openmetrics, &self.registry)
+            .and_then(|()| encode_registry(&mut openmetrics, &host))
+            .expect("the label values here encode into a String");
+        prometheus_text(&openmetrics)
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// `k="v",…` with the values escaped as the text format asks.
-fn labels(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+/// `openmetrics`, the crate's OpenMetrics text without its `# EOF`, as Prometheus' text
+/// format 0.0.4 writes it: a counter's `HELP` and `TYPE` lines name its samples
+/// (`x_total`) rather than its family (`x`), and a bucket's `le`, which the crate writes
+/// first and in OpenMetrics' form (`10.0`), comes last and as a number is written
+/// (`10`). Every other line is the same in both.
+fn prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len() + 256);
+    let mut lines = openmetrics.lines();
+    while let Some(line) = lines.next() {
+        if let Some(help) = line.strip_prefix("# HELP ") {
+            // The crate writes a family's `TYPE` right after its `HELP`.
+            let (name, text) = help.split_once(' ').unwrap_or((help, ""));
+            let kind = lines
+                .next()
+                .and_then(|l| l.strip_prefix("# TYPE "))
+                .and_then(|t| t.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or("unknown");
+            let suffix = if kind == "counter" { "_total" } else { "" };
+            let _ = writeln!(out, "# HELP {name}{suffix} {text}");
+            let _ = writeln!(out, "# TYPE {name}{suffix} {kind}");
+        } else if let Some((name, rest)) = line.split_once("_bucket{le=\"")
+            && let Some((bound, rest)) = rest.split_once('"')
+        {
+            // `rest` is `,labels} value` or `} value`: label values hold no bare `"`, but
+            // may hold `}` (`/v1/connections/{id}`).
+            let bound = match bound.parse::<f64>() {
+                Ok(b) if b.is_finite() => b.to_string(),
+                _ => bound.to_owned(),
+            };
+            let (labels, value) = rest.rsplit_once('}').unwrap_or((rest, ""));
+            let labels = labels.strip_prefix(',').unwrap_or(labels);
+            let comma = if labels.is_empty() { "" } else { "," };
+            let _ = writeln!(out, "{name}_bucket{{{labels}{comma}le=\"{bound}\"}}{value}");
+        } else {
+            out.push_str(line);
+            out.push('\n');
         }
-        let _ = write!(out, "{k}=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
     }
     out
 }
@@ -303,5 +346,104 @@ mod tests {
             assert!(text.lines().any(|x| x == line), "no `{line}` in\n{text}");
         }
         assert!(!text.contains("outcome=\"timeout\""));
+    }
+
+    /// Every family, rendered: its `HELP` and `TYPE` under the name its samples have,
+    /// its labels in their order, a bucket per bound and `+Inf`, and nothing of
+    /// OpenMetrics' own.
+    #[test]
+    fn families_render_in_prometheus_text_format_with_their_names_labels_and_buckets() {
+        let m = Metrics::new();
+        m.request("POST", "/v1/plugins", 201, Duration::from_millis(250));
+        m.request("POST", "/v1/plugins", 201, Duration::from_millis(500));
+        m.request("GET", "unmatched", 404, Duration::from_micros(10));
+        m.records("con_1", Entity::Vendor, 3, 0);
+        m.records("con_1", Entity::Vendor, 0, 0);
+        m.change("con_1", Entity::Vendor);
+        m.change("con_1", Entity::Vendor);
+        let text = m.render(0);
+
+        for (name, kind) in [
+            ("crosswalk_http_requests_total", "counter"),
+            ("crosswalk_http_request_duration_seconds", "histogram"),
+            ("crosswalk_records_mapped_total", "counter"),
+            ("crosswalk_mapping_changes_total", "counter"),
+            ("crosswalk_plugin_compilations_total", "counter"),
+        ] {
+            let help = format!("# HELP {name} ");
+            let type_line = format!("# TYPE {name} {kind}");
+            let at = text.lines().position(|l| l.starts_with(&help));
+            assert!(at.is_some(), "no `{help}` in\n{text}");
+            assert_eq!(text.lines().nth(at.unwrap() + 1), Some(&*type_line));
+        }
+        let mut helps = text.lines().filter(|l| l.starts_with("# HELP "));
+        assert!(
+            helps.all(|l| l.ends_with('.') && !l.ends_with("..")),
+            "{text}"
+        );
+        // No plugin was called: a family without series is not shown.
+        assert!(!text.contains("crosswalk_plugin_calls"), "{text}");
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+
+        let l = r#"method="POST",route="/v1/plugins",status="201""#;
+        let buckets: Vec<&str> = text
+            .lines()
+            .filter(|x| {
+                x.starts_with(&format!(
+                    "crosswalk_http_request_duration_seconds_bucket{{{l},"
+                ))
+            })
+            .collect();
+        assert_eq!(buckets.len(), LATENCY_BUCKETS.len() + 1, "{text}");
+        for (bound, count) in [("0.1", 0), ("0.25", 1), ("0.5", 2), ("10", 2), ("+Inf", 2)] {
+            let line = format!(
+                "crosswalk_http_request_duration_seconds_bucket{{{l},le=\"{bound}\"}} {count}"
+            );
+            assert!(buckets.contains(&&*line), "no `{line}` in\n{text}");
+        }
+        for line in [
+            format!("crosswalk_http_requests_total{{{l}}} 2"),
+            format!("crosswalk_http_request_duration_seconds_count{{{l}}} 2"),
+            format!("crosswalk_http_request_duration_seconds_sum{{{l}}} 0.75"),
+            r#"crosswalk_http_requests_total{method="GET",route="unmatched",status="404"} 1"#
+                .to_owned(),
+            r#"crosswalk_records_mapped_total{connection="con_1",entity="vendor",outcome="ok"} 3"#
+                .to_owned(),
+            r#"crosswalk_mapping_changes_total{connection="con_1",entity="vendor"} 2"#.to_owned(),
+            "crosswalk_plugin_compilations_total 0".to_owned(),
+        ] {
+            assert!(text.lines().any(|x| x == line), "no `{line}` in\n{text}");
+        }
+        assert!(!text.contains("outcome=\"failed\""), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped_and_shared() {
+        let m = Metrics::new();
+        m.change("a\\b\"c\nd", Entity::Vendor);
+        let text = m.render(0);
+        let line = r#"crosswalk_mapping_changes_total{connection="a\\b\"c\nd",entity="vendor"} 1"#;
+        assert!(text.lines().any(|x| x == line), "no `{line}` in\n{text}");
+        assert!(Arc::ptr_eq(&m.shared("con_1"), &m.shared("con_1")));
+    }
+
+    #[test]
+    fn openmetrics_counters_and_buckets_become_prometheus_text() {
+        let openmetrics = "# HELP x_seconds Took.\n# TYPE x_seconds histogram\n\
+            x_seconds_sum{a=\"1\"} 0.5\nx_seconds_count{a=\"1\"} 1\n\
+            x_seconds_bucket{le=\"1.0\",a=\"{id}\"} 1\nx_seconds_bucket{le=\"+Inf\",a=\"1\"} 1\n\
+            y_seconds_bucket{le=\"0.0005\"} 0\n\
+            # HELP n Things.\n# TYPE n counter\nn_total{b=\"le=\\\"2.0\\\"\"} 3\n";
+        assert_eq!(
+            prometheus_text(openmetrics),
+            "# HELP x_seconds Took.\n# TYPE x_seconds histogram\n\
+            x_seconds_sum{a=\"1\"} 0.5\nx_seconds_count{a=\"1\"} 1\n\
+            x_seconds_bucket{a=\"{id}\",le=\"1\"} 1\nx_seconds_bucket{a=\"1\",le=\"+Inf\"} 1\n\
+            y_seconds_bucket{le=\"0.0005\"} 0\n\
+            # HELP n_total Things.\n# TYPE n_total counter\nn_total{b=\"le=\\\"2.0\\\"\"} 3\n"
+        );
     }
 }

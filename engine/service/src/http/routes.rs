@@ -50,7 +50,7 @@ pub fn app(state: AppState) -> Router {
     if state.inner.floor.is_some() {
         router = router.route("/bench/floor", post(floor));
     }
-    router
+    let router = router
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -65,12 +65,8 @@ pub fn app(state: AppState) -> Router {
                 "this endpoint does not take that method",
             )
         })
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            observe::observe,
-        ))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(limit));
+    observe::install(router, state.clone()).with_state(state)
 }
 
 /// Every endpoint, served and documented from this one table (see [`openapi`]).

@@ -22,7 +22,7 @@ use crosswalk_core::mapping::OverrideSpec;
 use crosswalk_core::model::Entity;
 use crosswalk_systems::SystemId;
 
-use crate::ids::{hex, random_bytes, random_id};
+use crate::ids::{random_bytes, random_id};
 
 /// The sled store.
 pub struct SledStore {
@@ -190,7 +190,7 @@ impl Store for SledStore {
     }
 
     fn create_key(&self, tenant_id: &str, role: Role) -> Result<(ApiKey, String), StoreError> {
-        let secret = format!("cw_{}", hex(&random_bytes::<24>()));
+        let secret = format!("cw_{}", hex::encode(random_bytes::<24>()));
         let key = self.import_key(tenant_id, role, &secret)?;
         Ok((key, secret))
     }
