@@ -2844,3 +2844,70 @@ async fn requests_whose_token_was_revoked_fetch_one_new_token_together() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `verify` checks a live connection's credentials against the system before anything
+/// is stored; without it nothing is called, and the answer says they were not checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_connection_is_verified_on_creation_when_asked_and_says_whether_it_was() {
+    let dir = temp_dir("live-verify");
+    let s = Service::start(&dir, None).await;
+    let (base, mock) = mock::start(&format!("crosswalk:{PASSWORD}")).await;
+    let new = |password: &str, verify: bool| {
+        json!({"system": "sap-s4hana", "name": "checked", "mode": "live", "verify": verify,
+               "upstream": {"base_url": base},
+               "credentials": {"type": "basic", "username": "crosswalk", "password": password}})
+    };
+    // Unchecked: no call, and the answer says so.
+    let (status, _, c) = s
+        .call("POST", "/v1/connections", Some(new(PASSWORD, false)))
+        .await;
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["credentials_verified"], false, "{c}");
+    assert_eq!(mock.calls(), 0);
+    // Checked: one small read, then created.
+    let (status, _, c) = s
+        .call("POST", "/v1/connections", Some(new(PASSWORD, true)))
+        .await;
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["credentials_verified"], true, "{c}");
+    assert_eq!(mock.calls(), 1);
+    let (_, listed) = s.get("/v1/connections").await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2, "{listed}");
+    // Refused by the system: 422 naming why, and nothing is created.
+    let (status, _, e) = s
+        .call("POST", "/v1/connections", Some(new("wrong", true)))
+        .await;
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["error"]["code"], "verification_failed", "{e}");
+    assert_eq!(e["error"]["details"]["kind"], "auth", "{e}");
+    assert_eq!(e["error"]["details"]["upstream_status"], 401, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was created"),
+        "{e}"
+    );
+    let (_, listed) = s.get("/v1/connections").await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2, "{listed}");
+    // A sandbox has nothing to verify; it says so, and a sandbox answer has no flag.
+    let (status, _, e) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "sap-s4hana", "name": "s", "mode": "sandbox", "verify": true})),
+        )
+        .await;
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["error"]["code"], "invalid_connection", "{e}");
+    let (status, _, c) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "sap-s4hana", "name": "s", "mode": "sandbox"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    assert!(c.get("credentials_verified").is_none(), "{c}");
+    finish(s, &dir).await;
+}

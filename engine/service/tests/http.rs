@@ -3544,3 +3544,43 @@ async fn unusable_request_ids_are_replaced_and_metrics_declare_every_family() {
     }
     assert!(declared.len() >= 2, "{text}");
 }
+
+/// A small transform without plugins is mapped on the async worker; its field errors
+/// still reach the connection's error log (recorded off the worker), with their cause.
+#[tokio::test]
+async fn an_inline_transforms_field_errors_reach_the_error_log_with_their_cause() {
+    let f = fixture("inline-errors", 1 << 20);
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let a = call(
+        &f.app,
+        "POST",
+        &format!("/v1/connections/{id}/transform/purchase-order"),
+        Some(&f.alice),
+        json!({"PurchaseOrder": "4500000001", "PurchaseOrderDate": "31.12.2024"}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let error = &a.body["data"]["errors"][0];
+    assert_eq!(error["target"], "order_date", "{error}");
+    assert_eq!(error["cause"], "transform", "{error}");
+    assert_eq!(error["transform"], "date", "{error}");
+    let log = call(
+        &f.app,
+        "GET",
+        &format!("/v1/connections/{id}/errors"),
+        Some(&f.alice),
+        "",
+    )
+    .await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.body);
+    let entry = &log.body["data"][0];
+    assert_eq!(entry["kind"], "mapping", "{entry}");
+    assert_eq!(entry["record_id"], "4500000001", "{entry}");
+    assert!(
+        entry["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 field(s) failed: order_date: transform `date`"),
+        "{entry}"
+    );
+}
