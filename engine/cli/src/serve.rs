@@ -21,9 +21,31 @@ pub(crate) struct ServeArgs {
     /// Where to listen.
     #[arg(long, env = "CROSSWALK_ADDR", default_value = "127.0.0.1:8080")]
     addr: std::net::SocketAddr,
-    /// Where the storage and the compiled-plugin cache live.
+    /// Where the embedded storage and the compiled-plugin cache live.
     #[arg(long, env = "CROSSWALK_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
+    /// The shared store of several replicas, instead of the embedded one: a
+    /// PostgreSQL address, `postgres://user:password@host:port/database`. Every
+    /// replica of one store needs the same CROSSWALK_SECRET_KEY.
+    #[arg(long, env = "CROSSWALK_STORE", value_parser = parse_store)]
+    store: Option<String>,
+    /// Connections a replica holds to the shared store at most; a request that waits
+    /// longer than 5 s for one is answered 503 with `Retry-After`.
+    #[arg(long, env = "CROSSWALK_STORE_CONNECTIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    store_connections: u16,
+    /// With a shared store: how often, in milliseconds, every mapping this replica
+    /// holds is compared with the store even if no change was announced (the bound on
+    /// staleness should a notification be lost).
+    #[arg(long, env = "CROSSWALK_RESYNC_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    resync_ms: u64,
+    /// How long, in milliseconds, a replica's claim on a subscription's webhook
+    /// deliveries lasts unless renewed: the longest a replica that stopped mid-delivery
+    /// holds those events up (at least the 10 s delivery timeout and a second).
+    #[arg(long, env = "CROSSWALK_WEBHOOK_LEASE_MS", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(11_000..=3_600_000))]
+    webhook_lease_ms: u64,
     /// The largest request body, in bytes.
     #[arg(long, env = "CROSSWALK_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
     body_limit: usize,
@@ -278,11 +300,69 @@ enum LogFormat {
     Json,
 }
 
+/// `--store`: a PostgreSQL address.
+fn parse_store(text: &str) -> Result<String, String> {
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{}` is not a PostgreSQL address: --store takes postgres://user:password@host:port/database (without --store the store is embedded in --data-dir)",
+            crosswalk_service::store::redact(text)
+        ))
+    }
+}
+
+/// Sets a fresh store up: an admin key, and a demo tenant with one sandbox connection
+/// per system, so that there is something to call at once. Of replicas starting
+/// together on one fresh store, one sets it up; the keys go to its stdout.
+async fn seed(store: &dyn crosswalk_service::store::Store, place: &str) -> Result<()> {
+    use crosswalk_service::store::{Mode, Role};
+    if !store.tenants().await?.is_empty() {
+        return Ok(());
+    }
+    let me = crosswalk_service::ids::random_id("replica");
+    if store.claim_meta("set_up_by", &me).await? != me {
+        return Ok(());
+    }
+    let admin = store.create_tenant("admin").await?;
+    let admin_secret = match std::env::var("CROSSWALK_ADMIN_KEY") {
+        Ok(secret) if !secret.is_empty() => {
+            store.import_key(&admin.id, Role::Admin, &secret).await?;
+            "(from CROSSWALK_ADMIN_KEY)".to_owned()
+        }
+        _ => store.create_key(&admin.id, Role::Admin).await?.1,
+    };
+    let demo = store.create_tenant("demo").await?;
+    let (_, demo_secret) = store.create_key(&demo.id, Role::Tenant).await?;
+    // What a person needs to start (the keys, the demo connections, the address)
+    // goes to stdout; warnings and logs go to stderr.
+    println!("{place}: keys are shown this once");
+    println!("  admin key: {admin_secret}");
+    println!("  demo tenant key: {demo_secret}");
+    for system in SYSTEMS {
+        let c = store
+            .create_connection(
+                &demo.id,
+                system.id,
+                &format!("{} sandbox", system.name),
+                Mode::Sandbox,
+                None,
+            )
+            .await?;
+        println!("  demo sandbox connection {}: {}", system.id, c.id);
+    }
+    Ok(())
+}
+
 /// Runs the service until Ctrl-C or SIGTERM, then lets running requests finish.
 pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     let ServeArgs {
         addr,
         data_dir,
+        store: store_url,
+        store_connections,
+        resync_ms,
+        webhook_lease_ms,
         body_limit,
         log_format,
         floor_bytes,
@@ -295,7 +375,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     let map_limits = map_limits.limits();
     let quotas: Quotas = quotas.into();
     let data_dir = data_dir.as_path();
-    use crosswalk_service::store::{Mode, Role, SledStore, Store};
+    use crosswalk_service::store::{PgOptions, PgStore, SledStore, Store, redact};
     use std::sync::Arc;
 
     let filter = tracing_subscriber::EnvFilter::try_from_env("CROSSWALK_LOG")
@@ -318,7 +398,21 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     let host_config = plugin_pool.host_config(data_dir.join("plugin-cache"))?;
     fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir.join("db"))?);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let store: Arc<dyn Store> = match &store_url {
+        Some(url) => {
+            let options = PgOptions {
+                max_connections: usize::from(store_connections),
+                ..PgOptions::default()
+            };
+            let opened = runtime
+                .block_on(PgStore::open(url, options))
+                .with_context(|| format!("cannot open the store {}", redact(url)))?;
+            tracing::info!(store = %redact(url), schema = PgStore::schema_version(), "shared store");
+            Arc::new(opened)
+        }
+        None => Arc::new(SledStore::open(&data_dir.join("db"))?),
+    };
     let host = Arc::new(PluginHost::new(host_config)?);
     {
         let pool = host.pool().config();
@@ -332,41 +426,17 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             "plugin pool"
         );
     }
-    if store.tenants()?.is_empty() {
-        // A fresh data dir: an admin key, and a demo tenant with one sandbox
-        // connection per system, so that there is something to call at once.
-        let admin = store.create_tenant("admin")?;
-        let admin_secret = match std::env::var("CROSSWALK_ADMIN_KEY") {
-            Ok(secret) if !secret.is_empty() => {
-                store.import_key(&admin.id, Role::Admin, &secret)?;
-                "(from CROSSWALK_ADMIN_KEY)".to_owned()
-            }
-            _ => store.create_key(&admin.id, Role::Admin)?.1,
-        };
-        let demo = store.create_tenant("demo")?;
-        let (_, demo_secret) = store.create_key(&demo.id, Role::Tenant)?;
-        // What a person needs to start (the keys, the demo connections, the address)
-        // goes to stdout; warnings and logs go to stderr.
-        println!(
-            "fresh data dir {}: keys are shown this once",
-            data_dir.display()
-        );
-        println!("  admin key: {admin_secret}");
-        println!("  demo tenant key: {demo_secret}");
-        for system in SYSTEMS {
-            let c = store.create_connection(
-                &demo.id,
-                system.id,
-                &format!("{} sandbox", system.name),
-                Mode::Sandbox,
-                None,
-            )?;
-            println!("  demo sandbox connection {}: {}", system.id, c.id);
-        }
-    }
+    let place = match &store_url {
+        Some(url) => format!("fresh store {}", redact(url)),
+        None => format!("fresh data dir {}", data_dir.display()),
+    };
+    runtime.block_on(seed(store.as_ref(), &place))?;
     // Credentials of live connections are sealed with CROSSWALK_SECRET_KEY; without
     // it, sandbox connections still work.
     let sealer = crosswalk_service::connection::secrets::Sealer::from_env()?;
+    if let Some(sealer) = &sealer {
+        runtime.block_on(sealer.check_store(store.as_ref()))?;
+    }
     if sealer.is_none() {
         eprintln!(
             "{} is not set: live connections are refused (sandbox connections work)",
@@ -384,6 +454,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     let options = crosswalk_service::http::ServiceOptions {
         sealer,
         webhook_backoff: std::time::Duration::from_millis(webhook_backoff_ms.max(1)),
+        webhook_lease: std::time::Duration::from_millis(webhook_lease_ms),
         egress: crosswalk_service::egress::Policy::allowing(allow_upstream),
         quotas,
         map_limits,
@@ -394,10 +465,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         state = state.with_floor(bytes);
     }
     let app = crosswalk_service::http::app(state.clone());
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         // Deliveries left in the outbox by a previous run go first.
         state.start_webhooks();
+        state.start_following(std::time::Duration::from_millis(resync_ms));
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;

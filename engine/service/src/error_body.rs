@@ -67,6 +67,9 @@ pub enum ErrorCode {
     ReauthorizationFailed,
     /// A record that could not be mapped (422, or an error line or entry in a batch).
     RecordFailed,
+    /// The store cannot be reached now: a shared database that is down or whose pool
+    /// stayed busy (503, with `Retry-After`). Nothing was changed.
+    StoreUnavailable,
     /// A sandbox connection has no credentials to change (422).
     SandboxConnection,
     /// No key, or one that is not valid (401).

@@ -25,6 +25,15 @@
 //! while later ones go on, so events can arrive out of order: order them by
 //! `created_at`.
 //!
+//! # Several replicas
+//!
+//! The outbox is in the store, shared by every replica of a shared store. A replica
+//! claims a subscription before it delivers its due events ([`Store::claim_outbox`]),
+//! for a lease that it renews before each attempt and gives up when done: each event
+//! is delivered by one replica. A replica that stops mid-delivery leaves its claim to
+//! expire, and another claims the subscription and delivers what is left, the event
+//! it was sending included (at least once: receivers drop duplicates by event id).
+//!
 //! # Where events may go
 //!
 //! A subscription's URL is checked against the outbound address policy
@@ -238,6 +247,11 @@ fn rfc3339_ms(ms: u64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// How long a replica's claim on a subscription's deliveries lasts unless renewed
+/// (before each attempt): the longest a replica that stopped mid-delivery holds up a
+/// subscription's events. At least a delivery's timeout and then some.
+pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(60);
+
 /// Writes events to the outbox and delivers them.
 pub struct Webhooks {
     store: Arc<dyn Store>,
@@ -245,6 +259,10 @@ pub struct Webhooks {
     backoff: Duration,
     sealer: Option<Sealer>,
     policy: Policy,
+    /// This replica, as its claims name it.
+    owner: String,
+    /// How long a claim lasts unless renewed.
+    lease: Duration,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -270,7 +288,25 @@ impl Webhooks {
             backoff,
             sealer,
             policy,
+            owner: crate::ids::random_id("replica"),
+            lease: DEFAULT_CLAIM_LEASE,
         }
+    }
+
+    /// The same, with claims that last `lease` unless renewed (at least the delivery
+    /// timeout).
+    pub fn with_lease(mut self, lease: Duration) -> Webhooks {
+        self.lease = lease.max(DELIVERY_TIMEOUT + Duration::from_secs(1));
+        self
+    }
+
+    /// Looks at the outbox now: another replica added to it.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn lease_until(&self) -> u64 {
+        unix_ms() + self.lease.as_millis() as u64
     }
 
     /// The secret that signs a subscription's deliveries.
@@ -293,7 +329,7 @@ impl Webhooks {
 
     /// Records an event for every subscription of the tenant that wants it: each
     /// delivery is in the store when this returns.
-    pub fn emit(
+    pub async fn emit(
         &self,
         tenant_id: &str,
         event_type: EventType,
@@ -301,7 +337,8 @@ impl Webhooks {
     ) -> Result<(), StoreError> {
         let subscriptions: Vec<Subscription> = self
             .store
-            .subscriptions(tenant_id)?
+            .subscriptions(tenant_id)
+            .await?
             .into_iter()
             .filter(|s| s.events.contains(&event_type))
             .collect();
@@ -319,18 +356,20 @@ impl Webhooks {
         .to_string();
         let due_ms = unix_ms();
         for s in subscriptions {
-            self.store.put_delivery(&Delivery {
-                // Time first, so that the outbox (scanned in key order) delivers
-                // events in the order they happened.
-                id: crate::ids::random_id(&format!("dlv_{due_ms:013}")),
-                event_id: event_id.clone(),
-                event_type,
-                subscription_id: s.id,
-                tenant_id: tenant_id.to_owned(),
-                body: body.clone(),
-                attempts: 0,
-                due_ms,
-            })?;
+            self.store
+                .put_delivery(&Delivery {
+                    // Time first, so that the outbox (scanned in key order) delivers
+                    // events in the order they happened.
+                    id: crate::ids::random_id(&format!("dlv_{due_ms:013}")),
+                    event_id: event_id.clone(),
+                    event_type,
+                    subscription_id: s.id,
+                    tenant_id: tenant_id.to_owned(),
+                    body: body.clone(),
+                    attempts: 0,
+                    due_ms,
+                })
+                .await?;
         }
         tracing::info!(event = event_type.as_str(), %event_id, tenant = tenant_id, "event queued");
         self.wake.notify_one();
@@ -347,7 +386,7 @@ impl Webhooks {
         });
         let busy = Arc::new(Mutex::new(HashSet::new()));
         loop {
-            let next_due = match self.start_due(&client, &busy) {
+            let next_due = match self.start_due(&client, &busy).await {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::error!(error = %e, "the webhook outbox could not be read");
@@ -364,66 +403,82 @@ impl Webhooks {
         }
     }
 
-    /// Starts the due deliveries of each subscription that has none under way, in a
-    /// task of its own that attempts them in order: a receiver that is slow or hangs
-    /// (up to the delivery timeout) holds up only its own deliveries. Answers when the
-    /// next delivery not started is due.
-    fn start_due(
+    /// Claims the subscriptions with due deliveries that no replica is delivering,
+    /// and starts each one's in a task of its own that attempts them in order: a
+    /// receiver that is slow or hangs (up to the delivery timeout) holds up only its
+    /// own deliveries. Answers when the outbox next needs a look.
+    async fn start_due(
         self: &Arc<Self>,
         client: &Outbound,
         busy: &Arc<Mutex<HashSet<String>>>,
     ) -> Result<Option<u64>, StoreError> {
-        let now_ms = unix_ms();
-        let mut next_due: Option<u64> = None;
-        let mut due: Vec<(String, Vec<Delivery>)> = Vec::new();
-        {
-            let under_way = busy.lock().unwrap_or_else(|p| p.into_inner());
-            for delivery in self.store.deliveries()? {
-                // Its subscription's task picks it up when it is done (it wakes the
-                // loop).
-                if under_way.contains(&delivery.subscription_id) {
-                    continue;
-                }
-                if delivery.due_ms > now_ms {
-                    next_due = Some(next_due.map_or(delivery.due_ms, |n| n.min(delivery.due_ms)));
-                    continue;
-                }
+        let room = MAX_PARALLEL_SUBSCRIPTIONS
+            .saturating_sub(busy.lock().unwrap_or_else(|p| p.into_inner()).len());
+        if room > 0 {
+            let claimed = self
+                .store
+                .claim_outbox(&self.owner, unix_ms(), self.lease_until(), room)
+                .await?;
+            let mut due: Vec<(String, Vec<Delivery>)> = Vec::new();
+            for delivery in claimed {
                 match due.iter_mut().find(|(s, _)| *s == delivery.subscription_id) {
                     Some((_, deliveries)) => deliveries.push(delivery),
                     None => due.push((delivery.subscription_id.clone(), vec![delivery])),
                 }
             }
+            for (subscription, deliveries) in due {
+                busy.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(subscription.clone());
+                let client = client.clone();
+                // Released however the task ends, a panic included.
+                let done = Release {
+                    busy: Arc::clone(busy),
+                    subscription,
+                    webhooks: Arc::clone(self),
+                };
+                tokio::spawn(async move {
+                    done.webhooks
+                        .deliver(&client, &done.subscription, deliveries)
+                        .await;
+                    drop(done);
+                });
+            }
         }
-        for (subscription, deliveries) in due {
+        self.store.outbox_next(unix_ms()).await
+    }
+
+    /// Attempts a claimed subscription's due deliveries in order, renewing the claim
+    /// before each, then gives the claim up.
+    async fn deliver(&self, client: &Outbound, subscription: &str, deliveries: Vec<Delivery>) {
+        for delivery in deliveries {
+            match self
+                .store
+                .renew_claim(&self.owner, subscription, self.lease_until())
+                .await
             {
-                let mut under_way = busy.lock().unwrap_or_else(|p| p.into_inner());
-                if under_way.len() >= MAX_PARALLEL_SUBSCRIPTIONS {
-                    // The others start as these finish.
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(%subscription, "the claim on a subscription's deliveries expired: another replica delivers them");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, %subscription, "the claim on a subscription's deliveries could not be renewed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                     break;
                 }
-                under_way.insert(subscription.clone());
             }
-            let client = client.clone();
-            // Released however the task ends, a panic included.
-            let done = Release {
-                busy: Arc::clone(busy),
-                subscription,
-                webhooks: Arc::clone(self),
-            };
-            tokio::spawn(async move {
-                for delivery in deliveries {
-                    if let Err(e) = done.webhooks.attempt(&client, delivery).await {
-                        // The outcome could not be recorded, so the delivery is still
-                        // due as it was: a pause before it is tried again.
-                        tracing::error!(error = %e, subscription = %done.subscription, "a webhook delivery could not be recorded");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        break;
-                    }
-                }
-                drop(done);
-            });
+            if let Err(e) = self.attempt(client, delivery).await {
+                // The outcome could not be recorded, so the delivery is still due as it
+                // was: a pause before it is tried again.
+                tracing::error!(error = %e, %subscription, "a webhook delivery could not be recorded");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                break;
+            }
         }
-        Ok(next_due)
+        if let Err(e) = self.store.release_claim(&self.owner, subscription).await {
+            tracing::error!(error = %e, %subscription, "the claim on a subscription's deliveries was not given up: it expires");
+        }
     }
 
     /// One attempt: on success the delivery leaves the outbox; on failure it is due
@@ -431,10 +486,11 @@ impl Webhooks {
     async fn attempt(&self, client: &Outbound, mut delivery: Delivery) -> Result<(), StoreError> {
         let subscription = self
             .store
-            .subscription(&delivery.tenant_id, &delivery.subscription_id)?;
+            .subscription(&delivery.tenant_id, &delivery.subscription_id)
+            .await?;
         let Some(subscription) = subscription else {
             // Unsubscribed since: nothing to deliver to.
-            self.store.remove_delivery(&delivery.id)?;
+            self.store.remove_delivery(&delivery.id).await?;
             return Ok(());
         };
         delivery.attempts += 1;
@@ -493,20 +549,21 @@ impl Webhooks {
             next_attempt_at: None,
         };
         if error.is_none() {
-            self.store.remove_delivery(&delivery.id)?;
+            self.store.remove_delivery(&delivery.id).await?;
         } else if delivery.attempts >= MAX_ATTEMPTS {
             entry.outcome = "given_up".into();
-            self.store.remove_delivery(&delivery.id)?;
+            self.store.remove_delivery(&delivery.id).await?;
             tracing::warn!(event_id = %delivery.event_id, subscription = %subscription.id, "webhook given up");
         } else {
             let wait = retry_wait(self.backoff, delivery.attempts, rand_unit());
             delivery.due_ms = unix_ms() + wait.as_millis() as u64;
             entry.outcome = "failed".into();
             entry.next_attempt_at = Some(rfc3339_ms(delivery.due_ms));
-            self.store.put_delivery(&delivery)?;
+            self.store.put_delivery(&delivery).await?;
         }
         self.store
-            .log_delivery(&subscription.id, &entry, LOG_KEEP)?;
+            .log_delivery(&subscription.id, &entry, LOG_KEEP)
+            .await?;
         Ok(())
     }
 }

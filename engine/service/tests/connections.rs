@@ -8,7 +8,7 @@
 //! error log; outbox redelivery after the receiver was down and after a restart.
 
 mod mock;
-use crate::support;
+use crate::{block_on, support};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -61,8 +61,8 @@ impl Service {
         let key = match key {
             Some(k) => k,
             None => {
-                let t = store.create_tenant("acme").unwrap();
-                store.create_key(&t.id, Role::Tenant).unwrap().1
+                let t = block_on(store.create_tenant("acme")).unwrap();
+                block_on(store.create_key(&t.id, Role::Tenant)).unwrap().1
             }
         };
         let host = Arc::new(

@@ -1,6 +1,6 @@
 //! The HTTP API through the router, without a socket (`oneshot`).
 
-use crate::support;
+use crate::{block_on, support};
 
 use std::sync::Arc;
 
@@ -72,8 +72,8 @@ fn fixture_of(
     let _ = std::fs::remove_dir_all(&dir);
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).unwrap());
     let key = |tenant: &str, role| {
-        let t = store.create_tenant(tenant).unwrap();
-        store.create_key(&t.id, role).unwrap().1
+        let t = block_on(store.create_tenant(tenant)).unwrap();
+        block_on(store.create_key(&t.id, role)).unwrap().1
     };
     let (alice, bob, admin) = (
         key("alice", Role::Tenant),
@@ -1384,8 +1384,8 @@ async fn the_benchmarks_http_floor_authenticates_and_answers_a_fixed_body() {
     let dir = std::env::temp_dir().join(format!("crosswalk-http-floor-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).unwrap());
-    let tenant = store.create_tenant("bench").unwrap();
-    let (_, key) = store.create_key(&tenant.id, Role::Tenant).unwrap();
+    let tenant = block_on(store.create_tenant("bench")).unwrap();
+    let (_, key) = block_on(store.create_key(&tenant.id, Role::Tenant)).unwrap();
     let host = Arc::new(PluginHost::new(HostConfig::default()).unwrap());
     let router = app(AppState::new(Arc::clone(&store), host, 1 << 20).with_floor(656));
     let send = |key: Option<String>| {

@@ -15,6 +15,20 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use crosswalk_plugin_host::{HostConfig, PluginHost};
 use crosswalk_service::http::{AppState, app};
 use crosswalk_service::store::{Role, SledStore, Store};
+
+/// Runs a store call from the fixture's synchronous set-up: on a runtime of its own,
+/// in a thread of its own.
+fn block_on<F>(call: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| tokio::runtime::Runtime::new().unwrap().block_on(call))
+            .join()
+            .unwrap()
+    })
+}
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -39,8 +53,8 @@ fn fixture(name: &str, host: HostConfig) -> Fixture {
     let _ = std::fs::remove_dir_all(&dir);
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).unwrap());
     let key = |tenant: &str, role| {
-        let t = store.create_tenant(tenant).unwrap();
-        store.create_key(&t.id, role).unwrap().1
+        let t = block_on(store.create_tenant(tenant)).unwrap();
+        block_on(store.create_key(&t.id, role)).unwrap().1
     };
     let (alice, bob, admin) = (
         key("alice", Role::Tenant),

@@ -13,7 +13,11 @@
 //! - [`health`] and [`Monitor`] keep each connection's status, circuit breaker, error
 //!   counts and error log, and raise the connection events ([`crate::webhook`]).
 //! - [`secrets`] seals live connections' credentials at rest.
+//! - [`fleet`] follows what other replicas of a shared store change: their mapping
+//!   versions reach this replica's pipelines, their connection changes its caches
+//!   and its health.
 
+pub mod fleet;
 pub mod health;
 mod monitor;
 mod pipelines;

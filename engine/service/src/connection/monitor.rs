@@ -8,16 +8,24 @@
 //! the credentials are first refused (later refusals of the same incident emit
 //! nothing), and `plugin.failing` once when a plugin starts failing on a connection,
 //! until a call of it succeeds again.
+//!
+//! The monitor decides under its locks and writes nothing there: what it found goes,
+//! in order, to one task of its own that writes it to the store ([`Monitor::settled`]
+//! waits for what was found so far to be written). A request is never held up by
+//! the error log, and a store across a network is never waited for on the path of a
+//! request or under a lock.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{mpsc, oneshot};
+
 use serde_json::{Value, json};
 
 use super::health::{Admission, ErrorEntry, ErrorKind, Health, HealthReport, Status};
 use super::upstream::UpstreamError;
-use crate::store::{Connection, Store, StoreError, now};
+use crate::store::{Connection, Store, now};
 use crate::webhook::{EventType, Webhooks};
 use crosswalk_core::mapping::{Batch, RecordError};
 use crosswalk_core::model::Entity;
@@ -40,6 +48,37 @@ pub struct Monitor {
     webhooks: Arc<Webhooks>,
     tracked: Mutex<HashMap<String, Arc<Mutex<Tracked>>>>,
     failing_plugins: Mutex<HashSet<(String, String)>>,
+    /// What is to be written, in the order it was found.
+    writes: mpsc::UnboundedSender<Write>,
+    /// The writer's end, until the writer task starts (on the first write, on the
+    /// runtime that makes it).
+    writer: Mutex<Option<mpsc::UnboundedReceiver<Write>>>,
+}
+
+/// One write of the monitor's.
+enum Write {
+    /// An error log entry.
+    Log {
+        connection_id: String,
+        entry: ErrorEntry,
+    },
+    /// An event for the tenant's subscriptions.
+    Emit {
+        tenant_id: String,
+        connection_id: String,
+        event: EventType,
+        data: Value,
+    },
+    /// The connection's needs-reauth mark, stored on its record unless it is there;
+    /// `connection.reauth_required` with this data when this replica stored it.
+    NeedsReauth {
+        tenant_id: String,
+        connection_id: String,
+        token: String,
+        event: Value,
+    },
+    /// Answered once every write sent before it is done.
+    Settled(oneshot::Sender<()>),
 }
 
 impl std::fmt::Debug for Monitor {
@@ -80,12 +119,44 @@ pub struct Refusal {
 impl Monitor {
     /// A monitor that logs to `store` and emits through `webhooks`.
     pub fn new(store: Arc<dyn Store>, webhooks: Arc<Webhooks>) -> Monitor {
+        let (writes, writer) = mpsc::unbounded_channel();
         Monitor {
             store,
             webhooks,
             tracked: Mutex::new(HashMap::new()),
             failing_plugins: Mutex::new(HashSet::new()),
+            writes,
+            writer: Mutex::new(Some(writer)),
         }
+    }
+
+    /// Waits until everything the monitor found before this call is in the store:
+    /// the error log entries, the needs-reauth mark and the queued events.
+    pub async fn settled(&self) {
+        let (done, written) = oneshot::channel();
+        self.send(Write::Settled(done));
+        // A writer that stopped (the runtime shutting down) has nothing more to write.
+        let _ = written.await;
+    }
+
+    /// Queues a write, starting the writer on the first one.
+    fn send(&self, write: Write) {
+        if let Some(writer) = self.writer.lock().expect("not poisoned").take() {
+            let (store, webhooks) = (Arc::clone(&self.store), Arc::clone(&self.webhooks));
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(write_all(store, webhooks, writer));
+                }
+                Err(_) => {
+                    // No runtime to write on: keep the queue for the first caller that
+                    // has one.
+                    *self.writer.lock().expect("not poisoned") = Some(writer);
+                }
+            }
+        }
+        // The receiver lives as long as the writer task, which ends only with the
+        // runtime: a write sent after that is lost with the process.
+        let _ = self.writes.send(write);
     }
 
     /// The webhooks it emits through.
@@ -161,20 +232,20 @@ impl Monitor {
         self.log(c, ErrorEntry::upstream(entity, error, request_id));
         if error.kind == ErrorKind::Auth && !t.needs_reauth {
             t.needs_reauth = true;
-            if let Err(e) = self.mark_needs_reauth(c) {
-                tracing::error!(connection = %c.id, error = %e, "the needs-reauth mark was not stored");
-            }
-            self.emit(
-                c,
-                EventType::ReauthRequired,
-                json!({
+            // Marked in the store if no replica has marked it yet; the one that marks
+            // it raises `connection.reauth_required`.
+            self.send(Write::NeedsReauth {
+                tenant_id: c.tenant_id.clone(),
+                connection_id: c.id.clone(),
+                token: c.token.clone(),
+                event: json!({
                     "connection_id": c.id,
                     "system": c.system,
                     "token": c.token,
                     "entity": entity,
                     "reason": error.message,
                 }),
-            );
+            });
         }
         self.report_change(c, &mut t);
     }
@@ -201,8 +272,7 @@ impl Monitor {
     /// What mapping a page of records gave: failed records and field errors are
     /// logged as mapping errors, failed plugin calls as plugin errors; a plugin that
     /// starts failing raises `plugin.failing` once. [`Monitor::review`] then
-    /// [`Monitor::record`]; this writes to the store, so it belongs on a blocking
-    /// thread.
+    /// [`Monitor::record`].
     pub fn mapped(
         &self,
         c: &Connection,
@@ -316,7 +386,7 @@ impl Monitor {
         }
     }
 
-    /// Records a [`Review`]: its entries go to the error log (flushed to the store),
+    /// Records a [`Review`]: its entries are queued for the error log,
     /// `plugin.failing` is queued for the plugins that started failing, and the
     /// connection's health counts the problems.
     pub fn record(&self, c: &Connection, review: Review) {
@@ -386,6 +456,34 @@ impl Monitor {
         self.report_change(c, &mut t);
     }
 
+    /// Another replica changed the connection's stored record: its needs-reauth mark
+    /// holds here too, and a reauthorization there restores the connection here. The
+    /// replica that made the change raised its events; this one raises none.
+    pub fn stored(&self, c: &Connection) {
+        let Some(tracked) = self
+            .tracked
+            .lock()
+            .expect("not poisoned")
+            .get(&c.id)
+            .cloned()
+        else {
+            return;
+        };
+        let mut t = tracked.lock().expect("not poisoned");
+        let marked = c.needs_reauth_since.is_some();
+        if t.needs_reauth && !marked {
+            let breaker = c
+                .upstream
+                .as_ref()
+                .map(|u| u.breaker.clone())
+                .unwrap_or_default();
+            t.health.reset(breaker);
+        }
+        t.needs_reauth = marked;
+        let now = t.health.status(t.needs_reauth, Instant::now());
+        t.health.reported = Some(now);
+    }
+
     /// Forgets a deleted connection.
     pub fn forget(&self, connection_id: &str) {
         self.tracked
@@ -417,24 +515,80 @@ impl Monitor {
         }
     }
 
-    fn mark_needs_reauth(&self, c: &Connection) -> Result<(), StoreError> {
-        if let Some(mut stored) = self.store.connection(&c.tenant_id, &c.id)? {
-            stored.needs_reauth_since = Some(now());
-            self.store.update_connection(&stored, None)?;
-        }
-        Ok(())
-    }
-
     fn log(&self, c: &Connection, entry: ErrorEntry) {
         tracing::warn!(connection = %c.id, kind = entry.kind.as_str(), entity = ?entry.entity, message = %entry.message, "connection error");
-        if let Err(e) = self.store.log_error(&c.id, &entry, ERROR_LOG_KEEP) {
-            tracing::error!(connection = %c.id, error = %e, "the error log was not written");
-        }
+        self.send(Write::Log {
+            connection_id: c.id.clone(),
+            entry,
+        });
     }
 
     fn emit(&self, c: &Connection, event: EventType, data: serde_json::Value) {
-        if let Err(e) = self.webhooks.emit(&c.tenant_id, event, data) {
-            tracing::error!(connection = %c.id, event = event.as_str(), error = %e, "the event was not queued");
+        self.send(Write::Emit {
+            tenant_id: c.tenant_id.clone(),
+            connection_id: c.id.clone(),
+            event,
+            data,
+        });
+    }
+}
+
+/// The monitor's writer: every write, in the order found, until the monitor is gone.
+/// A write that fails is logged and the next one goes on.
+async fn write_all(
+    store: Arc<dyn Store>,
+    webhooks: Arc<Webhooks>,
+    mut writes: mpsc::UnboundedReceiver<Write>,
+) {
+    while let Some(write) = writes.recv().await {
+        match write {
+            Write::Log {
+                connection_id,
+                entry,
+            } => {
+                if let Err(e) = store
+                    .log_error(&connection_id, &entry, ERROR_LOG_KEEP)
+                    .await
+                {
+                    tracing::error!(connection = %connection_id, error = %e, "the error log was not written");
+                }
+            }
+            Write::Emit {
+                tenant_id,
+                connection_id,
+                event,
+                data,
+            } => {
+                if let Err(e) = webhooks.emit(&tenant_id, event, data).await {
+                    tracing::error!(connection = %connection_id, event = event.as_str(), error = %e, "the event was not queued");
+                }
+            }
+            Write::NeedsReauth {
+                tenant_id,
+                connection_id,
+                token,
+                event,
+            } => match store
+                .mark_needs_reauth(&tenant_id, &connection_id, &token, &now())
+                .await
+            {
+                Ok(true) => {
+                    if let Err(e) = webhooks
+                        .emit(&tenant_id, EventType::ReauthRequired, event)
+                        .await
+                    {
+                        tracing::error!(connection = %connection_id, error = %e, "connection.reauth_required was not queued");
+                    }
+                }
+                // Marked already, by this replica or another: the incident was raised.
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(connection = %connection_id, error = %e, "the needs-reauth mark was not stored");
+                }
+            },
+            Write::Settled(done) => {
+                let _ = done.send(());
+            }
         }
     }
 }

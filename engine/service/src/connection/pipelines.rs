@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use arc_swap::ArcSwap;
 
 use crate::quota::{LimitExceeded, Quotas};
-use crate::store::{Connection, MappingVersion, PluginBinding, Store, StoreError};
+use crate::store::{Connection, MappingVersion, PluginBinding, Store, StoreError, wait};
 use crosswalk_core::mapping::{MapLimits, OverrideSpec, Plan, ResolvedMapping, SpecErrors};
 use crosswalk_core::model::Entity;
 use crosswalk_plugin_host::{Limits, PluginError, PluginHost, PluginSet, PoolError};
@@ -160,6 +160,9 @@ pub struct Pipelines {
 struct Slot {
     current: ArcSwap<Pipeline>,
     changing: Mutex<()>,
+    /// The connection it maps for (its system and tenant, which never change), to
+    /// load it again when another replica stores a version.
+    connection: Connection,
 }
 
 impl Pipelines {
@@ -284,7 +287,7 @@ impl Pipelines {
                 0,
             )?;
             self.check_share(&pipeline)?;
-            let stored = self.store.append_mapping(
+            let stored = wait(self.store.append_mapping(
                 &connection.id,
                 entity,
                 current.version,
@@ -292,7 +295,7 @@ impl Pipelines {
                 proposal.plugins,
                 author,
                 proposal.rollback_of,
-            );
+            ));
             match stored {
                 Ok(stored) => {
                     pipeline.version = stored.version;
@@ -331,7 +334,7 @@ impl Pipelines {
         edit: &dyn Fn(&Base) -> Result<Proposal, ChangeError>,
     ) -> Result<Changed, ChangeError> {
         let _ordered = self.unloadable.lock().unwrap_or_else(|p| p.into_inner());
-        let base = match self.store.mapping_history(&connection.id, entity)?.pop() {
+        let base = match wait(self.store.mapping_history(&connection.id, entity))?.pop() {
             Some(stored) => Base {
                 version: stored.version,
                 overrides: stored.overrides,
@@ -360,24 +363,22 @@ impl Pipelines {
         self.check_share(&pipeline)?;
         let stored = proposal.overrides != base.overrides || proposal.plugins != base.plugins;
         if stored {
-            let appended = self
-                .store
-                .append_mapping(
-                    &connection.id,
-                    entity,
-                    base.version,
-                    proposal.overrides,
-                    proposal.plugins,
-                    author,
-                    proposal.rollback_of,
-                )
-                .map_err(|e| match e {
-                    StoreError::VersionMoved { last, .. } => ChangeError::VersionMismatch {
-                        expected: base.version,
-                        current: last,
-                    },
-                    e => e.into(),
-                })?;
+            let appended = wait(self.store.append_mapping(
+                &connection.id,
+                entity,
+                base.version,
+                proposal.overrides,
+                proposal.plugins,
+                author,
+                proposal.rollback_of,
+            ))
+            .map_err(|e| match e {
+                StoreError::VersionMoved { last, .. } => ChangeError::VersionMismatch {
+                    expected: base.version,
+                    current: last,
+                },
+                e => e.into(),
+            })?;
             pipeline.version = appended.version;
         }
         // Publish: into the slot a request may have loaded meanwhile, unless that one
@@ -398,6 +399,7 @@ impl Pipelines {
                     Arc::new(Slot {
                         current: ArcSwap::new(Arc::clone(&pipeline)),
                         changing: Mutex::new(()),
+                        connection: connection.clone(),
                     }),
                 );
             }
@@ -427,7 +429,7 @@ impl Pipelines {
                     rollback_of: Some(0),
                 });
             }
-            let history = self.store.mapping_history(&connection.id, entity)?;
+            let history = wait(self.store.mapping_history(&connection.id, entity))?;
             let first = history.first().map(|v| v.version);
             match history.into_iter().find(|v| v.version == version) {
                 Some(old) => Ok(Proposal {
@@ -464,6 +466,64 @@ impl Pipelines {
         self.compile(connection, entity, overrides, plugins, 0)
     }
 
+    /// The (connection, entity) pairs whose pipelines are loaded.
+    pub fn loaded(&self) -> Vec<(String, Entity)> {
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Brings a loaded pipeline up to the last version stored (by another replica):
+    /// compiled and published, unless the pipeline is that version or a later one
+    /// already, so that what requests see never goes back. Answers the pipeline now
+    /// current; `None` when no request has loaded this mapping yet (the first one
+    /// loads the last version). Call it on the blocking pool.
+    pub fn refresh(
+        &self,
+        connection_id: &str,
+        entity: Entity,
+    ) -> Result<Option<Arc<Pipeline>>, ChangeError> {
+        let slot = self
+            .slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(connection_id.to_owned(), entity))
+            .cloned();
+        let Some(slot) = slot else {
+            return Ok(None);
+        };
+        let _ordered = slot.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let held = slot.current.load_full();
+        let last = wait(self.store.mapping_version(connection_id, entity))?;
+        if last <= held.version {
+            return Ok(Some(held));
+        }
+        let loaded = Arc::new(self.load(&slot.connection, entity)?);
+        if loaded.version <= held.version {
+            return Ok(Some(held));
+        }
+        slot.current.store(Arc::clone(&loaded));
+        tracing::info!(connection = connection_id, %entity, from = held.version, to = loaded.version, "mapping reloaded");
+        Ok(Some(loaded))
+    }
+
+    /// [`Pipelines::refresh`] for async callers: on the blocking pool.
+    pub async fn refresh_async(
+        self: &Arc<Self>,
+        connection_id: &str,
+        entity: Entity,
+    ) -> Result<Option<Arc<Pipeline>>, ChangeError> {
+        let (this, id) = (Arc::clone(self), connection_id.to_owned());
+        tokio::task::spawn_blocking(move || this.refresh(&id, entity))
+            .await
+            .map_err(|e| ChangeError::Interrupted {
+                message: e.to_string(),
+            })?
+    }
+
     /// Forgets a deleted connection's pipelines.
     pub fn forget(&self, connection_id: &str) {
         self.slots
@@ -492,12 +552,12 @@ impl Pipelines {
     /// Prunes the history beyond the versions kept. The change is stored and published
     /// by then: a failure here is logged, and the next change prunes again.
     fn prune(&self, connection: &Connection, entity: Entity) {
-        if let Err(e) = self.store.prune_mapping_history(
+        if let Err(e) = wait(self.store.prune_mapping_history(
             &connection.id,
             entity,
             self.quotas.max_versions_kept,
             self.quotas.max_history_bytes,
-        ) {
+        )) {
             tracing::error!(connection = %connection.id, %entity, error = %e, "the mapping history was not pruned");
         }
     }
@@ -519,6 +579,7 @@ impl Pipelines {
             Arc::new(Slot {
                 current: ArcSwap::from_pointee(pipeline),
                 changing: Mutex::new(()),
+                connection: connection.clone(),
             })
         });
         Ok(Arc::clone(slot))
@@ -526,7 +587,7 @@ impl Pipelines {
 
     /// The stored current version, compiled (or the default).
     fn load(&self, connection: &Connection, entity: Entity) -> Result<Pipeline, ChangeError> {
-        match self.store.mapping_history(&connection.id, entity)?.pop() {
+        match wait(self.store.mapping_history(&connection.id, entity))?.pop() {
             Some(MappingVersion {
                 version,
                 overrides,
@@ -547,7 +608,7 @@ impl Pipelines {
     ) -> Result<Pipeline, ChangeError> {
         let mut set = PluginSet::new();
         for binding in plugins {
-            let Some((_, bytes)) = self.store.plugin(&connection.tenant_id, &binding.sha256)?
+            let Some((_, bytes)) = wait(self.store.plugin(&connection.tenant_id, &binding.sha256))?
             else {
                 return Err(ChangeError::UnknownPlugin {
                     sha256: binding.sha256.clone(),
@@ -579,21 +640,29 @@ mod tests {
     use crosswalk_plugin_host::HostConfig;
     use serde_json::json;
 
+    /// The pipelines call the store through [`wait`], as they do on the blocking pool:
+    /// the test's thread enters a runtime (kept for the test's life) so that they can.
+    fn enter_runtime() {
+        static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        let runtime = RUNTIME.get_or_init(|| tokio::runtime::Runtime::new().unwrap());
+        std::mem::forget(runtime.enter());
+    }
+
     fn setup(name: &str) -> (Pipelines, Connection, std::path::PathBuf) {
+        enter_runtime();
         let dir =
             std::env::temp_dir().join(format!("crosswalk-pipelines-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).unwrap());
-        let tenant = store.create_tenant("Acme").unwrap();
-        let connection = store
-            .create_connection(
-                &tenant.id,
-                crosswalk_systems::SystemId::SapS4Hana,
-                "SAP",
-                Mode::Sandbox,
-                None,
-            )
-            .unwrap();
+        let tenant = wait(store.create_tenant("Acme")).unwrap();
+        let connection = wait(store.create_connection(
+            &tenant.id,
+            crosswalk_systems::SystemId::SapS4Hana,
+            "SAP",
+            Mode::Sandbox,
+            None,
+        ))
+        .unwrap();
         let host = Arc::new(
             PluginHost::new(HostConfig {
                 max_instances: 4,
@@ -674,11 +743,13 @@ mod tests {
             0
         );
         assert!(
-            pipelines
-                .store
-                .mapping_history(&connection.id, Entity::PurchaseOrder)
-                .unwrap()
-                .is_empty()
+            wait(
+                pipelines
+                    .store
+                    .mapping_history(&connection.id, Entity::PurchaseOrder)
+            )
+            .unwrap()
+            .is_empty()
         );
         let missing = vec![PluginBinding {
             sha256: "00".into(),
@@ -771,6 +842,7 @@ mod tests {
                 let pipelines = Arc::clone(&pipelines);
                 let connection = connection.clone();
                 std::thread::spawn(move || {
+                    enter_runtime();
                     for i in 0..10 {
                         let field = format!("f_{t}_{i}");
                         pipelines
@@ -856,11 +928,13 @@ mod tests {
             .unwrap();
         assert_eq!((same.stored, same.pipeline.version), (false, 1));
         assert_eq!(
-            pipelines
-                .store
-                .mapping_history(&connection.id, Entity::PurchaseOrder)
-                .unwrap()
-                .len(),
+            wait(
+                pipelines
+                    .store
+                    .mapping_history(&connection.id, Entity::PurchaseOrder)
+            )
+            .unwrap()
+            .len(),
             1
         );
         // Rolling back to 0 restores the system's default as a new version.
@@ -882,10 +956,16 @@ mod tests {
         let (pipelines, connection, dir) = setup("unloadable");
         let entity = Entity::PurchaseOrder;
         let costly = overrides("overrides:\n  - target: custom_fields.q\n    path: $..a..b..c\n");
-        pipelines
-            .store
-            .append_mapping(&connection.id, entity, 0, costly, Vec::new(), "key_1", None)
-            .unwrap();
+        wait(pipelines.store.append_mapping(
+            &connection.id,
+            entity,
+            0,
+            costly,
+            Vec::new(),
+            "key_1",
+            None,
+        ))
+        .unwrap();
         let why = pipelines
             .current(&connection, entity)
             .unwrap_err()

@@ -367,7 +367,7 @@ impl Records {
                 })
             }
             Mode::Live => {
-                let upstream = self.upstream(c)?;
+                let upstream = self.upstream(c).await?;
                 let next = cursor.as_ref().and_then(|c| c.n.clone());
                 let size = cursor.as_ref().and_then(|c| c.p).or(query.page_size);
                 let admission = self.admit(c)?;
@@ -511,7 +511,7 @@ impl Records {
                 (batch, Some(samples[i].scenario.clone()))
             }
             Mode::Live => {
-                let upstream = self.upstream(c)?;
+                let upstream = self.upstream(c).await?;
                 let by_unified_id = key.is_none();
                 let key = match key {
                     Some(key) => key,
@@ -576,7 +576,7 @@ impl Records {
         native: &Value,
         request_id: Option<&str>,
     ) -> Result<Fetched, RecordsError> {
-        let upstream = self.upstream(c)?;
+        let upstream = self.upstream(c).await?;
         let pipeline = self.pipelines.current_async(c, entity).await?;
         let updated = match record_id {
             Some(id) => Some(self.record_key(c, &upstream, &pipeline, entity, id).await?),
@@ -678,13 +678,18 @@ impl Records {
             .map_err(|error| RecordsError::Upstream { entity, error })?;
         let plain = serde_json::to_vec(&credentials).expect("credentials serialize");
         let sealed = sealer.seal(&c.id, &plain);
+        // A needs-reauth mark still queued must not land on the restored record.
+        self.monitor.settled().await;
         let mut updated = self
             .store
-            .connection(&c.tenant_id, &c.id)?
+            .connection(&c.tenant_id, &c.id)
+            .await?
             .unwrap_or_else(|| c.clone());
         updated.token = crate::ids::random_id("ctk");
         updated.needs_reauth_since = None;
-        self.store.update_connection(&updated, Some(&sealed))?;
+        self.store
+            .update_connection(&updated, Some(&sealed))
+            .await?;
         self.upstreams.lock().expect("not poisoned").insert(
             updated.id.clone(),
             (updated.token.clone(), Arc::new(upstream)),
@@ -722,12 +727,15 @@ impl Records {
     /// The connection's client, built on its current credentials. It is built under
     /// the lock, so that concurrent first reads share one client (and one limit on
     /// concurrent calls).
-    fn upstream(&self, c: &Connection) -> Result<Arc<Upstream>, RecordsError> {
-        let mut upstreams = self.upstreams.lock().expect("not poisoned");
-        if let Some((token, upstream)) = upstreams.get(&c.id)
-            && *token == c.token
-        {
-            return Ok(Arc::clone(upstream));
+    async fn upstream(&self, c: &Connection) -> Result<Arc<Upstream>, RecordsError> {
+        let held = |upstreams: &HashMap<String, (String, Arc<Upstream>)>| {
+            upstreams
+                .get(&c.id)
+                .filter(|(token, _)| *token == c.token)
+                .map(|(_, upstream)| Arc::clone(upstream))
+        };
+        if let Some(upstream) = held(&self.upstreams.lock().expect("not poisoned")) {
+            return Ok(upstream);
         }
         let sealer = self.sealer.as_ref().ok_or(RecordsError::NoSecretKey)?;
         let config = c
@@ -736,7 +744,8 @@ impl Records {
             .ok_or_else(|| RecordsError::NotConfigured(c.id.clone()))?;
         let sealed = self
             .store
-            .credentials(&c.id)?
+            .credentials(&c.id)
+            .await?
             .ok_or_else(|| RecordsError::NotConfigured(c.id.clone()))?;
         let credentials: Credentials = serde_json::from_slice(&sealer.open(&c.id, &sealed)?)
             .map_err(|e| StoreError::Corrupt {
@@ -748,6 +757,12 @@ impl Records {
             Upstream::new(c.system, config, credentials, self.client.clone())
                 .map_err(|_| RecordsError::NotConfigured(c.id.clone()))?,
         );
+        let mut upstreams = self.upstreams.lock().expect("not poisoned");
+        // Concurrent first reads share the client the first of them made (and its
+        // limit on concurrent calls).
+        if let Some(first) = held(&upstreams) {
+            return Ok(first);
+        }
         upstreams.insert(c.id.clone(), (c.token.clone(), Arc::clone(&upstream)));
         Ok(upstream)
     }

@@ -29,7 +29,22 @@ pub enum SecretError {
         "the stored credentials of connection `{0}` do not open with this {SECRET_KEY_ENV}: was the key changed?"
     )]
     Unsealable(String),
+    /// The store's sealed data was sealed with another key: every replica of one store
+    /// must run with the same key.
+    #[error(
+        "the store was sealed with another {SECRET_KEY_ENV}: every replica of one store needs the key it was first started with"
+    )]
+    OtherKey,
+    /// The store could not be asked which key seals it.
+    #[error("the store's key check could not be read: {0}")]
+    Store(String),
 }
+
+/// The store's key check: a known text sealed under the key the store was first
+/// started with, kept in the store's meta records.
+const KEY_CHECK: &str = "sealing_key_check";
+/// The associated data and plain text of the key check.
+const KEY_CHECK_ID: &str = "crosswalk-store";
 
 /// Seals and opens credentials.
 #[derive(Clone)]
@@ -86,6 +101,26 @@ impl Sealer {
         let mut out = nonce.to_vec();
         out.extend(sealed);
         out
+    }
+
+    /// Checks that this key is the one the store's sealed data was sealed with: the
+    /// first start with a key records a check value sealed under it; a later start
+    /// whose key does not open it is refused with [`SecretError::OtherKey`].
+    pub async fn check_store(&self, store: &dyn crate::store::Store) -> Result<(), SecretError> {
+        let ours = hex::encode(self.seal(KEY_CHECK_ID, KEY_CHECK_ID.as_bytes()));
+        let stored = store
+            .claim_meta(KEY_CHECK, &ours)
+            .await
+            .map_err(|e| SecretError::Store(e.to_string()))?;
+        let opens = hex::decode(&stored)
+            .ok()
+            .and_then(|sealed| self.open(KEY_CHECK_ID, &sealed).ok())
+            .is_some_and(|plain| plain == KEY_CHECK_ID.as_bytes());
+        if opens {
+            Ok(())
+        } else {
+            Err(SecretError::OtherKey)
+        }
     }
 
     /// Opens what [`Sealer::seal`] sealed for the same connection.

@@ -36,7 +36,8 @@ impl FromRequestParts<AppState> for Caller {
         let key = state
             .inner
             .store
-            .key_by_secret(secret.trim())?
+            .key_by_secret(secret.trim())
+            .await?
             .ok_or_else(unauthorized)?;
         Ok(Caller(key))
     }

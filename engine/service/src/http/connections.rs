@@ -50,7 +50,7 @@ pub(super) fn entity(c: &Connection, name: &str) -> Result<Entity, ApiError> {
 
 /// The caller's connection `id`: another tenant's answers 404, as one that does not
 /// exist.
-pub(super) fn connection(
+pub(super) async fn connection(
     state: &AppState,
     caller: &Caller,
     id: &str,
@@ -58,7 +58,8 @@ pub(super) fn connection(
     state
         .inner
         .store
-        .connection(&caller.0.tenant_id, id)?
+        .connection(&caller.0.tenant_id, id)
+        .await?
         .ok_or_else(|| ApiError::not_found("connection", id))
 }
 
@@ -181,26 +182,29 @@ pub(super) async fn create_connection(
     let credentials_verified = (mode == Mode::Live).then_some(verify);
     let (upstream, credentials) = live.unzip();
     let tenant = &caller.0.tenant_id;
-    let c = state.counted(|| {
-        let held = state.inner.store.connections(tenant)?.len();
+    let c = {
+        let _counting = state.counting().await;
+        let held = state.inner.store.connections(tenant).await?.len();
         Quotas::one_more(
             "max_connections",
             quotas.max_connections,
             held,
             "connections",
         )?;
-        Ok(state
+        state
             .inner
             .store
-            .create_connection(tenant, system, &name, mode, upstream)?)
-    })?;
+            .create_connection(tenant, system, &name, mode, upstream)
+            .await?
+    };
     if let (Some(credentials), Some(sealer)) = (credentials, state.inner.records.sealer()) {
         // Sealed for this connection's id, which the store has just chosen.
         let plain = serde_json::to_vec(&credentials).expect("credentials serialize");
         state
             .inner
             .store
-            .update_connection(&c, Some(&sealer.seal(&c.id, &plain)))?;
+            .update_connection(&c, Some(&sealer.seal(&c.id, &plain)))
+            .await?;
     }
     let created = ConnectionCreated {
         connection: c,
@@ -214,7 +218,7 @@ pub(super) async fn list_connections(
     caller: Caller,
 ) -> Result<Json<List<Connection>>, ApiError> {
     Ok(Json(List {
-        data: state.inner.store.connections(&caller.0.tenant_id)?,
+        data: state.inner.store.connections(&caller.0.tenant_id).await?,
     }))
 }
 
@@ -223,7 +227,7 @@ pub(super) async fn get_connection(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Connection>, ApiError> {
-    Ok(Json(connection(&state, &caller, &id)?))
+    Ok(Json(connection(&state, &caller, &id).await?))
 }
 
 pub(super) async fn delete_connection(
@@ -234,7 +238,8 @@ pub(super) async fn delete_connection(
     if !state
         .inner
         .store
-        .delete_connection(&caller.0.tenant_id, &id)?
+        .delete_connection(&caller.0.tenant_id, &id)
+        .await?
     {
         return Err(ApiError::not_found("connection", &id));
     }
@@ -264,7 +269,7 @@ pub(super) async fn connection_status(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<StatusAnswer>, ApiError> {
-    let c = connection(&state, &caller, &id)?;
+    let c = connection(&state, &caller, &id).await?;
     let health = state.inner.records.monitor().report(&c);
     debug_assert!(c.needs_reauth_since.is_none() || health.status == Status::NeedsReauth);
     Ok(Json(StatusAnswer {
@@ -292,7 +297,7 @@ pub(super) async fn connection_errors(
     params: Result<Query<ErrorParams>, QueryRejection>,
 ) -> Result<Json<List<ErrorEntry>>, ApiError> {
     let params = query(params)?;
-    let c = connection(&state, &caller, &id)?;
+    let c = connection(&state, &caller, &id).await?;
     let entity: Option<Entity> = params
         .entity
         .as_deref()
@@ -316,10 +321,13 @@ pub(super) async fn connection_errors(
             crate::connection::ERROR_LOG_KEEP
         )));
     }
+    // What the monitor found before this request is in the log.
+    state.inner.records.monitor().settled().await;
     let data = state
         .inner
         .store
-        .errors(&c.id)?
+        .errors(&c.id)
+        .await?
         .into_iter()
         .filter(|e| entity.is_none_or(|want| e.entity == Some(want)))
         .filter(|e| kind.is_none_or(|want| e.kind == want))
@@ -342,7 +350,7 @@ pub(super) async fn reauthorize(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Connection>, ApiError> {
-    let c = connection(&state, &caller, &id)?;
+    let c = connection(&state, &caller, &id).await?;
     let Reauthorize { credentials } = json_body(body)?;
     state.quotas().credentials(&credentials)?;
     if c.mode == Mode::Sandbox {

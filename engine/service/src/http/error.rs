@@ -101,11 +101,24 @@ impl ApiError {
     }
 }
 
+/// A store that cannot be reached is 503 `store_unavailable` with `Retry-After`: the
+/// request changed nothing and may be tried again. Any other store failure is a 500.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(&e)
+        match e {
+            StoreError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::StoreUnavailable,
+                format!("{e}; try again shortly"),
+            )
+            .retry_after(STORE_RETRY_AFTER),
+            e => ApiError::internal(&e),
+        }
     }
 }
+
+/// The wait a 503 `store_unavailable` asks for.
+const STORE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A share of the plugin pool: a mapping that needs more than a tenant's share is
 /// 422 `limit_exceeded`; a share that stayed busy is 503 `busy` with `Retry-After`.
@@ -139,7 +152,7 @@ impl From<ChangeError> for ApiError {
         match e {
             ChangeError::Invalid(errors) => ApiError::invalid(&errors),
             ChangeError::Limit(e) => e.into(),
-            ChangeError::Store(e) => ApiError::internal(&e),
+            ChangeError::Store(e) => e.into(),
             e @ ChangeError::Interrupted { .. } => ApiError::internal(&e),
             ChangeError::VersionMismatch { expected, current } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,

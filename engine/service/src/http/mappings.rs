@@ -29,20 +29,80 @@ use crosswalk_core::mapping::{MapOptions, OverrideRule, OverrideSpec, Payload, R
 use crosswalk_core::model::Entity;
 use crosswalk_plugin_host::{Demand, Limits};
 
-/// The header that says which mapping version produced a response.
+/// The header that says which mapping version produced a response; a request that
+/// carries it asks for that version or a later one.
 pub const VERSION_HEADER: &str = "crosswalk-mapping-version";
+
+/// The mapping version a request asks for at least (`Crosswalk-Mapping-Version: N`):
+/// a client that was just answered version N by one replica sees N or later on every
+/// replica, even one that has not heard of the change yet.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AtVersion(pub Option<u64>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AtVersion {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(VERSION_HEADER) else {
+            return Ok(AtVersion(None));
+        };
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|v| AtVersion(Some(v)))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "{VERSION_HEADER}: {:?} is not a mapping version (a whole number, as a response's {VERSION_HEADER} gives it)",
+                    String::from_utf8_lossy(value.as_bytes())
+                ))
+            })
+    }
+}
+
+/// The pipeline a request maps with: the current one here, unless the request asks
+/// for a later version ([`AtVersion`]) that another replica stored and this one has
+/// not loaded yet: then that is loaded from the store first. A version that was never
+/// stored is 412 `version_mismatch`.
+pub(super) async fn pipeline_at(
+    state: &AppState,
+    c: &Connection,
+    entity: Entity,
+    at: AtVersion,
+) -> Result<Arc<crate::connection::Pipeline>, ApiError> {
+    let pipelines = &state.inner.pipelines;
+    let held = pipelines.current_async(c, entity).await?;
+    let Some(wanted) = at.0.filter(|&wanted| wanted > held.version) else {
+        return Ok(held);
+    };
+    let loaded = pipelines
+        .refresh_async(&c.id, entity)
+        .await?
+        .unwrap_or(held);
+    if loaded.version >= wanted {
+        return Ok(loaded);
+    }
+    Err(ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        ErrorCode::VersionMismatch,
+        format!(
+            "the mapping is at version {}; version {wanted} ({VERSION_HEADER}) was never stored",
+            loaded.version
+        ),
+    ))
+}
 
 pub(super) async fn get_mapping(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
+    at: AtVersion,
 ) -> Result<Response, ApiError> {
-    let c = connection(&state, &caller, &id)?;
-    let pipeline = state
-        .inner
-        .pipelines
-        .current_async(&c, entity(&c, &name)?)
-        .await?;
+    let c = connection(&state, &caller, &id).await?;
+    let pipeline = pipeline_at(&state, &c, entity(&c, &name)?, at).await?;
     Ok(mapping_response(&pipeline))
 }
 
@@ -53,10 +113,10 @@ pub(super) async fn put_mapping(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let c = connection(&state, &caller, &id)?;
+    let c = connection(&state, &caller, &id).await?;
     let entity = entity(&c, &name)?;
     let overrides: OverrideSpec = json_body(body)?;
-    let expected = expected_version(&state, &c, entity, &headers)?;
+    let expected = expected_version(&state, &c, entity, &headers).await?;
     publish(&state, &caller, c, entity, expected, move |current| {
         Ok(Proposal {
             overrides: overrides.clone(),
@@ -77,12 +137,12 @@ pub(super) async fn patch_mapping(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let c = connection(&state, &caller, &id)?;
+    let c = connection(&state, &caller, &id).await?;
     let entity = entity(&c, &name)?;
     let patch: OverrideSpec = json_body(body)?;
     // Before merging: the merge compares every entry with every current one.
     state.inner.quotas.overrides(&patch)?;
-    let expected = expected_version(&state, &c, entity, &headers)?;
+    let expected = expected_version(&state, &c, entity, &headers).await?;
     publish(&state, &caller, c, entity, expected, move |current| {
         let mut overrides = current.overrides.clone();
         // A patch that names its system or entity is checked as a PUT is: the
@@ -126,7 +186,7 @@ pub(super) async fn bind_plugins(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let c = connection(&state, &caller, &id)?;
+    let c = connection(&state, &caller, &id).await?;
     let entity = entity(&c, &name)?;
     let plugins: Vec<PluginBinding> = json_body(body)?;
     for binding in &plugins {
@@ -138,7 +198,7 @@ pub(super) async fn bind_plugins(
             )
         })?;
     }
-    let expected = expected_version(&state, &c, entity, &headers)?;
+    let expected = expected_version(&state, &c, entity, &headers).await?;
     publish(&state, &caller, c, entity, expected, move |current| {
         Ok(Proposal {
             overrides: current.overrides.clone(),
@@ -154,7 +214,7 @@ pub(super) async fn bind_plugins(
 /// (`"3"`); a bare version (`3`) is taken as that tag. A list matches when one of its
 /// tags is the current version; weak tags (`W/"3"`) and tags that are not a version
 /// never match (strong comparison), which is a 412 like a version that moved.
-fn expected_version(
+async fn expected_version(
     state: &AppState,
     c: &Connection,
     entity: Entity,
@@ -168,7 +228,12 @@ fn expected_version(
     }
     // Several tags, or none that can match: the current version decides. The change
     // itself is still conditional on it, so a version that moves meanwhile is a 412.
-    let current = state.inner.pipelines.current(c, entity)?.version;
+    let current = state
+        .inner
+        .pipelines
+        .current_async(c, entity)
+        .await?
+        .version;
     if versions.contains(&current) {
         return Ok(Some(current));
     }
@@ -258,13 +323,13 @@ async fn publish(
     let changed = blocking(move || pipelines.change(&c, entity, expected, &author, edit)).await?;
     if changed.stored {
         state.inner.metrics.change(&id, entity);
-        mapping_updated(state, &tenant, &id, entity, &changed.pipeline, None);
+        mapping_updated(state, &tenant, &id, entity, &changed.pipeline, None).await;
     }
     Ok(mapping_response(&changed.pipeline))
 }
 
 /// Emits `mapping.updated` for a published change.
-fn mapping_updated(
+async fn mapping_updated(
     state: &AppState,
     tenant: &str,
     connection: &str,
@@ -282,6 +347,7 @@ fn mapping_updated(
         .inner
         .webhooks
         .emit(tenant, EventType::MappingUpdated, data)
+        .await
     {
         tracing::error!(connection, error = %e, "mapping.updated was not queued");
     }
@@ -329,7 +395,7 @@ pub(super) async fn preview_mapping(
     Path((id, name)): Path<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let c = connection(&state, &caller, &id)?;
+    let c = connection(&state, &caller, &id).await?;
     let entity = entity(&c, &name)?;
     let Preview { overrides, payload } = json_body(body)?;
     let current = state.inner.pipelines.current_async(&c, entity).await?;
@@ -424,9 +490,9 @@ pub(super) async fn mapping_history(
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Json<History>, ApiError> {
-    let c = connection(&state, &caller, &id)?;
+    let c = connection(&state, &caller, &id).await?;
     let entity = entity(&c, &name)?;
-    let stored = state.inner.store.mapping_history(&c.id, entity)?;
+    let stored = state.inner.store.mapping_history(&c.id, entity).await?;
     // Versions count from 1 and only pruning removes them: a history that starts
     // later was pruned.
     let pruned_before = stored.first().map(|v| v.version).filter(|&first| first > 1);
@@ -464,10 +530,10 @@ pub(super) async fn rollback_mapping(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let c = connection(&state, &caller, &id)?;
+    let c = connection(&state, &caller, &id).await?;
     let entity = entity(&c, &name)?;
     let Rollback { version } = json_body(body)?;
-    let expected = expected_version(&state, &c, entity, &headers)?;
+    let expected = expected_version(&state, &c, entity, &headers).await?;
     let author = caller.0.id.clone();
     let pipelines = Arc::clone(&state.inner.pipelines);
     let id = c.id.clone();
@@ -483,7 +549,8 @@ pub(super) async fn rollback_mapping(
             entity,
             &changed.pipeline,
             Some(version),
-        );
+        )
+        .await;
     }
     Ok(mapping_response(&changed.pipeline))
 }

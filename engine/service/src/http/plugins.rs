@@ -14,7 +14,6 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::work::blocking;
 use super::{ApiError, AppState, Caller, ErrorCode, List};
 use crate::quota::Quotas;
 use crate::store::{PluginRecord, now};
@@ -30,7 +29,7 @@ pub(super) async fn upload_plugin(
     let bytes = body.map_err(|e| ApiError::new(e.status(), ErrorCode::BadBody, e.body_text()))?;
     let tenant = caller.0.tenant_id.clone();
     // Before compiling: a tenant at its quota does not get the CPU of a compilation.
-    plugin_quota(&state, &tenant, &bytes)?;
+    plugin_quota(&state, &tenant, &bytes).await?;
     let host = Arc::clone(&state.inner.host);
     let plugin_bytes = bytes.clone();
     let plugin = tokio::task::spawn_blocking(move || host.load(&plugin_bytes))
@@ -53,10 +52,11 @@ pub(super) async fn upload_plugin(
         size: bytes.len() as u64,
         uploaded_at: now(),
     };
-    state.counted(|| {
-        plugin_quota(&state, &tenant, &bytes)?;
-        Ok(state.inner.store.put_plugin(&record, &bytes)?)
-    })?;
+    {
+        let _counting = state.counting().await;
+        plugin_quota(&state, &tenant, &bytes).await?;
+        state.inner.store.put_plugin(&record, &bytes).await?;
+    }
     let answer = PluginAnswer {
         plugin: record,
         interface: plugin.interface(),
@@ -67,10 +67,10 @@ pub(super) async fn upload_plugin(
 
 /// Whether a tenant may store one more plugin version of these bytes: within its count
 /// and its bytes. Uploading a version it has already stored again is always allowed.
-fn plugin_quota(state: &AppState, tenant: &str, bytes: &[u8]) -> Result<(), ApiError> {
+async fn plugin_quota(state: &AppState, tenant: &str, bytes: &[u8]) -> Result<(), ApiError> {
     let quotas = &state.inner.quotas;
     let sha256 = PluginHost::sha256(bytes);
-    let held = state.inner.store.plugins(tenant)?;
+    let held = state.inner.store.plugins(tenant).await?;
     if held.iter().any(|p| p.sha256 == sha256) {
         return Ok(());
     }
@@ -116,7 +116,7 @@ pub(super) async fn list_plugins(
     caller: Caller,
 ) -> Result<Json<List<PluginRecord>>, ApiError> {
     Ok(Json(List {
-        data: state.inner.store.plugins(&caller.0.tenant_id)?,
+        data: state.inner.store.plugins(&caller.0.tenant_id).await?,
     }))
 }
 
@@ -128,7 +128,8 @@ pub(super) async fn describe_plugin(
     let (record, bytes) = state
         .inner
         .store
-        .plugin(&caller.0.tenant_id, &sha256)?
+        .plugin(&caller.0.tenant_id, &sha256)
+        .await?
         .ok_or_else(|| ApiError::not_found("plugin", &sha256))?;
     let host = Arc::clone(&state.inner.host);
     let plugin = tokio::task::spawn_blocking(move || host.load(&bytes))
@@ -152,13 +153,10 @@ pub(super) async fn delete_plugin(
     Path(sha256): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let tenant = &caller.0.tenant_id;
-    if state.inner.store.plugin(tenant, &sha256)?.is_none() {
+    if state.inner.store.plugin(tenant, &sha256).await?.is_none() {
         return Err(ApiError::not_found("plugin", &sha256));
     }
-    // The scan reads every mapping history of the tenant: off the async workers.
-    let store = Arc::clone(&state.inner.store);
-    let (owner, version) = (tenant.clone(), sha256.clone());
-    if let Some(used) = blocking(move || store.plugin_use(&owner, &version)).await? {
+    if let Some(used) = state.inner.store.plugin_use(tenant, &sha256).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             ErrorCode::PluginBound,
@@ -168,7 +166,7 @@ pub(super) async fn delete_plugin(
             ),
         ));
     }
-    state.inner.store.delete_plugin(tenant, &sha256)?;
+    state.inner.store.delete_plugin(tenant, &sha256).await?;
     // Its compiled code goes too (another tenant's upload of the same bytes, if any,
     // is compiled again when a pipeline next loads it).
     state.inner.host.forget(&sha256);

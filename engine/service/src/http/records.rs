@@ -18,6 +18,7 @@ use super::body::json_body;
 use super::connections::connection;
 use super::error::{ErrorBody, ErrorCode};
 use super::mappings::with_version;
+use super::mappings::{AtVersion, pipeline_at};
 use super::work::plugin_grant;
 use super::{ApiError, AppState, Caller, RequestId};
 use crate::connection::{ErrorKind, ListQuery, RecordsError};
@@ -229,10 +230,13 @@ pub(super) async fn list_records(
     entity: Entity,
     params: Result<Query<ListParams>, QueryRejection>,
     request_id: Option<RequestId>,
+    at: AtVersion,
 ) -> Result<Response, ApiError> {
     let params = query(params)?;
-    let c = connection(&state, &caller, &id)?;
+    let c = connection(&state, &caller, &id).await?;
     let entity = mapped(&c, entity)?;
+    // A later version asked for is loaded before the read maps with it.
+    pipeline_at(&state, &c, entity, at).await?;
     let updated_since = params
         .updated_since
         .as_deref()
@@ -294,10 +298,13 @@ pub(super) async fn get_record(
     entity: Entity,
     params: Result<Query<GetParams>, QueryRejection>,
     request_id: Option<RequestId>,
+    at: AtVersion,
 ) -> Result<Response, ApiError> {
     let params = query(params)?;
-    let c = connection(&state, &caller, &id)?;
+    let c = connection(&state, &caller, &id).await?;
     let entity = mapped(&c, entity)?;
+    // A later version asked for is loaded before the read maps with it.
+    pipeline_at(&state, &c, entity, at).await?;
     let fetched = state
         .inner
         .records
@@ -413,12 +420,13 @@ async fn prepare_write(
     entity: Entity,
     body: Result<Bytes, BytesRejection>,
     request_id: Option<&RequestId>,
+    at: AtVersion,
 ) -> Result<(Connection, Arc<crate::connection::Pipeline>, Value, Value), ApiError> {
-    let c = connection(state, caller, id)?;
+    let c = connection(state, caller, id).await?;
     let entity = mapped(&c, entity)?;
     let record: Value = json_body(body)?;
     check_unified(entity, &record)?;
-    let pipeline = state.inner.pipelines.current_async(&c, entity).await?;
+    let pipeline = pipeline_at(state, &c, entity, at).await?;
     let native = native_payload(state, &c, &pipeline, entity, &record, request_id).await?;
     Ok((c, pipeline, record, native))
 }
@@ -430,9 +438,10 @@ pub(super) async fn preview_write(
     entity: Entity,
     body: Result<Bytes, BytesRejection>,
     request_id: Option<RequestId>,
+    at: AtVersion,
 ) -> Result<Response, ApiError> {
     let (_, pipeline, _, native_payload) =
-        prepare_write(&state, &caller, &id, entity, body, request_id.as_ref()).await?;
+        prepare_write(&state, &caller, &id, entity, body, request_id.as_ref(), at).await?;
     let answer = WritePreview {
         native_payload,
         version: pipeline.version,
@@ -498,9 +507,10 @@ pub(super) async fn write_record(
     entity: Entity,
     body: Result<Bytes, BytesRejection>,
     request_id: Option<RequestId>,
+    at: AtVersion,
 ) -> Result<Response, ApiError> {
     let (c, _, record, native_payload) =
-        prepare_write(&state, &caller, &id, entity, body, request_id.as_ref()).await?;
+        prepare_write(&state, &caller, &id, entity, body, request_id.as_ref(), at).await?;
     if c.mode == Mode::Live {
         let fetched = state
             .inner

@@ -14,6 +14,7 @@ use super::connections::{
     ConnectionCreated, NewConnection, create_connection, delete_connection, get_connection,
     list_connections,
 };
+use super::mappings::AtVersion;
 use super::mappings::{
     History, MappingAnswer, Preview, PreviewAnswer, Rollback, bind_plugins, get_mapping,
     mapping_history, patch_mapping, preview_mapping, put_mapping, rollback_mapping,
@@ -210,52 +211,47 @@ fn resource_routes(r: &'static records::Resource) -> [Route; 5] {
                      caller: Caller,
                      Path(id): Path<String>,
                      params,
-                     request_id: Option<axum::Extension<RequestId>>| async move {
-        records::list_records(state, caller, id, entity, params, request_id.map(|e| e.0)).await
+                     request_id: Option<axum::Extension<RequestId>>,
+                     at: AtVersion| async move {
+        let request_id = request_id.map(|e| e.0);
+        records::list_records(state, caller, id, entity, params, request_id, at).await
     };
     let one = move |State(state): State<AppState>,
                     caller: Caller,
                     Path(ids): Path<(String, String)>,
                     params,
-                    request_id: Option<axum::Extension<RequestId>>| async move {
-        records::get_record(state, caller, ids, entity, params, request_id.map(|e| e.0)).await
+                    request_id: Option<axum::Extension<RequestId>>,
+                    at: AtVersion| async move {
+        let request_id = request_id.map(|e| e.0);
+        records::get_record(state, caller, ids, entity, params, request_id, at).await
     };
     let create = move |State(state): State<AppState>,
                        caller: Caller,
                        Path(id): Path<String>,
                        request_id: Option<axum::Extension<RequestId>>,
+                       at: AtVersion,
                        body: Result<Bytes, BytesRejection>| async move {
-        records::write_record(
-            state,
-            caller,
-            (id, None),
-            entity,
-            body,
-            request_id.map(|e| e.0),
-        )
-        .await
+        let request_id = request_id.map(|e| e.0);
+        records::write_record(state, caller, (id, None), entity, body, request_id, at).await
     };
     let update = move |State(state): State<AppState>,
                        caller: Caller,
                        Path((id, record_id)): Path<(String, String)>,
                        request_id: Option<axum::Extension<RequestId>>,
+                       at: AtVersion,
                        body: Result<Bytes, BytesRejection>| async move {
-        records::write_record(
-            state,
-            caller,
-            (id, Some(record_id)),
-            entity,
-            body,
-            request_id.map(|e| e.0),
-        )
-        .await
+        let ids = (id, Some(record_id));
+        let request_id = request_id.map(|e| e.0);
+        records::write_record(state, caller, ids, entity, body, request_id, at).await
     };
     let preview = move |State(state): State<AppState>,
                         caller: Caller,
                         Path(id): Path<String>,
                         request_id: Option<axum::Extension<RequestId>>,
+                        at: AtVersion,
                         body: Result<Bytes, BytesRejection>| async move {
-        records::preview_write(state, caller, id, entity, body, request_id.map(|e| e.0)).await
+        let request_id = request_id.map(|e| e.0);
+        records::preview_write(state, caller, id, entity, body, request_id, at).await
     };
     let record_schema: openapi::SchemaFn = match entity {
         Entity::PurchaseOrder => openapi::entity_schema::<0>,

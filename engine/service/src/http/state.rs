@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 
-use super::{ApiError, Metrics};
+use super::Metrics;
 use crate::connection::secrets::Sealer;
 use crate::connection::{Monitor, Pipelines, Records};
 use crate::quota::Quotas;
-use crate::store::Store;
+use crate::store::{Cached, Store};
 use crate::webhook::Webhooks;
 use crosswalk_core::mapping::MapLimits;
 use crosswalk_plugin_host::PluginHost;
@@ -25,7 +25,10 @@ pub struct AppState {
 
 /// The parts behind an [`AppState`], shared by every clone of it.
 pub(super) struct Shared {
+    /// The store, through the cache of keys and connections.
     pub(super) store: Arc<dyn Store>,
+    /// The same cache, for the change follower to drop what other replicas change.
+    pub(super) cache: Arc<Cached>,
     pub(super) pipelines: Arc<Pipelines>,
     pub(super) host: Arc<PluginHost>,
     pub(super) body_limit: usize,
@@ -39,7 +42,7 @@ pub(super) struct Shared {
     /// Held while a tenant's count of something is checked and one more is stored, so
     /// that concurrent creations cannot pass a quota together. Creations are rare: one
     /// lock for all is enough.
-    pub(super) counting: std::sync::Mutex<()>,
+    pub(super) counting: tokio::sync::Mutex<()>,
     /// The OpenAPI document, with these quotas, serialized on first use.
     pub(super) openapi: std::sync::OnceLock<Bytes>,
     /// What mapping may take, and `max_answer_bytes` for every JSON answer of records.
@@ -57,6 +60,9 @@ pub struct ServiceOptions {
     /// The first wait before a failed webhook delivery is retried; it doubles with
     /// each attempt.
     pub webhook_backoff: std::time::Duration,
+    /// How long a replica's claim on a subscription's deliveries lasts unless renewed:
+    /// the longest a replica that stopped mid-delivery holds its events up.
+    pub webhook_lease: std::time::Duration,
     /// Where webhooks, live upstreams and token endpoints may be reached: by default
     /// no loopback, private, link-local or metadata address (`--allow-upstream`).
     pub egress: crate::egress::Policy,
@@ -72,6 +78,7 @@ impl Default for ServiceOptions {
         ServiceOptions {
             sealer: None,
             webhook_backoff: std::time::Duration::from_secs(5),
+            webhook_lease: crate::webhook::DEFAULT_CLAIM_LEASE,
             egress: crate::egress::Policy::deny_internal(),
             quotas: Quotas::DEFAULT,
             map_limits: MapLimits::DEFAULT,
@@ -97,17 +104,22 @@ impl AppState {
         body_limit: usize,
         options: ServiceOptions,
     ) -> AppState {
+        let cache = Arc::new(Cached::new(store));
+        let store: Arc<dyn Store> = Arc::clone(&cache) as Arc<dyn Store>;
         let pipelines = Arc::new(
             Pipelines::new(Arc::clone(&store), Arc::clone(&host))
                 .with_quotas(options.quotas)
                 .with_limits(options.map_limits),
         );
-        let webhooks = Arc::new(Webhooks::new(
-            Arc::clone(&store),
-            options.webhook_backoff,
-            options.sealer.clone(),
-            options.egress.clone(),
-        ));
+        let webhooks = Arc::new(
+            Webhooks::new(
+                Arc::clone(&store),
+                options.webhook_backoff,
+                options.sealer.clone(),
+                options.egress.clone(),
+            )
+            .with_lease(options.webhook_lease),
+        );
         let monitor = Arc::new(Monitor::new(Arc::clone(&store), Arc::clone(&webhooks)));
         let records = Arc::new(Records::new(
             Arc::clone(&store),
@@ -119,6 +131,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Shared {
                 store,
+                cache,
                 pipelines,
                 host,
                 body_limit,
@@ -127,7 +140,7 @@ impl AppState {
                 webhooks,
                 egress: options.egress,
                 quotas: options.quotas,
-                counting: std::sync::Mutex::new(()),
+                counting: tokio::sync::Mutex::new(()),
                 openapi: std::sync::OnceLock::new(),
                 map_limits: options.map_limits,
                 floor: None,
@@ -139,6 +152,21 @@ impl AppState {
     /// previous run left undelivered first. Call once per process.
     pub fn start_webhooks(&self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(Arc::clone(&self.inner.webhooks).run())
+    }
+
+    /// Starts following the changes other replicas commit to a shared store, on the
+    /// current tokio runtime, comparing everything held with the store every `period`
+    /// in any case; a store only this process uses has nothing to follow. Call once
+    /// per process.
+    pub fn start_following(&self, period: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::connection::fleet::follow(
+            crate::connection::fleet::Follower {
+                store: Arc::clone(&self.inner.cache),
+                pipelines: Arc::clone(&self.inner.pipelines),
+                records: Arc::clone(&self.inner.records),
+                period,
+            },
+        ))
     }
 
     /// Adds `POST /bench/floor` for benchmarks: it authenticates the caller and reads
@@ -164,18 +192,10 @@ impl AppState {
         &self.inner.quotas
     }
 
-    /// Runs `store` while holding the lock that orders creations counted against a
-    /// quota: count, then store, with no other creation in between.
-    pub(super) fn counted<T>(
-        &self,
-        store: impl FnOnce() -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
-        let _held = self
-            .inner
-            .counting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        store()
+    /// The lock that orders creations counted against a quota: hold it to count, then
+    /// store, with no other creation in between.
+    pub(super) async fn counting(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.counting.lock().await
     }
 
     /// `max_answer_bytes`, as errors name it.

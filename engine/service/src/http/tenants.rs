@@ -54,8 +54,12 @@ pub(super) async fn create_tenant(
     }
     let NewTenant { name } = json_body(body)?;
     state.inner.quotas.name("name", &name)?;
-    let tenant = state.inner.store.create_tenant(&name)?;
-    let (key, secret) = state.inner.store.create_key(&tenant.id, Role::Tenant)?;
+    let tenant = state.inner.store.create_tenant(&name).await?;
+    let (key, secret) = state
+        .inner
+        .store
+        .create_key(&tenant.id, Role::Tenant)
+        .await?;
     let answer = TenantCreated {
         tenant,
         api_key: NewKey { id: key.id, secret },

@@ -42,12 +42,13 @@ pub(super) async fn transform(
     Path((id, name)): Path<(String, String)>,
     query: Result<Query<TransformQuery>, axum::extract::rejection::QueryRejection>,
     request_id: Option<axum::Extension<RequestId>>,
+    at: super::mappings::AtVersion,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let c = connection(&state, &caller, &id)?;
+    let c = connection(&state, &caller, &id).await?;
     let entity = entity(&c, &name)?;
-    let pipeline = state.inner.pipelines.current_async(&c, entity).await?;
+    let pipeline = super::mappings::pipeline_at(&state, &c, entity, at).await?;
     let options = MapOptions {
         strict: query.strict,
         remote_data: query.remote_data,
@@ -110,10 +111,9 @@ pub(super) async fn transform(
     // Dropped with this future when the client goes away: the plugin work stops.
     let _cancel = grant.as_ref().map(Grant::cancel_on_drop);
     let limit = state.answer_limit();
-    // What the monitor records of a batch goes to the store (flushed): on the blocking
-    // pool, never on an async worker. `record_here` says the work runs there already;
-    // otherwise what is to be recorded is handed back.
-    let work = move |record_here: bool| {
+    // What the monitor records of a batch is queued for its writer: recording it
+    // writes nothing here.
+    let work = move || {
         let (one, records) = match Payload::unwrap(payload) {
             Payload::One(r) => (true, vec![r]),
             Payload::Many(rs) => (false, rs),
@@ -125,17 +125,11 @@ pub(super) async fn transform(
         metrics.batch(&c.id, entity, &batch);
         // Nobody reads the answer of a cancelled request, and what cancelling did to
         // its records is not the connection's problem.
-        let mut unrecorded = None;
         if !grant.as_ref().is_some_and(|g| g.cancel().is_cancelled()) {
-            let review = monitor.review(&c, entity, &batch, &[], request_id.as_deref());
-            if record_here {
-                monitor.record(&c, review);
-            } else if !review.is_empty() {
-                unrecorded = Some((Arc::clone(&monitor), c.clone(), review));
-            }
+            monitor.mapped(&c, entity, &batch, &[], request_id.as_deref());
         }
         // Serialised once, within `max_answer_bytes`.
-        let answer = if one {
+        if one {
             match batch.records.into_iter().next().expect("one record") {
                 Ok(record) => answer::json(&json!({"data": record}), limit),
                 Err(e) => Err(answer::record_failed(&e)),
@@ -150,23 +144,15 @@ pub(super) async fn transform(
                     .collect();
                 answer::json(&json!({"data": results}), limit)
             })
-        };
-        (answer, unrecorded)
+        }
     };
     // Built-in transforms take microseconds a record: a small payload is mapped right
-    // here, and only what the monitor records, when there is something, goes to the
-    // blocking pool. Plugins (which may run up to their time limit) and large batches
-    // are mapped off the async workers.
+    // here. Plugins (which may run up to their time limit) and large batches are
+    // mapped off the async workers.
     let answer = if !pipeline_calls_plugins && small {
-        let (answer, unrecorded) = work(false);
-        if let Some((monitor, c, review)) = unrecorded {
-            tokio::task::spawn_blocking(move || monitor.record(&c, review))
-                .await
-                .map_err(|e| ApiError::internal(&e))?;
-        }
-        answer?
+        work()?
     } else {
-        tokio::task::spawn_blocking(move || work(true).0)
+        tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| ApiError::internal(&e))??
     };

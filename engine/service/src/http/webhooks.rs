@@ -107,11 +107,12 @@ pub(super) async fn subscribe(
         secret: stored,
     };
     let tenant = &subscription.tenant_id;
-    state.counted(|| {
-        let held = state.inner.store.subscriptions(tenant)?.len();
+    {
+        let _counting = state.counting().await;
+        let held = state.inner.store.subscriptions(tenant).await?.len();
         Quotas::one_more("max_webhooks", quotas.max_webhooks, held, "webhooks")?;
-        Ok(state.inner.store.put_subscription(&subscription)?)
-    })?;
+        state.inner.store.put_subscription(&subscription).await?;
+    }
     subscription.secret.clear();
     Ok((
         StatusCode::CREATED,
@@ -135,18 +136,20 @@ pub(super) async fn list(
     let data = state
         .inner
         .store
-        .subscriptions(&caller.0.tenant_id)?
+        .subscriptions(&caller.0.tenant_id)
+        .await?
         .into_iter()
         .map(hidden)
         .collect();
     Ok(Json(List { data }))
 }
 
-fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Subscription, ApiError> {
+async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Subscription, ApiError> {
     state
         .inner
         .store
-        .subscription(&caller.0.tenant_id, id)?
+        .subscription(&caller.0.tenant_id, id)
+        .await?
         .ok_or_else(|| ApiError::not_found("webhook subscription", id))
 }
 
@@ -155,7 +158,7 @@ pub(super) async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Subscription>, ApiError> {
-    Ok(Json(hidden(find(&state, &caller, &id)?)))
+    Ok(Json(hidden(find(&state, &caller, &id).await?)))
 }
 
 pub(super) async fn unsubscribe(
@@ -166,7 +169,8 @@ pub(super) async fn unsubscribe(
     if !state
         .inner
         .store
-        .delete_subscription(&caller.0.tenant_id, &id)?
+        .delete_subscription(&caller.0.tenant_id, &id)
+        .await?
     {
         return Err(ApiError::not_found("webhook subscription", &id));
     }
@@ -178,8 +182,8 @@ pub(super) async fn deliveries(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<List<DeliveryAttempt>>, ApiError> {
-    let s = find(&state, &caller, &id)?;
+    let s = find(&state, &caller, &id).await?;
     Ok(Json(List {
-        data: state.inner.store.delivery_log(&s.id)?,
+        data: state.inner.store.delivery_log(&s.id).await?,
     }))
 }

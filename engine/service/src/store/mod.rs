@@ -3,12 +3,20 @@
 //! each connection's mapping, uploaded plugins, each connection's error log, webhook
 //! subscriptions, the webhook outbox and each subscription's delivery log.
 //!
-//! [`Store`] is a small trait so that the engine does not depend on one database:
-//! [`SledStore`] is the embedded default (one sled tree per kind of record, typed keys,
-//! every change flushed to disk before it returns), and a shared database with change
-//! notification can stand beside it for several replicas. Every method is scoped by
-//! tenant where records belong to one, so that one tenant cannot reach another's.
+//! [`Store`] is a small async trait so that the engine does not depend on one database
+//! and never waits for one on an async worker:
+//! - [`SledStore`] is the embedded default: one sled tree per kind of record, typed
+//!   keys, every change flushed to disk (on the blocking pool) before it returns;
+//! - [`PgStore`] is the shared store of a fleet of replicas: PostgreSQL through a
+//!   connection pool, its schema versioned by [`migrations`](pg_store).
+//!
+//! Every method is scoped by tenant where records belong to one, so that one tenant
+//! cannot reach another's. Code that runs on the blocking pool (compiling a pipeline,
+//! recording a monitor's findings) calls the store through [`wait`].
 
+mod cached;
+pub mod cluster;
+mod pg_store;
 mod sled_store;
 
 use schemars::JsonSchema;
@@ -21,14 +29,61 @@ use crosswalk_core::model::Entity;
 use crosswalk_plugin_host::LimitOverrides;
 use crosswalk_systems::SystemId;
 
+pub use cached::Cached;
+pub use pg_store::{MIGRATIONS, PgOptions, PgStore, PgStoreError, redact};
 pub use sled_store::SledStore;
+
+/// A change another replica committed, as the shared store announces it
+/// ([`Store::changes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// A new version of a connection's mapping of an entity (its overrides or its
+    /// plugin bindings).
+    Mapping {
+        /// The owner.
+        tenant: String,
+        /// The connection.
+        connection: String,
+        /// The entity.
+        entity: Entity,
+        /// The version now last.
+        version: u64,
+    },
+    /// A connection's record changed (its credentials, its token, its needs-reauth
+    /// mark) or it was deleted.
+    Connection {
+        /// The owner.
+        tenant: String,
+        /// The connection.
+        connection: String,
+    },
+    /// A delivery was added to the webhook outbox or rescheduled: a replica that is
+    /// not delivering may look for work (what another replica claimed it leaves).
+    Outbox,
+    /// Changes may have been missed (the listener reconnected, or fell behind):
+    /// compare what is held with the store and reload what changed.
+    Resync,
+}
+
+/// Waits for a store call from synchronous code on the blocking pool (a
+/// `spawn_blocking` task) of the current tokio runtime. It panics on an async worker,
+/// where waiting would stall every request that worker serves: call the store with
+/// `.await` there.
+pub fn wait<F: std::future::Future>(call: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(call)
+}
 
 /// A failure of the storage itself (not a missing record: that is `None`).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database failed: I/O, corruption, a full disk.
+    /// The database failed: I/O, corruption, a full disk, a statement it refused.
     #[error("storage error: {0}")]
     Database(String),
+    /// The database cannot be reached now (a shared store's server is down, or every
+    /// connection of the pool is busy past its wait): the request may be tried again.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     /// A stored record does not decode: written by an incompatible version.
     #[error("stored {what} `{key}` does not decode: {message}")]
     Corrupt {
@@ -73,6 +128,17 @@ pub struct Tenant {
     pub created_at: String,
 }
 
+impl Tenant {
+    /// A new tenant, with a fresh id.
+    pub fn new(name: &str) -> Tenant {
+        Tenant {
+            id: crate::ids::random_id("ten"),
+            name: name.to_owned(),
+            created_at: now(),
+        }
+    }
+}
+
 /// An API key; only the sha256 of its secret is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
@@ -84,6 +150,23 @@ pub struct ApiKey {
     pub role: Role,
     /// RFC 3339.
     pub created_at: String,
+}
+
+impl ApiKey {
+    /// A new key of a tenant, with a fresh id.
+    pub fn new(tenant_id: &str, role: Role) -> ApiKey {
+        ApiKey {
+            id: crate::ids::random_id("key"),
+            tenant_id: tenant_id.to_owned(),
+            role,
+            created_at: now(),
+        }
+    }
+}
+
+/// A fresh key secret: `cw_` and 24 random bytes in hex.
+pub fn new_secret() -> String {
+    format!("cw_{}", hex::encode(crate::ids::random_bytes::<24>()))
 }
 
 /// How a connection gets its records.
@@ -123,6 +206,29 @@ pub struct Connection {
     /// fast until the connection is reauthorized.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needs_reauth_since: Option<String>,
+}
+
+impl Connection {
+    /// A new connection of a tenant, with a fresh id and connection token.
+    pub fn new(
+        tenant_id: &str,
+        system: SystemId,
+        name: &str,
+        mode: Mode,
+        upstream: Option<UpstreamConfig>,
+    ) -> Connection {
+        Connection {
+            id: crate::ids::random_id("con"),
+            tenant_id: tenant_id.to_owned(),
+            system,
+            name: name.to_owned(),
+            mode,
+            created_at: now(),
+            upstream,
+            token: crate::ids::random_id("ctk"),
+            needs_reauth_since: None,
+        }
+    }
 }
 
 /// A plugin version bound to a connection's mapping, with its limits there.
@@ -188,23 +294,37 @@ pub struct PluginUse {
 }
 
 /// The service's storage.
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Creates a tenant.
-    fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError>;
+    async fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError>;
     /// A tenant by id.
-    fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError>;
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError>;
     /// Every tenant.
-    fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
 
     /// Creates a key for a tenant; returns it and its secret, which is not stored.
-    fn create_key(&self, tenant_id: &str, role: Role) -> Result<(ApiKey, String), StoreError>;
+    async fn create_key(
+        &self,
+        tenant_id: &str,
+        role: Role,
+    ) -> Result<(ApiKey, String), StoreError> {
+        let secret = new_secret();
+        let key = self.import_key(tenant_id, role, &secret).await?;
+        Ok((key, secret))
+    }
     /// Stores a key with a secret chosen by the operator (`CROSSWALK_ADMIN_KEY`).
-    fn import_key(&self, tenant_id: &str, role: Role, secret: &str) -> Result<ApiKey, StoreError>;
+    async fn import_key(
+        &self,
+        tenant_id: &str,
+        role: Role,
+        secret: &str,
+    ) -> Result<ApiKey, StoreError>;
     /// The key whose secret this is.
-    fn key_by_secret(&self, secret: &str) -> Result<Option<ApiKey>, StoreError>;
+    async fn key_by_secret(&self, secret: &str) -> Result<Option<ApiKey>, StoreError>;
 
     /// Creates a connection.
-    fn create_connection(
+    async fn create_connection(
         &self,
         tenant_id: &str,
         system: SystemId,
@@ -214,21 +334,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Connection, StoreError>;
     /// Replaces a connection's record (its token, its needs-reauth mark) and, when
     /// given, its sealed credentials, together.
-    fn update_connection(
+    async fn update_connection(
         &self,
         connection: &Connection,
         credentials: Option<&[u8]>,
     ) -> Result<(), StoreError>;
     /// A connection's sealed credentials.
-    fn credentials(&self, connection_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn credentials(&self, connection_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// A tenant's connection by id; `None` for another tenant's.
-    fn connection(&self, tenant_id: &str, id: &str) -> Result<Option<Connection>, StoreError>;
+    async fn connection(&self, tenant_id: &str, id: &str)
+    -> Result<Option<Connection>, StoreError>;
     /// A tenant's connections.
-    fn connections(&self, tenant_id: &str) -> Result<Vec<Connection>, StoreError>;
+    async fn connections(&self, tenant_id: &str) -> Result<Vec<Connection>, StoreError>;
     /// Every connection of every tenant (for loading at start).
-    fn all_connections(&self) -> Result<Vec<Connection>, StoreError>;
+    async fn all_connections(&self) -> Result<Vec<Connection>, StoreError>;
     /// Deletes a connection and its mapping versions; `false` when there was none.
-    fn delete_connection(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError>;
+    async fn delete_connection(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError>;
 
     /// Stores the next version of a connection's mapping of an entity, the last plus
     /// one, when the last stored version is `base` (0: none yet). The check and the
@@ -236,7 +357,7 @@ pub trait Store: Send + Sync + 'static {
     /// replaces a newer one: when another change came in between, nothing is stored and
     /// the answer is [`StoreError::VersionMoved`].
     #[allow(clippy::too_many_arguments)]
-    fn append_mapping(
+    async fn append_mapping(
         &self,
         connection_id: &str,
         entity: Entity,
@@ -247,7 +368,7 @@ pub trait Store: Send + Sync + 'static {
         rollback_of: Option<u64>,
     ) -> Result<MappingVersion, StoreError>;
     /// Every version kept of a connection's mapping of an entity, oldest first.
-    fn mapping_history(
+    async fn mapping_history(
         &self,
         connection_id: &str,
         entity: Entity,
@@ -255,7 +376,7 @@ pub trait Store: Send + Sync + 'static {
     /// Removes the oldest versions of a connection's mapping of an entity: all but the
     /// newest `keep`, and those that take the versions kept past `keep_bytes` as
     /// stored. The newest version always stays. Returns how many were removed.
-    fn prune_mapping_history(
+    async fn prune_mapping_history(
         &self,
         connection_id: &str,
         entity: Entity,
@@ -264,28 +385,33 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<usize, StoreError>;
 
     /// Stores an uploaded plugin version (idempotent for the same tenant and bytes).
-    fn put_plugin(&self, record: &PluginRecord, bytes: &[u8]) -> Result<(), StoreError>;
+    async fn put_plugin(&self, record: &PluginRecord, bytes: &[u8]) -> Result<(), StoreError>;
     /// A tenant's plugin version and its bytes.
-    fn plugin(
+    async fn plugin(
         &self,
         tenant_id: &str,
         sha256: &str,
     ) -> Result<Option<(PluginRecord, Vec<u8>)>, StoreError>;
     /// A tenant's plugin versions.
-    fn plugins(&self, tenant_id: &str) -> Result<Vec<PluginRecord>, StoreError>;
+    async fn plugins(&self, tenant_id: &str) -> Result<Vec<PluginRecord>, StoreError>;
     /// Deletes a tenant's plugin version; `false` when there was none.
-    fn delete_plugin(&self, tenant_id: &str, sha256: &str) -> Result<bool, StoreError>;
+    async fn delete_plugin(&self, tenant_id: &str, sha256: &str) -> Result<bool, StoreError>;
     /// Where a tenant's plugin version `sha256` is in use: the first of the tenant's
     /// connections (in the order of [`Store::connections`]) whose current mapping of an
     /// entity (in the order of [`Entity::ALL`]) binds it; `None` when no current mapping
     /// does. Only the last version of each mapping counts: it is the one requests map
     /// with. This reads every mapping history of the tenant; a store that indexes
     /// bindings may answer faster.
-    fn plugin_use(&self, tenant_id: &str, sha256: &str) -> Result<Option<PluginUse>, StoreError> {
-        for c in self.connections(tenant_id)? {
+    async fn plugin_use(
+        &self,
+        tenant_id: &str,
+        sha256: &str,
+    ) -> Result<Option<PluginUse>, StoreError> {
+        for c in self.connections(tenant_id).await? {
             for entity in Entity::ALL {
                 let bound = self
-                    .mapping_history(&c.id, entity)?
+                    .mapping_history(&c.id, entity)
+                    .await?
                     .last()
                     .is_some_and(|v| v.plugins.iter().any(|b| b.sha256 == sha256));
                 if bound {
@@ -300,112 +426,105 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Adds to a connection's error log, keeping its newest `keep` entries.
-    fn log_error(
+    async fn log_error(
         &self,
         connection_id: &str,
         entry: &ErrorEntry,
         keep: usize,
     ) -> Result<(), StoreError>;
     /// A connection's error log, newest first.
-    fn errors(&self, connection_id: &str) -> Result<Vec<ErrorEntry>, StoreError>;
+    async fn errors(&self, connection_id: &str) -> Result<Vec<ErrorEntry>, StoreError>;
 
     /// Stores a webhook subscription.
-    fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError>;
+    async fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError>;
     /// A tenant's subscription by id.
-    fn subscription(&self, tenant_id: &str, id: &str) -> Result<Option<Subscription>, StoreError>;
+    async fn subscription(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<Subscription>, StoreError>;
     /// A tenant's subscriptions.
-    fn subscriptions(&self, tenant_id: &str) -> Result<Vec<Subscription>, StoreError>;
+    async fn subscriptions(&self, tenant_id: &str) -> Result<Vec<Subscription>, StoreError>;
     /// Deletes a subscription and its delivery log; `false` when there was none.
-    fn delete_subscription(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError>;
+    async fn delete_subscription(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError>;
 
     /// Adds or replaces a delivery in the webhook outbox.
-    fn put_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    async fn put_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
     /// Removes a delivery from the outbox.
-    fn remove_delivery(&self, id: &str) -> Result<(), StoreError>;
+    async fn remove_delivery(&self, id: &str) -> Result<(), StoreError>;
     /// Every delivery in the outbox.
-    fn deliveries(&self) -> Result<Vec<Delivery>, StoreError>;
+    async fn deliveries(&self) -> Result<Vec<Delivery>, StoreError>;
+    /// Claims for `owner`, until `until_ms`, the subscriptions that have a delivery due
+    /// by `now_ms` and that no live claim holds (at most `limit` of them); answers the
+    /// due deliveries of those it claimed, oldest first. One replica at a time
+    /// delivers a subscription's deliveries, in order; a claim ends with
+    /// [`Store::release_claim`], or expires, so that the deliveries of a replica that
+    /// stopped mid-way are claimed by another (at least once: a delivery it sent but
+    /// did not record is sent again, with the same event id).
+    async fn claim_outbox(
+        &self,
+        owner: &str,
+        now_ms: u64,
+        until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Extends `owner`'s claim on a subscription to `until_ms`; `false` when the claim
+    /// is no longer `owner`'s (it expired and another replica claimed it).
+    async fn renew_claim(
+        &self,
+        owner: &str,
+        subscription_id: &str,
+        until_ms: u64,
+    ) -> Result<bool, StoreError>;
+    /// Ends `owner`'s claim on a subscription.
+    async fn release_claim(&self, owner: &str, subscription_id: &str) -> Result<(), StoreError>;
+    /// When the outbox next needs looking at, in Unix milliseconds: the earliest due
+    /// time of a delivery whose subscription no live claim holds, or the earliest
+    /// expiry of a claim; `None` for an empty outbox.
+    async fn outbox_next(&self, now_ms: u64) -> Result<Option<u64>, StoreError>;
     /// Adds to a subscription's delivery log, keeping its newest `keep` entries.
-    fn log_delivery(
+    async fn log_delivery(
         &self,
         subscription_id: &str,
         attempt: &DeliveryAttempt,
         keep: usize,
     ) -> Result<(), StoreError>;
     /// A subscription's delivery log, newest first.
-    fn delivery_log(&self, subscription_id: &str) -> Result<Vec<DeliveryAttempt>, StoreError>;
+    async fn delivery_log(&self, subscription_id: &str)
+    -> Result<Vec<DeliveryAttempt>, StoreError>;
+
+    /// Stores `value` under `key` unless a value is there already; answers the value
+    /// stored, this one or the first. Replicas agree through it on what is decided
+    /// once per store: which of them sets a fresh store up, which secret key seals it.
+    async fn claim_meta(&self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    /// The last version of a connection's mapping of an entity (0: none stored), read
+    /// without the history.
+    async fn mapping_version(&self, connection_id: &str, entity: Entity)
+    -> Result<u64, StoreError>;
+
+    /// Marks a connection as refused by its upstream since `at`, unless it is marked
+    /// already or its token is no longer `token` (it was reauthorized since): answers
+    /// whether this call marked it. Of several replicas that meet the same refusal, one
+    /// marks the connection and raises `connection.reauth_required`.
+    async fn mark_needs_reauth(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        token: &str,
+        at: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// The changes replicas commit, this one's included, for a store shared by
+    /// several: `None` for a store only this process uses. A receiver that falls
+    /// behind (`RecvError::Lagged`) has missed changes: it resyncs as on
+    /// [`Change::Resync`].
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
 }
 
 /// Now, as RFC 3339 in UTC.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn binding(sha256: &str) -> PluginBinding {
-        PluginBinding {
-            sha256: sha256.to_owned(),
-            limits: LimitOverrides::default(),
-        }
-    }
-
-    #[test]
-    fn a_plugin_is_in_use_while_a_current_mapping_of_its_tenant_binds_it() {
-        let dir =
-            std::env::temp_dir().join(format!("crosswalk-store-plugin-use-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = SledStore::open(&dir).unwrap();
-        let acme = store.create_tenant("Acme").unwrap();
-        let other = store.create_tenant("Other").unwrap();
-        let connect = |name: &str| {
-            store
-                .create_connection(&acme.id, SystemId::IbmMaximo, name, Mode::Sandbox, None)
-                .unwrap()
-        };
-        let (first, second) = (connect("first"), connect("second"));
-        let (uom, unused) = ("a".repeat(64), "b".repeat(64));
-        let append = |c: &Connection, entity: Entity, base: u64, plugins: Vec<PluginBinding>| {
-            store
-                .append_mapping(
-                    &c.id,
-                    entity,
-                    base,
-                    OverrideSpec::default(),
-                    plugins,
-                    "key_1",
-                    None,
-                )
-                .unwrap();
-        };
-        assert_eq!(store.plugin_use(&acme.id, &uom).unwrap(), None);
-        // Bound by an earlier version of the first connection's mapping only: history,
-        // not use.
-        append(&first, Entity::WorkOrder, 0, vec![binding(&uom)]);
-        append(&first, Entity::WorkOrder, 1, vec![]);
-        assert_eq!(store.plugin_use(&acme.id, &uom).unwrap(), None);
-        // Bound by the second connection's current mapping of assets.
-        append(&second, Entity::WorkOrder, 0, vec![binding(&unused)]);
-        append(
-            &second,
-            Entity::Asset,
-            0,
-            vec![binding(&unused), binding(&uom)],
-        );
-        assert_eq!(
-            store.plugin_use(&acme.id, &uom).unwrap(),
-            Some(PluginUse {
-                connection_id: second.id.clone(),
-                entity: Entity::Asset,
-            })
-        );
-        // Another tenant's plugin of the same bytes is not in use.
-        assert_eq!(store.plugin_use(&other.id, &uom).unwrap(), None);
-        // Unbound by a new version: no longer in use.
-        append(&second, Entity::Asset, 1, vec![binding(&unused)]);
-        assert_eq!(store.plugin_use(&acme.id, &uom).unwrap(), None);
-        drop(store);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }
