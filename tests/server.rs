@@ -15,21 +15,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-struct Server {
-    child: Child,
-    addr: String,
-    demo_key: String,
-    connections: Vec<(String, String)>,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
+    pub(crate) demo_key: String,
+    pub(crate) connections: Vec<(String, String)>,
 }
 
 impl Server {
     /// Starts the binary and reads what it prints until it listens.
-    fn start(data_dir: &std::path::Path) -> Server {
+    pub(crate) fn start(data_dir: &std::path::Path) -> Server {
         Server::start_with(data_dir, &[])
     }
 
     /// [`Server::start`], with more arguments for `serve`.
-    fn start_with(data_dir: &std::path::Path, serve_args: &[&str]) -> Server {
+    pub(crate) fn start_with(data_dir: &std::path::Path, serve_args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_crosswalk"))
             .args([
                 "serve",
@@ -84,7 +84,7 @@ impl Server {
     }
 
     /// The demo tenant's connection to `system`'s sandbox.
-    fn sandbox(&self, system: &str) -> String {
+    pub(crate) fn sandbox(&self, system: &str) -> String {
         self.connections
             .iter()
             .find(|(s, _)| s == system)
@@ -93,7 +93,7 @@ impl Server {
             .clone()
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         Command::new("kill")
             .arg(self.child.id().to_string())
             .status()
@@ -117,7 +117,7 @@ impl Drop for Server {
 }
 
 /// One HTTP/1.1 request: status, the mapping-version header, and the JSON body.
-fn request(
+pub(crate) fn request(
     addr: &str,
     method: &str,
     path: &str,
@@ -128,18 +128,34 @@ fn request(
 }
 
 /// [`request`], with an error for a connection that fails or a broken answer.
-fn try_request(
+pub(crate) fn try_request(
     addr: &str,
     method: &str,
     path: &str,
     key: &str,
     body: &[u8],
 ) -> std::io::Result<(u16, Option<u64>, Value)> {
+    try_request_with(addr, method, path, key, body, &[])
+}
+
+/// [`try_request`], with more headers.
+pub(crate) fn try_request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, Option<u64>, Value)> {
     let broken = || std::io::Error::other("no complete HTTP answer");
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let more: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{more}Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;
@@ -315,11 +331,11 @@ fn hot_swap_under_load_and_a_restart_keeps_everything() {
 }
 
 /// The deliveries a receiver got: each one's signature header and body.
-type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+pub(crate) type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
 /// A webhook receiver on a plain socket: answers 200 to every request and keeps
 /// each one's signature header and body.
-fn receive_webhooks(listener: std::net::TcpListener) -> Received {
+pub(crate) fn receive_webhooks(listener: std::net::TcpListener) -> Received {
     let got = Arc::new(Mutex::new(Vec::new()));
     let keep = Arc::clone(&got);
     std::thread::spawn(move || {
@@ -459,7 +475,7 @@ fn sandbox_reads_status_and_webhooks_that_outlive_a_restart() {
 }
 
 /// Kills the server with SIGKILL (no shutdown, no flush but its own).
-fn kill9(mut server: Server) {
+pub(crate) fn kill9(mut server: Server) {
     server.child.kill().expect("SIGKILL");
     server.child.wait().expect("the server is gone");
 }
