@@ -393,3 +393,63 @@ fn a_replica_killed_mid_delivery_loses_no_event() {
     );
     b.stop();
 }
+
+/// Moving up: a deployment that started on the embedded store is copied into
+/// PostgreSQL with `crosswalk store copy`, and a replica on PostgreSQL serves it as
+/// it was: the same keys, the same connections, the same mapping version.
+#[test]
+fn store_copy_moves_an_embedded_store_into_postgres() {
+    let Some(mut fleet) = Fleet::new() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("crosswalk-copy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let embedded = Server::start(&dir);
+    let key = embedded.demo_key.clone();
+    let sap = embedded.sandbox("sap-s4hana");
+    let mapping = format!("/v1/connections/{sap}/mappings/purchase_order");
+    change(&embedded, &mapping, &key, "before the move", 1);
+    embedded.stop();
+
+    let copy = |from: &str, to: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_crosswalk"))
+            .args(["store", "copy", "--from", from, "--to", to])
+            .output()
+            .unwrap()
+    };
+    let copied = copy(dir.to_str().unwrap(), &fleet.url);
+    let stdout = String::from_utf8_lossy(&copied.stdout);
+    assert!(
+        copied.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    assert!(
+        stdout.contains("2 tenants, 2 keys, 3 connections"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 mapping versions"), "{stdout}");
+    assert!(stdout.contains("verified:"), "{stdout}");
+    // Copied again: the target is not empty, and the error says what it holds.
+    let again = copy(dir.to_str().unwrap(), &fleet.url);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(
+        stderr.contains("the store to copy into is not empty: it holds 2 tenants"),
+        "{stderr}"
+    );
+    // A directory with no store in it.
+    let nothing = copy("/nonexistent-crosswalk-dir", &fleet.url);
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("holds no embedded store"));
+
+    let replica = fleet.replica(&[]);
+    assert!(
+        replica.demo_key.is_empty(),
+        "the copied store is set up already"
+    );
+    let (status, version, body) = request(&replica.addr, "GET", &mapping, &key, b"");
+    assert_eq!((status, version), (200, Some(1)), "{body}");
+    change(&replica, &mapping, &key, "after the move", 2);
+    replica.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

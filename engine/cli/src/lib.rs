@@ -24,6 +24,7 @@ use crosswalk_service::ndjson;
 use crosswalk_systems::{self as systems, SYSTEMS, System};
 
 mod serve;
+mod store;
 
 use serve::ServeArgs;
 
@@ -141,8 +142,28 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
-    /// Run the HTTP service, with its embedded storage.
+    /// Run the HTTP service, with its embedded storage (or a shared PostgreSQL store).
     Serve(Box<ServeArgs>),
+    /// Work on a service's store.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copy everything a store holds into another, empty one, and verify the copy by
+    /// counts: a data dir's embedded store into PostgreSQL, or back. Stop the servers
+    /// of the source first: what they change meanwhile is not copied.
+    Copy {
+        /// The store to copy: a data dir (as `serve --data-dir`) or a postgres:// address.
+        #[arg(long)]
+        from: String,
+        /// The empty store to copy into: a data dir or a postgres:// address.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -321,6 +342,9 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve::serve(*args),
+        Command::Store {
+            command: StoreCommand::Copy { from, to },
+        } => store::copy(&from, &to, out),
         Command::Plugin {
             command: PluginCommand::Check { file, plugins },
         } => {

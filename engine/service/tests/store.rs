@@ -1077,3 +1077,165 @@ async fn a_request_naming_a_version_gets_it_from_a_replica_that_has_not_heard() 
     // B still has not heard of 2.
     assert_eq!(call(&b, "GET", None, None).await.1, Some(1));
 }
+
+/// Fills a store with some of every kind of record, as a service would leave it.
+async fn fill(store: &dyn Store) {
+    let acme = store.create_tenant("Acme").await.unwrap();
+    store.create_key(&acme.id, Role::Tenant).await.unwrap();
+    store
+        .import_key(&acme.id, Role::Admin, "operator-chosen")
+        .await
+        .unwrap();
+    let mut c = sandbox(store, &acme.id, "live").await;
+    c.token = "ctk_2".into();
+    store.update_connection(&c, Some(b"sealed")).await.unwrap();
+    sandbox(store, &acme.id, "plain").await;
+    for base in 0..3 {
+        append(
+            store,
+            &c.id,
+            Entity::Asset,
+            base,
+            described(&format!("v{}", base + 1)),
+        )
+        .await
+        .unwrap();
+    }
+    // The history keeps 2 of the 3; numbering goes on from 3.
+    store
+        .prune_mapping_history(&c.id, Entity::Asset, 2, u64::MAX)
+        .await
+        .unwrap();
+    let sha = "cd".repeat(32);
+    store
+        .put_plugin(&plugin_record(&acme.id, &sha), b"component")
+        .await
+        .unwrap();
+    for i in 0..3 {
+        store
+            .log_error(&c.id, &entry(&format!("refusal {i}")), 10)
+            .await
+            .unwrap();
+    }
+    let subscription = Subscription {
+        id: "whk_1".into(),
+        tenant_id: acme.id.clone(),
+        url: "https://hooks.example.com/crosswalk".into(),
+        events: vec![EventType::MappingUpdated],
+        created_at: now(),
+        secret: "whsec_0123456789abcdef".into(),
+    };
+    store.put_subscription(&subscription).await.unwrap();
+    store
+        .put_delivery(&delivery("dlv_1", "whk_1", 100))
+        .await
+        .unwrap();
+    for attempt in 1..=2 {
+        let logged = crosswalk_service::webhook::DeliveryAttempt {
+            event_id: "evt_0".into(),
+            event_type: EventType::MappingUpdated,
+            attempt,
+            at: now(),
+            outcome: "failed".into(),
+            status: Some(500),
+            error: None,
+            next_attempt_at: None,
+        };
+        store.log_delivery("whk_1", &logged, 10).await.unwrap();
+    }
+    Sealer::from_text(&"33".repeat(32))
+        .unwrap()
+        .check_store(store)
+        .await
+        .unwrap();
+}
+
+/// What `crosswalk store copy` does: sled into PostgreSQL and back, every record as it
+/// was (ids, versions and where numbering goes on, sealed credentials, logs in order);
+/// a store that holds anything is not copied into.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_loads_into_an_empty_store_of_the_other_kind_as_it_was() {
+    let Some(pg) = Harness::new(Kind::Postgres, "copy-pg") else {
+        return;
+    };
+    let sled = Harness::new(Kind::Sled, "copy-sled").unwrap();
+    let back = Harness::new(Kind::Sled, "copy-back").unwrap();
+    let source = sled.open().await;
+    fill(source.as_ref()).await;
+    let dump = source.dump().await.unwrap();
+    let counts = dump.counts();
+    assert_eq!(
+        (
+            counts.tenants,
+            counts.keys,
+            counts.connections,
+            counts.credentials
+        ),
+        (1, 2, 2, 1)
+    );
+    assert_eq!(
+        (
+            counts.mapping_versions,
+            counts.plugins,
+            counts.error_log_entries
+        ),
+        (2, 1, 3)
+    );
+    assert_eq!(
+        (
+            counts.subscriptions,
+            counts.outbox,
+            counts.delivery_log_entries,
+            counts.meta
+        ),
+        (1, 1, 2, 1)
+    );
+    let target = pg.open().await;
+    target.load(&dump).await.unwrap();
+    assert_eq!(target.dump().await.unwrap(), dump, "sled into PostgreSQL");
+    // The copy works as the original: numbering goes on from 3, keys still match.
+    let c = &dump.connections[0].0;
+    let (id, _) = dump
+        .mapping_heads
+        .iter()
+        .map(|(c, _, last)| (c.clone(), *last))
+        .next()
+        .unwrap();
+    assert_eq!(
+        append(target.as_ref(), &id, Entity::Asset, 3, described("v4"))
+            .await
+            .unwrap(),
+        4
+    );
+    assert!(
+        target
+            .key_by_secret("operator-chosen")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        target
+            .connection(&c.tenant_id, &c.id)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(c)
+    );
+    // And back into a new sled store.
+    let moved = target.dump().await.unwrap();
+    let returned = back.open().await;
+    returned.load(&moved).await.unwrap();
+    assert_eq!(
+        returned.dump().await.unwrap(),
+        moved,
+        "PostgreSQL into sled"
+    );
+    // Neither takes a copy once it holds something, and neither changes.
+    for store in [&target, &returned] {
+        let e = store.load(&dump).await.unwrap_err();
+        assert!(matches!(e, StoreError::NotEmpty { .. }), "{e}");
+        assert!(e.to_string().contains("1 tenants"), "{e}");
+        assert_eq!(store.dump().await.unwrap(), moved);
+    }
+}

@@ -398,6 +398,14 @@ impl Store for Cached {
         marked
     }
 
+    async fn dump(&self) -> Result<super::Dump, StoreError> {
+        self.inner.dump().await
+    }
+
+    async fn load(&self, dump: &super::Dump) -> Result<(), StoreError> {
+        self.inner.load(dump).await
+    }
+
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
         self.inner.changes()
     }

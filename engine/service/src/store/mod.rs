@@ -33,6 +33,127 @@ pub use cached::Cached;
 pub use pg_store::{MIGRATIONS, PgOptions, PgStore, PgStoreError, redact};
 pub use sled_store::SledStore;
 
+/// Everything a store holds, for copying it into another ([`Store::dump`],
+/// [`Store::load`]): `crosswalk store copy` moves a sled store into PostgreSQL (and
+/// back) with it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dump {
+    /// Every tenant.
+    pub tenants: Vec<Tenant>,
+    /// Every key, by the sha256 of its secret (the secret itself is not stored).
+    pub keys: Vec<(Vec<u8>, ApiKey)>,
+    /// Every connection, with its sealed credentials.
+    pub connections: Vec<(Connection, Option<Vec<u8>>)>,
+    /// Every mapping version kept, of every connection and entity.
+    pub mappings: Vec<MappingVersion>,
+    /// The last version ever stored of each mapping, which numbering goes on from (the
+    /// history may keep fewer).
+    pub mapping_heads: Vec<(String, Entity, u64)>,
+    /// Every tenant's plugin versions.
+    pub plugins: Vec<PluginRecord>,
+    /// The bytes of each plugin version, once.
+    pub plugin_bytes: Vec<(String, Vec<u8>)>,
+    /// Each connection's error log, oldest first.
+    pub errors: Vec<(String, Vec<ErrorEntry>)>,
+    /// Every webhook subscription.
+    pub subscriptions: Vec<Subscription>,
+    /// The webhook outbox.
+    pub outbox: Vec<Delivery>,
+    /// Each subscription's delivery log, oldest first.
+    pub delivery_logs: Vec<(String, Vec<DeliveryAttempt>)>,
+    /// The meta records (who set the store up, the secret key's check).
+    pub meta: Vec<(String, String)>,
+}
+
+/// How many of each kind of record a [`Dump`] holds: what a copy is verified by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Tenants.
+    pub tenants: usize,
+    /// Keys.
+    pub keys: usize,
+    /// Connections.
+    pub connections: usize,
+    /// Connections with sealed credentials.
+    pub credentials: usize,
+    /// Mapping versions.
+    pub mapping_versions: usize,
+    /// Plugin versions.
+    pub plugins: usize,
+    /// Plugin components (bytes).
+    pub plugin_components: usize,
+    /// Error log entries.
+    pub error_log_entries: usize,
+    /// Webhook subscriptions.
+    pub subscriptions: usize,
+    /// Deliveries in the outbox.
+    pub outbox: usize,
+    /// Delivery log entries.
+    pub delivery_log_entries: usize,
+    /// Meta records.
+    pub meta: usize,
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kinds = [
+            (self.tenants, "tenants"),
+            (self.keys, "keys"),
+            (self.connections, "connections"),
+            (self.credentials, "sealed credentials"),
+            (self.mapping_versions, "mapping versions"),
+            (self.plugins, "plugin versions"),
+            (self.plugin_components, "plugin components"),
+            (self.error_log_entries, "error log entries"),
+            (self.subscriptions, "webhook subscriptions"),
+            (self.outbox, "outbox deliveries"),
+            (self.delivery_log_entries, "delivery log entries"),
+            (self.meta, "meta records"),
+        ];
+        let text: Vec<String> = kinds
+            .iter()
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        f.write_str(&text.join(", "))
+    }
+}
+
+impl Dump {
+    /// Refuses a target that holds anything: a copy never merges.
+    pub fn check_empty(&self) -> Result<(), StoreError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::NotEmpty {
+                holds: self.counts().to_string(),
+            })
+        }
+    }
+
+    /// How many of each kind of record it holds.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            tenants: self.tenants.len(),
+            keys: self.keys.len(),
+            connections: self.connections.len(),
+            credentials: self.connections.iter().filter(|(_, c)| c.is_some()).count(),
+            mapping_versions: self.mappings.len(),
+            plugins: self.plugins.len(),
+            plugin_components: self.plugin_bytes.len(),
+            error_log_entries: self.errors.iter().map(|(_, e)| e.len()).sum(),
+            subscriptions: self.subscriptions.len(),
+            outbox: self.outbox.len(),
+            delivery_log_entries: self.delivery_logs.iter().map(|(_, e)| e.len()).sum(),
+            meta: self.meta.len(),
+        }
+    }
+
+    /// Whether it holds nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.counts() == Counts::default()
+    }
+}
+
 /// A change another replica committed, as the shared store announces it
 /// ([`Store::changes`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +214,12 @@ pub enum StoreError {
         key: String,
         /// The decoder's message.
         message: String,
+    },
+    /// A copy into a store that holds records already: nothing was written.
+    #[error("the store to copy into is not empty: it holds {holds}; copy into an empty store")]
+    NotEmpty {
+        /// What it holds, by kind.
+        holds: String,
     },
     /// A change was computed from a version that is no longer the last: another change
     /// was stored in between. Nothing was stored.
@@ -514,6 +641,14 @@ pub trait Store: Send + Sync + 'static {
         token: &str,
         at: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Everything the store holds, read in one pass (for `crosswalk store copy`; the
+    /// service never calls it).
+    async fn dump(&self) -> Result<Dump, StoreError>;
+
+    /// Writes a [`Dump`] into this store, which must hold nothing (a copy never
+    /// merges): ids, versions, sealed credentials and logs as they were.
+    async fn load(&self, dump: &Dump) -> Result<(), StoreError>;
 
     /// The changes replicas commit, this one's included, for a store shared by
     /// several: `None` for a store only this process uses. A receiver that falls

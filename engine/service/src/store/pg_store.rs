@@ -39,8 +39,8 @@ use tokio::sync::broadcast;
 use tokio_postgres::AsyncMessage;
 
 use super::{
-    ApiKey, Change, Connection, MappingVersion, Mode, PluginBinding, PluginRecord, Role, Store,
-    StoreError, Tenant, now,
+    ApiKey, Change, Connection, Dump, MappingVersion, Mode, PluginBinding, PluginRecord, Role,
+    Store, StoreError, Tenant, now,
 };
 use crate::connection::{ErrorEntry, UpstreamConfig};
 use crate::webhook::{Delivery, DeliveryAttempt, Subscription};
@@ -137,12 +137,19 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
+/// What the server said, or else the client's error with its cause ("error
+/// connecting to server: Connection refused").
+fn described(e: &tokio_postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => format!("{}: {}", db.code().code(), db.message()),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    }
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        let message = match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
-        };
+        let message = described(&e);
         match e.code() {
             // Connection exceptions, a server shutting down or starting, too many
             // connections: the same request may succeed shortly.
@@ -167,10 +174,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
         // Whatever the server said, a connection that could not be made or kept
         // (refused, shutting down, not accepting connections) may be made shortly.
         let message = match &e {
-            deadpool_postgres::PoolError::Backend(e) => match e.as_db_error() {
-                Some(db) => format!("{}: {}", db.code().code(), db.message()),
-                None => e.to_string(),
-            },
+            deadpool_postgres::PoolError::Backend(e) => described(e),
             e => e.to_string(),
         };
         StoreError::Unavailable(format!("no database connection: {message}"))
@@ -446,7 +450,7 @@ async fn listen(config: tokio_postgres::Config, changes: broadcast::Sender<Chang
                 }
                 driver.abort();
             }
-            Err(e) => tracing::warn!(error = %e, "the change listener cannot connect"),
+            Err(e) => tracing::warn!(error = %described(&e), "the change listener cannot connect"),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -1155,6 +1159,269 @@ impl Store for PgStore {
             .await?
             .get(0);
         Ok(next.and_then(|n| u64::try_from(n).ok()))
+    }
+
+    async fn dump(&self) -> Result<Dump, StoreError> {
+        let mut client = self.client().await?;
+        // One snapshot of everything.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        fn docs<T: DeserializeOwned>(
+            rows: Vec<tokio_postgres::Row>,
+            what: &'static str,
+        ) -> Result<Vec<T>, StoreError> {
+            rows.iter()
+                .map(|row| decode(what, "dump", row.get(0)))
+                .collect()
+        }
+        let tenants = docs(
+            tx.query("SELECT doc FROM tenants ORDER BY id", &[]).await?,
+            "tenant",
+        )?;
+        let mut keys = Vec::new();
+        for row in tx
+            .query(
+                "SELECT secret_sha256, doc FROM api_keys ORDER BY secret_sha256",
+                &[],
+            )
+            .await?
+        {
+            keys.push((row.get::<_, Vec<u8>>(0), decode("key", "dump", row.get(1))?));
+        }
+        let mut connections = Vec::new();
+        for row in tx
+            .query(
+                "SELECT doc, credentials FROM connections ORDER BY tenant_id, id",
+                &[],
+            )
+            .await?
+        {
+            connections.push((decode("connection", "dump", row.get(0))?, row.get(1)));
+        }
+        let mappings = docs(
+            tx.query(
+                "SELECT doc FROM mapping_versions ORDER BY connection_id, entity, version",
+                &[],
+            )
+            .await?,
+            "mapping version",
+        )?;
+        let mut mapping_heads = Vec::new();
+        for row in tx
+            .query(
+                "SELECT connection_id, entity, last FROM mapping_heads ORDER BY 1, 2",
+                &[],
+            )
+            .await?
+        {
+            let entity: String = row.get(1);
+            let entity: Entity = entity.parse().map_err(|e| StoreError::Corrupt {
+                what: "mapping head",
+                key: entity.clone(),
+                message: format!("{e}"),
+            })?;
+            let last: i64 = row.get(2);
+            mapping_heads.push((row.get(0), entity, u64::try_from(last).unwrap_or(0)));
+        }
+        let plugins = docs(
+            tx.query("SELECT doc FROM plugins ORDER BY tenant_id, sha256", &[])
+                .await?,
+            "plugin",
+        )?;
+        let plugin_bytes = tx
+            .query(
+                "SELECT sha256, bytes FROM plugin_bytes ORDER BY sha256",
+                &[],
+            )
+            .await?
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        /// `(owner, doc)` rows in order, grouped by owner.
+        fn grouped<T: DeserializeOwned>(
+            what: &'static str,
+            rows: Vec<tokio_postgres::Row>,
+        ) -> Result<Vec<(String, Vec<T>)>, StoreError> {
+            let mut groups: Vec<(String, Vec<T>)> = Vec::new();
+            for row in rows {
+                let owner: String = row.get(0);
+                let entry = decode(what, &owner, row.get(1))?;
+                match groups.last_mut() {
+                    Some((o, es)) if *o == owner => es.push(entry),
+                    _ => groups.push((owner, vec![entry])),
+                }
+            }
+            Ok(groups)
+        }
+        let errors = grouped(
+            "error log entry",
+            tx.query(
+                "SELECT connection_id, doc FROM error_log ORDER BY connection_id, seq",
+                &[],
+            )
+            .await?,
+        )?;
+        let subscriptions = docs(
+            tx.query("SELECT doc FROM subscriptions ORDER BY tenant_id, id", &[])
+                .await?,
+            "subscription",
+        )?;
+        let outbox = docs(
+            tx.query("SELECT doc FROM outbox ORDER BY id", &[]).await?,
+            "delivery",
+        )?;
+        let delivery_logs = grouped(
+            "delivery attempt",
+            tx.query(
+                "SELECT subscription_id, doc FROM delivery_log ORDER BY subscription_id, seq",
+                &[],
+            )
+            .await?,
+        )?;
+        let meta = tx
+            .query("SELECT key, value FROM store_meta ORDER BY key", &[])
+            .await?
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        tx.commit().await?;
+        Ok(Dump {
+            tenants,
+            keys,
+            connections,
+            mappings,
+            mapping_heads,
+            plugins,
+            plugin_bytes,
+            errors,
+            subscriptions,
+            outbox,
+            delivery_logs,
+            meta,
+        })
+    }
+
+    async fn load(&self, dump: &Dump) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        // Checked and written in one transaction, under a lock that keeps a replica
+        // from setting the store up meanwhile.
+        let tx = client.transaction().await?;
+        tx.execute("LOCK TABLE tenants, store_meta IN EXCLUSIVE MODE", &[])
+            .await?;
+        let held: i64 = tx
+            .query_one(
+                "SELECT (SELECT count(*) FROM tenants) + (SELECT count(*) FROM api_keys)
+                      + (SELECT count(*) FROM connections) + (SELECT count(*) FROM mapping_versions)
+                      + (SELECT count(*) FROM plugins) + (SELECT count(*) FROM subscriptions)
+                      + (SELECT count(*) FROM outbox) + (SELECT count(*) FROM store_meta)",
+                &[],
+            )
+            .await?
+            .get(0);
+        if held > 0 {
+            drop(tx);
+            return self.dump().await?.check_empty();
+        }
+        for t in &dump.tenants {
+            tx.execute(
+                "INSERT INTO tenants (id, doc) VALUES ($1, $2)",
+                &[&t.id, &encode(t)],
+            )
+            .await?;
+        }
+        for (hash, k) in &dump.keys {
+            tx.execute(
+                "INSERT INTO api_keys (secret_sha256, tenant_id, doc) VALUES ($1, $2, $3)",
+                &[hash, &k.tenant_id, &encode(k)],
+            )
+            .await?;
+        }
+        for (c, sealed) in &dump.connections {
+            tx.execute(
+                "INSERT INTO connections (id, tenant_id, doc, credentials) VALUES ($1, $2, $3, $4)",
+                &[&c.id, &c.tenant_id, &encode(c), sealed],
+            )
+            .await?;
+        }
+        for v in &dump.mappings {
+            tx.execute(
+                "INSERT INTO mapping_versions (connection_id, entity, version, doc)
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &v.connection_id,
+                    &v.entity.as_str(),
+                    &as_i64(v.version),
+                    &encode(v),
+                ],
+            )
+            .await?;
+        }
+        for (connection, entity, last) in &dump.mapping_heads {
+            tx.execute(
+                "INSERT INTO mapping_heads (connection_id, entity, last) VALUES ($1, $2, $3)",
+                &[connection, &entity.as_str(), &as_i64(*last)],
+            )
+            .await?;
+        }
+        for p in &dump.plugins {
+            tx.execute(
+                "INSERT INTO plugins (tenant_id, sha256, doc) VALUES ($1, $2, $3)",
+                &[&p.tenant_id, &p.sha256, &encode(p)],
+            )
+            .await?;
+        }
+        for (sha256, bytes) in &dump.plugin_bytes {
+            tx.execute(
+                "INSERT INTO plugin_bytes (sha256, bytes) VALUES ($1, $2)",
+                &[sha256, bytes],
+            )
+            .await?;
+        }
+        for (owner, entries) in &dump.errors {
+            for e in entries {
+                tx.execute(
+                    "INSERT INTO error_log (connection_id, doc) VALUES ($1, $2)",
+                    &[owner, &encode(e)],
+                )
+                .await?;
+            }
+        }
+        for sub in &dump.subscriptions {
+            tx.execute(
+                "INSERT INTO subscriptions (id, tenant_id, doc) VALUES ($1, $2, $3)",
+                &[&sub.id, &sub.tenant_id, &encode(sub)],
+            )
+            .await?;
+        }
+        for d in &dump.outbox {
+            tx.execute(
+                "INSERT INTO outbox (id, subscription_id, due_ms, doc) VALUES ($1, $2, $3, $4)",
+                &[&d.id, &d.subscription_id, &as_i64(d.due_ms), &encode(d)],
+            )
+            .await?;
+        }
+        for (owner, entries) in &dump.delivery_logs {
+            for e in entries {
+                tx.execute(
+                    "INSERT INTO delivery_log (subscription_id, doc) VALUES ($1, $2)",
+                    &[owner, &encode(e)],
+                )
+                .await?;
+            }
+        }
+        for (k, v) in &dump.meta {
+            tx.execute(
+                "INSERT INTO store_meta (key, value) VALUES ($1, $2)",
+                &[k, v],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn claim_meta(&self, key: &str, value: &str) -> Result<String, StoreError> {

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use sled::Transactional;
 
 use super::{
-    ApiKey, Connection, MappingVersion, Mode, PluginBinding, PluginRecord, Role, Store, StoreError,
-    Tenant, now,
+    ApiKey, Connection, Dump, MappingVersion, Mode, PluginBinding, PluginRecord, Role, Store,
+    StoreError, Tenant, now,
 };
 use crate::connection::{ErrorEntry, UpstreamConfig};
 use crate::webhook::{Delivery, DeliveryAttempt, Subscription};
@@ -646,6 +646,143 @@ impl Store for SledStore {
             }
         }
         Ok(next)
+    }
+
+    async fn dump(&self) -> Result<Dump, StoreError> {
+        let raw = |tree: &sled::Tree| -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+            tree.iter()
+                .map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
+                .collect()
+        };
+        // `<owner>\0<sequence>` logs, grouped by owner, oldest first.
+        fn grouped<T: DeserializeOwned>(
+            what: &'static str,
+            entries: Vec<(Vec<u8>, Vec<u8>)>,
+        ) -> Result<Vec<(String, Vec<T>)>, StoreError> {
+            let mut groups: Vec<(String, Vec<T>)> = Vec::new();
+            for (k, v) in entries {
+                let owner =
+                    String::from_utf8_lossy(k.split(|&b| b == 0).next().unwrap_or_default())
+                        .into_owned();
+                let entry = decode(what, &k, &v)?;
+                match groups.last_mut() {
+                    Some((o, es)) if *o == owner => es.push(entry),
+                    _ => groups.push((owner, vec![entry])),
+                }
+            }
+            Ok(groups)
+        }
+        let mut connections = Vec::new();
+        for c in scan::<Connection>(&self.connections, "connection", b"")? {
+            let sealed = self.credentials.get(c.id.as_bytes())?.map(|v| v.to_vec());
+            connections.push((c, sealed));
+        }
+        let mut mapping_heads = Vec::new();
+        for (k, v) in raw(&self.counters)? {
+            let text = String::from_utf8_lossy(&k).into_owned();
+            let (connection, entity) =
+                text.split_once('\0').ok_or_else(|| StoreError::Corrupt {
+                    what: "mapping head",
+                    key: text.replace('\0', "/"),
+                    message: "not <connection>/<entity>".into(),
+                })?;
+            let entity: Entity = entity.parse().map_err(|e| StoreError::Corrupt {
+                what: "mapping head",
+                key: text.replace('\0', "/"),
+                message: format!("{e}"),
+            })?;
+            let last = <[u8; 8]>::try_from(v.as_slice()).map_or(0, u64::from_be_bytes);
+            mapping_heads.push((connection.to_owned(), entity, last));
+        }
+        let keys = raw(&self.keys)?
+            .into_iter()
+            .map(|(k, v)| Ok((k.clone(), decode("key", &k, &v)?)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Dump {
+            tenants: scan(&self.tenants, "tenant", b"")?,
+            keys,
+            connections,
+            mappings: scan(&self.mappings, "mapping version", b"")?,
+            mapping_heads,
+            plugins: scan(&self.plugins, "plugin", b"")?,
+            plugin_bytes: raw(&self.plugin_bytes)?
+                .into_iter()
+                .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+                .collect(),
+            errors: grouped("error log entry", raw(&self.errors)?)?,
+            subscriptions: scan(&self.subscriptions, "subscription", b"")?,
+            outbox: scan(&self.outbox, "delivery", b"")?,
+            delivery_logs: grouped("delivery attempt", raw(&self.delivery_log)?)?,
+            meta: raw(&self.meta)?
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        String::from_utf8_lossy(&k).into_owned(),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    async fn load(&self, dump: &Dump) -> Result<(), StoreError> {
+        self.dump().await?.check_empty()?;
+        for t in &dump.tenants {
+            self.tenants.insert(t.id.as_bytes(), encode(t))?;
+        }
+        for (hash, k) in &dump.keys {
+            self.keys.insert(hash.as_slice(), encode(k))?;
+        }
+        for (c, sealed) in &dump.connections {
+            self.connections
+                .insert(key(&[&c.tenant_id, &c.id]), encode(c))?;
+            if let Some(sealed) = sealed {
+                self.credentials
+                    .insert(c.id.as_bytes(), sealed.as_slice())?;
+            }
+        }
+        for v in &dump.mappings {
+            let mut k = key(&[&v.connection_id, v.entity.as_str(), ""]);
+            k.extend_from_slice(&v.version.to_be_bytes());
+            self.mappings.insert(k, encode(v))?;
+        }
+        for (connection, entity, last) in &dump.mapping_heads {
+            self.counters
+                .insert(key(&[connection, entity.as_str()]), &last.to_be_bytes())?;
+        }
+        for p in &dump.plugins {
+            self.plugins
+                .insert(key(&[&p.tenant_id, &p.sha256]), encode(p))?;
+        }
+        for (sha256, bytes) in &dump.plugin_bytes {
+            self.plugin_bytes
+                .insert(sha256.as_bytes(), bytes.as_slice())?;
+        }
+        for (owner, entries) in &dump.errors {
+            for e in entries {
+                let mut k = key(&[owner, ""]);
+                k.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+                self.errors.insert(k, encode(e))?;
+            }
+        }
+        for s in &dump.subscriptions {
+            self.subscriptions
+                .insert(key(&[&s.tenant_id, &s.id]), encode(s))?;
+        }
+        for d in &dump.outbox {
+            self.outbox.insert(d.id.as_bytes(), encode(d))?;
+        }
+        for (owner, entries) in &dump.delivery_logs {
+            for e in entries {
+                let mut k = key(&[owner, ""]);
+                k.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+                self.delivery_log.insert(k, encode(e))?;
+            }
+        }
+        for (k, v) in &dump.meta {
+            self.meta.insert(k.as_bytes(), v.as_bytes())?;
+        }
+        self.flush().await
     }
 
     async fn claim_meta(&self, key: &str, value: &str) -> Result<String, StoreError> {
