@@ -100,6 +100,9 @@ pub struct Route {
     pub errors: &'static [u16],
     /// Whether answers carry the mapping version header.
     pub versioned: bool,
+    /// Whether a request may name the mapping version it needs at least
+    /// (`Crosswalk-Mapping-Version`).
+    pub at_version: bool,
     /// How the route uses the mapping's entity tag.
     pub tag: Tag,
     /// Boolean query parameters and what they do.
@@ -132,6 +135,7 @@ impl Route {
             output: Output::Empty,
             errors: &[],
             versioned: false,
+            at_version: false,
             tag: Tag::None,
             flags: &[],
             query: &[],
@@ -166,6 +170,14 @@ impl Route {
     /// Its answers carry the mapping version.
     pub fn versioned(mut self) -> Route {
         self.versioned = true;
+        self
+    }
+
+    /// It maps with the connection's mapping, and a request may ask for a version at
+    /// least (`Crosswalk-Mapping-Version`): 412 when that version was never stored,
+    /// 400 when the header is not a version.
+    pub fn at_version(mut self) -> Route {
+        self.at_version = true;
         self
     }
 
@@ -215,6 +227,9 @@ impl Route {
         if self.tag == Tag::Conditional {
             statuses.push(412);
         }
+        if self.at_version {
+            statuses.extend([400, 412]);
+        }
         statuses.extend([405, 500]);
         statuses.sort_unstable();
         statuses.dedup();
@@ -236,7 +251,7 @@ fn error_description(status: u16) -> &'static str {
             "In conflict with the state of things: the plugin is bound to a connection's current mapping, or the connection needs reauthorization (`needs_reauth`)."
         }
         412 => {
-            "`If-Match` named a version of the mapping that is no longer the current one; nothing was changed (`details.current` is the current version)."
+            "`If-Match` named a version of the mapping that is no longer the current one; nothing was changed (`details.current` is the current version). Or `Crosswalk-Mapping-Version` named a version of the mapping that was never stored."
         }
         413 => "The body is larger than the limit.",
         415 => {
@@ -396,6 +411,9 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
     }));
     if route.tag == Tag::Conditional {
         parameters.push(json!({"name": "If-Match", "in": "header", "required": false, "description": "Make the change only if the mapping is still at this version: its `ETag` (the version in quotes, `\"3\"`; a bare `3` is taken as that), a list of them (the change is made if one is the current version), or `*`. A version that moved, a weak tag and a tag that is no version answer 412 and change nothing.", "schema": {"type": "string", "pattern": "^(\\*|[0-9]+|(W/)?\"[^\"]*\"( *, *(W/)?\"[^\"]*\")*)$"}}));
+    }
+    if route.at_version {
+        parameters.push(json!({"name": VERSION_HEADER, "in": "header", "required": false, "description": "The mapping version this request needs at least: the one a change just answered (its `crosswalk-mapping-version`). A replica that has not loaded it yet loads it from the store before answering, so that a client sees its own change whichever replica answers; a version never stored answers 412.", "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX}}));
     }
     if !parameters.is_empty() {
         op["parameters"] = Value::Array(parameters);

@@ -114,6 +114,7 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::DELETE, "/v1/connections/{id}", delete(delete_connection), "deleteConnection", "Delete a connection.")
             .answers(204, Output::Empty),
         Route::new(M::GET, "/v1/connections/{id}/mappings/{entity}", get(get_mapping), "getMapping", "The connection's resolved mapping of an entity, with the origin of each rule.")
+            .at_version()
             .answers(200, mapping)
             .versioned()
             .tagged(),
@@ -187,6 +188,7 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::GET, "/v1/webhooks/{webhook_id}/deliveries", get(webhooks::deliveries), "webhookDeliveries", "The subscription's delivery log, newest first: every attempt and how it went.")
             .answers(200, Output::Json(schema::<List<crate::webhook::DeliveryAttempt>>)),
         Route::new(M::POST, "/v1/connections/{id}/transform/{entity}", post(transform), "transform", "Map source records with the connection's current mapping: JSON in, JSON out; or NDJSON in, NDJSON out, streamed.")
+            .at_version()
             .input(Input::Records)
             .answers(200, Output::Records)
             .errors(&[422, 503])
@@ -262,6 +264,7 @@ fn resource_routes(r: &'static records::Resource) -> [Route; 5] {
     };
     [
         Route::new(Method::GET, r.collection, get(list), list_op, "A page of the connection's records of this entity, mapped with its current mapping (sandbox data or the live system).")
+            .at_version()
             .query(&[
                 ("cursor", "token", "The `next_cursor` of the previous page."),
                 ("page_size", "integer:1:500", "Records per page (1 to 500; 50 by default). A live connection asks its upstream for this many."),
@@ -272,19 +275,23 @@ fn resource_routes(r: &'static records::Resource) -> [Route; 5] {
             .errors(&[400, 409, 422, 429, 502, 503, 504])
             .versioned(),
         Route::new(Method::GET, r.item, get(one), get_op, "One record by its id, mapped with the connection's current mapping.")
+            .at_version()
             .flags(&[REMOTE_DATA])
             .answers(200, Output::Json(schema::<records::RecordAnswer>))
             .errors(&[400, 409, 422, 429, 502, 503, 504])
             .versioned(),
         Route::new(Method::POST, r.collection, post(create), create_op, "Create a record: validated, reverse-mapped with the connection's current mapping, sent to the system in its own format and read back. A sandbox connection accepts it and changes nothing.")
+            .at_version()
             .input(Input::Json(record_schema))
             .answers(201, Output::Json(schema::<records::WriteAnswer>))
             .errors(&[409, 422, 429, 502, 503, 504]),
         Route::new(Method::PATCH, r.item, patch(update), update_op, "Update the given fields of a record, as a create does. A sandbox connection accepts it and changes nothing.")
+            .at_version()
             .input(Input::Json(record_schema))
             .answers(200, Output::Json(schema::<records::WriteAnswer>))
             .errors(&[409, 422, 429, 502, 503, 504]),
         Route::new(Method::POST, r.preview, post(preview), preview_op, "The system's own payload that a write of this record (or of these fields) would send, through the connection's current mapping; nothing is sent.")
+            .at_version()
             .input(Input::Json(record_schema))
             .answers(200, Output::Json(schema::<records::WritePreview>))
             .errors(&[422, 503])
