@@ -235,8 +235,6 @@ pub(super) async fn list_records(
     let params = query(params)?;
     let c = connection(&state, &caller, &id).await?;
     let entity = mapped(&c, entity)?;
-    // A later version asked for is loaded before the read maps with it.
-    pipeline_at(&state, &c, entity, at).await?;
     let updated_since = params
         .updated_since
         .as_deref()
@@ -250,6 +248,8 @@ pub(super) async fn list_records(
                 })
         })
         .transpose()?;
+    // A later version asked for is loaded before the read maps with it.
+    pipeline_at(&state, &c, entity, at).await?;
     let listed = state
         .inner
         .records
