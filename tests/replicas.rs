@@ -453,3 +453,53 @@ fn store_copy_moves_an_embedded_store_into_postgres() {
     replica.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A tenant's quota holds across replicas: creations racing on two replicas of one
+/// store stop at the limit together.
+#[test]
+fn a_quota_holds_across_replicas() {
+    let Some(mut fleet) = Fleet::new() else {
+        return;
+    };
+    // The demo tenant has 3 sandbox connections; 5 allows 2 more.
+    let a = fleet.replica(&["--max-connections", "5"]);
+    let b = fleet.replica(&["--max-connections", "5"]);
+    let key = a.demo_key.clone();
+    let racers: Vec<_> = (0..10)
+        .map(|i| {
+            let addr = if i % 2 == 0 {
+                a.addr.clone()
+            } else {
+                b.addr.clone()
+            };
+            let key = key.clone();
+            std::thread::spawn(move || {
+                let body =
+                    json!({"system": "ibm-maximo", "name": format!("race {i}"), "mode": "sandbox"});
+                let (status, _, answer) = request(
+                    &addr,
+                    "POST",
+                    "/v1/connections",
+                    &key,
+                    body.to_string().as_bytes(),
+                );
+                (status, answer)
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, serde_json::Value)> =
+        racers.into_iter().map(|r| r.join().unwrap()).collect();
+    let created = answers.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(created, 2, "{answers:?}");
+    for (status, answer) in answers.iter().filter(|(s, _)| *s != 201) {
+        assert_eq!(*status, 422, "{answer}");
+        assert_eq!(
+            answer["error"]["details"]["limit"], "max_connections",
+            "{answer}"
+        );
+    }
+    let (_, _, listed) = request(&b.addr, "GET", "/v1/connections", &key, b"");
+    assert_eq!(listed["data"].as_array().unwrap().len(), 5);
+    a.stop();
+    b.stop();
+}

@@ -130,6 +130,8 @@ conformance!(
     the_first_claim_of_a_meta_record_wins,
     a_store_sealed_with_one_key_refuses_another,
     one_replica_at_a_time_claims_a_subscriptions_deliveries,
+    one_mark_of_needs_reauth_wins_per_incident,
+    the_last_mapping_version_is_read_without_the_history,
 );
 
 async fn sandbox(store: &dyn Store, tenant: &str, name: &str) -> Connection {
@@ -856,6 +858,92 @@ async fn one_replica_at_a_time_claims_a_subscriptions_deliveries(h: &Harness) {
     assert_eq!(subscriptions.len(), 1);
 }
 
+/// Replicas that meet the same refused credentials at once: one marks the connection
+/// (and raises the event), the others find it marked; a mark made for a token that
+/// was replaced since (a reauthorization) marks nothing.
+async fn one_mark_of_needs_reauth_wins_per_incident(h: &Harness) {
+    let store = h.open().await;
+    let acme = store.create_tenant("Acme").await.unwrap();
+    let c = sandbox(store.as_ref(), &acme.id, "live").await;
+    let handles: Vec<Arc<dyn Store>> = match h.kind {
+        Kind::Sled => vec![Arc::clone(&store); 6],
+        Kind::Postgres => {
+            let mut handles = Vec::new();
+            for _ in 0..6 {
+                handles.push(h.open().await);
+            }
+            handles
+        }
+    };
+    let marking: Vec<_> = handles
+        .into_iter()
+        .map(|s| {
+            let (tenant, id, token) = (acme.id.clone(), c.id.clone(), c.token.clone());
+            tokio::spawn(async move { s.mark_needs_reauth(&tenant, &id, &token, &now()).await })
+        })
+        .collect();
+    let mut won = 0;
+    for mark in marking {
+        if mark.await.unwrap().unwrap() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "one replica marks the connection");
+    let marked = store.connection(&acme.id, &c.id).await.unwrap().unwrap();
+    assert!(marked.needs_reauth_since.is_some());
+    // Reauthorized: a new token, no mark. A mark for the old token is too late.
+    let mut restored = marked.clone();
+    restored.token = "ctk_new".into();
+    restored.needs_reauth_since = None;
+    store
+        .update_connection(&restored, Some(b"new"))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .mark_needs_reauth(&acme.id, &c.id, &c.token, &now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_needs_reauth("ten_other", &c.id, "ctk_new", &now())
+            .await
+            .unwrap(),
+        "another tenant's"
+    );
+    assert!(
+        store
+            .mark_needs_reauth(&acme.id, &c.id, "ctk_new", &now())
+            .await
+            .unwrap(),
+        "a new incident"
+    );
+}
+
+async fn the_last_mapping_version_is_read_without_the_history(h: &Harness) {
+    let store = h.open().await;
+    let s = store.as_ref();
+    assert_eq!(s.mapping_version("con_a", Entity::Part).await.unwrap(), 0);
+    for base in 0..3 {
+        append(
+            s,
+            "con_a",
+            Entity::Part,
+            base,
+            described(&format!("v{base}")),
+        )
+        .await
+        .unwrap();
+    }
+    // Pruned to one version, the last is still 3; another entity has none.
+    s.prune_mapping_history("con_a", Entity::Part, 1, u64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(s.mapping_version("con_a", Entity::Part).await.unwrap(), 3);
+    assert_eq!(s.mapping_version("con_a", Entity::Asset).await.unwrap(), 0);
+}
+
 /// A database whose schema a newer Crosswalk migrated is refused, and this binary's
 /// own schema is applied once, however many replicas start together.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1238,4 +1326,41 @@ async fn a_dump_loads_into_an_empty_store_of_the_other_kind_as_it_was() {
         assert!(e.to_string().contains("1 tenants"), "{e}");
         assert_eq!(store.dump().await.unwrap(), moved);
     }
+}
+
+/// A tenant's quota lock is one for every replica of a shared store: a second holder
+/// waits, another tenant does not, and a wait that is given up leaves nothing held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_quota_locks_order_a_tenants_creations_across_replicas() {
+    use std::time::Duration;
+    let Some(h) = Harness::new(Kind::Postgres, "quota") else {
+        return;
+    };
+    let (a, b) = (h.open().await, h.open().await);
+    let held = a.quota_lock("ten_a").await.unwrap();
+    // Another tenant's lock is free; this tenant's waits (given up after 300 ms).
+    drop(b.quota_lock("ten_b").await.unwrap());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), b.quota_lock("ten_a"))
+            .await
+            .is_err(),
+        "a second replica took a held lock"
+    );
+    let waiting = {
+        let b = Arc::clone(&b);
+        tokio::spawn(async move { b.quota_lock("ten_a").await.map(drop) })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "it waits while A holds the lock");
+    drop(held);
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("released when A lets go")
+        .unwrap()
+        .unwrap();
+    // Nothing stays held: the given-up wait and the finished one left the lock free.
+    let again = tokio::time::timeout(Duration::from_secs(10), a.quota_lock("ten_a"))
+        .await
+        .expect("free again");
+    drop(again.unwrap());
 }

@@ -16,6 +16,7 @@
 //! request or under a lock.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,11 @@ pub const ERROR_LOG_KEEP: usize = 500;
 /// Mapping errors logged per read at most (the rest are counted).
 const MAPPING_ERRORS_PER_READ: usize = 10;
 
+/// Error log entries waiting for the writer at most: past that (a store that cannot
+/// keep up), new entries are dropped, counted and logged, while the connection's
+/// health still counts them. Events and needs-reauth marks are never dropped.
+pub const MAX_QUEUED_LOG_ENTRIES: usize = 10_000;
+
 struct Tracked {
     health: Health,
     needs_reauth: bool,
@@ -50,6 +56,13 @@ pub struct Monitor {
     failing_plugins: Mutex<HashSet<(String, String)>>,
     /// What is to be written, in the order it was found.
     writes: mpsc::UnboundedSender<Write>,
+    /// Error log entries queued and not written yet (bounded by
+    /// [`MAX_QUEUED_LOG_ENTRIES`]).
+    queued_log_entries: Arc<AtomicUsize>,
+    /// Error log entries dropped because the queue was full.
+    dropped_log_entries: AtomicU64,
+    /// The bound on queued entries ([`MAX_QUEUED_LOG_ENTRIES`] but in tests).
+    max_queued_log_entries: usize,
     /// The writer's end, until the writer task starts (on the first write, on the
     /// runtime that makes it).
     writer: Mutex<Option<mpsc::UnboundedReceiver<Write>>>,
@@ -127,6 +140,9 @@ impl Monitor {
             failing_plugins: Mutex::new(HashSet::new()),
             writes,
             writer: Mutex::new(Some(writer)),
+            queued_log_entries: Arc::new(AtomicUsize::new(0)),
+            dropped_log_entries: AtomicU64::new(0),
+            max_queued_log_entries: MAX_QUEUED_LOG_ENTRIES,
         }
     }
 
@@ -141,11 +157,14 @@ impl Monitor {
 
     /// Queues a write, starting the writer on the first one.
     fn send(&self, write: Write) {
-        if let Some(writer) = self.writer.lock().expect("not poisoned").take() {
+        // Taken out of the lock first: the branch below may put it back.
+        let unstarted = self.writer.lock().expect("not poisoned").take();
+        if let Some(writer) = unstarted {
             let (store, webhooks) = (Arc::clone(&self.store), Arc::clone(&self.webhooks));
+            let queued = Arc::clone(&self.queued_log_entries);
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    runtime.spawn(write_all(store, webhooks, writer));
+                    runtime.spawn(write_all(store, webhooks, writer, queued));
                 }
                 Err(_) => {
                     // No runtime to write on: keep the queue for the first caller that
@@ -154,9 +173,25 @@ impl Monitor {
                 }
             }
         }
+        if let Write::Log { connection_id, .. } = &write {
+            let queued = self.queued_log_entries.fetch_add(1, Ordering::Relaxed);
+            if queued >= self.max_queued_log_entries {
+                self.queued_log_entries.fetch_sub(1, Ordering::Relaxed);
+                let dropped = self.dropped_log_entries.fetch_add(1, Ordering::Relaxed) + 1;
+                if dropped.is_power_of_two() {
+                    tracing::warn!(connection = %connection_id, dropped, limit = self.max_queued_log_entries, "the error log's queue is full: entries are dropped");
+                }
+                return;
+            }
+        }
         // The receiver lives as long as the writer task, which ends only with the
         // runtime: a write sent after that is lost with the process.
         let _ = self.writes.send(write);
+    }
+
+    /// Error log entries dropped so far because the writer could not keep up.
+    pub fn dropped_log_entries(&self) -> u64 {
+        self.dropped_log_entries.load(Ordering::Relaxed)
     }
 
     /// The webhooks it emits through.
@@ -539,6 +574,7 @@ async fn write_all(
     store: Arc<dyn Store>,
     webhooks: Arc<Webhooks>,
     mut writes: mpsc::UnboundedReceiver<Write>,
+    queued_log_entries: Arc<AtomicUsize>,
 ) {
     while let Some(write) = writes.recv().await {
         match write {
@@ -546,6 +582,7 @@ async fn write_all(
                 connection_id,
                 entry,
             } => {
+                queued_log_entries.fetch_sub(1, Ordering::Relaxed);
                 if let Err(e) = store
                     .log_error(&connection_id, &entry, ERROR_LOG_KEEP)
                     .await
@@ -602,4 +639,60 @@ fn failed_plugin(e: &RecordError) -> Option<String> {
         _ => None,
     }
     .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Mode, SledStore};
+    use crosswalk_systems::SystemId;
+
+    fn entry(i: usize) -> ErrorEntry {
+        ErrorEntry {
+            at: now(),
+            entity: Some(Entity::Vendor),
+            kind: ErrorKind::Mapping,
+            message: format!("problem {i}"),
+            upstream_status: None,
+            record_id: None,
+            plugin: None,
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn the_error_log_queue_is_bounded_and_counts_what_it_drops() {
+        let dir =
+            std::env::temp_dir().join(format!("crosswalk-monitor-queue-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).unwrap());
+        let webhooks = Arc::new(Webhooks::new(
+            Arc::clone(&store),
+            Duration::from_secs(1),
+            None,
+            crate::egress::Policy::deny_internal(),
+        ));
+        let mut monitor = Monitor::new(Arc::clone(&store), webhooks);
+        monitor.max_queued_log_entries = 20;
+        let c = Connection::new("ten_a", SystemId::IbmMaximo, "Maximo", Mode::Sandbox, None);
+        // No runtime on this thread: the writer has not started, and entries wait.
+        for i in 0..25 {
+            monitor.log(&c, entry(i));
+        }
+        assert_eq!(monitor.dropped_log_entries(), 5);
+        // Once a runtime writes them, the queue has room again.
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(monitor.settled());
+        monitor.log(&c, entry(25));
+        runtime.block_on(monitor.settled());
+        assert_eq!(monitor.dropped_log_entries(), 5);
+        let logged = runtime.block_on(store.errors(&c.id)).unwrap();
+        assert_eq!(logged.len(), 21);
+        assert_eq!(logged[0].message, "problem 25");
+        assert_eq!(logged[20].message, "problem 0");
+        drop(runtime);
+        drop(monitor);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -183,7 +183,7 @@ pub(super) async fn create_connection(
     let (upstream, credentials) = live.unzip();
     let tenant = &caller.0.tenant_id;
     let c = {
-        let _counting = state.counting().await;
+        let _counting = state.counting(tenant).await?;
         let held = state.inner.store.connections(tenant).await?.len();
         Quotas::one_more(
             "max_connections",

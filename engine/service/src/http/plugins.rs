@@ -53,7 +53,7 @@ pub(super) async fn upload_plugin(
         uploaded_at: now(),
     };
     {
-        let _counting = state.counting().await;
+        let _counting = state.counting(&tenant).await?;
         plugin_quota(&state, &tenant, &bytes).await?;
         state.inner.store.put_plugin(&record, &bytes).await?;
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 
-use super::Metrics;
+use super::{ApiError, Metrics};
 use crate::connection::secrets::Sealer;
 use crate::connection::{Monitor, Pipelines, Records};
 use crate::quota::Quotas;
@@ -192,10 +192,16 @@ impl AppState {
         &self.inner.quotas
     }
 
-    /// The lock that orders creations counted against a quota: hold it to count, then
-    /// store, with no other creation in between.
-    pub(super) async fn counting(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.inner.counting.lock().await
+    /// The locks that order a tenant's creations counted against a quota: hold them to
+    /// count, then store, with no other creation in between, in this process (the
+    /// service's own lock) or in another replica of a shared store (the store's).
+    pub(super) async fn counting(
+        &self,
+        tenant_id: &str,
+    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, crate::store::QuotaLock), ApiError> {
+        let here = self.inner.counting.lock().await;
+        let fleet = self.inner.store.quota_lock(tenant_id).await?;
+        Ok((here, fleet))
     }
 
     /// `max_answer_bytes`, as errors name it.

@@ -108,7 +108,7 @@ pub(super) async fn subscribe(
     };
     let tenant = &subscription.tenant_id;
     {
-        let _counting = state.counting().await;
+        let _counting = state.counting(tenant).await?;
         let held = state.inner.store.subscriptions(tenant).await?.len();
         Quotas::one_more("max_webhooks", quotas.max_webhooks, held, "webhooks")?;
         state.inner.store.put_subscription(&subscription).await?;

@@ -398,6 +398,10 @@ impl Store for Cached {
         marked
     }
 
+    async fn quota_lock(&self, tenant_id: &str) -> Result<super::QuotaLock, StoreError> {
+        self.inner.quota_lock(tenant_id).await
+    }
+
     async fn dump(&self) -> Result<super::Dump, StoreError> {
         self.inner.dump().await
     }

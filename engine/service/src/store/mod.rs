@@ -154,6 +154,29 @@ impl Dump {
     }
 }
 
+/// Held while a tenant's count of something is checked and one more is stored
+/// ([`Store::quota_lock`]); dropping it lets the next creation of the tenant go.
+pub struct QuotaLock(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl QuotaLock {
+    /// A lock that holds nothing beyond what the caller holds (a store only this
+    /// process uses, whose creations the service orders itself).
+    pub fn local() -> QuotaLock {
+        QuotaLock(Box::new(()))
+    }
+
+    /// A lock that lasts as long as `guard`.
+    pub fn holding(guard: impl Send + Sync + 'static) -> QuotaLock {
+        QuotaLock(Box::new(guard))
+    }
+}
+
+impl std::fmt::Debug for QuotaLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QuotaLock")
+    }
+}
+
 /// A change another replica committed, as the shared store announces it
 /// ([`Store::changes`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -641,6 +664,15 @@ pub trait Store: Send + Sync + 'static {
         token: &str,
         at: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Orders a tenant's creations counted against a quota across every process that
+    /// uses the store: hold the lock to count, then store, with no other replica's
+    /// creation for the tenant in between. A store only this process uses answers
+    /// [`QuotaLock::local`] (the service's own lock orders its creations).
+    async fn quota_lock(&self, tenant_id: &str) -> Result<QuotaLock, StoreError> {
+        let _ = tenant_id;
+        Ok(QuotaLock::local())
+    }
 
     /// Everything the store holds, read in one pass (for `crosswalk store copy`; the
     /// service never calls it).

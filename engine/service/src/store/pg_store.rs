@@ -59,6 +59,52 @@ const MIGRATION_LOCK: i64 = 0x6377_0001;
 /// as JSON: ids and an entity name, far below PostgreSQL's 8000 bytes.
 pub const CHANNEL: &str = "crosswalk_changes";
 
+/// The first key of the advisory locks that order a tenant's counted creations (the
+/// second is the tenant id's hash).
+const QUOTA_LOCK_SPACE: i32 = 0x6377;
+
+/// A tenant's quota lock: a session advisory lock on a connection taken out of the
+/// pool for as long as it is held. Released with `pg_advisory_unlock` when dropped;
+/// should that not be possible (the runtime is going away), the connection is closed
+/// instead, which releases it just as well, and never goes back to the pool holding it.
+struct HeldQuotaLock {
+    client: Option<deadpool_postgres::Object>,
+    tenant_key: i32,
+}
+
+impl Drop for HeldQuotaLock {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let key = self.tenant_key;
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let unlocked = client
+                        .query_one(
+                            "SELECT pg_advisory_unlock($1, $2)",
+                            &[&QUOTA_LOCK_SPACE, &key],
+                        )
+                        .await
+                        .map(|row| row.get::<_, bool>(0));
+                    if !matches!(unlocked, Ok(true)) {
+                        // Not unlocked: the connection goes, and its locks with it.
+                        drop(deadpool_postgres::Object::take(client));
+                    }
+                });
+            }
+            Err(_) => drop(deadpool_postgres::Object::take(client)),
+        }
+    }
+}
+
+/// A tenant id's key in the quota locks' space.
+fn tenant_key(tenant_id: &str) -> i32 {
+    let hash = Sha256::digest(tenant_id.as_bytes());
+    i32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]])
+}
+
 /// Changes held for a receiver that is behind; past that it resyncs.
 const CHANGES_BUFFERED: usize = 4096;
 
@@ -1159,6 +1205,33 @@ impl Store for PgStore {
             .await?
             .get(0);
         Ok(next.and_then(|n| u64::try_from(n).ok()))
+    }
+
+    async fn quota_lock(&self, tenant_id: &str) -> Result<super::QuotaLock, StoreError> {
+        let client = self.client().await?;
+        let key = tenant_key(tenant_id);
+        // Held until the guard is made: a request dropped while it waits for the lock
+        // closes the connection (and cancels the wait) rather than pooling it.
+        let mut held = HeldQuotaLock {
+            client: Some(client),
+            tenant_key: key,
+        };
+        let locking = held
+            .client
+            .as_ref()
+            .expect("just put there")
+            .execute(
+                "SELECT pg_advisory_lock($1, $2)",
+                &[&QUOTA_LOCK_SPACE, &key],
+            )
+            .await;
+        if let Err(e) = locking {
+            if let Some(client) = held.client.take() {
+                drop(deadpool_postgres::Object::take(client));
+            }
+            return Err(e.into());
+        }
+        Ok(super::QuotaLock::holding(held))
     }
 
     async fn dump(&self) -> Result<Dump, StoreError> {
