@@ -1537,6 +1537,41 @@ async fn a_page_size_of_zero_is_refused_naming_it() {
     );
 }
 
+/// A malformed query is a 400 even when the request also asks for a mapping version
+/// that was never stored (which alone is a 412): the query is checked first.
+#[tokio::test]
+async fn a_bad_query_is_refused_before_an_unknown_mapping_version() {
+    let f = fixture("reads-query-before-version", 1 << 20);
+    let id = maximo_sandbox(&f).await;
+    let list = format!("/v1/connections/{id}/work-orders");
+    let at = [("crosswalk-mapping-version", "5362")];
+    for query in ["?page_size=128355", "?cursor=not-one-of-ours"] {
+        let a = call_with(
+            &f.app,
+            "GET",
+            &format!("{list}{query}"),
+            Some(&f.alice),
+            &at,
+            "",
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{query}: {}", a.body);
+    }
+    let a = call_with(&f.app, "GET", &list, Some(&f.alice), &at, "").await;
+    assert_eq!(a.status, StatusCode::PRECONDITION_FAILED, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "version_mismatch", "{}", a.body);
+    let a = call_with(
+        &f.app,
+        "GET",
+        &list,
+        Some(&f.alice),
+        &[("crosswalk-mapping-version", "0")],
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+}
+
 #[tokio::test]
 async fn an_unknown_listing_parameter_is_refused_naming_it() {
     let f = fixture("reads-unknown-parameter", 1 << 20);

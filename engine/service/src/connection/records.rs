@@ -188,6 +188,24 @@ struct Cursor {
     p: Option<u32>,
 }
 
+impl ListQuery {
+    /// Checks what needs neither the store nor the upstream: the page size and the
+    /// cursor. [`Records::list`] checks it first; a handler may check it before work
+    /// of its own, so that a malformed query is a 400 whatever else the request asks.
+    pub fn check(&self, entity: Entity) -> Result<(), RecordsError> {
+        let page_size = self.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+            return Err(RecordsError::BadQuery(format!(
+                "page_size is {page_size}; it must be between 1 and {MAX_PAGE_SIZE}"
+            )));
+        }
+        if let Some(text) = &self.cursor {
+            Cursor::decode(text, entity)?.since()?;
+        }
+        Ok(())
+    }
+}
+
 impl Cursor {
     fn encode(&self) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -280,12 +298,8 @@ impl Records {
         query: ListQuery,
         request_id: Option<&str>,
     ) -> Result<Listed, RecordsError> {
+        query.check(entity)?;
         let page_size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-            return Err(RecordsError::BadQuery(format!(
-                "page_size is {page_size}; it must be between 1 and {MAX_PAGE_SIZE}"
-            )));
-        }
         let cursor = query
             .cursor
             .as_deref()

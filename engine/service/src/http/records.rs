@@ -248,22 +248,20 @@ pub(super) async fn list_records(
                 })
         })
         .transpose()?;
-    // A later version asked for is loaded before the read maps with it.
+    let list = ListQuery {
+        cursor: params.cursor,
+        page_size: params.page_size,
+        updated_since,
+        remote_data: params.remote_data,
+    };
+    // The query first, then a later version asked for is loaded before the read maps
+    // with it: a malformed query is a 400 whatever version it asks for.
+    list.check(entity).map_err(ApiError::from)?;
     pipeline_at(&state, &c, entity, at).await?;
     let listed = state
         .inner
         .records
-        .list(
-            &c,
-            entity,
-            ListQuery {
-                cursor: params.cursor,
-                page_size: params.page_size,
-                updated_since,
-                remote_data: params.remote_data,
-            },
-            request_id.as_ref().map(|r| r.0.as_str()),
-        )
+        .list(&c, entity, list, request_id.as_ref().map(|r| r.0.as_str()))
         .await?;
     let failed = listed.records.iter().filter(|r| r.is_err()).count() as u64;
     let ok = listed.records.len() as u64 - failed;
