@@ -26,7 +26,7 @@ pub mod secrets;
 pub mod upstream;
 
 pub use health::{ErrorEntry, ErrorKind, HealthReport, Status};
-pub use monitor::{ERROR_LOG_KEEP, Monitor, Review};
+pub use monitor::{ERROR_LOG_KEEP, MAX_QUEUED_LOG_ENTRIES, Monitor};
 pub use pipelines::{Base, ChangeError, Changed, Pipeline, Pipelines, Proposal};
 pub use records::{
     DEFAULT_PAGE_SIZE, Fetched, ListQuery, Listed, MAX_PAGE_SIZE, Records, RecordsError,

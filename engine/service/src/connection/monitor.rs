@@ -100,10 +100,9 @@ impl std::fmt::Debug for Monitor {
     }
 }
 
-/// What a mapped batch gave that the monitor records: see [`Monitor::review`].
+/// What a mapped batch gave that the monitor records: see [`Monitor::mapped`].
 #[derive(Debug)]
-#[must_use = "a review is recorded with Monitor::record"]
-pub struct Review {
+struct Review {
     entity: Entity,
     /// Error log entries.
     problems: Vec<ErrorEntry>,
@@ -111,13 +110,6 @@ pub struct Review {
     newly_failing: Vec<(String, String)>,
     mapping_errors: u64,
     plugin_errors: u64,
-}
-
-impl Review {
-    /// Whether there is nothing to record: the batch mapped cleanly.
-    pub fn is_empty(&self) -> bool {
-        self.problems.is_empty() && self.newly_failing.is_empty()
-    }
 }
 
 /// Why a read was not sent upstream.
@@ -306,8 +298,8 @@ impl Monitor {
 
     /// What mapping a page of records gave: failed records and field errors are
     /// logged as mapping errors, failed plugin calls as plugin errors; a plugin that
-    /// starts failing raises `plugin.failing` once. [`Monitor::review`] then
-    /// [`Monitor::record`].
+    /// starts failing raises `plugin.failing` once. Nothing is written here: the
+    /// entries and events are queued for the monitor's writer.
     pub fn mapped(
         &self,
         c: &Connection,
@@ -322,9 +314,7 @@ impl Monitor {
 
     /// What mapping a page of records gave, to be recorded: the error log entries,
     /// the plugins that started failing, and the counts for the connection's health.
-    /// Nothing is written, so it may run anywhere; an empty review needs no
-    /// [`Monitor::record`].
-    pub fn review(
+    fn review(
         &self,
         c: &Connection,
         entity: Entity,
@@ -424,7 +414,7 @@ impl Monitor {
     /// Records a [`Review`]: its entries are queued for the error log,
     /// `plugin.failing` is queued for the plugins that started failing, and the
     /// connection's health counts the problems.
-    pub fn record(&self, c: &Connection, review: Review) {
+    fn record(&self, c: &Connection, review: Review) {
         let Review {
             entity,
             problems,

@@ -138,11 +138,6 @@ impl Cluster {
         self.wait_ready(&log)
     }
 
-    /// The port it listens on (127.0.0.1).
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// The address of database `name`.
     pub fn url(&self, name: &str) -> String {
         format!("postgres://{SUPERUSER}@127.0.0.1:{}/{name}", self.port)

@@ -423,20 +423,6 @@ impl PgStore {
         tx.commit().await?;
         Ok(())
     }
-
-    /// Drops every table this store made, the schema version with them (for tests
-    /// that start over on one database).
-    pub async fn drop_everything(&self) -> Result<(), StoreError> {
-        self.client()
-            .await?
-            .batch_execute(
-                "DROP TABLE IF EXISTS tenants, api_keys, connections, mapping_heads,
-                    mapping_versions, plugins, plugin_bytes, error_log, subscriptions,
-                    outbox, outbox_claims, delivery_log, store_meta, crosswalk_schema CASCADE",
-            )
-            .await?;
-        Ok(())
-    }
 }
 
 /// Announces `change` when the transaction commits.
