@@ -37,6 +37,9 @@ pub enum ErrorCode {
     InvalidConnection,
     /// Credentials that are not well formed (422).
     InvalidCredentials,
+    /// A JSONPath that is not valid RFC 9535 (`details.position`: where it stops being
+    /// valid), or one refused as too costly (`details.refused`) (422).
+    InvalidJsonpath,
     /// A plugin binding's limits out of range (422).
     InvalidLimits,
     /// A mapping that does not validate; `details` lists every problem (422).

@@ -111,6 +111,10 @@ pub enum EventType {
     /// A plugin started failing on a connection (once until it succeeds again).
     #[serde(rename = "plugin.failing")]
     PluginFailing,
+    /// A test, sent to one subscription when asked for (`POST /v1/webhooks/{id}/test`),
+    /// whichever events it receives.
+    #[serde(rename = "webhook.test")]
+    Test,
 }
 
 impl EventType {
@@ -122,6 +126,7 @@ impl EventType {
             EventType::StatusChanged => "connection.status_changed",
             EventType::MappingUpdated => "mapping.updated",
             EventType::PluginFailing => "plugin.failing",
+            EventType::Test => "webhook.test",
         }
     }
 }
@@ -342,9 +347,32 @@ impl Webhooks {
             .into_iter()
             .filter(|s| s.events.contains(&event_type))
             .collect();
-        if subscriptions.is_empty() {
-            return Ok(());
+        if !subscriptions.is_empty() {
+            self.queue(tenant_id, event_type, data, subscriptions)
+                .await?;
         }
+        Ok(())
+    }
+
+    /// Records a `webhook.test` event for one subscription, whatever events it
+    /// receives; answers the event's id. It is delivered, retried and logged as any
+    /// other event.
+    pub async fn test(&self, subscription: Subscription) -> Result<String, StoreError> {
+        let tenant_id = subscription.tenant_id.clone();
+        let data = json!({"subscription_id": subscription.id, "message": "a test delivery, asked for through the API"});
+        self.queue(&tenant_id, EventType::Test, data, vec![subscription])
+            .await
+    }
+
+    /// Puts one delivery of a new event per subscription in the outbox and wakes the
+    /// delivery loop; answers the event's id.
+    async fn queue(
+        &self,
+        tenant_id: &str,
+        event_type: EventType,
+        data: Value,
+        subscriptions: Vec<Subscription>,
+    ) -> Result<String, StoreError> {
         let event_id = crate::ids::random_id("evt");
         let body = json!({
             "id": event_id,
@@ -373,7 +401,7 @@ impl Webhooks {
         }
         tracing::info!(event = event_type.as_str(), %event_id, tenant = tenant_id, "event queued");
         self.wake.notify_one();
-        Ok(())
+        Ok(event_id)
     }
 
     /// Delivers the outbox until the process ends: what is due now, then waits for
@@ -704,6 +732,7 @@ mod tests {
             EventType::StatusChanged,
             EventType::MappingUpdated,
             EventType::PluginFailing,
+            EventType::Test,
         ] {
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }

@@ -2911,3 +2911,41 @@ async fn a_live_connection_is_verified_on_creation_when_asked_and_says_whether_i
     assert!(c.get("credentials_verified").is_none(), "{c}");
     finish(s, &dir).await;
 }
+
+/// `POST /v1/webhooks/{id}/test` sends that subscription a signed `webhook.test`
+/// event, whichever events it receives, and nobody else; it is in its delivery log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_delivery_reaches_only_its_subscription_and_its_log() {
+    let dir = temp_dir("webhook-test");
+    let s = Service::start(&dir, None).await;
+    let (r, url, _receiver) = receiver().await;
+    let tested = subscribe(&s, &r, &url, &["mapping.updated"]).await;
+    let (other, other_url, _other) = receiver().await;
+    subscribe(&s, &other, &other_url, &["mapping.updated"]).await;
+
+    let (status, _, answer) = s
+        .call("POST", &format!("/v1/webhooks/{tested}/test"), None)
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let event = answer["event_id"].as_str().unwrap().to_owned();
+    eventually("the test event at the receiver", || {
+        r.of("webhook.test").len() == 1
+    })
+    .await;
+    let got = &r.of("webhook.test")[0];
+    assert_eq!(got["id"], event.as_str(), "{got}");
+    assert_eq!(got["data"]["subscription_id"], tested.as_str(), "{got}");
+    assert_eq!(*r.bad_signatures.lock().unwrap(), 0);
+
+    let (_, log) = s.get(&format!("/v1/webhooks/{tested}/deliveries")).await;
+    assert_eq!(log["data"][0]["event_id"], event.as_str(), "{log}");
+    assert_eq!(log["data"][0]["event_type"], "webhook.test", "{log}");
+    assert!(
+        other.of("webhook.test").is_empty(),
+        "another subscription got the test"
+    );
+
+    let (status, _, answer) = s.call("POST", "/v1/webhooks/whk_none/test", None).await;
+    assert_eq!(status, 404, "{answer}");
+    finish(s, &dir).await;
+}

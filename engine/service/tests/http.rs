@@ -3619,3 +3619,320 @@ async fn an_inline_transforms_field_errors_reach_the_error_log_with_their_cause(
         "{entry}"
     );
 }
+
+/// What a client that writes mappings reads: the systems and their entities, the
+/// transforms with an example step each, the model's schema of an entity.
+#[tokio::test]
+async fn the_mapping_language_is_described_to_clients() {
+    let f = fixture("language", 1 << 20);
+    let systems = call(&f.app, "GET", "/v1/systems", Some(&f.alice), "").await;
+    assert_eq!(systems.status, StatusCode::OK, "{}", systems.body);
+    let sap = systems.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "sap-s4hana")
+        .expect("SAP is listed");
+    assert!(
+        sap["entities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("purchase_order")),
+        "{sap}"
+    );
+
+    let transforms = call(&f.app, "GET", "/v1/transforms", Some(&f.alice), "").await;
+    assert_eq!(transforms.status, StatusCode::OK, "{}", transforms.body);
+    let round = transforms.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "round")
+        .expect("round is listed");
+    assert_eq!(round["example"], json!({"round": 2}), "{round}");
+    assert!(
+        round["arguments"].as_str().unwrap().contains("digits"),
+        "{round}"
+    );
+
+    let model = call(
+        &f.app,
+        "GET",
+        "/v1/model/purchase-orders",
+        Some(&f.alice),
+        "",
+    )
+    .await;
+    assert_eq!(model.status, StatusCode::OK, "{}", model.body);
+    assert_eq!(
+        model.body["properties"]["vendor"]["type"],
+        json!(["object", "null"])
+    );
+    assert!(
+        model.body["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("id"))
+    );
+    let unknown = call(&f.app, "GET", "/v1/model/invoice", Some(&f.alice), "").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
+    assert!(
+        unknown.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("purchase_order")
+    );
+
+    // None of it without a key.
+    let anonymous = call(&f.app, "GET", "/v1/transforms", None, "").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+/// A JSONPath evaluated on a sample: what it selects, or where it stops being valid.
+#[tokio::test]
+async fn a_jsonpath_is_evaluated_on_a_sample_or_its_error_placed() {
+    let f = fixture("jsonpath", 1 << 20);
+    let document = json!({"Supplier": "17300001", "items": [{"Plant": "1710"}, {"Plant": "1720"}], "Empty": null});
+    let cases = [
+        (
+            "$.Supplier",
+            StatusCode::OK,
+            json!({"singular": true, "values": ["17300001"]}),
+        ),
+        (
+            "$.items[*].Plant",
+            StatusCode::OK,
+            json!({"singular": false, "values": ["1710", "1720"]}),
+        ),
+        (
+            "$.Missing",
+            StatusCode::OK,
+            json!({"singular": true, "values": []}),
+        ),
+        (
+            "$.Empty",
+            StatusCode::OK,
+            json!({"singular": true, "values": [null]}),
+        ),
+        (
+            "$.items[",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"position": 9}),
+        ),
+        (
+            "$..a..b..c",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"refused": true}),
+        ),
+    ];
+    for (path, status, expected) in cases {
+        let a = call(
+            &f.app,
+            "POST",
+            "/v1/jsonpath",
+            Some(&f.alice),
+            json!({"path": path, "document": document}).to_string(),
+        )
+        .await;
+        assert_eq!(a.status, status, "{path}: {}", a.body);
+        if status == StatusCode::OK {
+            assert_eq!(a.body["path"], path);
+            assert_eq!(
+                a.body["singular"], expected["singular"],
+                "{path}: {}",
+                a.body
+            );
+            assert_eq!(a.body["values"], expected["values"], "{path}: {}", a.body);
+        } else {
+            assert_eq!(
+                a.body["error"]["code"], "invalid_jsonpath",
+                "{path}: {}",
+                a.body
+            );
+            let details = &a.body["error"]["details"];
+            if expected["position"].is_number() {
+                assert_eq!(
+                    details["position"], expected["position"],
+                    "{path}: {}",
+                    a.body
+                );
+                assert!(
+                    a.body["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("position 9")
+                );
+            } else {
+                assert!(
+                    details["refused"]
+                        .as_str()
+                        .unwrap()
+                        .contains("max_descendant_segments"),
+                    "{path}: {}",
+                    a.body
+                );
+            }
+        }
+    }
+    // A body that is not the shape names what is wrong.
+    let a = call(
+        &f.app,
+        "POST",
+        "/v1/jsonpath",
+        Some(&f.alice),
+        json!({"path": "$"}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("document"),
+        "{}",
+        a.body
+    );
+}
+
+/// A refused mapping places each problem at its target, and a path's at its position.
+#[tokio::test]
+async fn an_invalid_mapping_places_each_problem_at_its_target() {
+    let f = fixture("placed", 1 << 20);
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let a = call(
+        &f.app,
+        "PUT",
+        &format!("/v1/connections/{id}/mappings/purchase_order"),
+        Some(&f.alice),
+        json!({"overrides": [
+            {"target": "vendor.name", "path": "$.Supplier["},
+            {"target": "currency", "path": "$.DocumentCurrency", "transforms": ["uper"]},
+        ]})
+        .to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    let details = &a.body["error"]["details"];
+    assert_eq!(
+        details["problems"].as_array().unwrap().len(),
+        2,
+        "{details}"
+    );
+    assert_eq!(
+        details["targets"],
+        json!([{"target": "vendor.name", "position": 12}, {"target": "currency", "position": null}]),
+        "{details}"
+    );
+}
+
+/// Only the admin key lists tenants.
+#[tokio::test]
+async fn the_admin_key_lists_tenants_and_a_tenant_key_may_not() {
+    let f = fixture("tenants", 1 << 20);
+    let a = call(&f.app, "GET", "/v1/tenants", Some(&f.admin), "").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let names: Vec<&str> = a.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob", "admin"]);
+    let a = call(&f.app, "GET", "/v1/tenants", Some(&f.alice), "").await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert_eq!(
+        a.body["error"]["message"],
+        "only an admin key lists tenants"
+    );
+}
+
+/// Two versions compared: the override entries that differ, by target, and the
+/// bindings; by default the current version against the one before.
+#[tokio::test]
+async fn two_versions_of_a_mapping_are_compared_by_target() {
+    let f = fixture("diff", 1 << 20);
+    let id = new_connection(&f, &f.alice, "sap-s4hana").await;
+    let mapping = format!("/v1/connections/{id}/mappings/purchase_order");
+    let name = json!({"target": "vendor.name", "path": "$.ZZ1_SupplierName_PDH"});
+    let cost = json!({"target": "custom_fields.cost_center", "path": "$.ZZ1_CostCenter_PDH"});
+    for change in [json!({"overrides": [name]}), json!({"overrides": [cost]})] {
+        let a = call(
+            &f.app,
+            "PATCH",
+            &mapping,
+            Some(&f.alice),
+            change.to_string(),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("{mapping}/diff"),
+        Some(&f.alice),
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(
+        a.body,
+        json!({"from": 1, "to": 2, "changes": [
+            {"part": "override", "target": "custom_fields.cost_center", "before": null, "after": cost},
+        ]})
+    );
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("{mapping}/diff?from=2&to=0"),
+        Some(&f.alice),
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let targets: Vec<&Value> = a.body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["target"])
+        .collect();
+    assert_eq!(
+        targets,
+        [&json!("vendor.name"), &json!("custom_fields.cost_center")]
+    );
+    assert!(
+        a.body["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["after"].is_null())
+    );
+
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("{mapping}/diff?from=0&to=9"),
+        Some(&f.alice),
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("version 9")
+    );
+    let a = call(
+        &f.app,
+        "GET",
+        &format!("{mapping}/diff?from=x"),
+        Some(&f.alice),
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    // Another tenant's connection does not exist for bob.
+    let a = call(&f.app, "GET", &format!("{mapping}/diff"), Some(&f.bob), "").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+}

@@ -193,6 +193,46 @@ pub enum SpecError {
     },
 }
 
+impl SpecError {
+    /// The target whose rule the problem is in, where there is one: what a console
+    /// marks the problem at.
+    pub fn target(&self) -> Option<&str> {
+        use SpecError as E;
+        match self {
+            E::UnknownTarget { target, .. }
+            | E::InvalidPath { target, .. }
+            | E::CostlyPath { target, .. }
+            | E::UnknownTransform { target, .. }
+            | E::TransformArgs { target, .. }
+            | E::TypeMismatch { target, .. }
+            | E::DuplicateTarget { target, .. }
+            | E::ConflictingSources { target, .. }
+            | E::NestedOnScalar { target, .. }
+            | E::NotForNested { target }
+            | E::MissingNestedRules { target, .. }
+            | E::MissingSource { target }
+            | E::BadOverride { target, .. } => Some(target),
+            // `at` is "target `…`", or "`pre` step" for a record step.
+            E::Plugin { at, .. } => at
+                .strip_prefix("target `")
+                .and_then(|t| t.strip_suffix('`')),
+            E::Syntax { .. }
+            | E::WrongScope { .. }
+            | E::UnknownSystem { .. }
+            | E::NoDefaultMapping { .. } => None,
+        }
+    }
+
+    /// The 1-based position in the JSONPath where it stops being valid, for a path
+    /// that does not parse.
+    pub fn position(&self) -> Option<usize> {
+        match self {
+            SpecError::InvalidPath { position, .. } => Some(*position),
+            _ => None,
+        }
+    }
+}
+
 /// Every problem found in a document: compilation reports them all, not the first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpecErrors(pub Vec<SpecError>);

@@ -73,14 +73,24 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
 
-    /// 422 for a mapping that does not validate, listing every problem.
+    /// 422 for a mapping that does not validate, listing every problem, and beside
+    /// each (`targets`, index for index) the target it concerns and, for a JSONPath
+    /// that does not parse, the position where it stops being valid.
     pub fn invalid(errors: &SpecErrors) -> ApiError {
+        let targets: Vec<Value> = errors
+            .0
+            .iter()
+            .map(|e| json!({"target": e.target(), "position": e.position()}))
+            .collect();
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::InvalidMapping,
             errors.to_string(),
         )
-        .details(json!({"problems": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>()}))
+        .details(json!({
+            "problems": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "targets": targets,
+        }))
     }
 
     /// 500: the cause is logged, the client sees a clean message.

@@ -1,6 +1,6 @@
 //! A connection's mapping of an entity: read it, replace or merge its overrides, bind
-//! plugin versions, list its versions, roll back to one, and preview proposed
-//! overrides on a payload. A change is conditional on `If-Match` when the request
+//! plugin versions, list its versions, compare two of them, roll back to one, and
+//! preview proposed overrides on a payload. A change is conditional on `If-Match` when the request
 //! sends one, validated and stored as a new version off the async workers, then
 //! published: the next request maps with it, and `mapping.updated` is emitted. Answers
 //! carry the version in [`VERSION_HEADER`] and as their entity tag.
@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
@@ -513,6 +513,145 @@ pub(super) async fn mapping_history(
         data,
         pruned_before,
     }))
+}
+
+/// The two versions to compare.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DiffParams {
+    from: Option<u64>,
+    to: Option<u64>,
+}
+
+/// What changed from one version of a mapping to another.
+#[derive(Serialize, JsonSchema)]
+pub struct VersionDiff {
+    /// The older side.
+    pub from: u64,
+    /// The newer side.
+    pub to: u64,
+    /// Each override entry, `pre`/`post` step list and plugin binding list that
+    /// differs; empty when the two versions map alike.
+    pub changes: Vec<VersionChange>,
+}
+
+/// One part of a mapping that differs between two versions.
+#[derive(Serialize, JsonSchema)]
+pub struct VersionChange {
+    /// `override` (one target's override entry), `pre`, `post` or `plugins`.
+    pub part: &'static str,
+    /// The target, for an override entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// In the `from` version (`null`: absent there).
+    pub before: Value,
+    /// In the `to` version (`null`: absent there).
+    pub after: Value,
+}
+
+/// Compares two kept versions of a mapping (`?from=A&to=B`; 0 is the system's
+/// default): override entries by target, then the record steps and the bindings.
+/// Without `to`, the current version; without `from`, the kept version before `to`.
+pub(super) async fn mapping_diff(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+    params: Result<Query<DiffParams>, QueryRejection>,
+) -> Result<Json<VersionDiff>, ApiError> {
+    let params = super::records::query(params)?;
+    let c = connection(&state, &caller, &id).await?;
+    let entity = entity(&c, &name)?;
+    let stored = state.inner.store.mapping_history(&c.id, entity).await?;
+    let to = params
+        .to
+        .unwrap_or_else(|| stored.last().map_or(0, |v| v.version));
+    let from = params.from.unwrap_or_else(|| {
+        stored
+            .iter()
+            .rev()
+            .map(|v| v.version)
+            .find(|&v| v < to)
+            .unwrap_or(0)
+    });
+    let kept = |version: u64| -> Result<(OverrideSpec, Vec<PluginBinding>), ApiError> {
+        if version == 0 {
+            return Ok((OverrideSpec::default(), Vec::new()));
+        }
+        stored
+            .iter()
+            .find(|v| v.version == version)
+            .map(|v| (v.overrides.clone(), v.plugins.clone()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    ErrorCode::NotFound,
+                    format!(
+                        "version {version} of this mapping is not kept: it was never stored, or was pruned (the history lists the versions kept)"
+                    ),
+                )
+            })
+    };
+    let (before, before_plugins) = kept(from)?;
+    let (after, after_plugins) = kept(to)?;
+    Ok(Json(VersionDiff {
+        from,
+        to,
+        changes: version_changes(&before, &before_plugins, &after, &after_plugins),
+    }))
+}
+
+/// The parts that differ between two versions' overrides and bindings: the override
+/// entries in the order of the newer version, then those it no longer has, then `pre`,
+/// `post` and `plugins`.
+fn version_changes(
+    before: &OverrideSpec,
+    before_plugins: &[PluginBinding],
+    after: &OverrideSpec,
+    after_plugins: &[PluginBinding],
+) -> Vec<VersionChange> {
+    fn json(value: &impl Serialize) -> Value {
+        serde_json::to_value(value).expect("overrides and bindings serialize")
+    }
+    let entry = |spec: &OverrideSpec, target: &str| {
+        spec.overrides
+            .iter()
+            .find(|o| o.target == target)
+            .map_or(Value::Null, json)
+    };
+    let mut targets: Vec<&str> = after.overrides.iter().map(|o| o.target.as_str()).collect();
+    for o in &before.overrides {
+        if !targets.contains(&o.target.as_str()) {
+            targets.push(&o.target);
+        }
+    }
+    let mut changes: Vec<VersionChange> = targets
+        .into_iter()
+        .filter_map(|target| {
+            let (b, a) = (entry(before, target), entry(after, target));
+            (b != a).then(|| VersionChange {
+                part: "override",
+                target: Some(target.to_owned()),
+                before: b,
+                after: a,
+            })
+        })
+        .collect();
+    let parts: [(&'static str, Value, Value); 3] = [
+        ("pre", json(&before.pre), json(&after.pre)),
+        ("post", json(&before.post), json(&after.post)),
+        ("plugins", json(&before_plugins), json(&after_plugins)),
+    ];
+    for (part, b, a) in parts {
+        if b != a {
+            changes.push(VersionChange {
+                part,
+                target: None,
+                before: b,
+                after: a,
+            });
+        }
+    }
+    changes
 }
 
 /// The version to restore.

@@ -23,7 +23,8 @@
 //! - Handlers, one module per resource: `tenants`, `connections` (create, list, get,
 //!   delete, status, error log, reauthorization), `records` (a connection's unified
 //!   records: read, write, preview a write), `mappings` (read, change, bind plugins,
-//!   history, rollback, preview), `plugins`, `transform`, `webhooks`, and `ops` (the
+//!   history, diff, rollback, preview), `plugins`, `transform`, `webhooks`, `language`
+//!   (the transforms, the model's schemas, JSONPath on a sample), and `ops` (the
 //!   OpenAPI document, the metrics, the benchmarks' floor).
 //! - Answers: `error` ([`ApiError`], [`ErrorCode`]: the one list of the codes the API
 //!   answers), `answer` (the list shape; answers within `max_answer_bytes`), [`ndjson`]
@@ -37,6 +38,7 @@ mod body;
 mod connections;
 mod content_type;
 mod error;
+mod language;
 mod mappings;
 pub mod metrics;
 pub mod ndjson;

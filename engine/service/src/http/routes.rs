@@ -14,14 +14,19 @@ use super::connections::{
     ConnectionCreated, NewConnection, create_connection, delete_connection, get_connection,
     list_connections,
 };
+use super::language::{
+    Evaluate, Evaluated, SystemInfo, TransformInfo, evaluate, list_systems, list_transforms,
+    model_schema,
+};
 use super::mappings::AtVersion;
 use super::mappings::{
     History, MappingAnswer, Preview, PreviewAnswer, Rollback, bind_plugins, get_mapping,
     mapping_history, patch_mapping, preview_mapping, put_mapping, rollback_mapping,
 };
+use super::mappings::{VersionDiff, mapping_diff};
 use super::ops::{floor, metrics, serve_openapi};
 use super::plugins::{PluginAnswer, delete_plugin, describe_plugin, list_plugins, upload_plugin};
-use super::tenants::{NewTenant, TenantCreated, create_tenant};
+use super::tenants::{NewTenant, TenantCreated, create_tenant, list_tenants};
 use super::transform::transform;
 use super::{
     ApiError, AppState, Caller, ErrorCode, List, RequestId, Route, connections, content_type,
@@ -103,6 +108,19 @@ pub fn routes() -> Vec<Route> {
             .input(Input::Json(schema::<NewTenant>))
             .answers(201, Output::Json(schema::<TenantCreated>))
             .errors(&[422]),
+        Route::new(M::GET, "/v1/tenants", get(list_tenants), "listTenants", "Every tenant, oldest first.")
+            .access(Access::Admin)
+            .answers(200, Output::Json(schema::<List<crate::store::Tenant>>)),
+        Route::new(M::GET, "/v1/systems", get(list_systems), "listSystems", "The source systems Crosswalk maps, and the entities each has a default mapping of.")
+            .answers(200, Output::Json(schema::<List<SystemInfo>>)),
+        Route::new(M::GET, "/v1/transforms", get(list_transforms), "listTransforms", "The built-in transforms: name, what each does, its arguments and an example step.")
+            .answers(200, Output::Json(schema::<List<TransformInfo>>)),
+        Route::new(M::GET, "/v1/model/{entity}", get(model_schema), "getModel", "The unified model's JSON Schema (draft 2020-12) of an entity: its fields, their types and which are required.")
+            .answers(200, Output::Json(|_| schemars::json_schema!({"type": "object", "description": "A JSON Schema (draft 2020-12)."}))),
+        Route::new(M::POST, "/v1/jsonpath", post(evaluate), "evaluateJsonpath", "Evaluate an RFC 9535 JSONPath on a document, as a rule would: the values it selects, or where it stops being valid.")
+            .input(Input::Json(schema::<Evaluate>))
+            .answers(200, Output::Json(schema::<Evaluated>))
+            .errors(&[422]),
         Route::new(M::POST, "/v1/connections", post(create_connection), "createConnection", "Create a connection to a source system.")
             .input(Input::Json(schema::<NewConnection>))
             .answers(201, Output::Json(schema::<ConnectionCreated>))
@@ -142,6 +160,13 @@ pub fn routes() -> Vec<Route> {
             .conditional(),
         Route::new(M::GET, "/v1/connections/{id}/mappings/{entity}/history", get(mapping_history), "mappingHistory", "Every version of the connection's mapping of an entity, oldest first.")
             .answers(200, Output::Json(schema::<History>)),
+        Route::new(M::GET, "/v1/connections/{id}/mappings/{entity}/diff", get(mapping_diff), "mappingDiff", "What changed between two kept versions of the mapping (`from`, `to`; 0 is the system's default; by default the current version and the one before): override entries by target, record steps and plugin bindings.")
+            .query(&[
+                ("from", "integer:0:18446744073709551615", "The older version (0: the system's default); by default the kept version before `to`."),
+                ("to", "integer:0:18446744073709551615", "The newer version; by default the current one."),
+            ])
+            .answers(200, Output::Json(schema::<VersionDiff>))
+            .errors(&[400]),
         Route::new(M::POST, "/v1/connections/{id}/mappings/{entity}/rollback", post(rollback_mapping), "rollbackMapping", "Restore an earlier version (0: the system's default), as a new version; restoring the current mapping stores nothing.")
             .input(Input::Json(schema::<Rollback>))
             .answers(200, mapping)
@@ -185,6 +210,8 @@ pub fn routes() -> Vec<Route> {
             .answers(200, Output::Json(schema::<crate::webhook::Subscription>)),
         Route::new(M::DELETE, "/v1/webhooks/{webhook_id}", delete(webhooks::unsubscribe), "deleteWebhook", "Unsubscribe; deliveries still in the outbox are dropped.")
             .answers(204, Output::Empty),
+        Route::new(M::POST, "/v1/webhooks/{webhook_id}/test", post(webhooks::test), "testWebhook", "Queue a `webhook.test` event for this subscription (whatever events it receives): delivered, signed and logged as any other.")
+            .answers(202, Output::Json(schema::<webhooks::TestQueued>)),
         Route::new(M::GET, "/v1/webhooks/{webhook_id}/deliveries", get(webhooks::deliveries), "webhookDeliveries", "The subscription's delivery log, newest first: every attempt and how it went.")
             .answers(200, Output::Json(schema::<List<crate::webhook::DeliveryAttempt>>)),
         Route::new(M::POST, "/v1/connections/{id}/transform/{entity}", post(transform), "transform", "Map source records with the connection's current mapping: JSON in, JSON out; or NDJSON in, NDJSON out, streamed.")

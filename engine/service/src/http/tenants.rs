@@ -1,5 +1,5 @@
 //! Tenants: an admin key creates a tenant and its first API key, whose secret is shown
-//! once (only its hash is stored).
+//! once (only its hash is stored), and lists the tenants.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::body::json_body;
-use super::{ApiError, AppState, Caller, ErrorCode};
+use super::{ApiError, AppState, Caller, ErrorCode, List};
 use crate::store::{Role, Tenant};
 
 /// A new tenant.
@@ -40,18 +40,24 @@ pub struct NewKey {
     pub secret: String,
 }
 
+/// 403 `forbidden` unless the caller holds the admin key.
+fn admin_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
+    if caller.0.role == Role::Admin {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::Forbidden,
+        format!("only an admin key {what}"),
+    ))
+}
+
 pub(super) async fn create_tenant(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    if caller.0.role != Role::Admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "only an admin key creates tenants",
-        ));
-    }
+    admin_only(&caller, "creates tenants")?;
     let NewTenant { name } = json_body(body)?;
     state.inner.quotas.name("name", &name)?;
     let tenant = state.inner.store.create_tenant(&name).await?;
@@ -65,4 +71,15 @@ pub(super) async fn create_tenant(
         api_key: NewKey { id: key.id, secret },
     };
     Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// Every tenant, oldest first.
+pub(super) async fn list_tenants(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<List<Tenant>>, ApiError> {
+    admin_only(&caller, "lists tenants")?;
+    let mut data = state.inner.store.tenants().await?;
+    data.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+    Ok(Json(List { data }))
 }

@@ -1,5 +1,5 @@
-//! The webhook subscription endpoints: subscribe, list, look at, unsubscribe, and
-//! read a subscription's delivery log.
+//! The webhook subscription endpoints: subscribe, list, look at, unsubscribe, read a
+//! subscription's delivery log, and send it a test event.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -186,4 +186,23 @@ pub(super) async fn deliveries(
     Ok(Json(List {
         data: state.inner.store.delivery_log(&s.id).await?,
     }))
+}
+
+/// A test event, queued.
+#[derive(Serialize, JsonSchema)]
+pub struct TestQueued {
+    /// The event's id: its deliveries carry it in `Crosswalk-Event-Id` and in the log.
+    pub event_id: String,
+}
+
+/// Queues a `webhook.test` event for the subscription: delivered, signed, retried and
+/// logged as any other event.
+pub(super) async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let s = find(&state, &caller, &id).await?;
+    let event_id = state.inner.webhooks.test(s).await?;
+    Ok((StatusCode::ACCEPTED, Json(TestQueued { event_id })).into_response())
 }

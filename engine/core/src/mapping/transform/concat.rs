@@ -18,6 +18,8 @@ use super::{TransformDef, expected, object_args, scalar_text};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "concat",
     summary: "joins an array's non-empty elements with a separator (default \"\")",
+    arguments: Some("the separator (default `\"\"`), or `{separator: \" \"}`"),
+    example: r#"{"concat": " "}"#,
 };
 
 /// The separator.

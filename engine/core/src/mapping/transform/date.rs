@@ -21,6 +21,8 @@ use super::{TransformDef, expected, object_args};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "date",
     summary: "SAP /Date(ms)/, ISO dates and date-times, YYYYMMDD or given patterns → YYYY-MM-DD",
+    arguments: Some("`formats: [..]`: optional chrono patterns tried after the built-in formats"),
+    example: r#"{"date": {"formats": ["%d.%m.%Y"]}}"#,
 };
 
 /// Extra chrono patterns to try after the built-in formats.

@@ -19,6 +19,10 @@ use super::{TransformDef, expected, object_args};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "datetime",
     summary: "SAP /Date(ms)/, ISO date-times or given patterns → RFC 3339 UTC with Z",
+    arguments: Some(
+        "`formats: [..]`, `timezone: \"+01:00\"`: optional patterns, and the offset of values that carry none (UTC by default)",
+    ),
+    example: r#"{"datetime": {"timezone": "+01:00"}}"#,
 };
 
 /// Extra patterns, and the offset of values that carry none.

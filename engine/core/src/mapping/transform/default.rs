@@ -13,6 +13,8 @@ use super::TransformDef;
 pub(super) const DEF: TransformDef = TransformDef {
     name: "default",
     summary: "replaces null with the given value",
+    arguments: Some("the value that replaces null"),
+    example: r#"{"default": "unknown"}"#,
 };
 
 pub(super) fn apply(value: Value, default: &Value) -> Value {

@@ -16,6 +16,8 @@ use super::{Ctx, Operand, TransformDef, expected, number};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "divide",
     summary: "divides a number by a constant (`by`) or a field (`by_path`); zero is an error",
+    arguments: Some("the divisor, or `{by: 100}`, or `{by_path: \"$.NetPriceQuantity\"}`"),
+    example: r#"{"divide": {"by": 100}}"#,
 };
 
 pub(super) fn compile(args: Option<&Value>) -> Result<Operand, String> {

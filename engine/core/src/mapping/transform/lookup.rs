@@ -22,6 +22,10 @@ use crate::mapping::error::quote;
 pub(super) const DEF: TransformDef = TransformDef {
     name: "lookup",
     summary: "maps values through a table (`map`), with an optional `default` for the rest",
+    arguments: Some(
+        "`map: {from: to}`, `default: v` (optional), `case_insensitive: bool` (optional)",
+    ),
+    example: r#"{"lookup": {"map": {"APPR": "approved"}, "default": "unknown"}}"#,
 };
 
 /// A compiled value map.

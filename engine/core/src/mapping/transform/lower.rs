@@ -11,6 +11,8 @@ use super::{TransformDef, expected};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "lower",
     summary: "text in small letters",
+    arguments: None,
+    example: r#""lower""#,
 };
 
 pub(super) fn apply(value: Value) -> Result<Value, String> {

@@ -41,6 +41,11 @@ pub struct TransformDef {
     pub name: &'static str,
     /// One line on what it does.
     pub summary: &'static str,
+    /// The arguments it takes, in words; `None` when it takes none.
+    pub arguments: Option<&'static str>,
+    /// A step that uses it, as JSON text (`{"round": 2}`): what a console offers
+    /// to start from. Every example compiles (a test checks it).
+    pub example: &'static str,
 }
 
 /// Every built-in transform.
@@ -613,6 +618,34 @@ mod tests {
                 name => json!(name),
             };
             give(step, Value::Null, Value::Null);
+        }
+    }
+
+    /// The examples the catalog offers (the console starts a step from one) are
+    /// steps of the transform they illustrate, and compile.
+    #[test]
+    fn every_example_compiles() {
+        for def in CATALOG {
+            let step: Value = serde_json::from_str(def.example)
+                .unwrap_or_else(|e| panic!("{}: example is not JSON: {e}", def.name));
+            let named = match &step {
+                Value::String(name) => name.clone(),
+                Value::Object(map) => map.keys().next().cloned().unwrap_or_default(),
+                other => panic!("{}: example {other} is not a step", def.name),
+            };
+            assert_eq!(
+                named, def.name,
+                "the example of `{}` names `{named}`",
+                def.name
+            );
+            assert_eq!(
+                def.arguments.is_some(),
+                step.is_object(),
+                "`{}`: an example with arguments goes with a description of them",
+                def.name
+            );
+            Transform::compile(&TransformStep(step), &mut NoPlugins)
+                .unwrap_or_else(|e| panic!("{}: example does not compile: {e:?}", def.name));
         }
     }
 

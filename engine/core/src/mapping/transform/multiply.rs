@@ -12,6 +12,8 @@ use super::{Ctx, Operand, TransformDef, expected, number};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "multiply",
     summary: "multiplies a number by a constant (`by`) or a field (`by_path`)",
+    arguments: Some("the factor, or `{by: 0.01}`, or `{by_path: \"$.x\"}`"),
+    example: r#"{"multiply": {"by": 0.01}}"#,
 };
 
 pub(super) fn apply(value: Value, by: &Operand, ctx: &mut Ctx<'_>) -> Result<Value, String> {

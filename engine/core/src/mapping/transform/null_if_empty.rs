@@ -13,6 +13,8 @@ use super::TransformDef;
 pub(super) const DEF: TransformDef = TransformDef {
     name: "null_if_empty",
     summary: "\"\", white space only, [] and {} become null",
+    arguments: None,
+    example: r#""null_if_empty""#,
 };
 
 pub(super) fn apply(value: Value) -> Value {

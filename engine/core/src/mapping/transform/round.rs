@@ -12,6 +12,8 @@ use super::{TransformDef, expected, number, object_args};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "round",
     summary: "rounds a number to `digits` decimals (default 0), half away from zero",
+    arguments: Some("the number of decimal digits (default 0), or `{digits: 2}`"),
+    example: r#"{"round": 2}"#,
 };
 
 /// The number of decimal digits to keep.

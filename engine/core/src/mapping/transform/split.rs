@@ -15,6 +15,10 @@ use super::{TransformDef, expected, object_args};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "split",
     summary: "text cut at `separator` into an array, or the piece at `index`",
+    arguments: Some(
+        "the separator, or `{separator: \",\", index: 0}` (a negative index counts from the end)",
+    ),
+    example: r#"{"split": {"separator": ",", "index": 0}}"#,
 };
 
 /// The separator and the piece to keep.

@@ -18,6 +18,10 @@ use crate::path::Path;
 pub(super) const DEF: TransformDef = TransformDef {
     name: "template",
     summary: "text from `{value}` and `{$.path}` placeholders, e.g. \"{$.Street} {$.HouseNumber}\"",
+    arguments: Some(
+        "the template string: `{value}` is the current value, `{$.path}` a singular path in the record",
+    ),
+    example: r#"{"template": "{$.Street} {$.HouseNumber}"}"#,
 };
 
 /// A parsed template.

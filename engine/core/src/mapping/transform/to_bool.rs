@@ -16,6 +16,8 @@ use super::{TransformDef, expected, object_args};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "to_bool",
     summary: "flags (\"X\", \"Y\"/\"N\", \"yes\"/\"no\", \"1\"/\"0\", \"true\"/\"false\") as booleans; \"\" → null",
+    arguments: Some("`true: [..]`, `false: [..]`: optional lists of the strings that mean each"),
+    example: r#"{"to_bool": {"true": ["X"], "false": [""]}}"#,
 };
 
 const TRUE: &[&str] = &["true", "x", "y", "yes", "1"];

@@ -13,6 +13,8 @@ use super::{TransformDef, to_number};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "to_integer",
     summary: "a whole number from a number or text (\"00010\" → 10); a fraction is an error",
+    arguments: None,
+    example: r#""to_integer""#,
 };
 
 pub(super) fn apply(value: Value) -> Result<Value, String> {

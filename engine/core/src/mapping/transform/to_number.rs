@@ -14,6 +14,8 @@ use super::{TransformDef, expected, number};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "to_number",
     summary: "decimal text (\"100.000\", SAP's trailing minus \"12.50-\") as a number; \"\" → null",
+    arguments: None,
+    example: r#""to_number""#,
 };
 
 pub(super) fn apply(value: Value) -> Result<Value, String> {

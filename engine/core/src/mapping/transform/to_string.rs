@@ -11,6 +11,8 @@ use super::{TransformDef, expected, scalar_text};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "to_string",
     summary: "a number or boolean as text; strings stay as they are",
+    arguments: None,
+    example: r#""to_string""#,
 };
 
 pub(super) fn apply(value: Value) -> Result<Value, String> {

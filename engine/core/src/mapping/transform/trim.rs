@@ -11,6 +11,8 @@ use super::{TransformDef, expected};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "trim",
     summary: "strips white space around text",
+    arguments: None,
+    example: r#""trim""#,
 };
 
 pub(super) fn apply(value: Value) -> Result<Value, String> {

@@ -11,6 +11,8 @@ use super::{TransformDef, expected};
 pub(super) const DEF: TransformDef = TransformDef {
     name: "upper",
     summary: "text in capitals",
+    arguments: None,
+    example: r#""upper""#,
 };
 
 pub(super) fn apply(value: Value) -> Result<Value, String> {
