@@ -58,6 +58,10 @@ pub(crate) struct ServeArgs {
     /// bytes without parsing or mapping: the HTTP floor.
     #[arg(long)]
     floor_bytes: Option<usize>,
+    /// For work on the console: serve its files from this directory (read on every
+    /// request, as `engine/service/console/` holds them) instead of the ones built in.
+    #[arg(long, env = "CROSSWALK_CONSOLE_DIR")]
+    console_dir: Option<PathBuf>,
     /// The first wait, in milliseconds, before a failed webhook delivery is
     /// retried; it doubles with each attempt (up to an hour).
     #[arg(long, env = "CROSSWALK_WEBHOOK_BACKOFF_MS", default_value_t = 5000)]
@@ -366,6 +370,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         body_limit,
         log_format,
         floor_bytes,
+        console_dir,
         webhook_backoff_ms,
         plugin_pool,
         allow_upstream,
@@ -458,6 +463,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         egress: crosswalk_service::egress::Policy::allowing(allow_upstream),
         quotas,
         map_limits,
+        console: match console_dir {
+            Some(dir) => crosswalk_service::http::console::Assets::Dir(dir),
+            None => crosswalk_service::http::console::Assets::Embedded,
+        },
     };
     let mut state =
         crosswalk_service::http::AppState::with_options(store, host, body_limit, options);

@@ -26,6 +26,8 @@
 //!   history, diff, rollback, preview), `plugins`, `transform`, `webhooks`, `language`
 //!   (the transforms, the model's schemas, JSONPath on a sample), and `ops` (the
 //!   OpenAPI document, the metrics, the benchmarks' floor).
+//! - [`console`]: the web console's files, served at `/console/`; the console itself
+//!   uses the public API only.
 //! - Answers: `error` ([`ApiError`], [`ErrorCode`]: the one list of the codes the API
 //!   answers), `answer` (the list shape; answers within `max_answer_bytes`), [`ndjson`]
 //!   (streamed NDJSON), `content_type` (which bodies an endpoint takes).
@@ -36,6 +38,7 @@ mod answer;
 mod auth;
 mod body;
 mod connections;
+pub mod console;
 mod content_type;
 mod error;
 mod language;

@@ -26,7 +26,7 @@ use super::mappings::{
 use super::mappings::{VersionDiff, mapping_diff};
 use super::ops::{floor, metrics, serve_openapi};
 use super::plugins::{PluginAnswer, delete_plugin, describe_plugin, list_plugins, upload_plugin};
-use super::tenants::{NewTenant, TenantCreated, create_tenant, list_tenants};
+use super::tenants::{NewTenant, TenantCreated, calling_key, create_tenant, list_tenants};
 use super::transform::transform;
 use super::{
     ApiError, AppState, Caller, ErrorCode, List, RequestId, Route, connections, content_type,
@@ -56,6 +56,7 @@ pub fn app(state: AppState) -> Router {
     if state.inner.floor.is_some() {
         router = router.route("/bench/floor", post(floor));
     }
+    let router = router.merge(super::console::routes());
     let router = router
         .fallback(|| async {
             ApiError::new(
@@ -111,6 +112,8 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::GET, "/v1/tenants", get(list_tenants), "listTenants", "Every tenant, oldest first.")
             .access(Access::Admin)
             .answers(200, Output::Json(schema::<List<crate::store::Tenant>>)),
+        Route::new(M::GET, "/v1/key", get(calling_key), "callingKey", "The key that sends the request: its id, tenant and role (`tenant` or `admin`); how a client checks a key.")
+            .answers(200, Output::Json(schema::<crate::store::ApiKey>)),
         Route::new(M::GET, "/v1/systems", get(list_systems), "listSystems", "The source systems Crosswalk maps, and the entities each has a default mapping of.")
             .answers(200, Output::Json(schema::<List<SystemInfo>>)),
         Route::new(M::GET, "/v1/transforms", get(list_transforms), "listTransforms", "The built-in transforms: name, what each does, its arguments and an example step.")

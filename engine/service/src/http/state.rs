@@ -49,6 +49,8 @@ pub(super) struct Shared {
     pub(super) map_limits: MapLimits,
     /// The body of `POST /bench/floor`, when the server runs for benchmarks.
     pub(super) floor: Option<Bytes>,
+    /// Where the console's files come from.
+    pub(super) console: super::console::Assets,
 }
 
 /// How the service runs beyond its store and plugin host.
@@ -71,6 +73,9 @@ pub struct ServiceOptions {
     /// What mapping may take (JSONPath budgets, `max_record_bytes`), and the largest
     /// answer of records (`max_answer_bytes`).
     pub map_limits: MapLimits,
+    /// Where the console's files come from: embedded, unless a directory is given for
+    /// work on the console.
+    pub console: super::console::Assets,
 }
 
 impl Default for ServiceOptions {
@@ -82,6 +87,7 @@ impl Default for ServiceOptions {
             egress: crate::egress::Policy::deny_internal(),
             quotas: Quotas::DEFAULT,
             map_limits: MapLimits::DEFAULT,
+            console: super::console::Assets::Embedded,
         }
     }
 }
@@ -144,6 +150,7 @@ impl AppState {
                 openapi: std::sync::OnceLock::new(),
                 map_limits: options.map_limits,
                 floor: None,
+                console: options.console,
             }),
         }
     }

@@ -1,5 +1,7 @@
-//! Tenants: an admin key creates a tenant and its first API key, whose secret is shown
-//! once (only its hash is stored), and lists the tenants.
+//! Tenants and keys: an admin key creates a tenant and its first API key, whose secret
+//! is shown once (only its hash is stored), and lists the tenants; any key reads what
+//! it is (its tenant and role), which is how a client such as the console checks a key
+//! and learns what it may show.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::body::json_body;
 use super::{ApiError, AppState, Caller, ErrorCode, List};
-use crate::store::{Role, Tenant};
+use crate::store::{ApiKey, Role, Tenant};
 
 /// A new tenant.
 #[derive(Deserialize, JsonSchema)]
@@ -82,4 +84,9 @@ pub(super) async fn list_tenants(
     let mut data = state.inner.store.tenants().await?;
     data.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
     Ok(Json(List { data }))
+}
+
+/// The calling key: its id, its tenant and its role (never its secret).
+pub(super) async fn calling_key(caller: Caller) -> Json<ApiKey> {
+    Json(caller.0)
 }

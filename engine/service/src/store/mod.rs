@@ -290,7 +290,7 @@ impl Tenant {
 }
 
 /// An API key; only the sha256 of its secret is stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ApiKey {
     /// `key_…`: names the key in logs and in the author of changes.
     pub id: String,
