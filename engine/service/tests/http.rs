@@ -3844,6 +3844,24 @@ async fn the_admin_key_lists_tenants_and_a_tenant_key_may_not() {
         a.body["error"]["message"],
         "only an admin key lists tenants"
     );
+
+    // Either key reads what it is, and nothing of its secret.
+    for (key, role) in [(&f.admin, "admin"), (&f.alice, "tenant")] {
+        let a = call(&f.app, "GET", "/v1/key", Some(key), "").await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        assert_eq!(a.body["role"], role, "{}", a.body);
+        assert!(
+            a.body["id"].as_str().unwrap().starts_with("key_"),
+            "{}",
+            a.body
+        );
+        assert!(
+            !a.body.to_string().contains(key.as_str()),
+            "the secret is shown"
+        );
+    }
+    let a = call(&f.app, "GET", "/v1/key", Some("cw_wrong"), "").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
 }
 
 /// Two versions compared: the override entries that differ, by target, and the
