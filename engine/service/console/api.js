@@ -13,19 +13,15 @@ export function currentKey() {
   return sessionStorage.getItem(KEY_ITEM);
 }
 
-/** What the key may do: `{tenant: bool, admin: bool}`, as found at sign-in. */
+/** The signed-in key's role (`tenant` or `admin`, from `GET /v1/key`), or null. */
 export function currentRole() {
-  try {
-    return JSON.parse(sessionStorage.getItem(ROLE_ITEM)) || { tenant: false, admin: false };
-  } catch {
-    return { tenant: false, admin: false };
-  }
+  return sessionStorage.getItem(ROLE_ITEM);
 }
 
-/** Keeps the key for this session. */
+/** Keeps the key and its role for this session. */
 export function signIn(key, role) {
   sessionStorage.setItem(KEY_ITEM, key);
-  sessionStorage.setItem(ROLE_ITEM, JSON.stringify(role));
+  sessionStorage.setItem(ROLE_ITEM, role);
 }
 
 /** Forgets the key. */
@@ -74,12 +70,13 @@ export async function request(method, path, options = {}) {
     headers['Content-Type'] = 'application/json';
   }
   let response;
+  let text;
   try {
     response = await fetch(path, { method, headers, body, cache: 'no-store' });
+    text = await response.text();
   } catch (error) {
     throw new ApiError(0, 'network', `The service could not be reached (${error.message}).`);
   }
-  const text = await response.text();
   let data = null;
   if (text) {
     try {
@@ -107,9 +104,9 @@ export async function get(path) {
   return (await request('GET', path)).data;
 }
 
-/** POST a JSON body, answering the body. */
-export async function post(path, body, headers) {
-  return (await request('POST', path, { body, headers })).data;
+/** POST a JSON body (or none), answering the body. */
+export async function post(path, body) {
+  return (await request('POST', path, { body })).data;
 }
 
 /** DELETE, answering the body (usually none). */

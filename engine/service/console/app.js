@@ -66,13 +66,11 @@ function layout() {
 /** Shows the header for the signed-in key (or none). */
 function showSession() {
   const key = currentKey();
-  const role = currentRole();
+  const admin = currentRole() === 'admin';
   nav.hidden = !key;
   session.hidden = !key;
-  navLinks.connections.hidden = !role.tenant;
-  navLinks.webhooks.hidden = !role.tenant;
-  navLinks.tenants.hidden = !role.admin;
-  signedInAs.textContent = key ? `Signed in with ${role.admin ? 'an admin' : 'a tenant'} key` : '';
+  navLinks.tenants.hidden = !admin;
+  signedInAs.textContent = key ? `Signed in with ${admin ? 'an admin' : 'a tenant'} key` : '';
 }
 
 /** Marks the current section in the main navigation. */
@@ -83,19 +81,15 @@ function markNav(section) {
   }
 }
 
-/** The page to start on. */
-function home() {
-  return currentRole().tenant ? '#/connections' : '#/tenants';
-}
+/** The page to start on: every key has a tenant whose connections it manages. */
+const HOME = '#/connections';
 
 /**
- * What a key may do, from `GET /v1/key` (its tenant and role): every key has a tenant
- * whose connections it manages, and an admin key also manages tenants. A 401 means the
- * key was not accepted.
+ * What a key may do, from `GET /v1/key`: `tenant`, or `admin` (which also manages
+ * tenants). A 401 means the key was not accepted.
  */
-async function detectRole(key) {
-  const me = await request('GET', '/v1/key', { key });
-  return { tenant: true, admin: me.role === 'admin' };
+async function roleOf(key) {
+  return (await request('GET', '/v1/key', { key })).data.role;
 }
 
 function renderSignIn() {
@@ -124,12 +118,12 @@ function renderSignIn() {
       }
       button.disabled = true;
       try {
-        const role = await detectRole(value);
+        const role = await roleOf(value);
         signIn(value, role);
         key.value = '';
         forget();
         showSession();
-        location.hash = home();
+        location.hash = HOME;
       } catch (failure) {
         if (failure.status === 401) showError(`That key was not accepted: ${failure.message}`);
         else showError(failure.message);
@@ -171,7 +165,7 @@ async function route() {
     return;
   }
   if (hash === '#/') {
-    location.replace(home());
+    location.replace(HOME);
     return;
   }
   const found = ROUTES.map(([pattern, module, section]) => [hash.match(pattern), module, section])
@@ -182,7 +176,7 @@ async function route() {
     markNav(null);
     document.title = 'Not found · Crosswalk console';
     page.append(h('h1', { tabindex: '-1' }, 'Page not found'),
-      h('p', null, 'Nothing lives at this address. ', h('a', { href: home() }, 'Go to the start page.')));
+      h('p', null, 'Nothing lives at this address. ', h('a', { href: HOME }, 'Go to the start page.')));
     return;
   }
   const [match, module, section] = found;
@@ -205,7 +199,7 @@ async function route() {
 }
 
 // A session key that stops being accepted ends the session.
-onUnauthorized((error) => leave(`Your key is no longer accepted (${error.message}). Sign in again.`));
+onUnauthorized(() => leave('Your key is no longer accepted: sign in again.'));
 
 // A file dropped outside the plugins' drop zone must not replace the console.
 window.addEventListener('dragover', (event) => event.preventDefault());

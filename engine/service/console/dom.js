@@ -1,7 +1,8 @@
 // dom.js: small DOM helpers shared by every page of the console.
 //
 // `h(tag, attrs, ...children)` builds elements (text always goes in as text nodes,
-// never as HTML), plus helpers for alerts, badges, times, JSON text and debouncing.
+// never as HTML), plus helpers for alerts, badges, times, JSON text, form fields,
+// tables, confirming buttons and debouncing.
 
 /**
  * Builds an element. `attrs` keys:
@@ -195,31 +196,53 @@ export function table(attrs, headers, rows) {
 
 /**
  * A button that asks again before acting: the first click turns its text into
- * `confirmText`, the second runs `onConfirm`. Other confirming buttons in `group`
- * (an array shared between them) return to their first text.
+ * `confirmText`, the second runs `onConfirm`; leaving the button (or arming another in
+ * `group`, an array shared between them) disarms it. An `aria-label` in `attrs` names
+ * what it acts on, and asks to press again while armed.
  */
 export function confirmButton(attrs, text, confirmText, onConfirm, group = []) {
   const button = h('button', { type: 'button', ...attrs }, text);
+  const label = attrs['aria-label'];
   button.reset = () => {
     button.textContent = text;
     button.classList.remove('confirming');
+    if (label) button.setAttribute('aria-label', label);
   };
+  button.addEventListener('blur', button.reset);
   button.addEventListener('click', async () => {
     if (!button.classList.contains('confirming')) {
       group.forEach((other) => other !== button && other.reset());
       button.textContent = confirmText;
       button.classList.add('confirming');
+      if (label) button.setAttribute('aria-label', `${label}: press again to confirm`);
       return;
     }
     button.reset();
+    button.disabled = true;
     try {
       await onConfirm();
     } catch (error) {
       pageAlert().show(error);
+    } finally {
+      button.disabled = false;
     }
   });
   group.push(button);
   return button;
+}
+
+/** Text in which `backquoted` parts (as the service writes names and paths) become `<code>`. */
+export function withCode(text) {
+  return String(text).split('`').map((part, i) => (i % 2 ? h('code', null, part) : part));
+}
+
+/** Parses JSON typed by a person; `what` names it in the error ("The credentials"). */
+export function parseJson(text, what) {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${what} could not be read as JSON: ${error.message}`);
+  }
 }
 
 /** A byte count for people. */

@@ -1,7 +1,7 @@
 // views/common.js: what several pages share: cached look-ups (a connection, the
 // entities its system maps, the model's schemas, the transform catalog, plugin
-// descriptions) and the header of a connection's pages (title, sub-navigation,
-// entity switcher).
+// descriptions), the model's field types, the header of a connection's pages (title,
+// sub-navigation, entity switcher) and their error messages.
 
 import { get, seg, ENTITIES, ENTITY_LABELS } from '../api.js';
 import { h, options } from '../dom.js';
@@ -163,13 +163,22 @@ export function connectionHeader(conn, page, entities, entity) {
     h('select', {
       id: 'entity',
       onchange: (event) => { location.hash = connectionHref(conn.id, page, event.target.value); },
-    }, options(entities.map((e) => [e, ENTITY_LABELS[e] || e]), entity))) : null;
+    }, entityOptions(entities, entity))) : null;
   return h('div', { class: 'connection-header' },
     h('p', { class: 'crumbs' }, h('a', { href: '#/connections' }, 'Connections'), ' / '),
     h('h1', { tabindex: '-1' }, conn.name),
     h('p', { class: 'meta' },
       h('span', null, conn.system), ' · ', h('span', null, conn.mode), ' · ', h('code', null, conn.id)),
     h('div', { class: 'subnav-row' }, nav, switcher));
+}
+
+/**
+ * An API error's message for a connection's page; when the upstream refused the
+ * connection's credentials, with a link to the Health page that takes new ones.
+ */
+export function connectionError(error, id) {
+  if (error.code !== 'needs_reauth') return error.message;
+  return [error.message, ' ', h('a', { href: connectionHref(id, 'health') }, 'Reauthorize it on the Health page.')];
 }
 
 /** Labels of entities for selects. */

@@ -4,7 +4,8 @@
 
 import { get, post, del, seg } from '../api.js';
 import {
-  h, alertArea, statusArea, statusBadge, field, options, table, time, action, confirmButton, replace,
+  h, alertArea, statusArea, statusBadge, badge, field, options, table, time, action, confirmButton, replace,
+  parseJson,
 } from '../dom.js';
 import { mappedEntities, connectionHref, forget, systems } from './common.js';
 
@@ -30,26 +31,30 @@ export async function render(page) {
   flash = null;
   const { data } = await get('/v1/connections');
   const confirms = [];
-  const rows = data.map((conn) => row(conn, alert, confirms));
+  const redraw = async (...message) => {
+    flash = message;
+    await render(page);
+  };
+  const rows = data.map((conn) => row(conn, alert, confirms, redraw));
   replace(page,
     h('h1', { tabindex: '-1' }, 'Connections'),
     h('p', { class: 'lead' }, 'Each connection reads one source system and maps its records to the unified model. Open one to see and change its mapping.'),
     notice, alert,
     data.length === 0 ? h('p', { class: 'empty' }, 'No connections yet: create one below.') : null,
     table({ id: 'connections' }, ['Name', 'System', 'Mode', 'Status', 'Last error', ''], rows),
-    createForm());
+    createForm(redraw));
 }
 
 /** One connection's row; its status and first mapped entity are filled in as they come. */
-function row(conn, alert, confirms) {
+function row(conn, alert, confirms, redraw) {
   const link = h('a', { class: 'open', href: connectionHref(conn.id, 'mapping') }, conn.name);
   const statusCell = h('td', { class: 'status' }, h('span', { class: 'muted' }, '…'));
   const errorCell = h('td', { class: 'last-error' }, h('span', { class: 'muted' }, '…'));
-  const remove = confirmButton({ class: 'delete danger small' }, 'Delete', 'Confirm delete',
+  const remove = confirmButton({ class: 'delete danger small', 'aria-label': `Delete ${conn.name}` }, 'Delete', 'Confirm delete',
     action(async () => {
       await del(`/v1/connections/${seg(conn.id)}`);
       forget(`connection:${conn.id}`);
-      tr.remove();
+      await redraw(`Deleted ${conn.name} (${conn.id}).`);
     }, alert), confirms);
   const tr = h('tr', { 'data-connection': conn.id },
     h('td', null, link, h('div', { class: 'muted small' }, h('code', null, conn.id))),
@@ -75,13 +80,13 @@ function row(conn, alert, confirms) {
 function lastError(last) {
   if (typeof last === 'string') return last;
   return h('span', null,
-    last.kind ? h('span', { class: 'badge' }, last.kind) : null, ' ',
+    last.kind ? badge(last.kind) : null, ' ',
     last.message || JSON.stringify(last), ' ',
     last.at ? h('span', { class: 'muted small' }, time(last.at)) : null);
 }
 
-/** The form that creates a connection. */
-function createForm() {
+/** The form that creates a connection; `redraw` shows the page again with a message. */
+function createForm(redraw) {
   const alert = alertArea('new-connection-error');
   const system = h('select', { id: 'new-system' });
   // The systems the service maps, as it lists them.
@@ -89,10 +94,10 @@ function createForm() {
     (list) => replace(system, ...options(list.map((s) => [s.id, s.name]), list[0] && list[0].id)),
     (error) => alert.show(error),
   );
-  const name = h('input', { id: 'new-name', type: 'text', required: true, autocomplete: 'off' });
+  const name = h('input', { id: 'new-name', type: 'text', required: true, maxlength: '200', autocomplete: 'off' });
   const mode = h('select', { id: 'new-mode' }, options([['sandbox', 'Sandbox (built-in sample data)'], ['live', 'Live (the system’s own API)']], 'sandbox'));
-  const upstream = h('textarea', { id: 'new-upstream', rows: 5, spellcheck: 'false', placeholder: UPSTREAM_EXAMPLE });
-  const credentials = h('textarea', { id: 'new-credentials', rows: 5, spellcheck: 'false', placeholder: CREDENTIALS_EXAMPLE });
+  const upstream = h('textarea', { id: 'new-upstream', class: 'mono', rows: 5, spellcheck: 'false', placeholder: UPSTREAM_EXAMPLE });
+  const credentials = h('textarea', { id: 'new-credentials', class: 'mono', rows: 5, spellcheck: 'false', autocomplete: 'off', placeholder: CREDENTIALS_EXAMPLE });
   const verify = h('input', { id: 'new-verify', type: 'checkbox', checked: true });
   const live = h('fieldset', { class: 'live-only', hidden: true },
     h('legend', null, 'Live connection'),
@@ -106,31 +111,26 @@ function createForm() {
   const form = h('form', { id: 'new-connection', class: 'card' },
     h('h2', null, 'New connection'),
     h('div', { class: 'row' }, field('System', system), field('Name', name), field('Mode', mode)),
-    live, alert, button);
+    live, alert, h('div', { class: 'buttons' }, button));
   form.addEventListener('submit', action(async () => {
     const body = { system: system.value, name: name.value.trim(), mode: mode.value };
     if (mode.value === 'live') {
-      body.upstream = parseJson(upstream.value, 'The upstream settings');
-      body.credentials = parseJson(credentials.value, 'The credentials');
+      body.upstream = liveSetting(upstream.value, 'The upstream settings');
+      body.credentials = liveSetting(credentials.value, 'The credentials');
       if (verify.checked) body.verify = true;
     }
     const created = await post('/v1/connections', body);
     credentials.value = '';
-    const verified = created.credentials_verified === undefined ? ''
+    const verified = created.credentials_verified === undefined || created.credentials_verified === null ? ''
       : created.credentials_verified ? ' Its credentials were verified.' : ' Its credentials were not checked.';
-    flash = [`Created ${created.name} (${created.id}).${verified} `,
-      h('a', { href: connectionHref(created.id, 'mapping') }, 'Open its mapping'), '.'];
-    await render(form.closest('.page'));
+    await redraw(`Created ${created.name} (${created.id}).${verified} `,
+      h('a', { href: connectionHref(created.id, 'mapping') }, 'Open its mapping'), '.');
   }, alert, button));
   return form;
 }
 
-/** Parses a JSON object typed by a person, or says what is wrong. */
-function parseJson(text, what) {
+/** A live connection's JSON setting, which must be given. */
+function liveSetting(text, what) {
   if (!text.trim()) throw new Error(`${what} are needed for a live connection.`);
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${what} are not valid JSON: ${error.message}`);
-  }
+  return parseJson(text, what);
 }

@@ -4,17 +4,25 @@
 
 import { get, post, seg } from '../api.js';
 import {
-  h, alertArea, statusArea, field, options, replace, table, time, action, compact,
+  h, alertArea, statusArea, statusBadge, badge, field, options, replace, table, time, action, parseJson,
 } from '../dom.js';
 import { connection, mappedEntities, connectionHeader, entityOptions, forget } from './common.js';
 
-const KINDS = ['auth', 'permission', 'rate_limit', 'timeout', 'network', 'upstream_5xx', 'bad_response', 'mapping', 'plugin'];
+/** The kinds of the error log (`ErrorKind` in the API). */
+const KINDS = ['auth', 'permission', 'rate_limit', 'timeout', 'network', 'upstream_5xx', 'bad_response', 'mapping', 'plugin', 'rejected'];
+
+/** The breaker's states as people read them. */
+const BREAKER_WORDS = {
+  closed: 'closed: calls go through',
+  open: 'open: calls fail fast until a probe succeeds',
+  half_open: 'half open: one probe call is let through',
+};
 
 export async function render(page, id) {
   const conn = await connection(id);
   const entities = await mappedEntities(conn);
   document.title = `Health · ${conn.name} · Crosswalk console`;
-  const statusBox = h('div', { class: 'card', 'aria-labelledby': 'health-title' });
+  const statusBox = h('section', { class: 'card', 'aria-labelledby': 'health-title' });
   const statusAlert = alertArea('health-error');
   const base = `/v1/connections/${seg(id)}`;
 
@@ -39,17 +47,20 @@ export async function render(page, id) {
   const errorsTable = table({ id: 'errors' }, ['Time', 'Kind', 'Entity', 'Message', 'Request id'], []);
   const errorsBody = errorsTable.querySelector('tbody');
   const errorsEmpty = h('p', { class: 'empty', hidden: true }, 'No errors logged.');
+  let errorsTurn = 0;
   const loadErrors = async () => {
+    const turn = ++errorsTurn;
     logAlert.clear();
     const query = new URLSearchParams({ limit: '100' });
     if (kind.value) query.set('kind', kind.value);
     if (entity.value) query.set('entity', entity.value);
     try {
       const { data } = await get(`${base}/errors?${query}`);
+      if (turn !== errorsTurn) return; // a later filter's answer wins
       replace(errorsBody, data.map(errorRow));
       errorsEmpty.hidden = data.length > 0;
     } catch (error) {
-      logAlert.show(error);
+      if (turn === errorsTurn) logAlert.show(error);
     }
   };
   kind.addEventListener('change', loadErrors);
@@ -73,21 +84,21 @@ function drawStatus(box, status, refresh) {
   const counts = Object.entries(status.errors_by_kind || {});
   const entityRows = Object.entries(status.entities || {}).map(([name, e]) => h('tr', { 'data-entity': name },
     h('td', null, name),
-    h('td', null, e.failing ? h('span', { class: 'error-text' }, typeof e.failing === 'string' ? e.failing : compact(e.failing)) : 'no'),
+    h('td', null, e.failing ? h('span', { class: 'error-text' }, `yes (${e.failing})`) : 'no'),
     h('td', null, Object.entries(e.errors || {}).map(([k, n]) => `${k}: ${n}`).join(', ') || '—'),
     h('td', null, String(e.successes ?? '—')),
     h('td', null, time(e.last_success))));
   replace(box,
-    h('div', { class: 'row' }, h('h2', { id: 'health-title' }, 'Status'), refresh),
+    h('div', { class: 'card-head' }, h('h2', { id: 'health-title' }, 'Status'), refresh),
     h('dl', { class: 'facts' },
-      h('dt', null, 'Status'), h('dd', null, h('span', { id: 'health-status', class: `badge status-${status.status}` }, status.status)),
-      h('dt', null, 'Breaker'), h('dd', { id: 'health-breaker' }, status.breaker),
+      h('dt', null, 'Status'), h('dd', null, statusBadge(status.status, { id: 'health-status' })),
+      h('dt', null, 'Breaker'), h('dd', { id: 'health-breaker' }, BREAKER_WORDS[status.breaker] || status.breaker),
       h('dt', null, 'Retry after'), h('dd', { id: 'health-retry' }, status.retry_after_ms === null || status.retry_after_ms === undefined
         ? value(null) : `${(status.retry_after_ms / 1000).toFixed(1)} s (the upstream is not called before then)`),
       status.needs_reauth_since ? [h('dt', null, 'Needs reauthorization since'), h('dd', null, time(status.needs_reauth_since))] : null,
       h('dt', null, 'Last success'), h('dd', null, time(status.last_success)),
       h('dt', null, 'Last error'), h('dd', { id: 'health-last-error' }, last
-        ? [h('span', { class: 'badge' }, last.kind), ' ', last.entity ? `${last.entity}: ` : '', last.message, ' ', h('span', { class: 'muted small' }, time(last.at))]
+        ? [badge(last.kind), ' ', last.entity ? `${last.entity}: ` : '', last.message, ' ', h('span', { class: 'muted small' }, time(last.at))]
         : value(null)),
       h('dt', null, 'Errors by kind'), h('dd', null, counts.length ? counts.map(([k, n]) => `${k}: ${n}`).join(', ') : value(null))),
     entityRows.length ? [h('h3', null, 'Per entity'),
@@ -102,7 +113,7 @@ function errorRow(entry) {
   ].filter(Boolean).join(' · ');
   return h('tr', { 'data-kind': entry.kind },
     h('td', null, time(entry.at)),
-    h('td', null, h('span', { class: 'badge' }, entry.kind)),
+    h('td', null, badge(entry.kind)),
     h('td', null, entry.entity || '—'),
     h('td', null, entry.message, more ? h('div', { class: 'hint' }, more) : null),
     h('td', null, entry.request_id ? h('code', null, entry.request_id) : '—'));
@@ -124,12 +135,7 @@ function reauthorizeSection(conn, base, loadStatus) {
   const button = h('button', { type: 'button', id: 'reauthorize' }, 'Reauthorize');
   button.addEventListener('click', action(async () => {
     done.clear();
-    let parsed;
-    try {
-      parsed = JSON.parse(credentials.value);
-    } catch (error) {
-      throw new Error(`The credentials are not valid JSON: ${error.message}`);
-    }
+    const parsed = parseJson(credentials.value, 'The credentials');
     const answer = await post(`${base}/reauthorize`, { credentials: parsed });
     credentials.value = '';
     forget(`connection:${conn.id}`);

@@ -11,10 +11,9 @@
 // relative to it, and paths are evaluated against the first such element.
 
 import { post } from '../api.js';
-import { h, badge, compact, copy, pretty, replace, sameJson, debounce, field } from '../dom.js';
+import { h, badge, compact, copy, pretty, replace, sameJson, debounce, field, withCode } from '../dom.js';
 import { pathOf, wildcardOf, parseSimplePath, relativeTo } from '../tree.js';
 import { transformCatalog, pluginInfo } from './common.js';
-import { problemText } from './mapping.js';
 
 export function createEditor(ctx, sampler) {
   let target = null;
@@ -65,7 +64,7 @@ export function createEditor(ctx, sampler) {
 
   // The picker's entries, by option value.
   const choices = new Map();
-  fillPicker();
+  fillPicker().catch((error) => { pickerHelp.textContent = `The transforms could not be listed: ${error.message}`; });
 
   const evaluateSoon = debounce(() => evaluate(), 250);
   pathInput.addEventListener('input', () => {
@@ -241,6 +240,8 @@ export function createEditor(ctx, sampler) {
     defaultInput.disabled = isParent;
     parentNote.hidden = !isParent;
     replace(title, 'Edit ', h('code', null, t));
+    picker.value = '';
+    describeChoice();
     drawAbout(rule);
     say('');
     marker.hidden = true;
@@ -262,9 +263,9 @@ export function createEditor(ctx, sampler) {
     replace(about,
       h('p', { class: 'meta' }, badge(rule.origin || 'default', `origin-${rule.origin || 'default'}`), ' ',
         info ? `${info.type}${info.required ? ', required by the model' : ''}` : 'not in the model',
-        readOnly ? ` · read-only for writes: ${readOnly}` : ''),
+        readOnly ? [' · read-only for writes: ', withCode(readOnly)] : ''),
       source ? h('p', { class: 'hint' }, source) : null,
-      rule.description ? h('p', { class: 'hint' }, rule.description) : null);
+      rule.description ? h('p', { class: 'hint' }, withCode(rule.description)) : null);
   }
 
   function close() {
@@ -314,8 +315,9 @@ export function createEditor(ctx, sampler) {
   }
 
   /**
-   * Stages the target's override entry: the committed entry (if any), with each key
-   * the editor shows set when it differs from the resolved rule.
+   * Stages the target's override entry: the committed entry (if any, without its
+   * `disable`), with each key the editor shows set when it differs from the resolved
+   * rule. An entry left with nothing to change is no override at all.
    */
   function apply() {
     const rule = ruleOf(target);
@@ -344,23 +346,37 @@ export function createEditor(ctx, sampler) {
     if (!Array.isArray(rule.rules)) {
       if (!sameJson(steps, rule.transforms ?? [])) entry.transforms = steps;
       if (!sameJson(fallback, rule.default ?? undefined)) {
-        if (fallback === undefined) {
-          if (committed && committed.default !== undefined) delete entry.default;
-          else entry.default = null;
-        } else {
+        if (fallback !== undefined) {
           entry.default = fallback;
+        } else if (committed && committed.default !== undefined) {
+          delete entry.default;
+        } else {
+          say('An override cannot remove the default mapping’s default, only replace it: give another value.', 'error-text');
+          return;
         }
       }
     }
-    const isNew = !ctx.rules.has(target);
-    if (!isNew && committed && sameJson(entry, committed) && !committed.disable) {
-      ctx.unstage(target);
-      say('This is the saved version of the rule: nothing to stage.');
+    const changes = Object.keys(entry).length > 1;
+    if (!ctx.rules.has(target)) {
+      // A target the mapping does not have yet (a new custom field) needs a source.
+      ctx.stage(target, { kind: 'set', entry });
+      if (entry.path) say('Staged. Preview it on the sample, then save.');
+      else say('Staged, but it has no source yet: give it a JSONPath.', 'warn');
       return;
     }
-    if (!isNew && !committed && Object.keys(entry).length === 1) {
+    if (!changes) {
+      if (committed) {
+        ctx.stage(target, { kind: 'restore' });
+        say('Staged: the connection’s override of this rule is removed, so it maps as shipped.');
+      } else {
+        ctx.unstage(target);
+        say('Nothing changed: the rule is as shipped.');
+      }
+      return;
+    }
+    if (committed && sameJson(entry, committed)) {
       ctx.unstage(target);
-      say('Nothing changed: the rule is as shipped.');
+      say('This is the saved version of the rule: nothing to stage.');
       return;
     }
     ctx.stage(target, { kind: 'set', entry });
@@ -368,6 +384,10 @@ export function createEditor(ctx, sampler) {
   }
 
   function disable() {
+    if (!ctx.rules.has(target)) {
+      say('This field is not mapped yet, so there is nothing to disable: remove its staged change instead.', 'warn');
+      return;
+    }
     ctx.stage(target, { kind: 'disable', entry: { target, disable: true } });
     say('Staged: the field will map to null.');
   }
@@ -409,7 +429,7 @@ export function createEditor(ctx, sampler) {
         choices.set(value, {
           step: { plugin: name, function: f.name, args: {} },
           summary: f.description,
-          arguments: f.args_schema ? `arguments (JSON Schema): ${compact(f.args_schema)}` : null,
+          arguments: f.args_schema ? `JSON Schema \`${compact(f.args_schema)}\`` : null,
           inverse: f.inverse,
         });
         return h('option', { value }, `${name}.${f.name}`);
@@ -425,10 +445,10 @@ export function createEditor(ctx, sampler) {
       return;
     }
     replace(pickerHelp,
-      choice.summary ? h('div', null, choice.summary) : null,
-      choice.arguments ? h('div', null, 'Arguments: ', choice.arguments) : h('div', null, 'No arguments.'),
+      choice.summary ? h('div', null, withCode(choice.summary)) : null,
+      h('div', null, choice.arguments ? ['Arguments: ', withCode(choice.arguments)] : 'No arguments.'),
       choice.inverse !== undefined ? h('div', null, choice.inverse ? `Undone in writes by ${choice.inverse}.` : 'No inverse: the field becomes read-only for writes.') : null,
-      h('div', null, 'Adds ', h('code', null, compact(choice.step))));
+      h('div', null, 'Add inserts ', h('code', null, compact(choice.step)), choice.arguments ? ': change its arguments as needed.' : '.'));
   }
 
   /** Appends the chosen transform's example step to the chain. */
@@ -468,4 +488,12 @@ function exampleStep(example, name) {
 /** Long JSON cut for display. */
 function clip(text, max = 1500) {
   return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** A problem's text, with its position when the message does not say it. */
+export function problemText(problem) {
+  if (problem.position !== null && problem.position !== undefined && !/position \d+/.test(problem.message)) {
+    return `${problem.message} (at position ${problem.position})`;
+  }
+  return problem.message;
 }

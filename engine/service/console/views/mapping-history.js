@@ -2,8 +2,10 @@
 // kept (0 is the shipped default), a rollback to any of them (confirmed by a second
 // click), and the differences between two versions.
 
-import { request, get } from '../api.js';
-import { h, alertArea, compact, replace, table, time, action, options, confirmButton } from '../dom.js';
+import { get, post } from '../api.js';
+import {
+  h, alertArea, compact, replace, table, time, action, options, confirmButton, breakable,
+} from '../dom.js';
 
 export function historySection(ctx) {
   const alert = alertArea('history-error');
@@ -19,17 +21,17 @@ export function historySection(ctx) {
         `Confirm rollback to v${entry.version}`, action(() => rollbackTo(entry.version), alert), confirms);
     return h('tr', { 'data-version': String(entry.version), class: isCurrent ? 'current' : null },
       h('td', null, entry.version === 0 ? `0 (shipped default)` : String(entry.version)),
-      h('td', null, entry.author || '—'),
+      h('td', null, entry.author ? h('code', null, entry.author) : '—'),
       h('td', null, time(entry.created_at)),
       h('td', null, entry.rollback_of === null || entry.rollback_of === undefined ? '—' : `v${entry.rollback_of}`),
       h('td', { class: 'small' },
-        targets.length ? targets.map((t, i) => [i ? ', ' : '', h('code', null, t)]) : h('span', { class: 'muted' }, 'no overrides'),
+        targets.length ? targets.map((t, i) => [i ? ', ' : '', h('code', null, breakable(t))]) : h('span', { class: 'muted' }, 'no overrides'),
         entry.plugins && entry.plugins.length ? ` · ${entry.plugins.length} plugin${entry.plugins.length === 1 ? '' : 's'}` : ''),
-      h('td', null, rollback));
+      h('td', { class: 'actions' }, rollback));
   });
 
   async function rollbackTo(version) {
-    const answer = (await request('POST', `${ctx.base}/rollback`, { body: { version } })).data;
+    const answer = await post(`${ctx.base}/rollback`, { version });
     ctx.session.flash = `Rolled back to version ${version} (saved as version ${answer.version}).`;
     await ctx.reload();
   }

@@ -8,6 +8,7 @@
 import { get, seg, COLLECTIONS } from '../api.js';
 import { h, alertArea, field, options, replace, action } from '../dom.js';
 import { sourceTree, filterTree } from '../tree.js';
+import { connectionError } from './common.js';
 
 export function createSample(ctx) {
   const { session, conn, entity } = ctx;
@@ -66,7 +67,13 @@ export function createSample(ctx) {
    */
   async function loadRecords() {
     const collection = COLLECTIONS[entity];
-    const page = await get(`/v1/connections/${seg(conn.id)}/${collection}?page_size=20&remote_data=true`);
+    let page;
+    try {
+      page = await get(`/v1/connections/${seg(conn.id)}/${collection}?page_size=20&remote_data=true`);
+    } catch (error) {
+      alert.text(connectionError(error, conn.id));
+      return;
+    }
     const records = (page.data || []).map((r, i) => ({
       ...r,
       scenario: page.sandbox && page.sandbox[i] ? page.sandbox[i].scenario : null,

@@ -12,13 +12,13 @@
 
 import { request, get, post, seg, ifMatch, etagVersion, ENTITY_LABELS } from '../api.js';
 import {
-  h, alertArea, statusArea, badge, compact, copy, replace, table, action, field, breakable,
+  h, alertArea, statusArea, badge, compact, copy, replace, table, action, field, breakable, withCode,
 } from '../dom.js';
 import { valueTree, recordPath } from '../tree.js';
 import {
   connection, mappedEntities, modelSchema, fieldInfo, connectionHeader, connectionHref,
 } from './common.js';
-import { createEditor } from './mapping-editor.js';
+import { createEditor, problemText } from './mapping-editor.js';
 import { createSample } from './mapping-sample.js';
 import { historySection } from './mapping-history.js';
 
@@ -158,6 +158,8 @@ function drawPage(ctx) {
     editor.refresh();
   };
 
+  // What the last save or rollback said, shown by the buttons it came from.
+  const flashed = session.flash ? ctx.status : session.flashError ? ctx.alert : null;
   if (session.flash) ctx.status.text(session.flash);
   if (session.flashError) ctx.alert.text(session.flashError);
   session.flash = null;
@@ -173,7 +175,6 @@ function drawPage(ctx) {
       ctx.staged.clear();
       ctx.problems = [];
       showProblems(ctx);
-      ctx.refresh();
     },
   }, 'Discard staged changes');
 
@@ -184,7 +185,7 @@ function drawPage(ctx) {
     connectionHeader(conn, 'mapping', entities, entity),
     h('p', { class: 'meta' }, `Editing version ${ctx.version}`,
       ctx.version === 0 ? ' (the shipped default)' : '', ` of the ${entity} mapping of ${ctx.mapping.mapping.system}.`),
-    ctx.status, ctx.alert, writeRefused,
+    writeRefused,
     h('div', { class: 'panes' },
       h('div', { class: 'pane-main' },
         h('section', { class: 'rules', 'aria-labelledby': 'rules-title' },
@@ -194,13 +195,15 @@ function drawPage(ctx) {
         h('section', { class: 'card', 'aria-labelledby': 'staged-title' },
           h('h2', { id: 'staged-title' }, 'Staged changes'),
           ctx.stagedEmpty, ctx.stagedList, ctx.problemsBox,
-          h('div', { class: 'buttons' }, previewButton, saveButton, discard)),
+          h('div', { class: 'buttons' }, previewButton, saveButton, discard),
+          ctx.status, ctx.alert),
         ctx.previewPane,
         historySection(ctx)),
       h('aside', { class: 'pane-side', 'aria-label': 'Rule editor and sample' },
         editor.element, sampler.element)));
   ctx.refresh();
   sampler.start();
+  if (flashed) flashed.scrollIntoView({ block: 'nearest' });
 }
 
 /** The rules table's rows: every resolved rule, then staged targets the mapping does not have yet. */
@@ -216,7 +219,7 @@ function drawRules(ctx) {
 }
 
 /** A transform chain, compactly: `to_number → divide(by_path: $.X) → round(2)`. */
-export function transformsText(steps) {
+function transformsText(steps) {
   if (!Array.isArray(steps) || steps.length === 0) return '';
   return steps.map(stepText).join(' → ');
 }
@@ -265,8 +268,8 @@ function ruleRow(ctx, flat) {
   let rule = flat.rule;
   if (change && change.kind !== 'restore') {
     rule = { ...rule, ...change.entry };
+    delete rule.disabled;
     if (change.entry.path !== undefined) { delete rule.const; delete rule.coalesce; }
-    if (change.kind === 'disable') rule.disable = true;
   }
   const isParent = Array.isArray(flat.rule.rules);
   const info = ctx.fieldInfo(target);
@@ -293,7 +296,7 @@ function ruleRow(ctx, flat) {
     h('td', { class: 'default' }, rule.default !== undefined && rule.default !== null ? h('code', null, compact(rule.default)) : null),
     h('td', { class: 'origin' }, badge(rule.origin || 'default', `origin-${rule.origin || 'default'}`)),
     h('td', { class: 'writes' },
-      readOnly ? h('span', { class: 'read-only' }, `read-only: ${readOnly}`) : null,
+      readOnly ? h('span', { class: 'read-only' }, 'read-only: ', withCode(readOnly)) : null,
       rule.write ? h('div', { class: 'small' }, 'written to ', h('code', null, rule.write.path)) : null),
     h('td', { class: 'actions' }, edit));
 }
@@ -358,7 +361,7 @@ function customFieldForm(ctx) {
 }
 
 /** The problems of a 422 `invalid_mapping`: `[{message, target, position}]`. */
-export function problemsOf(error) {
+function problemsOf(error) {
   const details = error.details || {};
   const messages = Array.isArray(details.problems) ? details.problems : [error.message];
   const targets = Array.isArray(details.targets) ? details.targets : [];
@@ -371,14 +374,6 @@ export function problemsOf(error) {
     }
     return { message, target, position: at.position ?? null };
   });
-}
-
-/** A problem's text, with its position when the message does not say it. */
-export function problemText(problem) {
-  if (problem.position !== null && problem.position !== undefined && !/position \d+/.test(problem.message)) {
-    return `${problem.message} (at position ${problem.position})`;
-  }
-  return problem.message;
 }
 
 /** Shows `ctx.problems` in #problems, on their rows, and in the editor. */
@@ -441,7 +436,7 @@ function drawPreview(ctx, answer) {
     h('p', { class: 'meta' }, `The sample record through version ${answer.current_version} (current) and through the staged changes (proposed). Nothing is saved.`),
     changes.length === 0
       ? h('p', { class: 'empty' }, 'No differences: the proposed mapping gives the same record.')
-      : h('p', null, `${changes.length} field${changes.length === 1 ? '' : 's'} change:`),
+      : h('p', null, changes.length === 1 ? '1 field changes:' : `${changes.length} fields change:`),
     list,
     h('div', { class: 'preview-cols' }, column('Current', answer.current_output), column('Proposed', answer.output)));
   ctx.previewPane.hidden = false;

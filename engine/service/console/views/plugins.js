@@ -3,7 +3,7 @@
 // their functions, deleting one, and binding a version (with its limits) to the
 // connection's mapping of an entity, or unbinding it.
 
-import { request, get, seg, ifMatch, etagVersion, ENTITY_LABELS } from '../api.js';
+import { request, get, del, seg, ifMatch, etagVersion, ENTITY_LABELS } from '../api.js';
 import {
   h, alertArea, statusArea, bytes, field, replace, table, time, action,
 } from '../dom.js';
@@ -135,7 +135,7 @@ function pluginsTable(plugins, infos, redraw) {
         f.description ? h('div', { class: 'hint' }, f.description) : null)));
     const remove = h('button', { type: 'button', class: 'delete danger small', 'aria-label': `Delete ${p.name} ${p.version}` }, 'Delete');
     remove.addEventListener('click', action(async () => {
-      await request('DELETE', `/v1/plugins/${seg(p.sha256)}`);
+      await del(`/v1/plugins/${seg(p.sha256)}`);
       await redraw(`Deleted ${p.name} ${p.version}.`);
     }, alert, remove));
     return h('tr', { 'data-sha256': p.sha256 },
@@ -198,7 +198,10 @@ function bindSection(conn, entities, plugins, infos, mappings, redraw) {
   }, alert, bind));
 
   const bound = mappings.flatMap((mapping) => mapping.plugins.map((b) => {
-    const unbind = h('button', { type: 'button', class: 'unbind small secondary' }, 'Unbind');
+    const unbind = h('button', {
+      type: 'button', class: 'unbind small secondary',
+      'aria-label': `Unbind ${nameOf(infos, b.sha256)} from the ${mapping.entity} mapping`,
+    }, 'Unbind');
     unbind.addEventListener('click', action(async () => {
       const version = await putBindings(mapping, mapping.plugins.filter((x) => x.sha256 !== b.sha256));
       await redraw(`Unbound ${nameOf(infos, b.sha256)} from the ${mapping.entity} mapping (version ${version}).`);

@@ -35,8 +35,7 @@ export async function render(page) {
     h('h1', { tabindex: '-1' }, 'Webhooks'),
     h('p', { class: 'lead' }, 'Crosswalk posts events to these URLs, signed with each subscription’s secret (the Crosswalk-Signature header), and retries until they are delivered.'),
     status, alert,
-    data.length ? null : h('p', { class: 'empty' }, 'No subscriptions yet.'),
-    table({ id: 'webhooks' }, ['URL', 'Events', ''], rows),
+    data.length ? table({ id: 'webhooks' }, ['URL', 'Events', ''], rows) : h('p', { class: 'empty' }, 'No subscriptions yet.'),
     subscribeForm(redraw));
 }
 
@@ -53,18 +52,23 @@ function subscriptionRows(subscription, alert, confirms, redraw) {
     }
   };
   loadLog();
-  const test = h('button', { type: 'button', class: 'test-delivery small secondary' }, 'Send a test event');
+  const test = h('button', {
+    type: 'button', class: 'test-delivery small secondary', 'aria-label': `Send a test event to ${subscription.url}`,
+  }, 'Send a test event');
   test.addEventListener('click', action(async () => {
-    const answer = await post(`/v1/webhooks/${seg(subscription.id)}/test`, {});
+    const answer = await post(`/v1/webhooks/${seg(subscription.id)}/test`);
     replace(log, h('span', { class: 'muted' }, `Test event ${answer.event_id} queued; its delivery shows here once attempted…`));
     setTimeout(loadLog, 1500);
   }, alert, test));
-  const remove = confirmButton({ class: 'delete small danger' }, 'Unsubscribe', 'Confirm unsubscribe',
+  const remove = confirmButton({ class: 'delete small danger', 'aria-label': `Unsubscribe ${subscription.url}` }, 'Unsubscribe', 'Confirm unsubscribe',
     action(async () => {
       await del(`/v1/webhooks/${seg(subscription.id)}`);
       await redraw(`Unsubscribed ${subscription.url}.`);
     }, alert), confirms);
-  const refresh = h('button', { type: 'button', class: 'refresh-deliveries small secondary', onclick: () => loadLog() }, 'Refresh log');
+  const refresh = h('button', {
+    type: 'button', class: 'refresh-deliveries small secondary', 'aria-label': `Refresh the delivery log of ${subscription.url}`,
+    onclick: () => loadLog(),
+  }, 'Refresh log');
   return [
     h('tr', { 'data-webhook': subscription.id },
       h('td', null, h('code', null, subscription.url), h('div', { class: 'hint' }, subscription.id, ' · created ', time(subscription.created_at))),
@@ -107,7 +111,18 @@ function subscribeForm(redraw) {
     if (!events.length) throw new Error('Choose at least one event.');
     const body = { url: url.value.trim(), events };
     if (secret.value.trim()) body.secret = secret.value.trim();
-    const answer = await post('/v1/webhooks', body);
+    url.removeAttribute('aria-invalid');
+    let answer;
+    try {
+      answer = await post('/v1/webhooks', body);
+    } catch (error) {
+      // A refused address (`address_not_allowed`) or URL names the field at fault.
+      if (error.details && error.details.field === 'url') {
+        url.setAttribute('aria-invalid', 'true');
+        url.focus();
+      }
+      throw error;
+    }
     await redraw(`Subscribed ${answer.subscription.url}. Its signing secret, shown this once: `,
       h('span', { id: 'webhook-secret-once', class: 'secret' }, answer.secret));
   }, alert, button));

@@ -4,9 +4,11 @@
 // payload by the reverse mapping, without sending it; and the fields that cannot be
 // written, with the reasons.
 
-import { request, get, post, seg, COLLECTIONS, ENTITY_LABELS } from '../api.js';
-import { h, alertArea, pretty, replace, action, field } from '../dom.js';
-import { connection, mappedEntities, connectionHeader, connectionHref, modelSchema } from './common.js';
+import { get, post, seg, COLLECTIONS, ENTITY_LABELS } from '../api.js';
+import { h, alertArea, pretty, replace, action, field, parseJson, withCode } from '../dom.js';
+import {
+  connection, mappedEntities, connectionHeader, connectionHref, modelSchema, connectionError,
+} from './common.js';
 
 export async function render(page, id, entity) {
   const conn = await connection(id);
@@ -19,7 +21,7 @@ export async function render(page, id, entity) {
   document.title = `${ENTITY_LABELS[entity]} writes · ${conn.name} · Crosswalk console`;
   const base = `/v1/connections/${seg(id)}`;
   const collection = COLLECTIONS[entity];
-  const mapping = (await request('GET', `${base}/mappings/${entity}`)).data;
+  const mapping = await get(`${base}/mappings/${entity}`);
   const readOnly = mapping.read_only || [];
 
   const alert = alertArea('write-error');
@@ -29,13 +31,13 @@ export async function render(page, id, entity) {
   const prefillNote = h('p', { class: 'hint' });
   const button = h('button', { type: 'button', id: 'preview-write' }, 'Preview the write');
 
-  /** The read-only list, with the fields a preview refused first. */
+  /** The read-only list, with the fields of this record that a preview refused first. */
   const drawUnwritable = (refused = []) => {
     const items = refused.map((e) => h('li', { 'data-field': e.field, class: 'error-text' },
-      h('code', null, e.field), ': ', e.message, ' (in this record)'));
+      h('code', null, e.field), ' (in this record): ', withCode(e.message)));
     const named = new Set(refused.map((e) => String(e.field).replace(/\[\d+\]/g, '')));
     for (const r of readOnly.filter((x) => !named.has(x.target))) {
-      items.push(h('li', { 'data-field': r.target }, h('code', null, r.target), `: read-only on this connection: ${r.reason}`));
+      items.push(h('li', { 'data-field': r.target }, h('code', null, r.target), ': read-only on this connection: ', withCode(r.reason)));
     }
     if (mapping.write_refused) items.unshift(h('li', { class: 'error-text' }, `Every write of this entity is refused: ${mapping.write_refused}`));
     if (!items.length) items.push(h('li', { class: 'muted' }, 'Every field of this mapping can be written.'));
@@ -43,20 +45,18 @@ export async function render(page, id, entity) {
   };
 
   button.addEventListener('click', action(async () => {
-    let body;
-    try {
-      body = JSON.parse(record.value);
-    } catch (error) {
-      throw new Error(`The record is not valid JSON: ${error.message}`);
-    }
+    const body = parseJson(record.value, 'The record');
     try {
       const answer = await post(`${base}/${collection}/preview-write`, body);
       replace(payload, pretty(answer.native_payload));
-      drawUnwritable(answer.unwritable || []);
+      drawUnwritable();
     } catch (error) {
       replace(payload, h('span', { class: 'muted' }, 'No payload: the write would be refused.'));
       if (error.status === 422 && error.details && Array.isArray(error.details.errors)) {
+        // Each field at fault is listed, with its reason, under "Fields that cannot be written".
         drawUnwritable(error.details.errors);
+        alert.text(`The write would be refused: ${error.details.errors.length === 1 ? 'a field' : `${error.details.errors.length} fields`} of this record cannot be written (marked under “Fields that cannot be written”, with the reasons).`);
+        return;
       }
       throw error;
     }
@@ -74,7 +74,7 @@ export async function render(page, id, entity) {
         h('div', { class: 'buttons' }, button)),
       h('section', { 'aria-labelledby': 'payload-title' },
         h('h2', { id: 'payload-title' }, 'Native payload'), payload,
-        h('h2', null, 'Fields that cannot be written'), unwritable)));
+        h('h2', { id: 'unwritable-title' }, 'Fields that cannot be written'), unwritable)));
 
   // The example record: the connection's first one, as far as it can be written.
   try {
@@ -95,7 +95,7 @@ export async function render(page, id, entity) {
     }
   } catch (error) {
     record.value = '{}';
-    prefillNote.textContent = `No example record could be read (${error.message}): write the fields to send.`;
+    replace(prefillNote, 'No example record could be read: write the fields to send. ', connectionError(error, id));
   }
 }
 
