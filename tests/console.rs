@@ -189,6 +189,18 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
     }
 
+    /// Scrolls the element `css` selects to the top of its scrolling box.
+    async fn scroll_to(&self, css: &str) {
+        let element = self.find(css).await;
+        self.client
+            .execute(
+                "arguments[0].scrollIntoView({block: 'start'})",
+                vec![serde_json::to_value(&element).expect("an element reference")],
+            )
+            .await
+            .expect("scroll into view");
+    }
+
     /// Replaces the text of the input `css` selects with `text`.
     async fn fill(&self, css: &str, text: &str) {
         let element = self.find(css).await;
@@ -475,7 +487,11 @@ fn a_person_remaps_a_field_and_adds_a_custom_field() {
             .expect("a name")
             .to_owned();
         b.wait_text("#path-result", &supplier).await;
+        // A window tall enough to show the editor and the tree together.
+        b.client.set_window_size(1280, 1700).await.expect("resize");
+        b.scroll_to("#editor").await;
         b.shot("tree-picker").await;
+        b.client.set_window_size(1280, 900).await.expect("resize");
         b.click("#apply-rule").await;
         b.find("#staged li[data-target='vendor.name']").await;
 
@@ -610,9 +626,9 @@ fn a_wrong_key_is_told_so() {
         );
         b.shot("wrong-key").await;
 
-        // The right key then works, and signing out forgets it.
-        b.fill("#key", &server.demo_key).await;
-        b.click("#sign-in").await;
+        // The right key then works, typed and sent with the keyboard alone (Enter), and
+        // signing out forgets it.
+        b.fill("#key", &format!("{}\u{E007}", server.demo_key)).await;
         b.find("#connections tr[data-connection]").await;
         b.click("#sign-out").await;
         b.find("#key").await;
@@ -624,6 +640,36 @@ fn a_wrong_key_is_told_so() {
         assert_eq!(kept, json!(0), "the key outlived signing out");
 
         b.assert_no_console_errors(&[401]).await;
+        b.quit().await;
+    });
+}
+
+#[test]
+fn an_admin_key_also_lists_tenants() {
+    run(async {
+        let (server, _data) = server();
+        let Some(b) = browser("admin").await else {
+            return;
+        };
+        // The key `Server::start` gives the admin (CROSSWALK_ADMIN_KEY).
+        sign_in(&b, &server, "cw_e2e_admin").await;
+        b.click("a[href='#/tenants']").await;
+        b.wait_text("#tenants", "demo").await;
+        b.fill("#tenant-name", "acme").await;
+        b.click("#create-tenant").await;
+        let shown = b.wait_text("#tenant-key", "cw_").await;
+        let key = shown
+            .split_whitespace()
+            .find(|w| w.starts_with("cw_"))
+            .expect("the new key")
+            .trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .to_owned();
+        b.wait_text("#tenants", "acme").await;
+        // The key shown once works.
+        let (status, _, body) = request(&server.addr, "GET", "/v1/key", &key, b"");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["role"], "tenant", "{body}");
+        b.assert_no_console_errors(&[]).await;
         b.quit().await;
     });
 }
