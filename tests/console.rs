@@ -628,7 +628,8 @@ fn a_wrong_key_is_told_so() {
 
         // The right key then works, typed and sent with the keyboard alone (Enter), and
         // signing out forgets it.
-        b.fill("#key", &format!("{}\u{E007}", server.demo_key)).await;
+        b.fill("#key", &format!("{}\u{E007}", server.demo_key))
+            .await;
         b.find("#connections tr[data-connection]").await;
         b.click("#sign-out").await;
         b.find("#key").await;
