@@ -241,14 +241,20 @@ fn plugins_through_the_binary() {
         out.stdout
     );
 
-    let network = support::rust_plugin("crosswalk-fixture-network")
-        .display()
-        .to_string();
+    // A component that imports an interface outside the sandbox's set (outgoing
+    // HTTP) is refused, naming it.
+    let http = cache.with_extension("http.wasm");
+    fs::write(
+        &http,
+        wat::parse_str(r#"(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))"#)
+            .unwrap(),
+    )
+    .unwrap();
     let out = crosswalk(
         &[
             "plugin",
             "check",
-            &network,
+            &http.display().to_string(),
             "--plugin-cache",
             &cache.display().to_string(),
         ],
@@ -256,9 +262,11 @@ fn plugins_through_the_binary() {
     );
     assert_eq!(out.code, 1);
     assert!(
-        out.stderr.contains("the component imports `wasi:sockets/"),
+        out.stderr
+            .contains("the component imports `wasi:http/outgoing-handler@0.2.0`"),
         "{}",
         out.stderr
     );
+    let _ = fs::remove_file(&http);
     let _ = fs::remove_dir_all(&cache);
 }

@@ -59,7 +59,12 @@ pub use pool::{Grant, Pool, PoolConfig, PoolError};
 use bindings::{Bound, Described, Description, GuestError, Pre};
 use sandbox::{Broken, State};
 
-/// The imports a plugin may have, by interface (the version suffix is ignored).
+/// The imports a plugin may have, by interface (the version suffix is ignored). The
+/// standard libraries of language runtimes import the sockets interfaces whether or not
+/// the plugin uses them (Rust's `std::net`, CPython as componentize-py links it): they
+/// are linked to wasmtime-wasi's implementations over a context that allows no TCP, no
+/// UDP, no name lookup and no address (`sandbox::State::new`), so that a plugin that
+/// tries gets an error, and reaches nothing.
 const ALLOWED_IMPORTS: &[&str] = &[
     "crosswalk:plugin/host",
     "crosswalk:plugin/types",
@@ -83,6 +88,13 @@ const ALLOWED_IMPORTS: &[&str] = &[
     "wasi:random/insecure",
     "wasi:random/insecure-seed",
     "wasi:random/random",
+    "wasi:sockets/instance-network",
+    "wasi:sockets/ip-name-lookup",
+    "wasi:sockets/network",
+    "wasi:sockets/tcp",
+    "wasi:sockets/tcp-create-socket",
+    "wasi:sockets/udp",
+    "wasi:sockets/udp-create-socket",
 ];
 
 /// The most linear memories one plugin may have (each core module has its own).

@@ -1,6 +1,6 @@
-//! The store of one plugin instance: an empty WASI context, the memory limiter, the
-//! deadline and cancel flag its epoch callback checks, and a bounded log that collects
-//! `host.log` calls and stdout/stderr.
+//! The store of one plugin instance: an empty WASI context (no files, no environment,
+//! no network), the memory limiter, the deadline and cancel flag its epoch callback
+//! checks, and a bounded log that collects `host.log` calls and stdout/stderr.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,9 +62,16 @@ impl State {
     pub(super) fn new(limits: &Limits, cancel: Cancel) -> State {
         let log = Log::new(limits.max_log_bytes as usize);
         let clock_base = Instant::now();
-        // Deny by default: no preopened directories, no environment, no arguments,
-        // no stdin, no network (the sockets interfaces are refused at load anyway).
+        // Deny everything: no preopened directories, no environment, no arguments, no
+        // stdin, and no network. The sockets interfaces are linked (runtimes import
+        // them), but no TCP or UDP socket can be made, no name resolves, and no address
+        // passes the check; each says so to the guest as an error. These are
+        // wasmtime-wasi's defaults, spelled out so that they cannot change unseen.
         let wasi = WasiCtxBuilder::new()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
             .stdout(LogStream {
                 log: log.clone(),
                 prefix: "stdout",
