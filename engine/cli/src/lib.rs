@@ -294,9 +294,20 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
         } => {
             let overrides = overrides.as_deref().map(read_overrides).transpose()?;
             let resolved = systems::resolve(&system, entity, overrides.as_ref())?;
-            Plan::compile(&resolved, &plugins.load()?)?;
+            let plugins = plugins.load()?;
+            Plan::compile(&resolved, &plugins)?;
             match format {
-                ShowFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&resolved)?)?,
+                ShowFormat::Json => {
+                    // The resolved mapping, and what writes cannot set through it, as
+                    // the service's mapping answer gives them.
+                    let write = systems::write_plan(&resolved, &plugins)?;
+                    let mut shown = serde_json::to_value(&resolved)?;
+                    shown["read_only"] = serde_json::to_value(write.read_only())?;
+                    if let Some(refused) = write.refused() {
+                        shown["write_refused"] = refused.into();
+                    }
+                    writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?
+                }
                 ShowFormat::Table => write_table(&resolved, out)?,
             }
             Ok(())

@@ -293,12 +293,17 @@ impl OverrideSpec {
 }
 
 impl Document {
-    /// Parses a document, telling the kind by its top-level key (`rules` or `overrides`).
+    /// Parses a document, telling the kind by its top-level keys: `rules` is a mapping;
+    /// `overrides`, or `pre` or `post` without `rules` (a document that only replaces
+    /// record steps), is a connection's overrides.
     pub fn parse(text: &str, format: Format) -> Result<Self, SpecError> {
         let probe: Value = parse(text, format)?;
         match (probe.get("rules"), probe.get("overrides")) {
             (Some(_), None) => parse(text, format).map(Document::Mapping),
             (None, Some(_)) => parse(text, format).map(Document::Overrides),
+            (None, None) if probe.get("pre").is_some() || probe.get("post").is_some() => {
+                parse(text, format).map(Document::Overrides)
+            }
             (Some(_), Some(_)) => Err(SpecError::Syntax {
                 line: 1,
                 column: 1,
@@ -308,7 +313,7 @@ impl Document {
             (None, None) => Err(SpecError::Syntax {
                 line: 1,
                 column: 1,
-                message: "not a mapping document: expected a top-level `rules` (a mapping) or `overrides` (a connection's overrides)".into(),
+                message: "not a mapping document: expected a top-level `rules` (a mapping), or `overrides`, `pre` or `post` (a connection's overrides)".into(),
             }),
         }
     }
@@ -402,5 +407,22 @@ mod tests {
         let back: OverrideSpec =
             serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
         assert_eq!(back, spec);
+    }
+
+    /// `crosswalk mapping check` tells the kind of a document by its keys: one that
+    /// only replaces record steps is an override document, with no `overrides: []`.
+    #[test]
+    fn a_document_of_only_record_steps_is_an_override_document() {
+        for text in [
+            "system: sap-s4hana\nentity: purchase_order\npost:\n  - {plugin: uom, function: lines_to_iso}\n",
+            "pre: []\n",
+        ] {
+            match Document::parse(text, Format::Yaml) {
+                Ok(Document::Overrides(spec)) => assert!(spec.overrides.is_empty(), "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let e = Document::parse("system: sap-s4hana\n", Format::Yaml).unwrap_err();
+        assert!(e.to_string().contains("`overrides`, `pre` or `post`"), "{e}");
     }
 }
