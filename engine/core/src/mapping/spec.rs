@@ -423,6 +423,9 @@ mod tests {
             }
         }
         let e = Document::parse("system: sap-s4hana\n", Format::Yaml).unwrap_err();
-        assert!(e.to_string().contains("`overrides`, `pre` or `post`"), "{e}");
+        assert!(
+            e.to_string().contains("`overrides`, `pre` or `post`"),
+            "{e}"
+        );
     }
 }
