@@ -46,7 +46,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "CROSSWALK_WEBHOOK_LEASE_MS", default_value_t = 60_000,
           value_parser = clap::value_parser!(u64).range(11_000..=3_600_000))]
     webhook_lease_ms: u64,
-    /// The largest request body, in bytes.
+    /// The largest request body, in bytes. A plugin upload has its own bound, the
+    /// largest component: 64 MiB.
     #[arg(long, env = "CROSSWALK_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
     body_limit: usize,
     /// How log lines are written to stderr: `text` or `json` (one object a line).

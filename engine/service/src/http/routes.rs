@@ -76,6 +76,12 @@ pub fn app(state: AppState) -> Router {
     observe::install(router, state.clone()).with_state(state)
 }
 
+// `uploadPlugin`'s summary and `serve --help` name the upload bound in words.
+const _: () = assert!(
+    crosswalk_plugin_host::MAX_COMPONENT_BYTES == 64 << 20,
+    "uploadPlugin's summary says 64 MiB"
+);
+
 /// Every endpoint, served and documented from this one table (see [`openapi`]).
 pub fn routes() -> Vec<Route> {
     use Method as M;
@@ -178,7 +184,7 @@ pub fn routes() -> Vec<Route> {
             .conditional(),
         // Components are larger than request bodies: their own limit is the plugin
         // host's size cap, which the loader enforces with a clear error.
-        Route::new(M::POST, "/v1/plugins", post(upload_plugin).layer(DefaultBodyLimit::max(crosswalk_plugin_host::MAX_COMPONENT_BYTES + 1)), "uploadPlugin", "Upload a plugin version: checked and described as `crosswalk plugin check` does.")
+        Route::new(M::POST, "/v1/plugins", post(upload_plugin).layer(DefaultBodyLimit::max(crosswalk_plugin_host::MAX_COMPONENT_BYTES + 1)), "uploadPlugin", "Upload a plugin version (a component of at most 64 MiB, whatever the server's body limit): checked and described as `crosswalk plugin check` does.")
             .input(Input::Wasm)
             .answers(201, Output::Json(schema::<PluginAnswer<'static>>))
             .errors(&[422]),
