@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crosswalk_core::mapping::{
     Document, Format, MapLimits, MapOptions, OverrideSpec, Payload, Plan, ResolvedMapping,
+    WritePlan,
 };
 use crosswalk_core::model::Entity;
 use crosswalk_core::path::Path;
@@ -114,6 +115,12 @@ enum Command {
         /// read; the output is one unified record (or error) per line, in order.
         #[arg(long)]
         ndjson: bool,
+        /// The other way: the input is unified records (one or an array, or the fields
+        /// of an update), and the output is the system's own payload each would be
+        /// written as, through the same inverses the service uses (plugin inverses
+        /// included). A field that cannot be written fails its record, naming why.
+        #[arg(long, conflicts_with_all = ["ndjson", "remote_data", "strict"])]
+        reverse: bool,
         #[command(flatten)]
         plugins: PluginArgs,
     },
@@ -260,10 +267,20 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             strict,
             compact,
             ndjson,
+            reverse,
             plugins,
         } => {
             let overrides = overrides.as_deref().map(read_overrides).transpose()?;
             let plugins = plugins.load()?;
+            if reverse {
+                let resolved = systems::resolve(&system, entity, overrides.as_ref())?;
+                Plan::compile(&resolved, &plugins)
+                    .with_context(|| format!("cannot map {system} {entity}"))?;
+                let write = systems::write_plan(&resolved, &plugins)
+                    .with_context(|| format!("cannot write {system} {entity}"))?;
+                let text = read_input(input.as_deref())?;
+                return write_native(&write, &text, compact, out);
+            }
             // The budgets of the service, but no answer limit: the output is the caller's.
             let plan = systems::plan_with(&system, entity, overrides.as_ref(), &plugins)
                 .with_context(|| format!("cannot map {system} {entity}"))?
@@ -407,6 +424,60 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `map --reverse`: the native payload of each unified record in `text` (one record or
+/// an array of them), or every field of every record that cannot be written.
+fn write_native(write: &WritePlan, text: &str, compact: bool, out: &mut impl Write) -> Result<()> {
+    let input: Value = serde_json::from_str(text).map_err(|e| Exit {
+        code: 1,
+        message: format!("the input is not valid JSON: {e}"),
+    })?;
+    let (one, records) = match input {
+        Value::Array(records) => (false, records),
+        record => (true, vec![record]),
+    };
+    let mut natives = Vec::with_capacity(records.len());
+    let mut failures = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        let written = write.write(record);
+        for line in &written.log {
+            eprintln!("{line}");
+        }
+        match written.native {
+            Ok(native) => natives.push(native),
+            Err(errors) => {
+                let why: Vec<String> = errors
+                    .iter()
+                    .map(|e| match e.field.as_str() {
+                        "" => e.message.clone(),
+                        field => format!("`{field}`: {}", e.message),
+                    })
+                    .collect();
+                failures.push(match one {
+                    true => why.join("\n  "),
+                    false => format!("record {i}: {}", why.join("; ")),
+                });
+            }
+        }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} of {} records cannot be written:\n  {}",
+            failures.len(),
+            records.len(),
+            failures.join("\n  ")
+        );
+    }
+    let shown = match one {
+        true => natives.pop().expect("one record"),
+        false => Value::Array(natives),
+    };
+    match compact {
+        true => writeln!(out, "{}", serde_json::to_string(&shown)?)?,
+        false => writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?,
+    }
+    Ok(())
 }
 
 fn map(
