@@ -35,6 +35,13 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
         .unwrap_or_else(|e| panic!("the console's sources, {}: {e}", dir.display()));
     for entry in entries {
         let path = entry.expect("a directory entry").path();
+        // Editors' and systems' hidden files (`.swp`, `.DS_Store`) are not the console's.
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
         if path.is_dir() {
             collect(root, &path, files);
         } else {

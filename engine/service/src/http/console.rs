@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -56,11 +57,11 @@ async fn index(State(state): State<AppState>) -> Response {
 /// A file of the console, from `assets`, with its type and the console's headers; 404
 /// for a file it does not have.
 async fn serve(assets: &Assets, file: &str) -> Response {
-    let bytes: Option<Vec<u8>> = match assets {
+    let bytes: Option<Bytes> = match assets {
         Assets::Embedded => EMBEDDED
             .iter()
             .find(|(name, _)| *name == file)
-            .map(|(_, bytes)| bytes.to_vec()),
+            .map(|(_, bytes)| Bytes::from_static(bytes)),
         Assets::Dir(dir) => {
             // Only plain relative names: nothing outside the directory is served.
             let plain = file.split('/').all(|part| {
@@ -72,6 +73,7 @@ async fn serve(assets: &Assets, file: &str) -> Response {
                     .await
                     .ok()
                     .flatten()
+                    .map(Bytes::from)
             } else {
                 None
             }
@@ -133,6 +135,32 @@ mod tests {
             assert!(
                 EMBEDDED.iter().any(|(name, _)| *name == needed),
                 "console/{needed} is not embedded"
+            );
+        }
+    }
+
+    /// A directory serves its plain relative names, and nothing outside it.
+    #[tokio::test]
+    async fn a_directory_serves_nothing_outside_it() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("console");
+        let assets = Assets::Dir(dir);
+        let ok = serve(&assets, "views/mapping.js").await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(
+            ok.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        for outside in [
+            "../Cargo.toml",
+            "views/../../Cargo.toml",
+            "/etc/hostname",
+            "",
+            "views//mapping.js",
+        ] {
+            assert_eq!(
+                serve(&assets, outside).await.status(),
+                StatusCode::NOT_FOUND,
+                "{outside}"
             );
         }
     }
