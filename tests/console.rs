@@ -17,6 +17,7 @@
 //! (`console-*.png`) under the test build's temporary directory, or under
 //! `CROSSWALK_SCREENSHOTS` when set.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -67,8 +68,11 @@ async fn browser(test: &'static str) -> Option<Browser> {
         ),
     };
     let port = free_port();
+    // A process group of its own, with the browsers it starts: a test that fails
+    // (and never closes its session) still stops them all (see `Drop`).
     let driver = Command::new(&chromedriver)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -319,16 +323,19 @@ impl Browser {
         );
     }
 
-    async fn quit(mut self) {
+    /// Closes the session; `Drop` then stops chromedriver and what is left of Chromium.
+    async fn quit(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
+/// chromedriver and the Chromium it started are stopped together, by their process
+/// group, whether or not the test closed its session.
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.wait();
     }
 }
