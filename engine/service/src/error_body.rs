@@ -70,6 +70,9 @@ pub enum ErrorCode {
     ReauthorizationFailed,
     /// A record that could not be mapped (422, or an error line or entry in a batch).
     RecordFailed,
+    /// A webhook test asked for while the subscription's last one is still in the
+    /// outbox (409).
+    TestPending,
     /// The store cannot be reached now: a shared database that is down or whose pool
     /// stayed busy (503, with `Retry-After`). Nothing was changed.
     StoreUnavailable,

@@ -356,12 +356,27 @@ impl Webhooks {
 
     /// Records a `webhook.test` event for one subscription, whatever events it
     /// receives; answers the event's id. It is delivered, retried and logged as any
-    /// other event.
-    pub async fn test(&self, subscription: Subscription) -> Result<String, StoreError> {
+    /// other event. A subscription has one test in the outbox at most (so that asking
+    /// in a loop cannot fill the store): while one is there, this answers it instead,
+    /// as `Err`.
+    pub async fn test(
+        &self,
+        subscription: Subscription,
+    ) -> Result<Result<String, Delivery>, StoreError> {
+        if let Some(pending) = self
+            .store
+            .deliveries()
+            .await?
+            .into_iter()
+            .find(|d| d.event_type == EventType::Test && d.subscription_id == subscription.id)
+        {
+            return Ok(Err(pending));
+        }
         let tenant_id = subscription.tenant_id.clone();
         let data = json!({"subscription_id": subscription.id, "message": "a test delivery, asked for through the API"});
         self.queue(&tenant_id, EventType::Test, data, vec![subscription])
             .await
+            .map(Ok)
     }
 
     /// Puts one delivery of a new event per subscription in the outbox and wakes the

@@ -2914,6 +2914,7 @@ async fn a_live_connection_is_verified_on_creation_when_asked_and_says_whether_i
 
 /// `POST /v1/webhooks/{id}/test` sends that subscription a signed `webhook.test`
 /// event, whichever events it receives, and nobody else; it is in its delivery log.
+/// One test at a time: while one is still in the outbox, another is 409.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_test_delivery_reaches_only_its_subscription_and_its_log() {
     let dir = temp_dir("webhook-test");
@@ -2922,28 +2923,48 @@ async fn a_test_delivery_reaches_only_its_subscription_and_its_log() {
     let tested = subscribe(&s, &r, &url, &["mapping.updated"]).await;
     let (other, other_url, _other) = receiver().await;
     subscribe(&s, &other, &other_url, &["mapping.updated"]).await;
+    let test = format!("/v1/webhooks/{tested}/test");
 
-    let (status, _, answer) = s
-        .call("POST", &format!("/v1/webhooks/{tested}/test"), None)
-        .await;
+    // The receiver fails at first: the test stays in the outbox, retried.
+    *r.answer.lock().unwrap() = 503;
+    let (status, _, answer) = s.call("POST", &test, None).await;
     assert_eq!(status, 202, "{answer}");
     let event = answer["event_id"].as_str().unwrap().to_owned();
-    eventually("the test event at the receiver", || {
-        r.of("webhook.test").len() == 1
+    eventually("a first attempt at the receiver", || {
+        !r.of("webhook.test").is_empty()
     })
     .await;
-    let got = &r.of("webhook.test")[0];
+    let (status, _, refused) = s.call("POST", &test, None).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "test_pending", "{refused}");
+    assert_eq!(refused["error"]["details"]["event_id"], event.as_str());
+
+    // Delivered: signed, to this subscription, in its log; then another may be asked.
+    *r.answer.lock().unwrap() = 200;
+    let mut delivered = false;
+    for _ in 0..200 {
+        let (_, log) = s.get(&format!("/v1/webhooks/{tested}/deliveries")).await;
+        delivered = log["data"].as_array().unwrap().iter().any(|a| {
+            a["event_id"] == event.as_str()
+                && a["event_type"] == "webhook.test"
+                && a["outcome"] == "delivered"
+        });
+        if delivered {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(delivered, "the test was never delivered");
+    let got = r.of("webhook.test").pop().unwrap();
     assert_eq!(got["id"], event.as_str(), "{got}");
     assert_eq!(got["data"]["subscription_id"], tested.as_str(), "{got}");
     assert_eq!(*r.bad_signatures.lock().unwrap(), 0);
-
-    let (_, log) = s.get(&format!("/v1/webhooks/{tested}/deliveries")).await;
-    assert_eq!(log["data"][0]["event_id"], event.as_str(), "{log}");
-    assert_eq!(log["data"][0]["event_type"], "webhook.test", "{log}");
     assert!(
         other.of("webhook.test").is_empty(),
         "another subscription got the test"
     );
+    let (status, _, answer) = s.call("POST", &test, None).await;
+    assert_eq!(status, 202, "{answer}");
 
     let (status, _, answer) = s.call("POST", "/v1/webhooks/whk_none/test", None).await;
     assert_eq!(status, 404, "{answer}");

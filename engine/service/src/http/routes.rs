@@ -219,8 +219,9 @@ pub fn routes() -> Vec<Route> {
             .answers(200, Output::Json(schema::<crate::webhook::Subscription>)),
         Route::new(M::DELETE, "/v1/webhooks/{webhook_id}", delete(webhooks::unsubscribe), "deleteWebhook", "Unsubscribe; deliveries still in the outbox are dropped.")
             .answers(204, Output::Empty),
-        Route::new(M::POST, "/v1/webhooks/{webhook_id}/test", post(webhooks::test), "testWebhook", "Queue a `webhook.test` event for this subscription (whatever events it receives): delivered, signed and logged as any other.")
-            .answers(202, Output::Json(schema::<webhooks::TestQueued>)),
+        Route::new(M::POST, "/v1/webhooks/{webhook_id}/test", post(webhooks::test), "testWebhook", "Queue a `webhook.test` event for this subscription (whatever events it receives): delivered, signed and logged as any other; one at a time (409 while the last is in the outbox).")
+            .answers(202, Output::Json(schema::<webhooks::TestQueued>))
+            .errors(&[409]),
         Route::new(M::GET, "/v1/webhooks/{webhook_id}/deliveries", get(webhooks::deliveries), "webhookDeliveries", "The subscription's delivery log, newest first: every attempt and how it went.")
             .answers(200, Output::Json(schema::<List<crate::webhook::DeliveryAttempt>>)),
         Route::new(M::POST, "/v1/connections/{id}/transform/{entity}", post(transform), "transform", "Map source records with the connection's current mapping: JSON in, JSON out; or NDJSON in, NDJSON out, streamed.")

@@ -196,13 +196,26 @@ pub struct TestQueued {
 }
 
 /// Queues a `webhook.test` event for the subscription: delivered, signed, retried and
-/// logged as any other event.
+/// logged as any other event. One at a time: while a test is still in the outbox,
+/// another is 409 `test_pending`.
 pub(super) async fn test(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let s = find(&state, &caller, &id).await?;
-    let event_id = state.inner.webhooks.test(s).await?;
-    Ok((StatusCode::ACCEPTED, Json(TestQueued { event_id })).into_response())
+    // Look for a pending test and queue one with no other in between.
+    let _counting = state.counting(&caller.0.tenant_id).await?;
+    match state.inner.webhooks.test(s).await? {
+        Ok(event_id) => Ok((StatusCode::ACCEPTED, Json(TestQueued { event_id })).into_response()),
+        Err(pending) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::TestPending,
+            format!(
+                "test event {} is still in this subscription's outbox ({} attempts so far): a subscription has one test at a time; its delivery log says how it goes",
+                pending.event_id, pending.attempts
+            ),
+        )
+        .details(serde_json::json!({"event_id": pending.event_id, "attempts": pending.attempts}))),
+    }
 }
