@@ -2004,6 +2004,15 @@ async fn if_match_takes_bare_versions_and_lists_and_never_matches_weak_tags() {
         ("\"4\", \"5\"", json!({"expected": [4, 5], "current": 1})),
         ("W/\"1\"", json!({"expected": [], "current": 1})),
         ("\"v1,x\"", json!({"expected": [], "current": 1})),
+        // Digits beyond any version (a u64) name none, bare or quoted.
+        (
+            "326986637441451983843",
+            json!({"expected": [], "current": 1}),
+        ),
+        (
+            "\"326986637441451983843\"",
+            json!({"expected": [], "current": 1}),
+        ),
     ] {
         let a = call_with(
             &f.app,

@@ -272,9 +272,10 @@ fn if_match(headers: &HeaderMap) -> Result<Option<Vec<u64>>, ApiError> {
             "`If-Match: {text}` is not a list of entity tags: a mapping's is its version in quotes, as its `ETag` gives it (`\"3\"`), or `*`"
         ))
     };
-    // A bare version, as a client may send it without the quotes.
-    if text.bytes().all(|b| b.is_ascii_digit()) {
-        return text.parse().map(|v| Some(vec![v])).map_err(|_| refused());
+    // A bare version, as a client may send it without the quotes. Digits beyond any
+    // version are a tag that names none, as in quotes: it never matches (412).
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(Some(text.parse().map(|v| vec![v]).unwrap_or_default()));
     }
     let mut versions = Vec::new();
     let mut rest = text;
