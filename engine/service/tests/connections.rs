@@ -297,14 +297,20 @@ async fn subscribe(s: &Service, r: &Receiver, url: &str, events: &[&str]) -> Str
 }
 
 /// Waits until `check` holds, up to 10 s.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..200 {
+async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    eventually_within(what, Duration::from_secs(10), check).await
+}
+
+/// Waits until `check` holds, up to `limit`.
+async fn eventually_within(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
         if check() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("timed out waiting for {what}");
+    panic!("timed out waiting for {what} ({limit:?})");
 }
 
 /// Every record of a listing, following cursors; answers the records and the pages.
@@ -2801,14 +2807,20 @@ async fn refused_addresses_are_refused_when_connecting_even_if_stored_before() {
     }
     s.stop().await;
 
-    // Allowed again: the retried deliveries and the reads go through.
+    // Allowed again: the retried deliveries and the reads go through. A retry is due
+    // when its backoff says, which doubles with every refused attempt before the stop
+    // (how many depends on how fast this machine ran the steps above): up to a minute.
     let s = Service::start(&dir, Some(key)).await;
     for r in [&by_name, &by_address] {
-        eventually("the redelivery once allowed", || {
-            r.of("mapping.updated")
-                .iter()
-                .any(|e| e["data"]["version"] == 2)
-        })
+        eventually_within(
+            "the redelivery once allowed",
+            Duration::from_secs(60),
+            || {
+                r.of("mapping.updated")
+                    .iter()
+                    .any(|e| e["data"]["version"] == 2)
+            },
+        )
         .await;
     }
     let (status, page) = s.get(&orders).await;
