@@ -157,6 +157,11 @@ impl Quotas {
         length("max_url_length", self.max_url_length, field, value)
     }
 
+    /// A JSONPath of at most [`Quotas::max_path_length`] characters.
+    pub fn path(&self, field: &str, value: &str) -> Result<(), LimitExceeded> {
+        length("max_path_length", self.max_path_length, field, value)
+    }
+
     /// A secret of at most [`Quotas::max_secret_length`] characters.
     pub fn secret(&self, field: &str, value: &str) -> Result<(), LimitExceeded> {
         length("max_secret_length", self.max_secret_length, field, value)
@@ -292,15 +297,14 @@ impl Quotas {
         coalesce: Option<&[String]>,
         write: Option<&str>,
     ) -> Result<(), LimitExceeded> {
-        let limit = ("max_path_length", self.max_path_length);
         if let Some(p) = path {
-            length(limit.0, limit.1, &format!("{at}.path"), p)?;
+            self.path(&format!("{at}.path"), p)?;
         }
         for (j, p) in coalesce.unwrap_or_default().iter().enumerate() {
-            length(limit.0, limit.1, &format!("{at}.coalesce[{j}]"), p)?;
+            self.path(&format!("{at}.coalesce[{j}]"), p)?;
         }
         if let Some(p) = write {
-            length(limit.0, limit.1, &format!("{at}.write.path"), p)?;
+            self.path(&format!("{at}.write.path"), p)?;
         }
         Ok(())
     }

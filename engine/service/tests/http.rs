@@ -3783,6 +3783,23 @@ async fn a_jsonpath_is_evaluated_on_a_sample_or_its_error_placed() {
             }
         }
     }
+    // A path longer than a mapping may hold is refused before it is parsed.
+    let long = format!("$.{}", "a".repeat(2000));
+    let a = call(
+        &f.app,
+        "POST",
+        "/v1/jsonpath",
+        Some(&f.alice),
+        json!({"path": long, "document": {}}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "limit_exceeded", "{}", a.body);
+    assert_eq!(
+        a.body["error"]["details"]["limit"], "max_path_length",
+        "{}",
+        a.body
+    );
     // A body that is not the shape names what is wrong.
     let a = call(
         &f.app,

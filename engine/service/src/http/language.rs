@@ -112,15 +112,18 @@ pub struct Evaluated {
     pub values: Vec<Value>,
 }
 
-/// Evaluates a JSONPath on a document, within the JSONPath budgets of one rule. An
-/// invalid query is 422 `invalid_jsonpath` with its `position`, a query that mappings
-/// refuse as too costly is the same with `refused`.
+/// Evaluates a JSONPath on a document, within what a mapping's rule may take: a path of
+/// `max_path_length`, the JSONPath budgets of one rule, an answer of
+/// `max_answer_bytes`. An invalid query is 422 `invalid_jsonpath` with its `position`,
+/// a query that mappings refuse as too costly is the same with `refused`.
 pub(super) async fn evaluate(
     State(state): State<AppState>,
     _: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Evaluate { path, document } = json_body(body)?;
+    // What a mapping may hold, so that nothing longer is parsed.
+    state.quotas().path("path", &path)?;
     let limits = state.inner.map_limits;
     let answer_limit = state.answer_limit();
     super::work::blocking(move || {
