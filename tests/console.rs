@@ -180,13 +180,7 @@ impl Browser {
     async fn click(&self, css: &str) {
         let element = self.find(css).await;
         // Into view first: a click on an element off screen is refused.
-        self.client
-            .execute(
-                "arguments[0].scrollIntoView({block: 'center'})",
-                vec![serde_json::to_value(&element).expect("an element reference")],
-            )
-            .await
-            .expect("scroll into view");
+        self.scroll_into_view(&element, "center").await;
         element
             .click()
             .await
@@ -196,10 +190,15 @@ impl Browser {
     /// Scrolls the element `css` selects to the top of its scrolling box.
     async fn scroll_to(&self, css: &str) {
         let element = self.find(css).await;
+        self.scroll_into_view(&element, "start").await;
+    }
+
+    /// Scrolls `element` into view, placed at `block` (`start`, `center`).
+    async fn scroll_into_view(&self, element: &Element, block: &str) {
         self.client
             .execute(
-                "arguments[0].scrollIntoView({block: 'start'})",
-                vec![serde_json::to_value(&element).expect("an element reference")],
+                &format!("arguments[0].scrollIntoView({{block: '{block}'}})"),
+                vec![serde_json::to_value(element).expect("an element reference")],
             )
             .await
             .expect("scroll into view");
