@@ -51,13 +51,13 @@ use wasmtime::{
 
 pub use crosswalk_core::plugin::{
     Binding, Budget, CallCounts, CallOutcome, Cancel, CancelGuard, Capacity, Demand, FunctionInfo,
-    FunctionKind, Instance, LimitOverrides, Limits, MAX_COMPONENT_BYTES, Plugin, PluginError,
-    PluginSet, STACK_BYTES, Session, budget, limits,
+    FunctionKind, Instance, LimitOverrides, Limits, LogLevel, LogLine, LogSource,
+    MAX_COMPONENT_BYTES, Plugin, PluginError, PluginSet, STACK_BYTES, Session, budget, limits,
 };
 pub use pool::{Grant, Pool, PoolConfig, PoolError};
 
 use bindings::{Bound, Described, Description, GuestError, Pre};
-use sandbox::{Broken, State};
+use sandbox::{Broken, RawLine, State};
 
 /// The imports a plugin may have, by interface (the version suffix is ignored). The
 /// standard libraries of language runtimes import the sockets interfaces whether or not
@@ -223,9 +223,10 @@ pub struct WasmInstance {
     plugin: Arc<WasmPlugin>,
     limits: Limits,
     live: Option<(Store<State>, Bound)>,
-    /// Log lines of instances that trapped, within the same `max_log_bytes` budget as
-    /// the live one: a plugin that logs and traps on every record cannot grow it.
-    log: Vec<String>,
+    /// Log lines of the calls so far (taken from the store after each call, and from
+    /// instances that trapped), within one `max_log_bytes` budget: a plugin that logs
+    /// and traps on every record cannot grow it.
+    log: Vec<LogLine>,
     log_bytes: usize,
     log_dropped: usize,
     /// How the calls on this instance ended, for metrics.
@@ -745,17 +746,20 @@ impl Instance for WasmInstance {
         std::mem::take(&mut self.calls)
     }
 
-    /// The log lines so far: `host.log` calls, stdout and stderr.
-    fn take_log(&mut self) -> Vec<String> {
-        if let Some((store, _)) = &mut self.live {
-            let (lines, dropped) = store.data().log.take();
-            self.keep_log(lines, dropped);
-        }
+    /// The log lines so far: `host.log` calls, stdout and stderr, each with the
+    /// function whose call wrote it.
+    fn take_log(&mut self) -> Vec<LogLine> {
         if self.log_dropped > 0 {
-            self.log.push(format!(
-                "log: {} more lines dropped (max_log_bytes is {})",
-                self.log_dropped, self.limits.max_log_bytes
-            ));
+            self.log.push(LogLine {
+                level: LogLevel::Warn,
+                source: LogSource::Host,
+                plugin: self.plugin.name.clone(),
+                function: String::new(),
+                message: format!(
+                    "{} more lines dropped (max_log_bytes is {})",
+                    self.log_dropped, self.limits.max_log_bytes
+                ),
+            });
         }
         self.log_bytes = 0;
         self.log_dropped = 0;
@@ -809,15 +813,32 @@ impl WasmInstance {
             .collect())
     }
 
-    /// Keeps an instance's log lines within the budget of the whole `WasmInstance`.
-    fn keep_log(&mut self, lines: Vec<String>, dropped: usize) {
+    /// Keeps what a call of `function` logged within the budget of the whole
+    /// `WasmInstance`.
+    fn keep_log(&mut self, function: &str, lines: Vec<RawLine>, dropped: usize) {
         self.log_dropped += dropped;
         for line in lines {
-            if (self.log_bytes + line.len()) as u64 > self.limits.max_log_bytes {
+            if (self.log_bytes + line.message.len()) as u64 > self.limits.max_log_bytes {
                 self.log_dropped += 1;
             } else {
-                self.log_bytes += line.len();
-                self.log.push(line);
+                self.log_bytes += line.message.len();
+                self.log.push(LogLine {
+                    level: line.level,
+                    source: line.source,
+                    plugin: self.plugin.name.clone(),
+                    function: function.to_owned(),
+                    message: line.message,
+                });
+            }
+        }
+    }
+
+    /// Keeps what the live instance logged, as written by a call of `function`.
+    fn drain_log(&mut self, function: &str) {
+        if let Some((store, _)) = &self.live {
+            let (lines, dropped) = store.data().log.take();
+            if !lines.is_empty() || dropped > 0 {
+                self.keep_log(function, lines, dropped);
             }
         }
     }
@@ -864,7 +885,7 @@ impl WasmInstance {
                 Ok(instance) => self.live = Some((store, instance)),
                 Err(e) => {
                     let (lines, dropped) = store.data().log.take();
-                    self.keep_log(lines, dropped);
+                    self.keep_log(function, lines, dropped);
                     // Start code that breaks a limit is named like a call that does;
                     // a full engine pool is the host's capacity, not the plugin's
                     // fault; anything else is an instantiation error.
@@ -889,7 +910,12 @@ impl WasmInstance {
         let (store, instance) = self.live.as_mut().expect("instantiated above");
         store.data_mut().deadline = deadline;
         store.set_epoch_deadline(1);
-        match f(store, instance) {
+        let result = f(store, instance);
+        if result.is_ok() {
+            self.drain_log(function);
+        }
+        let (store, _) = self.live.as_mut().expect("instantiated above");
+        match result {
             // A call can only overrun its deadline, or outlive its request, and still
             // return by waiting in host code (a sleep, cut short at the deadline or
             // when cancelled): that is a timeout (or a cancellation) too.
@@ -909,13 +935,14 @@ impl WasmInstance {
                 // Rust's hint about backtraces, which a plugin cannot act on.
                 let said: Vec<&str> = log
                     .iter()
-                    .filter_map(|l| l.strip_prefix("stderr: "))
+                    .filter(|l| l.source == LogSource::Stderr)
+                    .map(|l| l.message.as_str())
                     .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
                     .collect();
                 let last_stderr = (!said.is_empty())
                     .then(|| format!("stderr: {}", said[said.len().saturating_sub(2)..].join(" ")));
                 let error = self.trap_error(function, &e, last_stderr);
-                self.keep_log(log, dropped);
+                self.keep_log(function, log, dropped);
                 Err(error)
             }
         }

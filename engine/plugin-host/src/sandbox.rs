@@ -13,9 +13,9 @@ use wasmtime_wasi::clocks::HostMonotonicClock;
 use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::Limits;
 use super::bindings::{v0_1, v0_2};
 use super::budget::Cancel;
+use super::{Limits, LogLevel, LogSource};
 
 /// A limit that a call broke, carried out of wasmtime as the trap's cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,11 +74,11 @@ impl State {
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .stdout(LogStream {
                 log: log.clone(),
-                prefix: "stdout",
+                source: LogSource::Stdout,
             })
             .stderr(LogStream {
                 log: log.clone(),
-                prefix: "stderr",
+                source: LogSource::Stderr,
             })
             .monotonic_clock(Clock { base: clock_base })
             .build();
@@ -222,12 +222,12 @@ macro_rules! host_log {
             fn log(&mut self, level: $v::crosswalk::plugin::host::Level, message: String) {
                 use $v::crosswalk::plugin::host::Level;
                 let level = match level {
-                    Level::Debug => "debug",
-                    Level::Info => "info",
-                    Level::Warn => "warn",
-                    Level::Error => "error",
+                    Level::Debug => LogLevel::Debug,
+                    Level::Info => LogLevel::Info,
+                    Level::Warn => LogLevel::Warn,
+                    Level::Error => LogLevel::Error,
                 };
-                self.log.push(level, &message);
+                self.log.push(level, LogSource::Log, &message);
             }
         }
     };
@@ -236,17 +236,68 @@ macro_rules! host_log {
 host_log!(v0_1);
 host_log!(v0_2);
 
+/// A line of one instance's log, before the host knows which call wrote it.
+pub(super) struct RawLine {
+    pub(super) level: LogLevel,
+    pub(super) source: LogSource,
+    pub(super) message: String,
+}
+
+/// The longest partial line of stdout or stderr kept while waiting for its end: a
+/// plugin printing without newlines must not grow the buffer without bound.
+const MAX_PARTIAL_LINE: usize = 4096;
+
 /// Log lines of one instance, kept up to a byte budget; what does not fit is counted.
+/// stdout and stderr are cut into lines here, whatever their writes are: a runtime
+/// may write a line in pieces, each through a stream of its own (CPython does).
 #[derive(Clone)]
 pub(super) struct Log {
     inner: Arc<Mutex<LogInner>>,
 }
 
 struct LogInner {
-    lines: Vec<String>,
+    lines: Vec<RawLine>,
     bytes: usize,
     budget: usize,
     dropped: usize,
+    /// The unfinished line of stdout, and of stderr.
+    partial: [Vec<u8>; 2],
+}
+
+impl LogInner {
+    fn push(&mut self, level: LogLevel, source: LogSource, message: &str) {
+        let message = message.trim_end();
+        if self.bytes + message.len() > self.budget {
+            self.dropped += 1;
+            return;
+        }
+        self.bytes += message.len();
+        self.lines.push(RawLine {
+            level,
+            source,
+            message: message.to_owned(),
+        });
+    }
+
+    /// Logs the complete lines of a stream's partial line; the rest too when `all`,
+    /// or when it has grown past [`MAX_PARTIAL_LINE`].
+    fn cut(&mut self, source: LogSource, all: bool) {
+        let i = usize::from(source == LogSource::Stderr);
+        let mut pending = std::mem::take(&mut self.partial[i]);
+        let mut start = 0;
+        while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+            let line = String::from_utf8_lossy(&pending[start..start + end]).into_owned();
+            self.push(source.level(), source, &line);
+            start += end + 1;
+        }
+        pending.drain(..start);
+        if (all || pending.len() > MAX_PARTIAL_LINE) && !pending.is_empty() {
+            let line = String::from_utf8_lossy(&pending).into_owned();
+            self.push(source.level(), source, &line);
+            pending.clear();
+        }
+        self.partial[i] = pending;
+    }
 }
 
 impl Log {
@@ -257,24 +308,34 @@ impl Log {
                 bytes: 0,
                 budget,
                 dropped: 0,
+                partial: [Vec::new(), Vec::new()],
             })),
         }
     }
 
-    pub(super) fn push(&self, level: &str, message: &str) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let line = format!("{level}: {}", message.trim_end());
-        if inner.bytes + line.len() > inner.budget {
-            inner.dropped += 1;
-            return;
-        }
-        inner.bytes += line.len();
-        inner.lines.push(line);
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes the lines so far, and how many did not fit the budget.
-    pub(super) fn take(&self) -> (Vec<String>, usize) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+    pub(super) fn push(&self, level: LogLevel, source: LogSource, message: &str) {
+        self.lock().push(level, source, message);
+    }
+
+    fn write(&self, source: LogSource, bytes: &[u8]) {
+        let mut inner = self.lock();
+        let i = usize::from(source == LogSource::Stderr);
+        inner.partial[i].extend_from_slice(bytes);
+        if bytes.contains(&b'\n') || inner.partial[i].len() > MAX_PARTIAL_LINE {
+            inner.cut(source, false);
+        }
+    }
+
+    /// Takes the lines so far (a partial line of stdout or stderr included, so that a
+    /// call's output is its own), and how many did not fit the budget.
+    pub(super) fn take(&self) -> (Vec<RawLine>, usize) {
+        let mut inner = self.lock();
+        inner.cut(LogSource::Stdout, true);
+        inner.cut(LogSource::Stderr, true);
         let lines = std::mem::take(&mut inner.lines);
         let dropped = std::mem::take(&mut inner.dropped);
         inner.bytes = 0;
@@ -283,16 +344,10 @@ impl Log {
 }
 
 /// stdout or stderr of a plugin: accepts every write (a plugin that prints must not
-/// fail because of it) and keeps complete lines in the log, within its budget.
+/// fail because of it) and keeps its lines in the log, within its budget.
 struct LogStream {
     log: Log,
-    prefix: &'static str,
-}
-
-struct LogWriter {
-    log: Log,
-    prefix: &'static str,
-    pending: Vec<u8>,
+    source: LogSource,
 }
 
 impl IsTerminal for LogStream {
@@ -303,10 +358,9 @@ impl IsTerminal for LogStream {
 
 impl StdoutStream for LogStream {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(LogWriter {
+        Box::new(LogStream {
             log: self.log.clone(),
-            prefix: self.prefix,
-            pending: Vec::new(),
+            source: self.source,
         })
     }
 
@@ -315,32 +369,13 @@ impl StdoutStream for LogStream {
     }
 }
 
-impl LogWriter {
-    fn flush_lines(&mut self, all: bool) {
-        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            self.log.push(self.prefix, &String::from_utf8_lossy(&line));
-        }
-        // Keep a partial line only while it is short; a plugin printing without
-        // newlines must not grow the buffer without bound.
-        if all || self.pending.len() > 4096 {
-            let rest = std::mem::take(&mut self.pending);
-            if !rest.is_empty() {
-                self.log.push(self.prefix, &String::from_utf8_lossy(&rest));
-            }
-        }
-    }
-}
-
-impl OutputStream for LogWriter {
+impl OutputStream for LogStream {
     fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
-        self.pending.extend_from_slice(&bytes);
-        self.flush_lines(false);
+        self.log.write(self.source, &bytes);
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), StreamError> {
-        self.flush_lines(true);
         Ok(())
     }
 
@@ -350,12 +385,6 @@ impl OutputStream for LogWriter {
 }
 
 #[async_trait::async_trait]
-impl Pollable for LogWriter {
+impl Pollable for LogStream {
     async fn ready(&mut self) {}
-}
-
-impl Drop for LogWriter {
-    fn drop(&mut self) {
-        self.flush_lines(true);
-    }
 }

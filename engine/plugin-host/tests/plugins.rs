@@ -18,8 +18,8 @@ use crosswalk_core::mapping::{
     self, Format, MapOptions, OverrideSpec, Payload, WriteError, WritePlan,
 };
 use crosswalk_plugin_host::{
-    HostConfig, Instance as _, LimitOverrides, Limits, Plugin as _, PluginError, PluginHost,
-    PluginSet, WasmPlugin,
+    HostConfig, Instance as _, LimitOverrides, Limits, LogLevel, LogLine, LogSource, Plugin as _,
+    PluginError, PluginHost, PluginSet, WasmPlugin,
 };
 use serde_json::{Value, json};
 
@@ -537,7 +537,7 @@ fn hostile_call(
     limits: Limits,
     function: &str,
     args: Value,
-) -> (Result<Value, PluginError>, Duration, Vec<String>) {
+) -> (Result<Value, PluginError>, Duration, Vec<LogLine>) {
     let mut instance = plugin.instance(limits);
     let started = Instant::now();
     let result = instance.call_field(function, &json!("x"), &args.to_string());
@@ -685,7 +685,9 @@ fn a_panic_traps_with_its_message_and_its_log_is_kept() {
     );
     assert!(e.contains("the hostile plugin panics on purpose"), "{e}");
     assert!(
-        log.iter().any(|l| l.contains("panics on purpose")),
+        log.iter().any(|l| l.source == LogSource::Stderr
+            && l.function == "panic"
+            && l.message.contains("panics on purpose")),
         "{log:?}"
     );
 }
@@ -730,18 +732,60 @@ fn a_chatty_plugins_log_is_capped_and_says_what_was_dropped() {
     let hostile = load(&host, "crosswalk-fixture-hostile");
     let (result, _, log) = hostile_call(&hostile, roomy(), "chatty", json!({}));
     assert_eq!(result.unwrap(), json!("x"));
-    let bytes: usize = log.iter().map(String::len).sum();
+    let bytes: usize = log.iter().map(|l| l.message.len()).sum();
     assert!(
         bytes <= Limits::DEFAULT.max_log_bytes as usize + 200,
         "{bytes} bytes of log"
     );
     assert!(
-        log.last().unwrap().contains("more lines dropped"),
+        log.last().unwrap().message.contains("more lines dropped"),
         "{:?}",
         log.last()
     );
-    assert!(log.iter().any(|l| l.starts_with("info: log line 0")));
-    assert!(log.iter().any(|l| l.starts_with("stdout: stdout line 0")));
+    let first = |source| {
+        log.iter()
+            .find(|l| l.source == source)
+            .unwrap_or_else(|| panic!("no {source:?} line in {log:?}"))
+    };
+    assert_eq!(
+        first(LogSource::Log),
+        &LogLine {
+            level: LogLevel::Info,
+            source: LogSource::Log,
+            plugin: "hostile".into(),
+            function: "chatty".into(),
+            message: "log line 0".into(),
+        }
+    );
+    assert_eq!(first(LogSource::Stdout).message, "stdout line 0");
+    assert_eq!(first(LogSource::Stderr).level, LogLevel::Warn);
+}
+
+/// stdout is cut into lines whatever the writes are (a runtime may write a line in
+/// pieces, each through a stream of its own), and a call's unfinished last line is
+/// its own, not the next call's.
+#[test]
+fn printed_pieces_make_one_line_and_a_calls_last_line_is_kept() {
+    let host = host();
+    let hostile = load(&host, "crosswalk-fixture-hostile");
+    let mut instance = hostile.instance(Limits::DEFAULT);
+    instance.call_field("pieces", &json!(1), "{}").unwrap();
+    instance.call_field("chatty", &json!(2), "{}").ok();
+    let log = instance.take_log();
+    let said: Vec<(&str, &str)> = log
+        .iter()
+        .filter(|l| l.source == LogSource::Stdout)
+        .take(3)
+        .map(|l| (l.function.as_str(), l.message.as_str()))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            ("pieces", "one line, in pieces"),
+            ("pieces", "no end"),
+            ("chatty", "stdout line 0")
+        ]
+    );
 }
 
 /// After every hostile call has failed within its limits on a host, a fresh instance of
@@ -952,7 +996,7 @@ fn the_javascript_plugin_builds_and_runs() {
         instance
             .take_log()
             .iter()
-            .any(|l| l.contains("kept \"n/a\""))
+            .any(|l| l.message.contains("kept \"n/a\""))
     );
     let e = instance
         .call_field("format", &json!("1"), "{}")

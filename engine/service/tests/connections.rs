@@ -2982,3 +2982,87 @@ async fn a_test_delivery_reaches_only_its_subscription_and_its_log() {
     assert_eq!(status, 404, "{answer}");
     finish(s, &dir).await;
 }
+
+/// What a plugin prints while a connection's records are read is kept in the
+/// connection's plugin log: one line per printed line, with its level, plugin,
+/// function and the request's id, newest first, filtered as asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_plugin_prints_is_kept_in_the_connections_plugin_log() {
+    let dir = temp_dir("plugin-log");
+    let s = Service::start(&dir, None).await;
+    let (_, _, c) = s
+        .call(
+            "POST",
+            "/v1/connections",
+            Some(json!({"system": "sap-s4hana", "name": "sb", "mode": "sandbox"})),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let mapping = s
+        .bind_plugins(&id, "purchase_order", &["crosswalk-fixture-hostile"])
+        .await;
+    let overrides = json!({"overrides": [{"target": "custom_fields.checked", "path": "$.PurchaseOrder", "transforms": [{"plugin": "hostile", "function": "pieces"}]}]});
+    let (status, _, m) = s.call("PUT", &mapping, Some(overrides)).await;
+    assert_eq!(status, 200, "{m}");
+    let log_uri = format!("/v1/connections/{id}/plugin-log");
+    let (status, empty) = s.get(&log_uri).await;
+    assert_eq!((status, empty), (200, json!({"data": []})));
+
+    let response = s
+        .client
+        .get(format!(
+            "{}/v1/connections/{id}/purchase-orders?page_size=2",
+            s.base
+        ))
+        .bearer_auth(&s.key)
+        .header("x-request-id", "req-printing-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, log) = s.get(&log_uri).await;
+    assert_eq!(status, 200, "{log}");
+    let lines = log["data"].as_array().unwrap();
+    // Two records, each printing one line in pieces and one without its end.
+    assert_eq!(lines.len(), 4, "{log}");
+    let newest = &lines[0];
+    assert_eq!(newest["message"], "no end", "{log}");
+    assert_eq!(lines[1]["message"], "one line, in pieces", "{log}");
+    for (key, value) in [
+        ("level", "info"),
+        ("source", "stdout"),
+        ("plugin", "hostile"),
+        ("function", "pieces"),
+        ("request_id", "req-printing-1"),
+        ("entity", "purchase_order"),
+    ] {
+        assert_eq!(newest[key], value, "{key} of {newest}");
+    }
+    // Filters: by level (info and above; none is warn), by request and by count.
+    let (_, warn) = s.get(&format!("{log_uri}?level=warn")).await;
+    assert_eq!(warn["data"], json!([]), "{warn}");
+    let (_, other) = s.get(&format!("{log_uri}?request_id=req-other")).await;
+    assert_eq!(other["data"], json!([]), "{other}");
+    let (_, one) = s.get(&format!("{log_uri}?plugin=hostile&limit=1")).await;
+    assert_eq!(one["data"].as_array().unwrap().len(), 1, "{one}");
+    // Bad filters say what was wrong.
+    let (status, bad) = s.get(&format!("{log_uri}?level=loud")).await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`loud` is not a log level"),
+        "{bad}"
+    );
+    let (status, bad) = s.get(&format!("{log_uri}?limit=1001")).await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("between 1 and 1000"),
+        "{bad}"
+    );
+    finish(s, &dir).await;
+}

@@ -1177,6 +1177,16 @@ async fn metrics_count_requests_records_and_plugin_outcomes_by_connection() {
         !text.contains(&format!("/v1/connections/{id}")),
         "ids never become route labels"
     );
+    // The panics' messages (stderr) went to the plugin log, counted as warnings.
+    let warned = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"crosswalk_plugin_log_lines_total{level="warn"} "#))
+        .unwrap_or_else(|| panic!("no plugin log warnings in\n{text}"));
+    assert!(warned.parse::<u64>().unwrap() >= 2, "{warned}");
+    assert!(
+        text.lines()
+            .any(|l| l == r#"crosswalk_plugin_log_lines_total{level="debug"} 0"#)
+    );
 }
 
 /// Sends `lines` as an NDJSON body, in pieces of `piece` bytes; the answer's lines.

@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use crosswalk_core::mapping::OverrideSpec;
 use crosswalk_core::model::Entity;
-use crosswalk_plugin_host::LimitOverrides;
+use crosswalk_plugin_host::{LimitOverrides, LogLevel, LogSource};
 use crosswalk_service::connection::secrets::{Sealer, SecretError};
-use crosswalk_service::connection::{ErrorEntry, ErrorKind};
+use crosswalk_service::connection::{ErrorEntry, ErrorKind, PluginLogEntry};
 use crosswalk_service::store::cluster::Cluster;
 use crosswalk_service::store::{
     Connection, Mode, PgOptions, PgStore, PgStoreError, PluginBinding, PluginRecord, PluginUse,
@@ -127,6 +127,7 @@ conformance!(
     plugins_are_per_tenant_and_their_bytes_are_shared,
     a_plugin_is_in_use_while_a_current_mapping_binds_it,
     logs_keep_their_newest_entries_and_the_outbox_survives_a_restart,
+    a_plugin_log_keeps_its_newest_lines_in_order,
     the_first_claim_of_a_meta_record_wins,
     a_store_sealed_with_one_key_refuses_another,
     one_replica_at_a_time_claims_a_subscriptions_deliveries,
@@ -262,6 +263,10 @@ async fn credentials_change_with_the_record_and_go_with_the_connection(h: &Harne
         .await
         .unwrap();
     store.log_error(&c.id, &entry("refused"), 10).await.unwrap();
+    store
+        .log_plugin(&c.id, &[plugin_line("said")], 10)
+        .await
+        .unwrap();
     assert!(store.delete_connection(&acme.id, &c.id).await.unwrap());
     assert_eq!(store.credentials(&c.id).await.unwrap(), None);
     assert!(
@@ -270,6 +275,7 @@ async fn credentials_change_with_the_record_and_go_with_the_connection(h: &Harne
             .is_empty()
     );
     assert!(store.errors(&c.id).await.unwrap().is_empty());
+    assert!(store.plugin_log(&c.id).await.unwrap().is_empty());
 }
 
 async fn mapping_versions_count_up_and_survive_a_restart(h: &Harness) {
@@ -617,6 +623,48 @@ async fn a_plugin_is_in_use_while_a_current_mapping_binds_it(h: &Harness) {
     // Unbound by a new version: no longer in use.
     bind(&second, Entity::Asset, 1, vec![binding(&unused)]).await;
     assert_eq!(s.plugin_use(&acme.id, &uom).await.unwrap(), None);
+}
+
+fn plugin_line(message: &str) -> PluginLogEntry {
+    PluginLogEntry {
+        at: now(),
+        entity: Some(Entity::Vendor),
+        level: LogLevel::Info,
+        source: LogSource::Stdout,
+        plugin: "greet".into(),
+        function: "prefix".into(),
+        message: message.to_owned(),
+        request_id: Some("req-1".into()),
+    }
+}
+
+/// A batch of lines goes in in order; the log keeps the newest, per connection, and
+/// they survive a restart.
+async fn a_plugin_log_keeps_its_newest_lines_in_order(h: &Harness) {
+    {
+        let store = h.open().await;
+        let lines: Vec<PluginLogEntry> =
+            (0..4).map(|i| plugin_line(&format!("line {i}"))).collect();
+        store.log_plugin("con_a", &lines, 5).await.unwrap();
+        store.log_plugin("con_a", &lines[..2], 5).await.unwrap();
+        store.log_plugin("con_b", &lines[..1], 5).await.unwrap();
+    }
+    let store = h.open().await;
+    let messages: Vec<String> = store
+        .plugin_log("con_a")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
+    assert_eq!(messages, ["line 1", "line 0", "line 3", "line 2", "line 1"]);
+    let b = store.plugin_log("con_b").await.unwrap();
+    assert_eq!(b.len(), 1, "{b:?}");
+    let want = PluginLogEntry {
+        at: b[0].at.clone(),
+        ..plugin_line("line 0")
+    };
+    assert_eq!(b[0], want);
 }
 
 fn entry(message: &str) -> ErrorEntry {
@@ -1205,6 +1253,10 @@ async fn fill(store: &dyn Store) {
             .await
             .unwrap();
     }
+    store
+        .log_plugin(&c.id, &[plugin_line("one"), plugin_line("two")], 10)
+        .await
+        .unwrap();
     let subscription = Subscription {
         id: "whk_1".into(),
         tenant_id: acme.id.clone(),
@@ -1265,9 +1317,10 @@ async fn a_dump_loads_into_an_empty_store_of_the_other_kind_as_it_was() {
         (
             counts.mapping_versions,
             counts.plugins,
-            counts.error_log_entries
+            counts.error_log_entries,
+            counts.plugin_log_lines
         ),
-        (2, 1, 3)
+        (2, 1, 3, 2)
     );
     assert_eq!(
         (

@@ -47,8 +47,8 @@ pub struct Batch {
     /// The fields that failed in each record, as values: one list per record, in order
     /// (empty for a record with none, or that failed as a whole).
     pub field_errors: Vec<Vec<FieldError>>,
-    /// What the plugins logged (bounded), each line prefixed with the plugin's name.
-    pub log: Vec<String>,
+    /// What the plugins logged (bounded).
+    pub log: Vec<crate::plugin::LogLine>,
     /// How the plugin calls of the batch ended, by plugin name.
     pub plugin_calls: Vec<(String, CallCounts)>,
 }

@@ -18,11 +18,13 @@
 //! - [`budget`]: a session's plugin time budget and a request's cancel flag.
 //! - `set`: the plugins a mapping may call, and the instances of one batch.
 //! - `outcome`: how calls ended, counted for metrics.
+//! - `log`: the lines a plugin writes ([`LogLine`]).
 //! - `error`: what can go wrong loading or calling a plugin.
 
 pub mod budget;
 mod error;
 pub mod limits;
+mod log;
 mod outcome;
 mod set;
 
@@ -35,6 +37,7 @@ use serde_json::Value;
 pub use budget::{Budget, Cancel, CancelGuard};
 pub use error::PluginError;
 pub use limits::{LimitOverrides, Limits, MAX_COMPONENT_BYTES, STACK_BYTES};
+pub use log::{LogLevel, LogLine, LogSource};
 pub use outcome::{CallCounts, CallOutcome};
 pub use set::{Binding, PluginSet, Session};
 
@@ -152,8 +155,9 @@ pub trait Instance: Send {
     /// How the calls so far ended; the counts start again from zero.
     fn take_calls(&mut self) -> CallCounts;
 
-    /// The log lines so far; the log starts again empty.
-    fn take_log(&mut self) -> Vec<String>;
+    /// The log lines so far, each naming the plugin and the function whose call wrote
+    /// it; the log starts again empty.
+    fn take_log(&mut self) -> Vec<LogLine>;
 }
 
 /// What a request's plugins may use at once: one instance per plugin the mapping

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use std::any::Any;
 
-use super::{Budget, CallCounts, Capacity, Demand, Instance, Limits, Plugin, PluginError};
+use super::{Budget, CallCounts, Capacity, Demand, Instance, Limits, LogLine, Plugin, PluginError};
 
 /// A plugin bound to a mapping, with the limits it runs under there.
 #[derive(Debug, Clone)]
@@ -121,20 +121,13 @@ impl Session {
         self.budget.cancel().is_cancelled()
     }
 
-    /// The log lines of every instance, each prefixed with its plugin's name.
-    pub fn take_log(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        for (binding, instance) in self.bindings.iter().zip(&mut self.instances) {
-            let Some(instance) = instance else { continue };
-            let name = binding.plugin.name();
-            lines.extend(
-                instance
-                    .take_log()
-                    .into_iter()
-                    .map(|l| format!("plugin {name}: {l}")),
-            );
-        }
-        lines
+    /// The log lines of every instance, plugin by plugin.
+    pub fn take_log(&mut self) -> Vec<LogLine> {
+        self.instances
+            .iter_mut()
+            .flatten()
+            .flat_map(|instance| instance.take_log())
+            .collect()
     }
 
     /// How each plugin's calls ended, by plugin name; the counts start again from zero.

@@ -11,7 +11,8 @@
 //!   records are [`crosswalk_systems::sandbox`]'s); [`Records`] serves reads and writes
 //!   of both through the current mapping (backwards for writes: [`crosswalk_core::mapping::reverse`]).
 //! - [`health`] and [`Monitor`] keep each connection's status, circuit breaker, error
-//!   counts and error log, and raise the connection events ([`crate::webhook`]).
+//!   counts and error log, and raise the connection events ([`crate::webhook`]);
+//!   [`plugin_log`] is what its plugins wrote.
 //! - [`secrets`] seals live connections' credentials at rest.
 //! - [`fleet`] follows what other replicas of a shared store change: their mapping
 //!   versions reach this replica's pipelines, their connection changes its caches
@@ -21,13 +22,15 @@ pub mod fleet;
 pub mod health;
 mod monitor;
 mod pipelines;
+pub mod plugin_log;
 mod records;
 pub mod secrets;
 pub mod upstream;
 
 pub use health::{ErrorEntry, ErrorKind, HealthReport, Status};
-pub use monitor::{ERROR_LOG_KEEP, MAX_QUEUED_LOG_ENTRIES, Monitor};
+pub use monitor::{ERROR_LOG_KEEP, MAX_QUEUED_LOG_ENTRIES, Monitor, PluginLogTotals};
 pub use pipelines::{Base, ChangeError, Changed, Pipeline, Pipelines, Proposal};
+pub use plugin_log::{MAX_QUEUED_PLUGIN_LOG_LINES, PLUGIN_LOG_KEEP, PluginLogEntry};
 pub use records::{
     DEFAULT_PAGE_SIZE, Fetched, ListQuery, Listed, MAX_PAGE_SIZE, Records, RecordsError,
 };

@@ -25,12 +25,13 @@ use tokio::sync::{mpsc, oneshot};
 use serde_json::{Value, json};
 
 use super::health::{Admission, ErrorEntry, ErrorKind, Health, HealthReport, Status};
+use super::plugin_log::{MAX_QUEUED_PLUGIN_LOG_LINES, PLUGIN_LOG_KEEP, PluginLogEntry};
 use super::upstream::UpstreamError;
 use crate::store::{Connection, Store, now};
 use crate::webhook::{EventType, Webhooks};
 use crosswalk_core::mapping::{Batch, RecordError};
 use crosswalk_core::model::Entity;
-use crosswalk_plugin_host::CallOutcome;
+use crosswalk_plugin_host::{CallOutcome, LogLevel};
 
 /// Error log entries kept per connection.
 pub const ERROR_LOG_KEEP: usize = 500;
@@ -63,6 +64,11 @@ pub struct Monitor {
     dropped_log_entries: AtomicU64,
     /// The bound on queued entries ([`MAX_QUEUED_LOG_ENTRIES`] but in tests).
     max_queued_log_entries: usize,
+    /// Plugin log lines queued and not written yet (bounded by
+    /// [`MAX_QUEUED_PLUGIN_LOG_LINES`]).
+    queued_plugin_lines: Arc<AtomicUsize>,
+    /// Plugin log lines so far: queued, by level, and dropped.
+    plugin_lines: PluginLogCounts,
     /// The writer's end, until the writer task starts (on the first write, on the
     /// runtime that makes it).
     writer: Mutex<Option<mpsc::UnboundedReceiver<Write>>>,
@@ -74,6 +80,11 @@ enum Write {
     Log {
         connection_id: String,
         entry: ErrorEntry,
+    },
+    /// Plugin log lines of one batch.
+    PluginLog {
+        connection_id: String,
+        lines: Vec<PluginLogEntry>,
     },
     /// An event for the tenant's subscriptions.
     Emit {
@@ -135,6 +146,8 @@ impl Monitor {
             queued_log_entries: Arc::new(AtomicUsize::new(0)),
             dropped_log_entries: AtomicU64::new(0),
             max_queued_log_entries: MAX_QUEUED_LOG_ENTRIES,
+            queued_plugin_lines: Arc::new(AtomicUsize::new(0)),
+            plugin_lines: PluginLogCounts::default(),
         }
     }
 
@@ -153,7 +166,10 @@ impl Monitor {
         let unstarted = self.writer.lock().expect("not poisoned").take();
         if let Some(writer) = unstarted {
             let (store, webhooks) = (Arc::clone(&self.store), Arc::clone(&self.webhooks));
-            let queued = Arc::clone(&self.queued_log_entries);
+            let queued = Queued {
+                log_entries: Arc::clone(&self.queued_log_entries),
+                plugin_lines: Arc::clone(&self.queued_plugin_lines),
+            };
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
                     runtime.spawn(write_all(store, webhooks, writer, queued));
@@ -176,9 +192,49 @@ impl Monitor {
                 return;
             }
         }
+        if let Write::PluginLog {
+            connection_id,
+            lines,
+        } = &write
+        {
+            let n = lines.len();
+            let queued = self.queued_plugin_lines.fetch_add(n, Ordering::Relaxed);
+            if queued + n > MAX_QUEUED_PLUGIN_LOG_LINES {
+                self.queued_plugin_lines.fetch_sub(n, Ordering::Relaxed);
+                let before = self
+                    .plugin_lines
+                    .dropped
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                let after = before + n as u64;
+                // Said at the first drop and whenever the count passes a power of two.
+                if before == 0 || after.ilog2() > before.ilog2() {
+                    tracing::warn!(connection = %connection_id, dropped = after, limit = MAX_QUEUED_PLUGIN_LOG_LINES, "the plugin log's queue is full: lines are dropped");
+                }
+                return;
+            }
+            for line in lines {
+                self.plugin_lines.by_level[line.level as usize].fetch_add(1, Ordering::Relaxed);
+            }
+        }
         // The receiver lives as long as the writer task, which ends only with the
         // runtime: a write sent after that is lost with the process.
         let _ = self.writes.send(write);
+    }
+
+    /// How many plugin log lines were kept and dropped so far.
+    pub fn plugin_log_counts(&self) -> PluginLogTotals {
+        let get =
+            |level: LogLevel| self.plugin_lines.by_level[level as usize].load(Ordering::Relaxed);
+        PluginLogTotals {
+            by_level: [
+                LogLevel::Debug,
+                LogLevel::Info,
+                LogLevel::Warn,
+                LogLevel::Error,
+            ]
+            .map(|level| (level, get(level))),
+            dropped: self.plugin_lines.dropped.load(Ordering::Relaxed),
+        }
     }
 
     /// Error log entries dropped so far because the writer could not keep up.
@@ -310,6 +366,30 @@ impl Monitor {
     ) {
         let review = self.review(c, entity, batch, ids, request_id);
         self.record(c, review);
+        self.plugin_log(c, entity, &batch.log, request_id);
+    }
+
+    /// Queues what the plugins of a batch wrote for the connection's plugin log (the
+    /// newest [`PLUGIN_LOG_KEEP`] lines at most: the log keeps no more).
+    fn plugin_log(
+        &self,
+        c: &Connection,
+        entity: Entity,
+        log: &[crosswalk_plugin_host::LogLine],
+        request_id: Option<&str>,
+    ) {
+        if log.is_empty() {
+            return;
+        }
+        let at = now();
+        let lines = log[log.len().saturating_sub(PLUGIN_LOG_KEEP)..]
+            .iter()
+            .map(|line| PluginLogEntry::new(line.clone(), &at, entity, request_id))
+            .collect();
+        self.send(Write::PluginLog {
+            connection_id: c.id.clone(),
+            lines,
+        });
     }
 
     /// What mapping a page of records gave, to be recorded: the error log entries,
@@ -558,21 +638,74 @@ impl Monitor {
     }
 }
 
+/// Plugin log lines queued so far, by level (indexed by `LogLevel as usize`), and
+/// dropped because the queue was full.
+#[derive(Default)]
+struct PluginLogCounts {
+    by_level: [AtomicU64; 4],
+    dropped: AtomicU64,
+}
+
+/// Plugin log lines queued since the start, by level, and dropped: what
+/// `crosswalk_plugin_log_lines_total` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginLogTotals {
+    /// Lines queued for the store, by level.
+    pub by_level: [(LogLevel, u64); 4],
+    /// Lines dropped because the queue was full.
+    pub dropped: u64,
+}
+
+impl Default for PluginLogTotals {
+    fn default() -> Self {
+        PluginLogTotals {
+            by_level: [
+                LogLevel::Debug,
+                LogLevel::Info,
+                LogLevel::Warn,
+                LogLevel::Error,
+            ]
+            .map(|level| (level, 0)),
+            dropped: 0,
+        }
+    }
+}
+
+/// What the writer has yet to write, shared with the monitor that bounds it.
+struct Queued {
+    log_entries: Arc<AtomicUsize>,
+    plugin_lines: Arc<AtomicUsize>,
+}
+
 /// The monitor's writer: every write, in the order found, until the monitor is gone.
 /// A write that fails is logged and the next one goes on.
 async fn write_all(
     store: Arc<dyn Store>,
     webhooks: Arc<Webhooks>,
     mut writes: mpsc::UnboundedReceiver<Write>,
-    queued_log_entries: Arc<AtomicUsize>,
+    queued: Queued,
 ) {
     while let Some(write) = writes.recv().await {
         match write {
+            Write::PluginLog {
+                connection_id,
+                lines,
+            } => {
+                queued
+                    .plugin_lines
+                    .fetch_sub(lines.len(), Ordering::Relaxed);
+                if let Err(e) = store
+                    .log_plugin(&connection_id, &lines, PLUGIN_LOG_KEEP)
+                    .await
+                {
+                    tracing::error!(connection = %connection_id, error = %e, "the plugin log was not written");
+                }
+            }
             Write::Log {
                 connection_id,
                 entry,
             } => {
-                queued_log_entries.fetch_sub(1, Ordering::Relaxed);
+                queued.log_entries.fetch_sub(1, Ordering::Relaxed);
                 if let Err(e) = store
                     .log_error(&connection_id, &entry, ERROR_LOG_KEEP)
                     .await

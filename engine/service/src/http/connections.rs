@@ -12,18 +12,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::body::json_body;
 use super::outbound::outbound_url;
 use super::records::query;
 use super::{ApiError, AppState, Caller, ErrorCode, List};
 use crate::connection::{
-    Credentials, ErrorEntry, ErrorKind, HealthReport, RecordsError, Status, UpstreamConfig,
+    Credentials, ErrorEntry, ErrorKind, HealthReport, PLUGIN_LOG_KEEP, PluginLogEntry,
+    RecordsError, Status, UpstreamConfig,
 };
 use crate::quota::Quotas;
 use crate::store::{Connection, Mode};
 use crosswalk_core::model::Entity;
+use crosswalk_plugin_host::LogLevel;
 use crosswalk_systems::SystemId;
 
 /// An entity that the connection's system maps; any other answers 404.
@@ -331,6 +333,62 @@ pub(super) async fn connection_errors(
         .into_iter()
         .filter(|e| entity.is_none_or(|want| e.entity == Some(want)))
         .filter(|e| kind.is_none_or(|want| e.kind == want))
+        .take(limit)
+        .collect();
+    Ok(Json(List { data }))
+}
+
+/// The filters of the plugin log.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PluginLogParams {
+    plugin: Option<String>,
+    level: Option<String>,
+    request_id: Option<String>,
+    limit: Option<usize>,
+}
+
+pub(super) async fn connection_plugin_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params: Result<Query<PluginLogParams>, QueryRejection>,
+) -> Result<Json<List<PluginLogEntry>>, ApiError> {
+    let params = query(params)?;
+    let c = connection(&state, &caller, &id).await?;
+    let at_least = params
+        .level
+        .as_deref()
+        .map(|l| {
+            serde_json::from_value::<LogLevel>(Value::String(l.to_owned())).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "level: `{l}` is not a log level; it is one of debug, info, warn, error"
+                ))
+            })
+        })
+        .transpose()?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=PLUGIN_LOG_KEEP).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit is {limit}; it must be between 1 and {PLUGIN_LOG_KEEP}"
+        )));
+    }
+    // What the monitor found before this request is in the log.
+    state.inner.records.monitor().settled().await;
+    let data = state
+        .inner
+        .store
+        .plugin_log(&c.id)
+        .await?
+        .into_iter()
+        .filter(|l| params.plugin.as_ref().is_none_or(|p| &l.plugin == p))
+        .filter(|l| at_least.is_none_or(|min| l.level >= min))
+        .filter(|l| {
+            params
+                .request_id
+                .as_ref()
+                .is_none_or(|r| l.request_id.as_ref() == Some(r))
+        })
         .take(limit)
         .collect();
     Ok(Json(List { data }))

@@ -3,7 +3,8 @@
 //! The families are `prometheus-client`'s: atomic counters and histograms, one series
 //! per set of label values, kept in a registry that encodes them. Requests are counted
 //! by the middleware in `http::observe`; mapped records and plugin calls by the
-//! handlers that map, with the connection's id as a label.
+//! handlers that map, with the connection's id as a label; plugin log lines by the
+//! connections' monitor, read when rendered.
 //!
 //! Label values are `&'static str` where we name them (entities, outcomes) and shared
 //! `Arc<str>` where they come from elsewhere (connection ids, plugin names, methods,
@@ -20,6 +21,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use crate::connection::PluginLogTotals;
 use crosswalk_core::mapping::Batch;
 use crosswalk_core::model::Entity;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -76,6 +78,12 @@ struct PluginCallLabels {
     plugin: Arc<str>,
     connection: Arc<str>,
     outcome: &'static str,
+}
+
+/// By log level.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LevelLabels {
+    level: &'static str,
 }
 
 /// Published mapping changes (put, patch, bind, rollback), by connection and entity.
@@ -227,13 +235,32 @@ impl Metrics {
     }
 
     /// Everything, in Prometheus' text format, with the plugin host's compilation
-    /// count (`compilations`) as a counter of its own, read when rendered.
-    pub fn render(&self, compilations: u64) -> String {
+    /// count (`compilations`) and the plugin log's lines (`plugin_log`) as counters of
+    /// their own, read when rendered.
+    pub fn render(&self, compilations: u64, plugin_log: &PluginLogTotals) -> String {
         let mut host = Registry::default();
         host.register(
             "crosswalk_plugin_compilations",
             "Plugin components compiled since the start, not loaded from the compiled-artifact cache",
             ConstCounter::new(compilations),
+        );
+        let lines = Family::<LevelLabels, Counter>::default();
+        for (level, n) in plugin_log.by_level {
+            lines
+                .get_or_create(&LevelLabels {
+                    level: level.as_str(),
+                })
+                .inc_by(n);
+        }
+        host.register(
+            "crosswalk_plugin_log_lines",
+            "Plugin log lines kept for the connections' plugin logs, by level",
+            lines,
+        );
+        host.register(
+            "crosswalk_plugin_log_lines_dropped",
+            "Plugin log lines dropped because the store could not keep up",
+            ConstCounter::new(plugin_log.dropped),
         );
         let mut openmetrics = String::new();
         // No `# EOF`: that is OpenMetrics' alone.
@@ -299,7 +326,7 @@ mod tests {
         m.request("GET", r, 200, Duration::from_micros(300));
         m.request("GET", r, 200, Duration::from_millis(3));
         m.request("GET", r, 200, Duration::from_secs(30));
-        let text = m.render(0);
+        let text = m.render(0, &PluginLogTotals::default());
         let l = r#"method="GET",route="/v1/connections/{id}",status="200""#;
         for line in [
             format!("crosswalk_http_requests_total{{{l}}} 3"),
@@ -335,13 +362,19 @@ mod tests {
             plugin_calls: vec![("uom".into(), calls)],
         };
         m.batch("c\"1", Entity::PurchaseOrder, &batch);
-        let text = m.render(7);
+        let mut lines = PluginLogTotals::default();
+        lines.by_level[1].1 = 5;
+        lines.dropped = 2;
+        let text = m.render(7, &lines);
         for line in [
             r#"crosswalk_records_mapped_total{connection="c\"1",entity="purchase_order",outcome="ok"} 2"#,
             r#"crosswalk_records_mapped_total{connection="c\"1",entity="purchase_order",outcome="failed"} 1"#,
             r#"crosswalk_plugin_calls_total{plugin="uom",connection="c\"1",outcome="ok"} 1"#,
             r#"crosswalk_plugin_calls_total{plugin="uom",connection="c\"1",outcome="trap"} 1"#,
             "crosswalk_plugin_compilations_total 7",
+            r#"crosswalk_plugin_log_lines_total{level="info"} 5"#,
+            r#"crosswalk_plugin_log_lines_total{level="error"} 0"#,
+            "crosswalk_plugin_log_lines_dropped_total 2",
         ] {
             assert!(text.lines().any(|x| x == line), "no `{line}` in\n{text}");
         }
@@ -361,7 +394,7 @@ mod tests {
         m.records("con_1", Entity::Vendor, 0, 0);
         m.change("con_1", Entity::Vendor);
         m.change("con_1", Entity::Vendor);
-        let text = m.render(0);
+        let text = m.render(0, &PluginLogTotals::default());
 
         for (name, kind) in [
             ("crosswalk_http_requests_total", "counter"),
@@ -369,6 +402,8 @@ mod tests {
             ("crosswalk_records_mapped_total", "counter"),
             ("crosswalk_mapping_changes_total", "counter"),
             ("crosswalk_plugin_compilations_total", "counter"),
+            ("crosswalk_plugin_log_lines_total", "counter"),
+            ("crosswalk_plugin_log_lines_dropped_total", "counter"),
         ] {
             let help = format!("# HELP {name} ");
             let type_line = format!("# TYPE {name} {kind}");
@@ -424,7 +459,7 @@ mod tests {
     fn label_values_are_escaped_and_shared() {
         let m = Metrics::new();
         m.change("a\\b\"c\nd", Entity::Vendor);
-        let text = m.render(0);
+        let text = m.render(0, &PluginLogTotals::default());
         let line = r#"crosswalk_mapping_changes_total{connection="a\\b\"c\nd",entity="vendor"} 1"#;
         assert!(text.lines().any(|x| x == line), "no `{line}` in\n{text}");
         assert!(Arc::ptr_eq(&m.shared("con_1"), &m.shared("con_1")));

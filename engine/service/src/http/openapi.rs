@@ -400,6 +400,7 @@ fn operation(route: &Route, generator: &mut SchemaGenerator, error: &Schema) -> 
                 "type": "string",
                 "enum": crate::connection::ErrorKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
             }),
+            ["log_level"] => json!({"type": "string", "enum": ["debug", "info", "warn", "error"]}),
             ["integer", min, max] => json!({
                 "type": "integer",
                 "minimum": min.parse::<u64>().expect("a bound"),

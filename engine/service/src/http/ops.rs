@@ -37,7 +37,10 @@ pub(super) async fn metrics(
             "only an admin key reads the metrics",
         ));
     }
-    let text = state.inner.metrics.render(state.inner.host.compilations());
+    let text = state.inner.metrics.render(
+        state.inner.host.compilations(),
+        &state.inner.records.monitor().plugin_log_counts(),
+    );
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -205,6 +205,15 @@ pub fn routes() -> Vec<Route> {
             ])
             .answers(200, Output::Json(schema::<List<crate::connection::ErrorEntry>>))
             .errors(&[400]),
+        Route::new(M::GET, "/v1/connections/{id}/plugin-log", get(connections::connection_plugin_log), "connectionPluginLog", "What the connection's plugins wrote while mapping its records (host.log calls, stdout, stderr), with level, plugin, function and request id, newest first; the newest 1,000 lines are kept.")
+            .query(&[
+                ("plugin", "string", "Only lines of this plugin."),
+                ("level", "log_level", "Only lines of this level or above: debug, info, warn, error."),
+                ("request_id", "string", "Only lines of this request (`x-request-id`)."),
+                ("limit", "integer:1:1000", "At most this many lines (1 to 1,000; 100 by default)."),
+            ])
+            .answers(200, Output::Json(schema::<List<crate::connection::PluginLogEntry>>))
+            .errors(&[400]),
         Route::new(M::POST, "/v1/connections/{id}/reauthorize", post(connections::reauthorize), "reauthorizeConnection", "Replace a live connection's credentials: verified against the upstream first; issues a new connection token and restores the connection.")
             .input(Input::Json(schema::<connections::Reauthorize>))
             .answers(200, Output::Json(schema::<Connection>))

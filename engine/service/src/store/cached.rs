@@ -22,7 +22,7 @@ use super::{
     ApiKey, Change, Connection, MappingVersion, Mode, PluginBinding, PluginRecord, PluginUse, Role,
     Store, StoreError, Tenant,
 };
-use crate::connection::{ErrorEntry, UpstreamConfig};
+use crate::connection::{ErrorEntry, PluginLogEntry, UpstreamConfig};
 use crate::webhook::{Delivery, DeliveryAttempt, Subscription};
 use crosswalk_core::mapping::OverrideSpec;
 use crosswalk_core::model::Entity;
@@ -288,6 +288,19 @@ impl Store for Cached {
 
     async fn errors(&self, connection_id: &str) -> Result<Vec<ErrorEntry>, StoreError> {
         self.inner.errors(connection_id).await
+    }
+
+    async fn log_plugin(
+        &self,
+        connection_id: &str,
+        lines: &[PluginLogEntry],
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        self.inner.log_plugin(connection_id, lines, keep).await
+    }
+
+    async fn plugin_log(&self, connection_id: &str) -> Result<Vec<PluginLogEntry>, StoreError> {
+        self.inner.plugin_log(connection_id).await
     }
 
     async fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {

@@ -22,7 +22,7 @@ mod sled_store;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::connection::{ErrorEntry, UpstreamConfig};
+use crate::connection::{ErrorEntry, PluginLogEntry, UpstreamConfig};
 use crate::webhook::{Delivery, DeliveryAttempt, Subscription};
 use crosswalk_core::mapping::OverrideSpec;
 use crosswalk_core::model::Entity;
@@ -55,6 +55,8 @@ pub struct Dump {
     pub plugin_bytes: Vec<(String, Vec<u8>)>,
     /// Each connection's error log, oldest first.
     pub errors: Vec<(String, Vec<ErrorEntry>)>,
+    /// Each connection's plugin log, oldest first.
+    pub plugin_logs: Vec<(String, Vec<PluginLogEntry>)>,
     /// Every webhook subscription.
     pub subscriptions: Vec<Subscription>,
     /// The webhook outbox.
@@ -84,6 +86,8 @@ pub struct Counts {
     pub plugin_components: usize,
     /// Error log entries.
     pub error_log_entries: usize,
+    /// Plugin log lines.
+    pub plugin_log_lines: usize,
     /// Webhook subscriptions.
     pub subscriptions: usize,
     /// Deliveries in the outbox.
@@ -105,6 +109,7 @@ impl std::fmt::Display for Counts {
             (self.plugins, "plugin versions"),
             (self.plugin_components, "plugin components"),
             (self.error_log_entries, "error log entries"),
+            (self.plugin_log_lines, "plugin log lines"),
             (self.subscriptions, "webhook subscriptions"),
             (self.outbox, "outbox deliveries"),
             (self.delivery_log_entries, "delivery log entries"),
@@ -141,6 +146,7 @@ impl Dump {
             plugins: self.plugins.len(),
             plugin_components: self.plugin_bytes.len(),
             error_log_entries: self.errors.iter().map(|(_, e)| e.len()).sum(),
+            plugin_log_lines: self.plugin_logs.iter().map(|(_, e)| e.len()).sum(),
             subscriptions: self.subscriptions.len(),
             outbox: self.outbox.len(),
             delivery_log_entries: self.delivery_logs.iter().map(|(_, e)| e.len()).sum(),
@@ -584,6 +590,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// A connection's error log, newest first.
     async fn errors(&self, connection_id: &str) -> Result<Vec<ErrorEntry>, StoreError>;
+
+    /// Adds lines to a connection's plugin log, in order, keeping its newest `keep`.
+    async fn log_plugin(
+        &self,
+        connection_id: &str,
+        lines: &[PluginLogEntry],
+        keep: usize,
+    ) -> Result<(), StoreError>;
+    /// A connection's plugin log, newest first.
+    async fn plugin_log(&self, connection_id: &str) -> Result<Vec<PluginLogEntry>, StoreError>;
 
     /// Stores a webhook subscription.
     async fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError>;

@@ -42,7 +42,7 @@ use super::{
     ApiKey, Change, Connection, Dump, MappingVersion, Mode, PluginBinding, PluginRecord, Role,
     Store, StoreError, Tenant, now,
 };
-use crate::connection::{ErrorEntry, UpstreamConfig};
+use crate::connection::{ErrorEntry, PluginLogEntry, UpstreamConfig};
 use crate::webhook::{Delivery, DeliveryAttempt, Subscription};
 use crosswalk_core::mapping::OverrideSpec;
 use crosswalk_core::model::Entity;
@@ -50,7 +50,10 @@ use crosswalk_systems::SystemId;
 
 /// The schema, one migration per version (version `i + 1` is `MIGRATIONS[i]`).
 /// Never edit a released migration: add the next one.
-pub const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_plugin_log.sql"),
+];
 
 /// The advisory lock held while migrations are applied (any fixed number: "cw" + 1).
 const MIGRATION_LOCK: i64 = 0x6377_0001;
@@ -402,12 +405,30 @@ impl PgStore {
         doc: String,
         keep: usize,
     ) -> Result<(), StoreError> {
+        self.append_all_bounded(table, owner_column, owner, vec![doc], keep)
+            .await
+    }
+
+    /// Appends `docs` in order to a bounded log (see [`Self::append_bounded`]), in
+    /// one statement.
+    async fn append_all_bounded(
+        &self,
+        table: &'static str,
+        owner_column: &'static str,
+        owner: &str,
+        docs: Vec<String>,
+        keep: usize,
+    ) -> Result<(), StoreError> {
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         tx.execute(
-            &format!("INSERT INTO {table} ({owner_column}, doc) VALUES ($1, $2)"),
-            &[&owner, &doc],
+            &format!(
+                "INSERT INTO {table} ({owner_column}, doc)
+                 SELECT $1, doc FROM unnest($2::text[]) WITH ORDINALITY AS given(doc, n)
+                 ORDER BY n"
+            ),
+            &[&owner, &docs],
         )
         .await?;
         tx.execute(
@@ -672,7 +693,12 @@ impl Store for PgStore {
             .await?
             > 0;
         if removed {
-            for table in ["mapping_versions", "mapping_heads", "error_log"] {
+            for table in [
+                "mapping_versions",
+                "mapping_heads",
+                "error_log",
+                "plugin_log",
+            ] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE connection_id = $1"),
                     &[&id],
@@ -916,6 +942,32 @@ impl Store for PgStore {
             "error log entry",
             connection_id,
             "SELECT doc FROM error_log WHERE connection_id = $1 ORDER BY seq DESC",
+            &[&connection_id],
+        )
+        .await
+    }
+
+    async fn log_plugin(
+        &self,
+        connection_id: &str,
+        lines: &[PluginLogEntry],
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        self.append_all_bounded(
+            "plugin_log",
+            "connection_id",
+            connection_id,
+            lines.iter().map(encode).collect(),
+            keep,
+        )
+        .await
+    }
+
+    async fn plugin_log(&self, connection_id: &str) -> Result<Vec<PluginLogEntry>, StoreError> {
+        self.many(
+            "plugin log line",
+            connection_id,
+            "SELECT doc FROM plugin_log WHERE connection_id = $1 ORDER BY seq DESC",
             &[&connection_id],
         )
         .await
@@ -1324,6 +1376,14 @@ impl Store for PgStore {
             )
             .await?,
         )?;
+        let plugin_logs = grouped(
+            "plugin log line",
+            tx.query(
+                "SELECT connection_id, doc FROM plugin_log ORDER BY connection_id, seq",
+                &[],
+            )
+            .await?,
+        )?;
         let subscriptions = docs(
             tx.query("SELECT doc FROM subscriptions ORDER BY tenant_id, id", &[])
                 .await?,
@@ -1357,6 +1417,7 @@ impl Store for PgStore {
             plugins,
             plugin_bytes,
             errors,
+            plugin_logs,
             subscriptions,
             outbox,
             delivery_logs,
@@ -1444,6 +1505,15 @@ impl Store for PgStore {
             for e in entries {
                 tx.execute(
                     "INSERT INTO error_log (connection_id, doc) VALUES ($1, $2)",
+                    &[owner, &encode(e)],
+                )
+                .await?;
+            }
+        }
+        for (owner, entries) in &dump.plugin_logs {
+            for e in entries {
+                tx.execute(
+                    "INSERT INTO plugin_log (connection_id, doc) VALUES ($1, $2)",
                     &[owner, &encode(e)],
                 )
                 .await?;

@@ -16,7 +16,7 @@ use super::{
     ApiKey, Connection, Dump, MappingVersion, Mode, PluginBinding, PluginRecord, Role, Store,
     StoreError, Tenant, now,
 };
-use crate::connection::{ErrorEntry, UpstreamConfig};
+use crate::connection::{ErrorEntry, PluginLogEntry, UpstreamConfig};
 use crate::webhook::{Delivery, DeliveryAttempt, Subscription};
 use crosswalk_core::mapping::OverrideSpec;
 use crosswalk_core::model::Entity;
@@ -34,6 +34,7 @@ pub struct SledStore {
     plugin_bytes: sled::Tree,
     credentials: sled::Tree,
     errors: sled::Tree,
+    plugin_log: sled::Tree,
     subscriptions: sled::Tree,
     outbox: sled::Tree,
     delivery_log: sled::Tree,
@@ -76,6 +77,7 @@ impl SledStore {
             plugin_bytes: db.open_tree("plugin_bytes")?,
             credentials: db.open_tree("credentials")?,
             errors: db.open_tree("errors")?,
+            plugin_log: db.open_tree("plugin_log")?,
             subscriptions: db.open_tree("subscriptions")?,
             outbox: db.open_tree("outbox")?,
             delivery_log: db.open_tree("delivery_log")?,
@@ -103,10 +105,24 @@ impl SledStore {
         entry: &T,
         keep: usize,
     ) -> Result<(), StoreError> {
+        self.append_all_bounded(tree, owner, std::slice::from_ref(entry), keep)
+            .await
+    }
+
+    /// Appends `entries` in order to a bounded log (see [`Self::append_bounded`]).
+    async fn append_all_bounded<T: Serialize + Sync>(
+        &self,
+        tree: &sled::Tree,
+        owner: &str,
+        entries: &[T],
+        keep: usize,
+    ) -> Result<(), StoreError> {
         let prefix = key(&[owner, ""]);
-        let mut k = prefix.clone();
-        k.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-        tree.insert(k, encode(entry))?;
+        for entry in entries {
+            let mut k = prefix.clone();
+            k.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+            tree.insert(k, encode(entry))?;
+        }
         let held = tree.scan_prefix(&prefix).count();
         for old in tree
             .scan_prefix(&prefix)
@@ -299,8 +315,10 @@ impl Store for SledStore {
             for entry in self.counters.scan_prefix(key(&[id, ""])) {
                 self.counters.remove(entry?.0)?;
             }
-            for entry in self.errors.scan_prefix(key(&[id, ""])) {
-                self.errors.remove(entry?.0)?;
+            for tree in [&self.errors, &self.plugin_log] {
+                for entry in tree.scan_prefix(key(&[id, ""])) {
+                    tree.remove(entry?.0)?;
+                }
             }
             self.credentials.remove(id.as_bytes())?;
             self.flush().await?;
@@ -461,6 +479,20 @@ impl Store for SledStore {
 
     async fn errors(&self, connection_id: &str) -> Result<Vec<ErrorEntry>, StoreError> {
         Self::read_bounded(&self.errors, "error log entry", connection_id)
+    }
+
+    async fn log_plugin(
+        &self,
+        connection_id: &str,
+        lines: &[PluginLogEntry],
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        self.append_all_bounded(&self.plugin_log, connection_id, lines, keep)
+            .await
+    }
+
+    async fn plugin_log(&self, connection_id: &str) -> Result<Vec<PluginLogEntry>, StoreError> {
+        Self::read_bounded(&self.plugin_log, "plugin log line", connection_id)
     }
 
     async fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
@@ -710,6 +742,7 @@ impl Store for SledStore {
                 .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
                 .collect(),
             errors: grouped("error log entry", raw(&self.errors)?)?,
+            plugin_logs: grouped("plugin log line", raw(&self.plugin_log)?)?,
             subscriptions: scan(&self.subscriptions, "subscription", b"")?,
             outbox: scan(&self.outbox, "delivery", b"")?,
             delivery_logs: grouped("delivery attempt", raw(&self.delivery_log)?)?,
@@ -763,6 +796,13 @@ impl Store for SledStore {
                 let mut k = key(&[owner, ""]);
                 k.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
                 self.errors.insert(k, encode(e))?;
+            }
+        }
+        for (owner, entries) in &dump.plugin_logs {
+            for e in entries {
+                let mut k = key(&[owner, ""]);
+                k.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+                self.plugin_log.insert(k, encode(e))?;
             }
         }
         for s in &dump.subscriptions {

@@ -328,8 +328,8 @@ impl WritePlan {
 pub struct Written {
     /// The native payload, or every field that cannot be written and why.
     pub native: Result<Value, Vec<WriteError>>,
-    /// What the plugins logged (bounded), each line prefixed with the plugin's name.
-    pub log: Vec<String>,
+    /// What the plugins logged (bounded).
+    pub log: Vec<crate::plugin::LogLine>,
     /// How the plugin calls ended, by plugin name.
     pub plugin_calls: Vec<(String, CallCounts)>,
 }
