@@ -24,6 +24,7 @@ use crosswalk_plugin_host::{FunctionKind, HostConfig, Limits, Plugin as _, Plugi
 use crosswalk_service::ndjson;
 use crosswalk_systems::{self as systems, SYSTEMS, System};
 
+mod plugin;
 mod serve;
 mod store;
 
@@ -179,6 +180,42 @@ enum PluginCommand {
     Check {
         /// The component (.wasm).
         file: PathBuf,
+        #[command(flatten)]
+        plugins: PluginArgs,
+    },
+    /// Write a new plugin project (Rust, JavaScript or Python) that builds with its
+    /// language's own command and passes `plugin check` as it is
+    New {
+        /// The plugin's name (1 to 64 lower-case letters, digits, `-` or `_`): rules
+        /// call it by this name.
+        name: String,
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: plugin::Lang,
+        /// Where to write it (a directory that does not exist); `./NAME` by default.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Call one function of a plugin once, under the limits the service runs it with,
+    /// and print its output (stdout), its log and what it used (stderr): instantiation
+    /// and call time, linear memory, epoch ticks
+    Run {
+        /// The component (.wasm).
+        file: PathBuf,
+        /// The function to call.
+        function: String,
+        /// The static arguments, as a mapping rule gives them (JSON), checked against
+        /// the function's schema.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// The input (JSON): the value for a field function; a record or an array of
+        /// records for a record function. stdin when absent.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Limits over the defaults, as a binding gives them (JSON), e.g.
+        /// '{"timeout_ms": 100, "memory_bytes": 16777216}'.
+        #[arg(long)]
+        limits: Option<String>,
         #[command(flatten)]
         plugins: PluginArgs,
     },
@@ -373,6 +410,37 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
         Command::Store {
             command: StoreCommand::Copy { from, to },
         } => store::copy(&from, &to, out),
+        Command::Plugin {
+            command: PluginCommand::New { name, lang, dir },
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            plugin::new(&name, lang, &dir, out)
+        }
+        Command::Plugin {
+            command:
+                PluginCommand::Run {
+                    file,
+                    function,
+                    args,
+                    input,
+                    limits,
+                    plugins,
+                },
+        } => {
+            let input = read_input(input.as_deref())?;
+            plugin::run(
+                &plugins.host()?,
+                plugin::RunArgs {
+                    file: &file,
+                    function: &function,
+                    args: &args,
+                    input: &input,
+                    limits: limits.as_deref(),
+                },
+                out,
+                &mut io::stderr().lock(),
+            )
+        }
         Command::Plugin {
             command: PluginCommand::Check { file, plugins },
         } => {

@@ -236,6 +236,25 @@ pub struct WasmInstance {
     budget: Arc<Budget>,
     /// Whether the running call's deadline is the budget's (not its own time limit).
     by_budget: bool,
+    /// What the instance used so far.
+    usage: Usage,
+}
+
+/// What an instance used: for `crosswalk plugin run`, which shows an author where a
+/// plugin stands against the limits it will run under.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// How long creating the instance took (its start code included), the last time.
+    pub instantiation: Duration,
+    /// How many times an instance was created (again after a trap).
+    pub instantiations: u32,
+    /// How long the calls took, instantiation not included.
+    pub calls: Duration,
+    /// The most linear memory the instance had, over all its memories, in bytes.
+    pub memory_bytes: u64,
+    /// Epoch ticks (of 1 ms) that found a call running: roughly its milliseconds of
+    /// guest code, at the deadline's resolution.
+    pub ticks: u64,
 }
 
 impl PluginHost {
@@ -625,7 +644,10 @@ impl Drop for LoadTurn<'_> {
 fn new_store(engine: &Engine, limits: &Limits, cancel: Cancel) -> Store<State> {
     let mut store = Store::new(engine, State::new(limits, cancel));
     store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
-    store.epoch_deadline_callback(|ctx| sandbox::on_tick(ctx.data()));
+    store.epoch_deadline_callback(|mut ctx| {
+        ctx.data_mut().ticks += 1;
+        sandbox::on_tick(ctx.data())
+    });
     store.set_epoch_deadline(1);
     store
 }
@@ -707,6 +729,7 @@ impl WasmPlugin {
             calls: CallCounts::default(),
             budget,
             by_budget: false,
+            usage: Usage::default(),
         }
     }
 }
@@ -715,6 +738,15 @@ impl WasmInstance {
     /// The plugin.
     pub fn plugin(&self) -> &Arc<WasmPlugin> {
         &self.plugin
+    }
+
+    /// What the instance used so far.
+    pub fn usage(&self) -> Usage {
+        let mut usage = self.usage;
+        if let Some((store, _)) = &self.live {
+            usage.memory_bytes = usage.memory_bytes.max(store.data().memory_used() as u64);
+        }
+        usage
     }
 }
 
@@ -879,9 +911,17 @@ impl WasmInstance {
     ) -> Result<R, PluginError> {
         if self.live.is_none() {
             let cancel = self.budget.cancel().clone();
+            let started = Instant::now();
             let mut store = new_store(&self.plugin.engine, &self.limits, cancel);
             store.data_mut().deadline = deadline;
-            match self.plugin.pre.instantiate(&mut store) {
+            let instantiated = self.plugin.pre.instantiate(&mut store);
+            self.usage.instantiation = started.elapsed();
+            self.usage.instantiations += 1;
+            self.usage.memory_bytes = self
+                .usage
+                .memory_bytes
+                .max(store.data().memory_used() as u64);
+            match instantiated {
                 Ok(instance) => self.live = Some((store, instance)),
                 Err(e) => {
                     let (lines, dropped) = store.data().log.take();
@@ -910,7 +950,14 @@ impl WasmInstance {
         let (store, instance) = self.live.as_mut().expect("instantiated above");
         store.data_mut().deadline = deadline;
         store.set_epoch_deadline(1);
+        let (started, ticks) = (Instant::now(), store.data().ticks);
         let result = f(store, instance);
+        self.usage.calls += started.elapsed();
+        self.usage.ticks += store.data().ticks - ticks;
+        self.usage.memory_bytes = self
+            .usage
+            .memory_bytes
+            .max(store.data().memory_used() as u64);
         if result.is_ok() {
             self.drain_log(function);
         }

@@ -56,6 +56,8 @@ pub(super) struct State {
     /// The start of the guest's monotonic clock.
     clock_base: Instant,
     pub(super) log: Log,
+    /// Epoch ticks that found the guest running.
+    pub(super) ticks: u64,
 }
 
 impl State {
@@ -91,7 +93,13 @@ impl State {
             cancel,
             clock_base,
             log,
+            ticks: 0,
         }
+    }
+
+    /// The bytes of linear memory the instance has now, over all its memories.
+    pub(super) fn memory_used(&self) -> usize {
+        self.memory_used
     }
 
     /// A pollable that is ready after `wait`, or at the call's deadline if sooner.
