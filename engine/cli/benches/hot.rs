@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the hot functions, so that a regression shows in review:
-//! JSONPath evaluation, each built-in transform, a plugin call, and one record through
-//! a whole mapping. `cargo bench --bench hot`; the plugin call needs
+//! JSONPath evaluation, each built-in transform, a plugin call, the same plugin
+//! function and a fresh instance in each language, and one record through a whole
+//! mapping. `cargo bench --bench hot`; the plugin call needs
 //! `CROSSWALK_BENCH_UOM` (the `uom` component, built by `bench/run`) and is skipped
 //! without it.
 
@@ -135,6 +136,63 @@ fn plugin_call(c: &mut Criterion) {
     });
 }
 
+/// The same function in each language (`unprefix` of the project `crosswalk plugin
+/// new` writes, which prints nothing): a call on a warm instance, and a fresh instance
+/// (created and started, then dropped). `CROSSWALK_BENCH_PLUGINS` lists the components,
+/// `rust=FILE,js=FILE,python=FILE` (bench/run builds them).
+fn plugin_languages(c: &mut Criterion) {
+    let Ok(list) = std::env::var("CROSSWALK_BENCH_PLUGINS") else {
+        eprintln!(
+            "plugin/<lang>/* skipped: CROSSWALK_BENCH_PLUGINS is not set (bench/run sets it)"
+        );
+        return;
+    };
+    let host = PluginHost::new(HostConfig::default()).unwrap();
+    for entry in list.split(',') {
+        let (lang, path) = entry.split_once('=').expect("lang=FILE");
+        let plugin = host.load(&std::fs::read(path).unwrap()).unwrap();
+        let args = r#"{"prefix":"PO-"}"#;
+        let value = json!("PO-Acme");
+        let mut instance = plugin.instance(Limits::DEFAULT);
+        assert_eq!(
+            instance.call_field("unprefix", &value, args).unwrap(),
+            json!("Acme")
+        );
+        // A fresh instance every 10,000 calls, out of the timing: a request's instance
+        // makes a batch's calls, not millions (the JavaScript runtime's memory grows by
+        // some hundred bytes a call until its instance is dropped).
+        c.bench_function(&format!("plugin/{lang}/field"), |b| {
+            b.iter_custom(|iters| {
+                let mut took = std::time::Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(10_000);
+                    instance = plugin.instance(Limits::DEFAULT);
+                    instance.start().unwrap();
+                    let started = std::time::Instant::now();
+                    for _ in 0..n {
+                        black_box(
+                            instance
+                                .call_field("unprefix", black_box(&value), args)
+                                .unwrap(),
+                        );
+                    }
+                    took += started.elapsed();
+                    left -= n;
+                }
+                took
+            })
+        });
+        c.bench_function(&format!("plugin/{lang}/instance"), |b| {
+            b.iter(|| {
+                let mut fresh = plugin.instance(Limits::DEFAULT);
+                fresh.start().unwrap();
+                black_box(fresh)
+            })
+        });
+    }
+}
+
 fn records(c: &mut Criterion) {
     let plan = crosswalk_systems::plan("sap-s4hana", Entity::PurchaseOrder, None).unwrap();
     let record = order();
@@ -143,5 +201,12 @@ fn records(c: &mut Criterion) {
     });
 }
 
-criterion_group!(hot, paths, transforms, plugin_call, records);
+criterion_group!(
+    hot,
+    paths,
+    transforms,
+    plugin_call,
+    plugin_languages,
+    records
+);
 criterion_main!(hot);

@@ -70,7 +70,10 @@ pub fn run(
     let input: Value = serde_json::from_str(a.input).context("the input is not JSON")?;
     let mut instance = plugin.instance(limits);
     let args_text = args.to_string();
-    let result: Result<Value> = match kind {
+    // Instantiated first, so that its time and what its start code logged are shown
+    // apart from the call's.
+    let started = instance.start().map_err(anyhow::Error::from);
+    let result: Result<Value> = started.and_then(|()| match kind {
         FunctionKind::Field => instance
             .call_field(a.function, &input, &args_text)
             .map_err(Into::into),
@@ -94,7 +97,7 @@ pub fn run(
                     })
                 })
         }
-    };
+    });
     for line in instance.take_log() {
         writeln!(err, "log: {line}")?;
     }

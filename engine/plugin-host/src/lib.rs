@@ -238,6 +238,11 @@ pub struct WasmInstance {
     by_budget: bool,
     /// What the instance used so far.
     usage: Usage,
+    /// How long an instantiation just made took, until the call that made it counts
+    /// its own time without it.
+    fresh: Option<Duration>,
+    /// When the last call returned, read once for its deadline and its budget.
+    ended: Option<Instant>,
 }
 
 /// What an instance used: for `crosswalk plugin run`, which shows an author where a
@@ -268,6 +273,10 @@ impl PluginHost {
         wasm.epoch_interruption(true);
         wasm.max_wasm_stack(STACK_BYTES);
         wasm.parallel_compilation(true);
+        // Plugins are synchronous (the world has no async functions): without the
+        // component model's concurrency support, every call into a plugin skips its
+        // bookkeeping.
+        wasm.concurrency_support(false);
         if config.pooling {
             // As many of everything as the leased instances (and the loads) can use at
             // once, each plugin at its per-component maximum: leases, not the engine's
@@ -730,6 +739,8 @@ impl WasmPlugin {
             budget,
             by_budget: false,
             usage: Usage::default(),
+            fresh: None,
+            ended: None,
         }
     }
 }
@@ -738,6 +749,20 @@ impl WasmInstance {
     /// The plugin.
     pub fn plugin(&self) -> &Arc<WasmPlugin> {
         &self.plugin
+    }
+
+    /// Creates the instance now (its start code runs, within the time limit) rather
+    /// than at the first call: for measuring, and for `plugin run`, which shows the
+    /// two apart.
+    pub fn start(&mut self) -> Result<(), PluginError> {
+        if self.live.is_some() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_millis(self.limits.timeout_ms);
+        let result = self.instantiate("(instantiation)", deadline);
+        self.fresh = None;
+        self.drain_log("(instantiation)");
+        result
     }
 
     /// What the instance used so far.
@@ -802,6 +827,7 @@ impl Instance for WasmInstance {
 impl WasmInstance {
     fn field(&mut self, function: &str, value: &Value, args: &str) -> Result<Value, PluginError> {
         let input = value.to_string();
+        // The bindings take the `json` alias as `&String`.
         let args = args.to_owned();
         self.check_size(function, "input", input.len() + args.len())?;
         let out = self.call(function, |store, instance| {
@@ -896,8 +922,11 @@ impl WasmInstance {
         };
         self.by_budget = by_budget;
         let started = Instant::now();
-        let result = self.run(function, started + allowed, f);
-        budget.spend(started.elapsed());
+        self.ended = None;
+        let result = self.run(function, started, started + allowed, f);
+        // The clock is read once after the call, where `run` can (it is slow enough
+        // against a call of a few hundred nanoseconds to matter).
+        budget.spend(self.ended.unwrap_or_else(Instant::now) - started);
         result
     }
 
@@ -906,53 +935,23 @@ impl WasmInstance {
     fn run<R>(
         &mut self,
         function: &str,
+        started: Instant,
         deadline: Instant,
         f: impl FnOnce(&mut Store<State>, &Bound) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         if self.live.is_none() {
-            let cancel = self.budget.cancel().clone();
-            let started = Instant::now();
-            let mut store = new_store(&self.plugin.engine, &self.limits, cancel);
-            store.data_mut().deadline = deadline;
-            let instantiated = self.plugin.pre.instantiate(&mut store);
-            self.usage.instantiation = started.elapsed();
-            self.usage.instantiations += 1;
-            self.usage.memory_bytes = self
-                .usage
-                .memory_bytes
-                .max(store.data().memory_used() as u64);
-            match instantiated {
-                Ok(instance) => self.live = Some((store, instance)),
-                Err(e) => {
-                    let (lines, dropped) = store.data().log.take();
-                    self.keep_log(function, lines, dropped);
-                    // Start code that breaks a limit is named like a call that does;
-                    // a full engine pool is the host's capacity, not the plugin's
-                    // fault; anything else is an instantiation error.
-                    let limit =
-                        e.downcast_ref::<Trap>().is_some() || e.downcast_ref::<Broken>().is_some();
-                    return Err(if limit {
-                        self.trap_error(function, &e, None)
-                    } else if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
-                        PluginError::Capacity {
-                            plugin: self.plugin.name.clone(),
-                            message: format!("{e:#}"),
-                        }
-                    } else {
-                        PluginError::Instantiate {
-                            plugin: self.plugin.name.clone(),
-                            message: format!("{e:#}"),
-                        }
-                    });
-                }
-            }
+            self.instantiate(function, deadline)?;
         }
         let (store, instance) = self.live.as_mut().expect("instantiated above");
         store.data_mut().deadline = deadline;
         store.set_epoch_deadline(1);
-        let (started, ticks) = (Instant::now(), store.data().ticks);
+        let ticks = store.data().ticks;
+        // An instantiation just made (above) is not the call's time.
+        let called = started + self.fresh.take().unwrap_or_default();
         let result = f(store, instance);
-        self.usage.calls += started.elapsed();
+        let ended = Instant::now();
+        self.ended = Some(ended);
+        self.usage.calls += ended - called;
         self.usage.ticks += store.data().ticks - ticks;
         self.usage.memory_bytes = self
             .usage
@@ -970,7 +969,7 @@ impl WasmInstance {
                 self.live = None;
                 Err(self.cancelled(function))
             }
-            Ok(_) if Instant::now() >= store.data().deadline => {
+            Ok(_) if ended >= store.data().deadline => {
                 self.live = None;
                 Err(self.deadline_passed(function))
             }
@@ -991,6 +990,50 @@ impl WasmInstance {
                 let error = self.trap_error(function, &e, last_stderr);
                 self.keep_log(function, log, dropped);
                 Err(error)
+            }
+        }
+    }
+
+    /// Creates the instance (its start code runs, within `deadline`).
+    fn instantiate(&mut self, function: &str, deadline: Instant) -> Result<(), PluginError> {
+        let cancel = self.budget.cancel().clone();
+        let started = Instant::now();
+        let mut store = new_store(&self.plugin.engine, &self.limits, cancel);
+        store.data_mut().deadline = deadline;
+        let instantiated = self.plugin.pre.instantiate(&mut store);
+        self.usage.instantiation = started.elapsed();
+        self.fresh = Some(self.usage.instantiation);
+        self.usage.instantiations += 1;
+        self.usage.memory_bytes = self
+            .usage
+            .memory_bytes
+            .max(store.data().memory_used() as u64);
+        match instantiated {
+            Ok(instance) => {
+                self.live = Some((store, instance));
+                Ok(())
+            }
+            Err(e) => {
+                let (lines, dropped) = store.data().log.take();
+                self.keep_log(function, lines, dropped);
+                // Start code that breaks a limit is named like a call that does;
+                // a full engine pool is the host's capacity, not the plugin's
+                // fault; anything else is an instantiation error.
+                let limit =
+                    e.downcast_ref::<Trap>().is_some() || e.downcast_ref::<Broken>().is_some();
+                Err(if limit {
+                    self.trap_error(function, &e, None)
+                } else if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+                    PluginError::Capacity {
+                        plugin: self.plugin.name.clone(),
+                        message: format!("{e:#}"),
+                    }
+                } else {
+                    PluginError::Instantiate {
+                        plugin: self.plugin.name.clone(),
+                        message: format!("{e:#}"),
+                    }
+                })
             }
         }
     }
