@@ -165,7 +165,8 @@ fn main() {
     }
 
     // One field converted three ways: a built-in lookup, a plugin function, a
-    // record-level plugin step; and the plugin with a fresh instance per record.
+    // record-level plugin step; and the plugin with a session per record (whose
+    // instance the binding parks and the next record's session takes up).
     let host = Arc::new(PluginHost::new(HostConfig::default()).expect("a plugin host"));
     let uom_path = env("CROSSWALK_BENCH_UOM");
     let uom = host

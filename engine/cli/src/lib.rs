@@ -45,6 +45,13 @@ struct PluginArgs {
     /// A plugin component to load (repeatable); mapping rules call it by its name.
     #[arg(long = "plugin", value_name = "FILE")]
     plugins: Vec<PathBuf>,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+/// Where compiled plugins are kept.
+#[derive(Debug, clap::Args)]
+struct CacheArgs {
     /// Where compiled plugins are cached, so that a second run does not compile again.
     #[arg(long, env = "CROSSWALK_PLUGIN_CACHE", value_name = "DIR")]
     plugin_cache: Option<PathBuf>,
@@ -75,6 +82,13 @@ impl PluginArgs {
         Ok(set)
     }
 
+    fn host(&self) -> Result<PluginHost> {
+        self.cache.host()
+    }
+}
+
+impl CacheArgs {
+    /// A host with the server's limits, caching compiled plugins here.
     fn host(&self) -> Result<PluginHost> {
         let cache_dir = self.plugin_cache.clone().or_else(|| {
             std::env::var_os("HOME")
@@ -217,7 +231,7 @@ enum PluginCommand {
         #[arg(long)]
         limits: Option<String>,
         #[command(flatten)]
-        plugins: PluginArgs,
+        cache: CacheArgs,
     },
 }
 
@@ -424,12 +438,12 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
                     args,
                     input,
                     limits,
-                    plugins,
+                    cache,
                 },
         } => {
             let input = read_input(input.as_deref())?;
             plugin::run(
-                &plugins.host()?,
+                &cache.host()?,
                 plugin::RunArgs {
                     file: &file,
                     function: &function,

@@ -7,8 +7,10 @@
 //! allowed WASI set, and what does not implement the world; it compiles once per
 //! content hash (in memory, and on disk when given a cache directory), and asks the
 //! plugin to `describe` itself (once per content hash). A loaded [`WasmPlugin`] keeps an
-//! `InstancePre`, so each request or batch gets a fresh [`WasmInstance`] cheaply and
-//! no state leaks between requests or tenants. Every call runs under [`Limits`]: a
+//! `InstancePre`, so a request or batch gets a [`WasmInstance`] cheaply: a fresh one,
+//! or one that an earlier session of the same binding parked (one connection's compiled
+//! mapping: no state crosses connections, tenants, mapping versions or plugin
+//! versions; see [`Instance::park`]). Every call runs under [`Limits`]: a
 //! deadline, a memory cap, the engine's stack cap, bounds on input and output, and a
 //! bounded log.
 //!
@@ -181,6 +183,8 @@ impl HostConfig {
 /// Loads and runs plugins. One per process: cheap to share behind an `Arc`.
 pub struct PluginHost {
     engine: Engine,
+    /// Instances parked for reuse (see [`Instance::park`]).
+    idle: Arc<IdleSlots>,
     linker: Linker<State>,
     config: HostConfig,
     pool: Pool,
@@ -204,6 +208,42 @@ pub struct WasmPlugin {
     validators: HashMap<String, jsonschema::Validator>,
     pre: Pre,
     engine: Engine,
+    /// The host's count of parked instances, shared by its plugins.
+    idle: Arc<IdleSlots>,
+}
+
+/// Instances parked for reuse, over all of a host's plugins, and how many may be: each
+/// holds a slot of the engine's pool (which has as many more as the pool's size) and
+/// its linear memory (at most a quarter of the pool's memory for all of them).
+#[derive(Debug)]
+struct IdleSlots {
+    /// Parked instances and their memory, in one lock: a place is taken for both.
+    parked: Mutex<(u32, u64)>,
+    max: u32,
+    max_memory: u64,
+}
+
+impl IdleSlots {
+    /// Takes a place for one more parked instance of `memory` bytes, if there is one.
+    fn take(&self, memory: u64) -> bool {
+        let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
+        let (count, bytes) = *parked;
+        if count >= self.max || bytes + memory > self.max_memory {
+            return false;
+        }
+        *parked = (count + 1, bytes + memory);
+        true
+    }
+
+    fn give_back(&self, memory: u64) {
+        let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
+        parked.0 -= 1;
+        parked.1 -= memory;
+    }
+
+    fn count(&self) -> u32 {
+        self.parked.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
 }
 
 impl std::fmt::Debug for WasmPlugin {
@@ -217,8 +257,9 @@ impl std::fmt::Debug for WasmPlugin {
     }
 }
 
-/// One instance of a plugin, for one request or batch: calls on it share its memory,
-/// and nothing outlives it.
+/// One instance of a plugin, for one request or batch at a time: calls on it share its
+/// memory. When its session ends it may be parked for the next session of the same
+/// binding ([`Instance::park`]); otherwise nothing outlives it.
 pub struct WasmInstance {
     plugin: Arc<WasmPlugin>,
     limits: Limits,
@@ -243,7 +284,16 @@ pub struct WasmInstance {
     fresh: Option<Duration>,
     /// When the last call returned, read once for its deadline and its budget.
     ended: Option<Instant>,
+    /// Calls made on the live instance since it was created.
+    calls_on_live: u32,
+    /// The memory it holds a place among the host's parked instances for, while parked.
+    parked: Option<u64>,
 }
+
+/// Calls after which an instance is not parked again: a runtime whose heap grows a
+/// little with every call (a JavaScript engine's, say) starts afresh well before its
+/// memory limit.
+const MAX_CALLS_PER_INSTANCE: u32 = 10_000;
 
 /// What an instance used: for `crosswalk plugin run`, which shows an author where a
 /// plugin stands against the limits it will run under.
@@ -251,7 +301,8 @@ pub struct WasmInstance {
 pub struct Usage {
     /// How long creating the instance took (its start code included), the last time.
     pub instantiation: Duration,
-    /// How many times an instance was created (again after a trap).
+    /// How many times an instance was created (again after a trap; none for an
+    /// instance taken up again after a session parked it).
     pub instantiations: u32,
     /// How long the calls took, instantiation not included.
     pub calls: Duration,
@@ -278,10 +329,11 @@ impl PluginHost {
         // bookkeeping.
         wasm.concurrency_support(false);
         if config.pooling {
-            // As many of everything as the leased instances (and the loads) can use at
-            // once, each plugin at its per-component maximum: leases, not the engine's
-            // pool, are what runs out.
-            let n = pool_config.instances + LOAD_SLOTS;
+            // As many of everything as the leased instances, the loads and the parked
+            // instances (as many as leased ones at most) can use at once, each plugin at
+            // its per-component maximum: leases, not the engine's pool, are what runs
+            // out.
+            let n = pool_config.instances + LOAD_SLOTS + pool_config.instances;
             // A load describes a plugin under the default limits, whatever the shares.
             let max_memory = pool_config
                 .max_instance_memory()
@@ -332,6 +384,11 @@ impl PluginHost {
                 message: format!("cannot start the epoch thread: {e}"),
             })?;
         Ok(PluginHost {
+            idle: Arc::new(IdleSlots {
+                parked: Mutex::new((0, 0)),
+                max: pool_config.instances,
+                max_memory: pool_config.memory_bytes / 4,
+            }),
             engine,
             linker,
             config,
@@ -346,6 +403,11 @@ impl PluginHost {
     /// The pool's accounting: requests lease their plugins' instances from it.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// How many instances are parked for reuse, over all plugins.
+    pub fn idle_instances(&self) -> u32 {
+        self.idle.count()
     }
 
     /// How many components this host has compiled (not loaded from a cache).
@@ -430,6 +492,7 @@ impl PluginHost {
             validators,
             pre,
             engine: self.engine.clone(),
+            idle: Arc::clone(&self.idle),
         });
         self.loaded
             .lock()
@@ -741,6 +804,8 @@ impl WasmPlugin {
             usage: Usage::default(),
             fresh: None,
             ended: None,
+            calls_on_live: 0,
+            parked: None,
         }
     }
 }
@@ -821,6 +886,49 @@ impl Instance for WasmInstance {
         self.log_bytes = 0;
         self.log_dropped = 0;
         std::mem::take(&mut self.log)
+    }
+
+    /// Parks a live instance that is neither cancelled nor old (its calls and its
+    /// memory below [`MAX_CALLS_PER_INSTANCE`] and half its limit), when the host has
+    /// a place for it (as many as the pool's size, with a quarter of its memory). What the session left (log, counts) goes.
+    fn park(&mut self) -> bool {
+        let Some((store, _)) = &self.live else {
+            return false;
+        };
+        let memory = store.data().memory_used() as u64;
+        let fit = !store.data().cancel.is_cancelled()
+            && self.calls_on_live < MAX_CALLS_PER_INSTANCE
+            && memory <= self.limits.memory_bytes / 2;
+        if !fit || !self.plugin.idle.take(memory) {
+            return false;
+        }
+        self.parked = Some(memory);
+        self.log.clear();
+        self.log_bytes = 0;
+        self.log_dropped = 0;
+        self.calls = CallCounts::default();
+        true
+    }
+
+    /// Takes the instance up for a session with `budget`: its calls spend it, and its
+    /// guest stops when that session's request is cancelled.
+    fn unpark(&mut self, budget: Arc<Budget>) {
+        if let Some(memory) = self.parked.take() {
+            self.plugin.idle.give_back(memory);
+        }
+        if let Some((store, _)) = &mut self.live {
+            store.data_mut().cancel = budget.cancel().clone();
+        }
+        self.budget = budget;
+        self.usage = Usage::default();
+    }
+}
+
+impl Drop for WasmInstance {
+    fn drop(&mut self) {
+        if let Some(memory) = self.parked.take() {
+            self.plugin.idle.give_back(memory);
+        }
     }
 }
 
@@ -946,6 +1054,7 @@ impl WasmInstance {
         store.data_mut().deadline = deadline;
         store.set_epoch_deadline(1);
         let ticks = store.data().ticks;
+        self.calls_on_live += 1;
         // An instantiation just made (above) is not the call's time.
         let called = started + self.fresh.take().unwrap_or_default();
         let result = f(store, instance);
@@ -1011,6 +1120,7 @@ impl WasmInstance {
         match instantiated {
             Ok(instance) => {
                 self.live = Some((store, instance));
+                self.calls_on_live = 0;
                 Ok(())
             }
             Err(e) => {

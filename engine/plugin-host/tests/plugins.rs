@@ -18,8 +18,8 @@ use crosswalk_core::mapping::{
     self, Format, MapOptions, OverrideSpec, Payload, WriteError, WritePlan,
 };
 use crosswalk_plugin_host::{
-    HostConfig, Instance as _, LimitOverrides, Limits, LogLevel, LogLine, LogSource, Plugin as _,
-    PluginError, PluginHost, PluginSet, WasmPlugin,
+    Binding, HostConfig, Instance as _, LimitOverrides, Limits, LogLevel, LogLine, LogSource,
+    Plugin as _, PluginError, PluginHost, PluginSet, Session, WasmPlugin,
 };
 use serde_json::{Value, json};
 
@@ -1221,4 +1221,83 @@ fn a_plugin_that_reaches_for_the_network_gets_an_error_and_reaches_nothing() {
         matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "the plugin reached the listener"
     );
+}
+
+/// A session's instance is parked for the next session of the same binding, which
+/// takes it up without creating one; an instance that trapped is not parked, nor one
+/// of another binding; the host's idle places are given back when a parked instance
+/// goes.
+#[test]
+fn a_binding_reuses_the_instance_its_last_session_parked() {
+    let host = host();
+    let hostile = load(&host, "crosswalk-fixture-hostile");
+    let mut plugins = PluginSet::new();
+    plugins.insert(hostile.clone(), Limits::DEFAULT);
+    let bindings: Vec<Binding> = plugins.iter().cloned().collect();
+
+    let mut first = Session::new(&bindings);
+    assert_eq!(
+        first
+            .instance(0)
+            .call_field("echo", &json!(1), "{}")
+            .unwrap(),
+        json!(1)
+    );
+    drop(first);
+    assert_eq!(
+        (bindings[0].idle_instances(), host.idle_instances()),
+        (1, 1)
+    );
+
+    // Taken up: no instance is parked while the session holds it; its calls work.
+    let mut second = Session::new(&bindings);
+    assert_eq!(
+        second
+            .instance(0)
+            .call_field("echo", &json!(2), "{}")
+            .unwrap(),
+        json!(2)
+    );
+    assert_eq!(
+        (bindings[0].idle_instances(), host.idle_instances()),
+        (0, 0)
+    );
+    // A session's log is its own: nothing of the first session's is left.
+    assert!(second.take_log().is_empty());
+    drop(second);
+    assert_eq!(host.idle_instances(), 1);
+
+    // An instance that trapped last is not parked: the next session starts afresh.
+    let mut third = Session::new(&bindings);
+    assert!(
+        third
+            .instance(0)
+            .call_field("panic", &json!(3), "{}")
+            .is_err()
+    );
+    drop(third);
+    assert_eq!(
+        (bindings[0].idle_instances(), host.idle_instances()),
+        (0, 0)
+    );
+
+    // Another binding of the same plugin (another connection's mapping) has its own.
+    let mut elsewhere = PluginSet::new();
+    elsewhere.insert(hostile, Limits::DEFAULT);
+    let other: Vec<Binding> = elsewhere.iter().cloned().collect();
+    let mut fourth = Session::new(&bindings);
+    fourth
+        .instance(0)
+        .call_field("echo", &json!(4), "{}")
+        .unwrap();
+    drop(fourth);
+    assert_eq!(
+        (bindings[0].idle_instances(), other[0].idle_instances()),
+        (1, 0)
+    );
+
+    // Dropping the binding drops its parked instance and gives its place back.
+    drop(bindings);
+    drop(plugins);
+    assert_eq!(host.idle_instances(), 0);
 }

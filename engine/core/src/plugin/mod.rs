@@ -39,7 +39,7 @@ pub use error::PluginError;
 pub use limits::{LimitOverrides, Limits, MAX_COMPONENT_BYTES, STACK_BYTES};
 pub use log::{LogLevel, LogLine, LogSource};
 pub use outcome::{CallCounts, CallOutcome};
-pub use set::{Binding, PluginSet, Session};
+pub use set::{Binding, IDLE_PER_BINDING, PluginSet, Session};
 
 /// Whether a function converts one value or whole records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -131,8 +131,10 @@ pub trait Plugin: std::fmt::Debug + Send + Sync {
     }
 }
 
-/// One instance of a plugin, for one request or batch: calls on it share its memory,
-/// and nothing outlives it.
+/// One instance of a plugin, for one request or batch at a time: calls on it share its
+/// memory. A [`Session`] that ends offers it to the next session of the same binding
+/// ([`Instance::park`]); an instance that declines is dropped, and nothing of it
+/// outlives the session.
 pub trait Instance: Send {
     /// Calls a field-level function on one value; `args` is the rule's arguments as
     /// JSON text.
@@ -158,6 +160,20 @@ pub trait Instance: Send {
     /// The log lines so far, each naming the plugin and the function whose call wrote
     /// it; the log starts again empty.
     fn take_log(&mut self) -> Vec<LogLine>;
+
+    /// Whether this instance may serve a later session of the same binding (one
+    /// connection's compiled mapping), which the session that ends asks; `true` takes
+    /// what reuse needs (a place among the host's idle instances). By default an
+    /// instance is never reused.
+    fn park(&mut self) -> bool {
+        false
+    }
+
+    /// Takes a parked instance up for a new session, whose calls spend `budget` and
+    /// stop when its cancel flag is set.
+    fn unpark(&mut self, budget: Arc<Budget>) {
+        let _ = budget;
+    }
 }
 
 /// What a request's plugins may use at once: one instance per plugin the mapping

@@ -1,11 +1,15 @@
 //! The plugins a mapping may call, and the instances one batch of records uses.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use std::any::Any;
 
 use super::{Budget, CallCounts, Capacity, Demand, Instance, Limits, LogLine, Plugin, PluginError};
+
+/// Instances of a binding that finished sessions left for the next ones, at most
+/// this many (a session uses one at a time; two lets two requests at once reuse).
+pub const IDLE_PER_BINDING: usize = 2;
 
 /// A plugin bound to a mapping, with the limits it runs under there.
 #[derive(Debug, Clone)]
@@ -14,6 +18,38 @@ pub struct Binding {
     pub plugin: Arc<dyn Plugin>,
     /// Its limits in this binding.
     pub limits: Limits,
+    /// Instances that earlier sessions of this binding (and of its clones: one
+    /// compiled mapping of one connection) left for reuse, when the plugin allows it
+    /// ([`Instance::park`]). Dropped with the binding: a mapping that changes starts
+    /// with fresh instances.
+    idle: Arc<IdleInstances>,
+}
+
+/// The parked instances of a binding.
+#[derive(Default)]
+struct IdleInstances(Mutex<Vec<Box<dyn Instance>>>);
+
+impl std::fmt::Debug for IdleInstances {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |v| v.len());
+        write!(f, "{n} idle")
+    }
+}
+
+impl Binding {
+    /// `plugin` under `limits`, with no idle instance yet.
+    pub fn new(plugin: Arc<dyn Plugin>, limits: Limits) -> Binding {
+        Binding {
+            plugin,
+            limits,
+            idle: Arc::default(),
+        }
+    }
+
+    /// How many instances are parked for reuse.
+    pub fn idle_instances(&self) -> usize {
+        self.idle.0.lock().map_or(0, |v| v.len())
+    }
 }
 
 /// The plugins a mapping may call, by name.
@@ -31,7 +67,7 @@ impl PluginSet {
     /// Binds `plugin` under its name, replacing a plugin of the same name.
     pub fn insert(&mut self, plugin: Arc<dyn Plugin>, limits: Limits) -> Option<Binding> {
         self.bindings
-            .insert(plugin.name().to_owned(), Binding { plugin, limits })
+            .insert(plugin.name().to_owned(), Binding::new(plugin, limits))
     }
 
     /// The binding of the plugin called `name`.
@@ -62,10 +98,11 @@ impl PluginSet {
     }
 }
 
-/// The plugin instances of one request or batch: created on first use, dropped with
-/// the session, so no state outlives it. At most one instance per slot is alive at a
-/// time (an instance that traps is dropped before the next one is made), which is
-/// what a [`Capacity`] leases.
+/// The plugin instances of one request or batch: created on first use (or taken from
+/// those an earlier session of the same binding parked), and parked or dropped with
+/// the session. At most one instance per slot is alive at a time (an instance that
+/// traps is dropped before the next one is made), which is what a [`Capacity`]
+/// leases.
 pub struct Session {
     bindings: Vec<Binding>,
     instances: Vec<Option<Box<dyn Instance>>>,
@@ -105,13 +142,20 @@ impl Session {
         }
     }
 
-    /// The instance of the plugin in `slot`.
+    /// The instance of the plugin in `slot`: one its binding parked, or a new one.
     pub fn instance(&mut self, slot: usize) -> &mut dyn Instance {
         let binding = &self.bindings[slot];
         let budget = &self.budget;
         self.instances[slot]
             .get_or_insert_with(|| {
-                Arc::clone(&binding.plugin).open(binding.limits, Arc::clone(budget))
+                let parked = binding.idle.0.lock().ok().and_then(|mut idle| idle.pop());
+                match parked {
+                    Some(mut instance) => {
+                        instance.unpark(Arc::clone(budget));
+                        instance
+                    }
+                    None => Arc::clone(&binding.plugin).open(binding.limits, Arc::clone(budget)),
+                }
             })
             .as_mut()
     }
@@ -138,5 +182,24 @@ impl Session {
             .filter_map(|(b, i)| Some((b.plugin.name().to_owned(), i.as_mut()?.take_calls())))
             .filter(|(_, calls)| calls.total() > 0)
             .collect()
+    }
+}
+
+/// A session's instances are parked for its bindings' next sessions when the plugin
+/// allows it (an instance that trapped, was cancelled or grew old is not), the rest
+/// dropped; then the lease goes.
+impl Drop for Session {
+    fn drop(&mut self) {
+        for (binding, slot) in self.bindings.iter().zip(&mut self.instances) {
+            let Some(mut instance) = slot.take() else {
+                continue;
+            };
+            let Ok(mut idle) = binding.idle.0.lock() else {
+                continue;
+            };
+            if idle.len() < IDLE_PER_BINDING && instance.park() {
+                idle.push(instance);
+            }
+        }
     }
 }

@@ -160,6 +160,40 @@ impl Dump {
     }
 }
 
+/// When a connection's plugin log drops its oldest lines: not at every append (which
+/// would count the whole log each time, for a log written on every request), but
+/// after `keep / 16` lines were added since the last time (and at the first append
+/// after a start). Between two trims the store holds up to that many lines more than
+/// `keep`; the API never shows more than `keep`.
+#[derive(Default)]
+pub(crate) struct TrimSchedule(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+impl TrimSchedule {
+    /// Whether `owner`'s log is to be trimmed now that `added` lines went in.
+    pub(crate) fn due(&self, owner: &str, added: usize, keep: usize) -> bool {
+        let mut since = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = since.entry(owner.to_owned()).or_insert(usize::MAX / 2);
+        *count = count.saturating_add(added);
+        if *count >= (keep / 16).max(1) {
+            *count = 0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets a deleted owner.
+    pub(crate) fn forget(&self, owner: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(owner);
+    }
+}
+
 /// Held while a tenant's count of something is checked and one more is stored
 /// ([`Store::quota_lock`]); dropping it lets the next creation of the tenant go.
 pub struct QuotaLock(#[allow(dead_code)] Box<dyn Send + Sync>);

@@ -170,6 +170,8 @@ pub struct PgStore {
     changes: broadcast::Sender<Change>,
     /// Stopped when the store is dropped.
     listener: tokio::task::JoinHandle<()>,
+    /// When each connection's plugin log is trimmed next (this replica's appends).
+    plugin_log_trims: super::TrimSchedule,
 }
 
 impl Drop for PgStore {
@@ -275,6 +277,7 @@ impl PgStore {
             pool,
             changes,
             listener,
+            plugin_log_trims: super::TrimSchedule::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -405,21 +408,20 @@ impl PgStore {
         doc: String,
         keep: usize,
     ) -> Result<(), StoreError> {
-        self.append_all_bounded(table, owner_column, owner, vec![doc], keep)
+        self.append_all_bounded(table, owner_column, owner, vec![doc], Some(keep))
             .await
     }
 
     /// Appends `docs` in order to a bounded log (see [`Self::append_bounded`]), in
-    /// one statement.
+    /// one statement; trims it to the newest `trim` when given.
     async fn append_all_bounded(
         &self,
         table: &'static str,
         owner_column: &'static str,
         owner: &str,
         docs: Vec<String>,
-        keep: usize,
+        trim: Option<usize>,
     ) -> Result<(), StoreError> {
-        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         tx.execute(
@@ -431,16 +433,19 @@ impl PgStore {
             &[&owner, &docs],
         )
         .await?;
-        tx.execute(
-            &format!(
-                "DELETE FROM {table} WHERE {owner_column} = $1 AND seq < (
-                    SELECT coalesce(min(seq), 0) FROM (
-                        SELECT seq FROM {table} WHERE {owner_column} = $1
-                        ORDER BY seq DESC LIMIT $2) AS kept)"
-            ),
-            &[&owner, &keep],
-        )
-        .await?;
+        if let Some(keep) = trim {
+            let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE {owner_column} = $1 AND seq < (
+                        SELECT coalesce(min(seq), 0) FROM (
+                            SELECT seq FROM {table} WHERE {owner_column} = $1
+                            ORDER BY seq DESC LIMIT $2) AS kept)"
+                ),
+                &[&owner, &keep],
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -683,6 +688,7 @@ impl Store for PgStore {
     }
 
     async fn delete_connection(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+        self.plugin_log_trims.forget(id);
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let removed = tx
@@ -953,12 +959,16 @@ impl Store for PgStore {
         lines: &[PluginLogEntry],
         keep: usize,
     ) -> Result<(), StoreError> {
+        let trim = self
+            .plugin_log_trims
+            .due(connection_id, lines.len(), keep)
+            .then_some(keep);
         self.append_all_bounded(
             "plugin_log",
             "connection_id",
             connection_id,
             lines.iter().map(encode).collect(),
-            keep,
+            trim,
         )
         .await
     }
@@ -967,7 +977,10 @@ impl Store for PgStore {
         self.many(
             "plugin log line",
             connection_id,
-            "SELECT doc FROM plugin_log WHERE connection_id = $1 ORDER BY seq DESC",
+            &format!(
+                "SELECT doc FROM plugin_log WHERE connection_id = $1 ORDER BY seq DESC LIMIT {}",
+                crate::connection::PLUGIN_LOG_KEEP
+            ),
             &[&connection_id],
         )
         .await

@@ -35,6 +35,7 @@ pub struct SledStore {
     credentials: sled::Tree,
     errors: sled::Tree,
     plugin_log: sled::Tree,
+    plugin_log_trims: super::TrimSchedule,
     subscriptions: sled::Tree,
     outbox: sled::Tree,
     delivery_log: sled::Tree,
@@ -78,6 +79,7 @@ impl SledStore {
             credentials: db.open_tree("credentials")?,
             errors: db.open_tree("errors")?,
             plugin_log: db.open_tree("plugin_log")?,
+            plugin_log_trims: super::TrimSchedule::default(),
             subscriptions: db.open_tree("subscriptions")?,
             outbox: db.open_tree("outbox")?,
             delivery_log: db.open_tree("delivery_log")?,
@@ -315,6 +317,7 @@ impl Store for SledStore {
             for entry in self.counters.scan_prefix(key(&[id, ""])) {
                 self.counters.remove(entry?.0)?;
             }
+            self.plugin_log_trims.forget(id);
             for tree in [&self.errors, &self.plugin_log] {
                 for entry in tree.scan_prefix(key(&[id, ""])) {
                     tree.remove(entry?.0)?;
@@ -487,12 +490,34 @@ impl Store for SledStore {
         lines: &[PluginLogEntry],
         keep: usize,
     ) -> Result<(), StoreError> {
-        self.append_all_bounded(&self.plugin_log, connection_id, lines, keep)
-            .await
+        let prefix = key(&[connection_id, ""]);
+        for line in lines {
+            let mut k = prefix.clone();
+            k.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+            self.plugin_log.insert(k, encode(line))?;
+        }
+        if self.plugin_log_trims.due(connection_id, lines.len(), keep) {
+            let held = self.plugin_log.scan_prefix(&prefix).count();
+            for old in self
+                .plugin_log
+                .scan_prefix(&prefix)
+                .keys()
+                .take(held.saturating_sub(keep))
+            {
+                self.plugin_log.remove(old?)?;
+            }
+        }
+        // Not flushed here: sled writes it within its flush interval (a crash may lose
+        // the last half second of plugin log lines), so that a plugin that prints on
+        // every request does not cost a sync a request.
+        Ok(())
     }
 
     async fn plugin_log(&self, connection_id: &str) -> Result<Vec<PluginLogEntry>, StoreError> {
-        Self::read_bounded(&self.plugin_log, "plugin log line", connection_id)
+        let mut lines: Vec<PluginLogEntry> =
+            Self::read_bounded(&self.plugin_log, "plugin log line", connection_id)?;
+        lines.truncate(crate::connection::PLUGIN_LOG_KEEP);
+        Ok(lines)
     }
 
     async fn put_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
