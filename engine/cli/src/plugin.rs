@@ -297,7 +297,16 @@ pub fn new(name: &str, lang: Lang, dir: &Path, out: &mut impl Write) -> Result<(
             format!("{name}.wasm"),
         ),
     };
-    writeln!(out, "created {} ({lang:?} plugin `{name}`)", dir.display())?;
+    let language = match lang {
+        Lang::Rust => "Rust",
+        Lang::Js => "JavaScript",
+        Lang::Python => "Python",
+    };
+    writeln!(
+        out,
+        "created {} ({language} plugin `{name}`)",
+        dir.display()
+    )?;
     writeln!(out, "build:  cd {} && {build}", dir.display())?;
     writeln!(
         out,

@@ -8,8 +8,9 @@ use std::any::Any;
 use super::{Budget, CallCounts, Capacity, Demand, Instance, Limits, LogLine, Plugin, PluginError};
 
 /// Instances of a binding that finished sessions left for the next ones, at most
-/// this many (a session uses one at a time; two lets two requests at once reuse).
-pub const IDLE_PER_BINDING: usize = 2;
+/// this many: as many as a connection's requests that run at once under a busy load
+/// find (a session uses one at a time); the host bounds them all together too.
+pub const IDLE_PER_BINDING: usize = 8;
 
 /// A plugin bound to a mapping, with the limits it runs under there.
 #[derive(Debug, Clone)]
