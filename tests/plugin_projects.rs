@@ -10,7 +10,7 @@
 use crate::server::{Server, request};
 use crate::support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
@@ -330,33 +330,25 @@ fn the_python_example_passes_its_tests_and_builds() {
             .current_dir(&dir),
         "componentize-py (plugins/phone-py)",
     );
-    let out = crosswalk()
-        .args(["plugin", "run"])
-        .arg(&wasm)
-        .args([
-            "e164",
-            "--args",
-            r#"{"default_country_code": "1"}"#,
-            "--input",
-        ])
-        .arg(dir.join("app.py").with_file_name("no-such-input"))
-        .output()
-        .unwrap();
+    let e164 = |input: &Path| {
+        crosswalk()
+            .args(["plugin", "run"])
+            .arg(&wasm)
+            .args([
+                "e164",
+                "--args",
+                r#"{"default_country_code": "1"}"#,
+                "--input",
+            ])
+            .arg(input)
+            .output()
+            .unwrap()
+    };
+    let out = e164(&dir.join("no-such-input"));
     assert_eq!(out.status.code(), Some(1), "a missing input file fails");
     let input = projects_dir().join("phone-py.input.json");
     std::fs::write(&input, r#""(312) 555-0199""#).unwrap();
-    let out = crosswalk()
-        .args(["plugin", "run"])
-        .arg(&wasm)
-        .args([
-            "e164",
-            "--args",
-            r#"{"default_country_code": "1"}"#,
-            "--input",
-        ])
-        .arg(&input)
-        .output()
-        .unwrap();
+    let out = e164(&input);
     assert!(
         out.status.success(),
         "{}",

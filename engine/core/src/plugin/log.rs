@@ -25,6 +25,14 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// Every level, from the least to the most severe.
+    pub const ALL: [LogLevel; 4] = [
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+    ];
+
     /// The level's name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -226,13 +226,7 @@ impl Monitor {
         let get =
             |level: LogLevel| self.plugin_lines.by_level[level as usize].load(Ordering::Relaxed);
         PluginLogTotals {
-            by_level: [
-                LogLevel::Debug,
-                LogLevel::Info,
-                LogLevel::Warn,
-                LogLevel::Error,
-            ]
-            .map(|level| (level, get(level))),
+            by_level: LogLevel::ALL.map(|level| (level, get(level))),
             dropped: self.plugin_lines.dropped.load(Ordering::Relaxed),
         }
     }
@@ -659,13 +653,7 @@ pub struct PluginLogTotals {
 impl Default for PluginLogTotals {
     fn default() -> Self {
         PluginLogTotals {
-            by_level: [
-                LogLevel::Debug,
-                LogLevel::Info,
-                LogLevel::Warn,
-                LogLevel::Error,
-            ]
-            .map(|level| (level, 0)),
+            by_level: LogLevel::ALL.map(|level| (level, 0)),
             dropped: 0,
         }
     }
