@@ -87,8 +87,9 @@ __all__ = ["InvalidArguments", "InvalidInput", "Level", "Plugin", "log"]
 
 _NAME = re.compile(r"[a-z0-9_-]{1,64}")
 
-# At most this many distinct argument texts are kept parsed; an instance lives for one
-# request or batch, so the bound only matters for a mapping with many distinct `args`.
+# At most this many distinct argument texts are kept parsed (then the cache starts
+# again): an instance serves one binding, whose rules give a few distinct `args`, for
+# as long as the host keeps it (many requests, when it is reused).
 _ARGS_CACHE_SIZE = 64
 
 # No arguments at all: the default schema of a function that does not say.
