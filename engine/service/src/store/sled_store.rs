@@ -98,8 +98,7 @@ impl SledStore {
         Ok(())
     }
 
-    /// Appends to a bounded log under `owner`: keys are `<owner>\0<sequence>`, the
-    /// sequence big-endian so that a scan runs oldest first.
+    /// Appends to a bounded log under `owner`, keeping its newest `keep` entries.
     async fn append_bounded<T: Serialize + Sync>(
         &self,
         tree: &sled::Tree,
@@ -107,17 +106,18 @@ impl SledStore {
         entry: &T,
         keep: usize,
     ) -> Result<(), StoreError> {
-        self.append_all_bounded(tree, owner, std::slice::from_ref(entry), keep)
-            .await
+        self.append(tree, owner, std::slice::from_ref(entry))?;
+        Self::trim(tree, owner, keep)?;
+        self.flush().await
     }
 
-    /// Appends `entries` in order to a bounded log (see [`Self::append_bounded`]).
-    async fn append_all_bounded<T: Serialize + Sync>(
+    /// Adds `entries` in order to the log under `owner`: keys are
+    /// `<owner>\0<sequence>`, the sequence big-endian so that a scan runs oldest first.
+    fn append<T: Serialize>(
         &self,
         tree: &sled::Tree,
         owner: &str,
         entries: &[T],
-        keep: usize,
     ) -> Result<(), StoreError> {
         let prefix = key(&[owner, ""]);
         for entry in entries {
@@ -125,6 +125,12 @@ impl SledStore {
             k.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
             tree.insert(k, encode(entry))?;
         }
+        Ok(())
+    }
+
+    /// Removes the entries of the log under `owner` older than its newest `keep`.
+    fn trim(tree: &sled::Tree, owner: &str, keep: usize) -> Result<(), StoreError> {
+        let prefix = key(&[owner, ""]);
         let held = tree.scan_prefix(&prefix).count();
         for old in tree
             .scan_prefix(&prefix)
@@ -133,7 +139,7 @@ impl SledStore {
         {
             tree.remove(old?)?;
         }
-        self.flush().await
+        Ok(())
     }
 
     /// A bounded log, newest first.
@@ -490,22 +496,9 @@ impl Store for SledStore {
         lines: &[PluginLogEntry],
         keep: usize,
     ) -> Result<(), StoreError> {
-        let prefix = key(&[connection_id, ""]);
-        for line in lines {
-            let mut k = prefix.clone();
-            k.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-            self.plugin_log.insert(k, encode(line))?;
-        }
+        self.append(&self.plugin_log, connection_id, lines)?;
         if self.plugin_log_trims.due(connection_id, lines.len(), keep) {
-            let held = self.plugin_log.scan_prefix(&prefix).count();
-            for old in self
-                .plugin_log
-                .scan_prefix(&prefix)
-                .keys()
-                .take(held.saturating_sub(keep))
-            {
-                self.plugin_log.remove(old?)?;
-            }
+            Self::trim(&self.plugin_log, connection_id, keep)?;
         }
         // Not flushed here: sled writes it within its flush interval (a crash may lose
         // the last half second of plugin log lines), so that a plugin that prints on
@@ -817,18 +810,10 @@ impl Store for SledStore {
                 .insert(sha256.as_bytes(), bytes.as_slice())?;
         }
         for (owner, entries) in &dump.errors {
-            for e in entries {
-                let mut k = key(&[owner, ""]);
-                k.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-                self.errors.insert(k, encode(e))?;
-            }
+            self.append(&self.errors, owner, entries)?;
         }
         for (owner, entries) in &dump.plugin_logs {
-            for e in entries {
-                let mut k = key(&[owner, ""]);
-                k.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-                self.plugin_log.insert(k, encode(e))?;
-            }
+            self.append(&self.plugin_log, owner, entries)?;
         }
         for s in &dump.subscriptions {
             self.subscriptions
@@ -838,11 +823,7 @@ impl Store for SledStore {
             self.outbox.insert(d.id.as_bytes(), encode(d))?;
         }
         for (owner, entries) in &dump.delivery_logs {
-            for e in entries {
-                let mut k = key(&[owner, ""]);
-                k.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-                self.delivery_log.insert(k, encode(e))?;
-            }
+            self.append(&self.delivery_log, owner, entries)?;
         }
         for (k, v) in &dump.meta {
             self.meta.insert(k.as_bytes(), v.as_bytes())?;
