@@ -160,6 +160,22 @@ fn a_new_project_builds_checks_and_maps(lang: &str) {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/prefix"), "{stderr}");
+    // A function the plugin does not have is named, with the ones it has.
+    let out = crosswalk()
+        .args(["plugin", "run"])
+        .arg(&wasm)
+        .args(["nope", "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "plugin `{name}` has no function `nope`; its functions are prefix, unprefix"
+        )),
+        "{stderr}"
+    );
 
     // Through the service: upload, bind, override, map; the print is in the log.
     let data = tempdir(&format!("plugin-project-{lang}"));
