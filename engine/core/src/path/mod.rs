@@ -47,6 +47,35 @@ enum Step {
     Index(i64),
 }
 
+/// What of a document a query may read, for a reader that builds only that part:
+/// the query's leading member, index and wildcard steps, after which it may read
+/// anything below the nodes they reach (when they are the whole query, those are the
+/// nodes it selects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach<'a> {
+    /// The leading steps from the query's root.
+    pub steps: Vec<Access<'a>>,
+    /// Whether the steps are the whole query.
+    pub complete: bool,
+    /// Whether the query is singular (names and indices only).
+    pub singular: bool,
+    /// Whether a filter reads from the document's root (`$` inside `[?…]`): then the
+    /// query may read any of it.
+    pub root: bool,
+}
+
+/// One step of a [`Reach`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access<'a> {
+    /// An object's member.
+    Member(&'a str),
+    /// An array's element: which one is not kept, since a negative index counts from
+    /// the array's end.
+    Element,
+    /// Every element of an array, or every member of an object (`[*]`, `.*`).
+    Each,
+}
+
 /// A query that is not valid RFC 9535 JSONPath.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid JSONPath `{query}` at position {position}: {message}")]
@@ -111,6 +140,41 @@ impl Path {
     /// What the query is made of: its descendant segments and dynamic patterns.
     pub fn shape(&self) -> Shape {
         self.query.shape()
+    }
+
+    /// What of a document the query may read: see [`Reach`].
+    ///
+    /// ```
+    /// use crosswalk_core::path::{Access, Path};
+    /// let reach = Path::parse("$.d.results[0].Plant")?.reach();
+    /// assert_eq!(reach.steps, [Access::Member("d"), Access::Member("results"), Access::Element, Access::Member("Plant")]);
+    /// assert!(reach.singular && !reach.root);
+    /// let reach = Path::parse("$.items[*].id")?.reach();
+    /// assert_eq!(reach.steps, [Access::Member("items"), Access::Each, Access::Member("id")]);
+    /// assert!(!reach.singular && reach.complete);
+    /// let reach = Path::parse("$.items[?@.qty > $.min].id")?.reach();
+    /// assert_eq!(reach.steps, [Access::Member("items")]);
+    /// assert!(!reach.complete && reach.root);
+    /// # Ok::<(), crosswalk_core::path::PathError>(())
+    /// ```
+    pub fn reach(&self) -> Reach<'_> {
+        let steps = self
+            .query
+            .segments
+            .iter()
+            .map_while(|s| match (s.descendant, s.selectors.as_slice()) {
+                (false, [Sel::Name(n)]) => Some(Access::Member(n)),
+                (false, [Sel::Index(_)]) => Some(Access::Element),
+                (false, [Sel::Wildcard]) => Some(Access::Each),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        Reach {
+            complete: steps.len() == self.query.segments.len(),
+            steps,
+            singular: self.singular.is_some(),
+            root: self.query.reads_root_in_filter(),
+        }
     }
 
     /// The nodelist of the query against `value`, in document order, with no budget.

@@ -100,6 +100,21 @@ impl Query {
         shape
     }
 
+    /// Whether a filter of the query, at any depth, holds an absolute query (`$…`).
+    pub(super) fn reads_root_in_filter(&self) -> bool {
+        self.filters().any(Expr::reads_root)
+    }
+
+    fn filters(&self) -> impl Iterator<Item = &Expr> {
+        self.segments
+            .iter()
+            .flat_map(|s| &s.selectors)
+            .filter_map(|s| match s {
+                Sel::Filter(e) => Some(&**e),
+                _ => None,
+            })
+    }
+
     fn add_shape(&self, shape: &mut Shape) {
         for segment in &self.segments {
             if segment.descendant {
@@ -115,6 +130,19 @@ impl Query {
 }
 
 impl Expr {
+    /// Whether the expression holds an absolute query, at any depth.
+    fn reads_root(&self) -> bool {
+        match self {
+            Expr::Or(items) | Expr::And(items) => items.iter().any(Expr::reads_root),
+            Expr::Not(e) => e.reads_root(),
+            Expr::Exists(q) => q.absolute || q.reads_root_in_filter(),
+            Expr::Compare(_, a, b) => a.reads_root() || b.reads_root(),
+            Expr::Regex {
+                subject, pattern, ..
+            } => subject.reads_root() || matches!(pattern, Pattern::Dynamic(p) if p.reads_root()),
+        }
+    }
+
     fn add_shape(&self, shape: &mut Shape) {
         match self {
             Expr::Or(items) | Expr::And(items) => items.iter().for_each(|e| e.add_shape(shape)),
@@ -138,6 +166,16 @@ impl Expr {
 }
 
 impl Operand {
+    fn reads_root(&self) -> bool {
+        match self {
+            Operand::Literal(_) => false,
+            Operand::Query(q) | Operand::Count(q) | Operand::Value(q) => {
+                q.absolute || q.reads_root_in_filter()
+            }
+            Operand::Length(o) => o.reads_root(),
+        }
+    }
+
     fn add_shape(&self, shape: &mut Shape) {
         match self {
             Operand::Literal(_) => {}
