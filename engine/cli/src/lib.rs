@@ -347,7 +347,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<()> {
                 return map_ndjson(&plan, input.as_deref(), options, out);
             }
             let text = read_input(input.as_deref())?;
-            let payload = Payload::parse(&text)?;
+            let payload = Payload::parse_for(&text, &plan, options)?;
             map(&plan, payload, options, compact, out)
         }
         Command::Mapping {

@@ -1,5 +1,6 @@
 //! The RFC 9535 JSONPath Compliance Test Suite, run through [`crosswalk_core::path::Path`],
-//! the same code that evaluates every mapping's paths.
+//! the same code that evaluates every mapping's paths, on each document whole and as
+//! the selective reader reads it for the query.
 //!
 //! The suite is public test data kept outside the repository. The test reads it from
 //! `CROSSWALK_JSONPATH_CTS`, by default `../shared/testdata/jsonpath-cts/cts.json` next
@@ -9,6 +10,7 @@
 
 use std::path::PathBuf;
 
+use crosswalk_core::mapping::read::Projection;
 use crosswalk_core::path::Path;
 use serde_json::Value;
 
@@ -24,6 +26,9 @@ fn suite_path() -> PathBuf {
     }
 }
 
+/// The cases whose query the selective reader reads less than the whole document for.
+static PROJECTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Runs one case; `Err` says how it failed.
 fn run_case(case: &Value) -> Result<(), String> {
     let selector = case["selector"].as_str().ok_or("no selector")?;
@@ -37,6 +42,20 @@ fn run_case(case: &Value) -> Result<(), String> {
     let path = parsed.map_err(|e| format!("a valid selector was refused: {e}"))?;
     let nodes: Vec<Value> = path.nodes(&case["document"]).into_iter().cloned().collect();
     let got = Value::Array(nodes);
+    // The selective reader keeps every node the query selects, in order: the query
+    // gives the same nodes on the document as read for it.
+    if let Some(projection) = Projection::of_path(&path) {
+        PROJECTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let read = projection
+            .parse(case["document"].to_string().as_bytes())
+            .map_err(|e| format!("the selective reader refused the document: {e}"))?;
+        let nodes: Vec<Value> = path.nodes(&read).into_iter().cloned().collect();
+        if Value::Array(nodes.clone()) != got {
+            return Err(format!(
+                "through the selective reader ({read}): {nodes:?}, not {got}"
+            ));
+        }
+    }
     if let Some(expected) = case.get("result") {
         return if &got == expected {
             Ok(())
@@ -86,8 +105,9 @@ fn rfc9535_compliance_test_suite() {
             (Err(_), Some(_)) => known_failed.push(name),
         }
     }
+    let projected = PROJECTED.load(std::sync::atomic::Ordering::Relaxed);
     println!(
-        "JSONPath CTS: {passed}/{} passed, {} known failures, {} unexpected",
+        "JSONPath CTS: {passed}/{} passed ({projected} also on the document as the selective reader reads it for the query), {} known failures, {} unexpected",
         cases.len(),
         known_failed.len(),
         unexpected.len()
@@ -97,6 +117,12 @@ fn rfc9535_compliance_test_suite() {
         "{} unexpected results:\n{}",
         unexpected.len(),
         unexpected.join("\n")
+    );
+    // Most queries of the suite start with a wildcard, a filter or a descendant
+    // segment at the root, which read the whole document; 78 do not.
+    assert!(
+        projected >= 78,
+        "only {projected} cases went through the selective reader"
     );
 }
 

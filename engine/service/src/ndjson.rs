@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::error_body::{At, ErrorBody, ErrorCode};
 use crosswalk_core::mapping::limits::write_json_within;
-use crosswalk_core::mapping::{Batch, MapOptions, Payload, Plan};
+use crosswalk_core::mapping::{Batch, MapOptions, Payload, Plan, Record};
 use crosswalk_core::path::Limit;
 use crosswalk_core::plugin::Capacity;
 
@@ -145,7 +145,12 @@ impl Splitter {
 /// One NDJSON line as a source record (in an envelope or not), or the error line that
 /// answers it: not JSON, or more than one record.
 pub fn parse_line(number: usize, line: &[u8]) -> Result<Value, ErrorBody> {
-    match serde_json::from_slice::<Value>(line).map(Payload::unwrap) {
+    line_record(number, serde_json::from_slice(line))
+}
+
+/// [`parse_line`] of a line parsed by `parsed` (whole, or by a plan's selective reader).
+fn line_record(number: usize, parsed: serde_json::Result<Value>) -> Result<Value, ErrorBody> {
+    match parsed.map(Payload::unwrap) {
         Ok(Payload::One(record)) => Ok(record),
         Ok(Payload::Many(many)) => Err(ErrorBody::at(
             At::Line(number),
@@ -182,16 +187,17 @@ pub fn map_lines(
     options: MapOptions,
     lines: &[(usize, Bytes)],
     grant: Option<&dyn Capacity>,
-    observe: impl FnOnce(&Batch),
+    observe: impl FnOnce(&Batch<Record>),
 ) -> Answered {
     let mut parsed: Vec<Result<(), ErrorBody>> = Vec::with_capacity(lines.len());
     let mut records = Vec::with_capacity(lines.len());
     for (number, line) in lines {
-        parsed.push(parse_line(*number, line).map(|record| records.push(record)));
+        let record = line_record(*number, plan.parse_source(line, options));
+        parsed.push(record.map(|record| records.push(record)));
     }
     let batch = match grant {
-        Some(grant) => plan.map_batch_granted(&records, options, grant),
-        None => plan.map_batch(&records, options),
+        Some(grant) => plan.map_batch_to_json_granted(&records, options, grant),
+        None => plan.map_batch_to_json(&records, options),
     };
     observe(&batch);
     let limit = plan.limits().answer_bytes();
@@ -204,7 +210,7 @@ pub fn map_lines(
         let error = match line {
             Ok(()) => match mapped.next().expect("one result per record") {
                 Ok(record) => {
-                    if !answer_line(&mut answered.out, &record, limit, *number) {
+                    if !record_line(&mut answered.out, &record, limit, *number) {
                         answered.failed += 1;
                     }
                     continue;
@@ -224,6 +230,21 @@ pub fn map_lines(
 /// Whether `value` fitted.
 pub fn answer_line(out: &mut Vec<u8>, value: &impl Serialize, limit: Limit, line: usize) -> bool {
     let fits = write_json_within(out, value, limit.max).is_ok();
+    finish_line(out, fits, limit, line)
+}
+
+/// [`answer_line`] of a mapped record, whose JSON text is copied as it is.
+pub fn record_line(out: &mut Vec<u8>, record: &Record, limit: Limit, line: usize) -> bool {
+    let fits = record.json().len() as u64 <= limit.max;
+    if fits {
+        out.extend_from_slice(record.json().as_bytes());
+    }
+    finish_line(out, fits, limit, line)
+}
+
+/// Ends an answer line, with the error line naming `limit` instead of a value that
+/// did not fit.
+fn finish_line(out: &mut Vec<u8>, fits: bool, limit: Limit, line: usize) -> bool {
     if !fits {
         let message = format!(
             "the answer line would be larger than {} bytes (limit `{}`)",

@@ -42,16 +42,45 @@ fn dirs(path: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Maps a payload (one record or a collection) as the CLI does.
-fn map_payload(plan: &Plan, payload: Value, options: MapOptions) -> Result<Value, String> {
-    match Payload::unwrap(payload) {
+/// Maps a payload's text (one record or a collection) as the CLI does, parsed whole and
+/// through the plan's selective reader: the two must give the same output.
+fn map_payload(plan: &Plan, text: &str, options: MapOptions) -> Result<Value, String> {
+    let map = |payload: Value| match Payload::unwrap(payload) {
         Payload::One(r) => plan.map_record(&r, options).map_err(|e| e.to_string()),
         Payload::Many(rs) => rs
             .iter()
             .map(|r| plan.map_record(r, options).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array),
+    };
+    let whole = map(serde_json::from_str(text).map_err(|e| e.to_string())?);
+    let read = map(plan
+        .parse_source(text.as_bytes(), options)
+        .map_err(|e| e.to_string())?);
+    if whole != read {
+        return Err(format!(
+            "parsed whole it maps to {whole:?}, through the selective reader to {read:?}"
+        ));
     }
+    // Written as JSON text from the plan's layout, the records are the same.
+    let records = Payload::unwrap(plan.parse_source(text.as_bytes(), options).unwrap());
+    let written = plan.map_batch_to_json(&records.into_records(), options);
+    let written: Vec<Value> = written
+        .records
+        .into_iter()
+        .map(|r| r.map(|r| r.to_value()).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let values = match &whole {
+        Ok(Value::Array(records)) => records.clone(),
+        Ok(record) => vec![record.clone()],
+        Err(_) => return whole,
+    };
+    if written != values {
+        return Err(format!(
+            "written as text: {written:?}, as values: {values:?}"
+        ));
+    }
+    whole
 }
 
 fn validate(entity: Entity, record: &Value, what: &str) {
@@ -98,7 +127,7 @@ fn samples_map_to_their_expected_output() {
                     .to_string();
                 match map_payload(
                     &plan,
-                    read_json(&case),
+                    &fs::read_to_string(&case).expect("a sample"),
                     MapOptions {
                         strict: true,
                         remote_data: false,
@@ -145,10 +174,10 @@ fn run_override_case(dir: &Path) -> (OverrideSpec, Value, Value) {
     let entity = spec.entity.expect("override examples name their entity");
     let plan = systems::plan(&system, entity, Some(&spec))
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let input = read_json(&dir.join("input.json"));
+    let input = fs::read_to_string(dir.join("input.json")).expect("input.json");
     let output = map_payload(
         &plan,
-        input.clone(),
+        &input,
         MapOptions {
             strict: true,
             remote_data: false,
@@ -158,7 +187,7 @@ fn run_override_case(dir: &Path) -> (OverrideSpec, Value, Value) {
     let default = systems::plan(&system, entity, None).expect("default");
     let baseline = map_payload(
         &default,
-        input,
+        &input,
         MapOptions {
             strict: true,
             remote_data: false,
@@ -324,20 +353,32 @@ fn error_of(dir: &Path) -> String {
         Ok(p) => p,
         Err(e) => return e.to_string(),
     };
-    let mut messages = Vec::new();
-    for record in payload.into_records() {
-        match plan.map_record(
-            &record,
-            MapOptions {
-                strict,
-                remote_data: false,
-            },
-        ) {
-            Err(e) => messages.push(e.to_string()),
-            Ok(out) => messages.push(serde_json::to_string(&out["errors"]).expect("json")),
+    let options = MapOptions {
+        strict,
+        remote_data: false,
+    };
+    let messages = |payload: Payload| {
+        let mut messages = Vec::new();
+        for record in payload.into_records() {
+            match plan.map_record(&record, options) {
+                Err(e) => messages.push(e.to_string()),
+                Ok(out) => messages.push(serde_json::to_string(&out["errors"]).expect("json")),
+            }
         }
-    }
-    messages.join("\n")
+        messages.join("\n")
+    };
+    let whole = messages(payload);
+    // The selective reader fails the same fields with the same messages.
+    let read = plan
+        .parse_source(input.as_bytes(), options)
+        .expect("parsed whole above");
+    assert_eq!(
+        messages(Payload::unwrap(read)),
+        whole,
+        "{}: through the selective reader",
+        dir.display()
+    );
+    whole
 }
 
 #[test]

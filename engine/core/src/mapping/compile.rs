@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use super::error::{SpecError, SpecErrors, did_you_mean};
 use super::limits::{self, MapLimits};
+use super::output::Layout;
+use super::read::Projection;
 use super::resolve::{ResolvedMapping, ResolvedRule};
 use super::spec::PluginStep;
 use super::transform::{Kind, PluginCall, ResolvePlugin, StepError, Transform};
@@ -28,12 +30,17 @@ pub struct Plan {
     pub(super) system: String,
     pub(super) entity: Entity,
     pub(super) pre: Vec<PluginCall>,
-    pub(super) rules: Vec<Rule>,
+    pub(super) rules: Vec<Arc<Rule>>,
     pub(super) post: Vec<PluginCall>,
     /// The plugins the plan calls, by slot.
     pub(super) plugins: Vec<Binding>,
     /// What mapping a record and a batch may take.
     pub(super) limits: MapLimits,
+    /// What of a payload the rules read; `None` when a record is read whole (the
+    /// rules may read any of it, or a plugin step is given the whole record).
+    pub(super) projection: Option<Arc<Projection>>,
+    /// Where each rule's value goes in the unified record.
+    pub(super) layout: Layout,
 }
 
 /// A compiled rule.
@@ -80,21 +87,25 @@ impl Source {
 pub(super) struct Nested {
     /// Array target: one output element per source element.
     pub many: bool,
-    pub rules: Vec<Rule>,
+    pub rules: Vec<Arc<Rule>>,
     /// The empty output element (or object).
     pub skeleton: Value,
     /// The size of `skeleton` as JSON, which each element holds in the record.
     pub skeleton_bytes: u64,
+    /// Where each nested rule's value goes in an element.
+    pub layout: Layout,
 }
 
 impl Nested {
-    fn new(many: bool, rules: Vec<Rule>, skeleton: Value) -> Nested {
+    fn new(many: bool, rules: Vec<Arc<Rule>>, skeleton: Value) -> Nested {
         let skeleton_bytes = serde_json::to_vec(&skeleton).map_or(0, |v| v.len() as u64);
+        let layout = Layout::new(&skeleton, &rules);
         Nested {
             many,
             rules,
             skeleton,
             skeleton_bytes,
+            layout,
         }
     }
 }
@@ -109,6 +120,19 @@ impl Plan {
     /// Compiles a resolved mapping; disabled rules are left out. Plugin steps may call
     /// the plugins in `plugins`.
     pub fn compile(mapping: &ResolvedMapping, plugins: &PluginSet) -> Result<Plan, SpecErrors> {
+        Plan::compile_over(mapping, plugins, None)
+    }
+
+    /// [`Plan::compile`], sharing with `base` (the plan of another mapping of the same
+    /// system and entity, compiled from `base_mapping`: the system's default) every
+    /// compiled rule that is the same in both, rather than compiling a copy of it. A
+    /// connection's override of a field or two then holds little more than its own
+    /// rules.
+    pub fn compile_over(
+        mapping: &ResolvedMapping,
+        plugins: &PluginSet,
+        base: Option<(&ResolvedMapping, &Plan)>,
+    ) -> Result<Plan, SpecErrors> {
         let mut errors = Vec::new();
         let mut slots = Slots::new(plugins);
         let scope = Scope {
@@ -116,11 +140,30 @@ impl Plan {
             prefix: String::new(),
             ty: mapping.entity.record_type(),
         };
+        let base = base.filter(|(m, p)| {
+            m.system == mapping.system && m.entity == mapping.entity && p.entity == mapping.entity
+        });
+        let shared = base.map(|(m, p)| Shared {
+            resolved: &m.rules,
+            compiled: &p.rules,
+        });
         let pre = compile_record_steps("pre", &mapping.pre, &mut slots, &mut errors);
-        let rules = compile_rules(&mapping.rules, &scope, &mut slots, &mut errors);
+        let rules = compile_rules(&mapping.rules, &scope, shared, &mut slots, &mut errors);
         let post = compile_record_steps("post", &mapping.post, &mut slots, &mut errors);
         if errors.is_empty() {
+            let projection = if pre.is_empty() && post.is_empty() {
+                Projection::of(&rules).map(|p| {
+                    match base.and_then(|(_, b)| b.projection.as_ref()) {
+                        Some(same) if **same == p => Arc::clone(same),
+                        _ => Arc::new(p),
+                    }
+                })
+            } else {
+                None
+            };
             Ok(Plan {
+                projection,
+                layout: Layout::new(mapping.entity.skeleton(), &rules),
                 system: mapping.system.clone(),
                 entity: mapping.entity,
                 pre,
@@ -232,12 +275,32 @@ fn compile_record_steps(
         .collect()
 }
 
+/// The rules of a base mapping in one scope, resolved and compiled, to share.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    resolved: &'a [ResolvedRule],
+    compiled: &'a [Arc<Rule>],
+}
+
+impl<'a> Shared<'a> {
+    /// The base's rule for the same target, resolved and compiled.
+    fn find(self, target: &str) -> Option<(&'a ResolvedRule, &'a Arc<Rule>)> {
+        let resolved = self
+            .resolved
+            .iter()
+            .find(|r| !r.disabled && r.spec.target == target)?;
+        let compiled = self.compiled.iter().find(|c| c.target == target)?;
+        Some((resolved, compiled))
+    }
+}
+
 fn compile_rules(
     rules: &[ResolvedRule],
     scope: &Scope,
+    shared: Option<Shared<'_>>,
     slots: &mut Slots<'_>,
     errors: &mut Vec<SpecError>,
-) -> Vec<Rule> {
+) -> Vec<Arc<Rule>> {
     let mut seen: BTreeSet<Vec<String>> = BTreeSet::new();
     let mut compiled = Vec::new();
     for r in rules.iter().filter(|r| !r.disabled) {
@@ -246,6 +309,12 @@ fn compile_rules(
         let Some((keys, ty)) = resolve_target(scope, &r.spec.target, &full, errors) else {
             continue;
         };
+        let base = shared.and_then(|s| s.find(&r.spec.target));
+        // The same rule as the base's, calling no plugin (whose slots are the plan's
+        // own), is the base's. Its target was checked when the base compiled; only
+        // its overlap with this mapping's other targets is left to check.
+        let same = base
+            .filter(|(resolved, rule)| *resolved == r && !calls_plugin(rule) && rule.keys == keys);
         if let Some(other) = seen
             .iter()
             .find(|k| k.starts_with(&keys) || keys.starts_with(k))
@@ -261,6 +330,10 @@ fn compile_rules(
             });
         }
         seen.insert(keys.clone());
+        if let Some((_, rule)) = same {
+            compiled.push(Arc::clone(rule));
+            continue;
+        }
         let source = compile_source(r, &full, errors);
         let transforms = compile_transforms(r, &full, slots, errors);
         if r.rules.is_some()
@@ -279,7 +352,7 @@ fn compile_rules(
                 };
                 Some(Nested::new(
                     false,
-                    compile_rules(nested, &inner, slots, errors),
+                    compile_rules(nested, &inner, nested_base(base), slots, errors),
                     inner.ty.empty(),
                 ))
             }
@@ -293,7 +366,7 @@ fn compile_rules(
                 };
                 Some(Nested::new(
                     true,
-                    compile_rules(nested, &inner, slots, errors),
+                    compile_rules(nested, &inner, nested_base(base), slots, errors),
                     item.empty(),
                 ))
             }
@@ -321,7 +394,7 @@ fn compile_rules(
             check_kind(r, &transforms, ty, &full, errors);
         }
         if errors.len() == before {
-            compiled.push(Rule {
+            compiled.push(Arc::new(Rule {
                 target: r.spec.target.clone(),
                 keys,
                 ty,
@@ -330,10 +403,31 @@ fn compile_rules(
                 required: r.spec.required,
                 default: r.spec.default.clone(),
                 nested,
-            });
+            }));
         }
     }
     compiled
+}
+
+/// The base's nested rules under a rule that differs from the base's, to share those
+/// of them that are the same.
+fn nested_base<'a>(base: Option<(&'a ResolvedRule, &'a Arc<Rule>)>) -> Option<Shared<'a>> {
+    let (resolved, rule) = base?;
+    Some(Shared {
+        resolved: resolved.rules.as_deref()?,
+        compiled: &rule.nested.as_ref()?.rules,
+    })
+}
+
+/// Whether a compiled rule, or one nested in it, calls a plugin.
+fn calls_plugin(rule: &Rule) -> bool {
+    rule.transforms
+        .iter()
+        .any(|t| matches!(t, Transform::Plugin(_)))
+        || rule
+            .nested
+            .as_ref()
+            .is_some_and(|n| n.rules.iter().any(|r| calls_plugin(r)))
 }
 
 /// Resolves a target against its scope: the keys into the output and the model type
@@ -585,4 +679,84 @@ pub(super) fn is_datetime(s: &str) -> bool {
 /// Three capital letters.
 pub(super) fn is_currency(s: &str) -> bool {
     s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::mapping::{Format, MapOptions, MappingSpec, OverrideSpec, resolve};
+
+    const DEFAULT: &str = "system: sap-s4hana\nentity: purchase_order\nrules:\n  - {target: id, path: $.PurchaseOrder}\n  - {target: currency, path: $.DocumentCurrency}\n  - target: lines\n    path: '$.Items[*]'\n    rules:\n      - {target: item_id, path: $.Material}\n      - {target: quantity, path: $.Qty, transforms: [to_number]}\n";
+
+    /// A connection's override shares the base's compiled rules that it leaves as
+    /// they are (nested ones too), and maps exactly as a plan compiled on its own.
+    #[test]
+    fn an_override_shares_the_rules_it_leaves_alone() {
+        let default = MappingSpec::parse(DEFAULT, Format::Yaml).unwrap();
+        let base_mapping = resolve(&default, None).unwrap();
+        let base = Plan::compile(&base_mapping, &PluginSet::new()).unwrap();
+        let overrides = OverrideSpec::parse(
+            "overrides:\n  - {target: custom_fields.marker, const: m1}\n  - {target: lines.item_id, path: $.Mat2}\n",
+            Format::Yaml,
+        )
+        .unwrap();
+        let mapping = resolve(&default, Some(&overrides)).unwrap();
+        let shared =
+            Plan::compile_over(&mapping, &PluginSet::new(), Some((&base_mapping, &base))).unwrap();
+        let alone = Plan::compile(&mapping, &PluginSet::new()).unwrap();
+        let rule = |plan: &Plan, target: &str| {
+            Arc::clone(plan.rules.iter().find(|r| r.target == target).unwrap())
+        };
+        assert!(Arc::ptr_eq(&rule(&shared, "id"), &rule(&base, "id")));
+        assert!(Arc::ptr_eq(
+            &rule(&shared, "currency"),
+            &rule(&base, "currency")
+        ));
+        // `lines` changed under it: its own, with its unchanged sibling shared.
+        let (lines, base_lines) = (rule(&shared, "lines"), rule(&base, "lines"));
+        assert!(!Arc::ptr_eq(&lines, &base_lines));
+        let nested = |r: &Rule, target: &str| {
+            Arc::clone(
+                r.nested
+                    .as_ref()
+                    .unwrap()
+                    .rules
+                    .iter()
+                    .find(|r| r.target == target)
+                    .unwrap(),
+            )
+        };
+        assert!(Arc::ptr_eq(
+            &nested(&lines, "quantity"),
+            &nested(&base_lines, "quantity")
+        ));
+        assert!(!Arc::ptr_eq(
+            &nested(&lines, "item_id"),
+            &nested(&base_lines, "item_id")
+        ));
+        let record = json!({"PurchaseOrder": "1", "DocumentCurrency": "EUR", "Items": [{"Material": "a", "Mat2": "b", "Qty": "2"}]});
+        let out = shared.map_record(&record, MapOptions::default()).unwrap();
+        assert_eq!(
+            out,
+            alone.map_record(&record, MapOptions::default()).unwrap()
+        );
+        assert_eq!(out["lines"][0]["item_id"], "b");
+        assert_eq!(out["custom_fields"]["marker"], "m1");
+        // A base of another entity is not used.
+        let vendor = resolve(
+            &MappingSpec::parse(
+                "system: sap-s4hana\nentity: vendor\nrules:\n  - {target: id, path: $.PurchaseOrder}\n",
+                Format::Yaml,
+            )
+            .unwrap(),
+            None,
+        )
+        .unwrap();
+        let vendor_plan = Plan::compile(&vendor, &PluginSet::new()).unwrap();
+        let other =
+            Plan::compile_over(&mapping, &PluginSet::new(), Some((&vendor, &vendor_plan))).unwrap();
+        assert!(!Arc::ptr_eq(&rule(&other, "id"), &rule(&vendor_plan, "id")));
+    }
 }

@@ -7,13 +7,17 @@
 //! (a plan applied to records taken out of their [`payload`] envelope). [`transform`]
 //! holds the built-in transforms, [`error`] what can go wrong at each step and
 //! [`limits`] what mapping may cost (JSONPath budgets, record and batch sizes).
+//! [`read`] parses payloads into only what a plan's rules read, and [`output`] writes
+//! the records they make from the plan's layout.
 //! [`reverse`] derives the way back, from the unified model to a system's payload, for
 //! writes.
 
 pub mod compile;
 pub mod error;
 pub mod limits;
+pub mod output;
 pub mod payload;
+pub mod read;
 pub mod resolve;
 pub mod reverse;
 pub mod run;
@@ -23,6 +27,7 @@ pub mod transform;
 pub use compile::Plan;
 pub use error::{FieldCause, FieldError, RecordError, SpecError, SpecErrors};
 pub use limits::MapLimits;
+pub use output::{Record, Unified};
 pub use payload::{Payload, PayloadError};
 pub use resolve::{Origin, ResolvedMapping, ResolvedRule};
 pub use reverse::{ReadOnly, ValueStyle, WriteError, WritePlan, Written};

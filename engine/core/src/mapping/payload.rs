@@ -31,7 +31,21 @@ pub struct PayloadError {
 impl Payload {
     /// Parses JSON text and removes its envelope.
     pub fn parse(text: &str) -> Result<Payload, PayloadError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
+        Payload::parsed(serde_json::from_str(text))
+    }
+
+    /// Parses JSON text as `plan` reads it for `options` (see
+    /// [`Plan::parse_source`](super::Plan::parse_source)) and removes its envelope.
+    pub fn parse_for(
+        text: &str,
+        plan: &super::Plan,
+        options: super::MapOptions,
+    ) -> Result<Payload, PayloadError> {
+        Payload::parsed(plan.parse_source(text.as_bytes(), options))
+    }
+
+    fn parsed(value: serde_json::Result<Value>) -> Result<Payload, PayloadError> {
+        let value = value.map_err(|e| {
             let message = e.to_string();
             let message = match message.rfind(" at line ") {
                 Some(i) => message[..i].to_owned(),

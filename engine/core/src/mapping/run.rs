@@ -16,8 +16,11 @@
 //! once together they pass `max_answer_bytes`.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
+
+use super::output::{self, Fields, Record, Slot};
 
 use super::compile::{Nested, Plan, Rule, Source, is_currency, is_date, is_datetime};
 use super::error::{FieldCause, FieldError, RecordError, quote, type_name};
@@ -40,10 +43,11 @@ pub struct MapOptions {
 /// The result of mapping a batch: one result per source record, in order, and the
 /// plugins' log lines.
 #[derive(Debug)]
-pub struct Batch {
-    /// A unified record, or why the record could not be mapped. A record whose fields
-    /// failed lists them in its `errors`, as the API shows them.
-    pub records: Vec<Result<Value, RecordError>>,
+pub struct Batch<R = Value> {
+    /// A unified record (a value, or a [`Record`]'s JSON text), or why the record could
+    /// not be mapped. A record whose fields failed lists them in its `errors`, as the
+    /// API shows them.
+    pub records: Vec<Result<R, RecordError>>,
     /// The fields that failed in each record, as values: one list per record, in order
     /// (empty for a record with none, or that failed as a whole).
     pub field_errors: Vec<Vec<FieldError>>,
@@ -54,6 +58,19 @@ pub struct Batch {
 }
 
 impl Plan {
+    /// Parses a payload's text (one record, or a collection in its envelope, as
+    /// [`Payload::unwrap`](super::Payload::unwrap) takes it off) into what mapping it
+    /// with `options` reads: members no rule reads are skipped, not built (see
+    /// [`read`](super::read)). The records map exactly as if parsed whole; with
+    /// `remote_data`, or a plan whose rules may read anything, they are parsed whole.
+    /// Invalid JSON is `serde_json`'s error.
+    pub fn parse_source(&self, text: &[u8], options: MapOptions) -> serde_json::Result<Value> {
+        match &self.projection {
+            Some(projection) if !options.remote_data => projection.parse(text),
+            _ => serde_json::from_slice(text),
+        }
+    }
+
     /// Maps one source record to a unified record.
     pub fn map_record(&self, source: &Value, options: MapOptions) -> Result<Value, RecordError> {
         let mut batch = self.map_batch(std::slice::from_ref(source), options);
@@ -78,7 +95,28 @@ impl Plan {
         self.map_batch_in(sources, options, Session::granted(&self.plugins, grant))
     }
 
-    fn map_batch_in(&self, sources: &[Value], options: MapOptions, mut session: Session) -> Batch {
+    /// [`Plan::map_batch`], each record written as JSON text from the plan's layout
+    /// instead of built as a value: what an answer that is JSON embeds.
+    pub fn map_batch_to_json(&self, sources: &[Value], options: MapOptions) -> Batch<Record> {
+        self.map_batch_in(sources, options, Session::new(&self.plugins))
+    }
+
+    /// [`Plan::map_batch_granted`], each record written as JSON text.
+    pub fn map_batch_to_json_granted(
+        &self,
+        sources: &[Value],
+        options: MapOptions,
+        grant: &dyn Capacity,
+    ) -> Batch<Record> {
+        self.map_batch_in(sources, options, Session::granted(&self.plugins, grant))
+    }
+
+    fn map_batch_in<R: Form>(
+        &self,
+        sources: &[Value],
+        options: MapOptions,
+        mut session: Session,
+    ) -> Batch<R> {
         let mut inputs: Vec<Result<Value, RecordError>> = Vec::new();
         if !self.pre.is_empty() {
             inputs = sources
@@ -92,7 +130,7 @@ impl Plan {
         // The records past `max_answer_bytes` are not mapped.
         let (mut answer_bytes, mut full) = (0u64, false);
         let mut field_errors = Vec::with_capacity(sources.len());
-        let mut mapped: Vec<Result<Value, RecordError>> = sources
+        let mut mapped: Vec<Result<R, RecordError>> = sources
             .iter()
             .enumerate()
             .map(|(i, source)| {
@@ -117,24 +155,31 @@ impl Plan {
             })
             .collect();
         if !self.post.is_empty() {
-            attach_remote_data(&mut mapped, sources);
+            let mut values: Vec<Result<Value, RecordError>> =
+                mapped.into_iter().map(|r| r.map(R::into_value)).collect();
+            attach_remote_data(&mut values, sources);
             for step in &self.post {
-                run_record_step("post", step, &mut mapped, &mut session);
+                run_record_step("post", step, &mut values, &mut session);
             }
-            for record in mapped.iter_mut().flatten() {
+            for record in values.iter_mut().flatten() {
                 if let Value::Object(map) = record {
                     map.shift_remove("remote_data");
                 }
             }
             // A record a step failed is not mapped: its fields did not fail on their own.
-            for (record, errors) in mapped.iter().zip(field_errors.iter_mut()) {
+            for (record, errors) in values.iter().zip(field_errors.iter_mut()) {
                 if record.is_err() {
                     errors.clear();
                 }
             }
+            mapped = values.into_iter().map(|r| r.map(R::from_value)).collect();
         }
         if options.remote_data {
-            attach_remote_data(&mut mapped, sources);
+            mapped = mapped
+                .into_iter()
+                .zip(sources)
+                .map(|(r, source)| r.map(|r| r.with_remote_data(source)))
+                .collect();
         }
         Batch {
             records: mapped,
@@ -145,13 +190,12 @@ impl Plan {
     }
 
     /// Maps one record; with its field errors, and its size as compact JSON.
-    fn map_one(
+    fn map_one<R: Form>(
         &self,
         source: &Value,
         options: MapOptions,
         session: &mut Session,
-    ) -> Result<(Value, Vec<FieldError>, u64), RecordError> {
-        let mut out = self.entity.skeleton().clone();
+    ) -> Result<(R, Vec<FieldError>, u64), RecordError> {
         let mut run = Run {
             options,
             limits: &self.limits,
@@ -159,17 +203,91 @@ impl Plan {
             session,
             budget: RecordBudget::new(&self.limits.path, self.limits.record_bytes()),
         };
-        run_rules(&self.rules, source, &mut out, "", &mut run)?;
-        if !run.errors.is_empty() {
-            let record = out.as_object_mut().expect("skeleton is an object");
-            record.insert(
-                "errors".into(),
-                serde_json::to_value(&run.errors).expect("field errors serialize"),
-            );
+        let fields = run_rules(&self.rules, source, "", &mut run)?;
+        let errors = (!run.errors.is_empty())
+            .then(|| serde_json::to_value(&run.errors).expect("field errors serialize"));
+        let (record, bytes) = R::finish(self, fields, errors)?;
+        Ok((record, run.errors, bytes))
+    }
+}
+
+/// The form a batch hands its records out in: values, or JSON text.
+trait Form: Sized {
+    /// The record of a plan's filled `fields` and its field `errors` (a list), with
+    /// its size as compact JSON; too large for `max_record_bytes` is an error.
+    fn finish(
+        plan: &Plan,
+        fields: Fields,
+        errors: Option<Value>,
+    ) -> Result<(Self, u64), RecordError>;
+    fn into_value(self) -> Value;
+    fn from_value(value: Value) -> Self;
+    /// The record with its source as `remote_data`.
+    fn with_remote_data(self, source: &Value) -> Self;
+}
+
+impl Form for Value {
+    fn finish(
+        plan: &Plan,
+        fields: Fields,
+        errors: Option<Value>,
+    ) -> Result<(Value, u64), RecordError> {
+        let mut record = plan.layout.value(&plan.rules, fields);
+        if let (Some(errors), Value::Object(map)) = (errors, &mut record) {
+            map.insert("errors".into(), errors);
         }
-        let bytes = json_size(&out, self.limits.max_record_bytes)
-            .ok_or(RecordError::TooLarge(self.limits.record_bytes()))?;
-        Ok((out, run.errors, bytes))
+        let bytes = json_size(&record, plan.limits.max_record_bytes)
+            .ok_or(RecordError::TooLarge(plan.limits.record_bytes()))?;
+        Ok((record, bytes))
+    }
+
+    fn into_value(self) -> Value {
+        self
+    }
+
+    fn from_value(value: Value) -> Value {
+        value
+    }
+
+    fn with_remote_data(mut self, source: &Value) -> Value {
+        if let Value::Object(map) = &mut self {
+            map.insert("remote_data".into(), source.clone());
+        }
+        self
+    }
+}
+
+impl Form for Record {
+    fn finish(
+        plan: &Plan,
+        fields: Fields,
+        errors: Option<Value>,
+    ) -> Result<(Record, u64), RecordError> {
+        let mut out = Vec::with_capacity(512);
+        output::write_record(
+            &plan.layout,
+            &plan.rules,
+            &fields,
+            errors.as_ref(),
+            &mut out,
+        );
+        let bytes = out.len() as u64;
+        if bytes > plan.limits.max_record_bytes {
+            return Err(RecordError::TooLarge(plan.limits.record_bytes()));
+        }
+        Ok((output::record(out), bytes))
+    }
+
+    fn into_value(self) -> Value {
+        self.to_value()
+    }
+
+    fn from_value(value: Value) -> Record {
+        Record::from_value(&value)
+    }
+
+    fn with_remote_data(self, source: &Value) -> Record {
+        self.with_member("remote_data", source)
     }
 }
 
@@ -320,20 +438,19 @@ fn check_post_output(before: &Value, after: Value) -> Result<Value, String> {
 }
 
 fn run_rules(
-    rules: &[Rule],
+    rules: &[Arc<Rule>],
     source: &Value,
-    out: &mut Value,
     prefix: &str,
     run: &mut Run<'_>,
-) -> Result<(), RecordError> {
+) -> Result<Fields, RecordError> {
+    let mut slots = Vec::with_capacity(rules.len());
     for rule in rules {
-        let value = match &rule.nested {
+        slots.push(match &rule.nested {
             Some(nested) => run_nested(rule, nested, source, prefix, run)?,
-            None => run_rule(rule, source, prefix, run)?,
-        };
-        set(out, &rule.keys, value);
+            None => Slot::Value(run_rule(rule, source, prefix, run)?),
+        });
     }
-    Ok(())
+    Ok(Fields(slots))
 }
 
 fn run_nested(
@@ -342,7 +459,7 @@ fn run_nested(
     source: &Value,
     prefix: &str,
     run: &mut Run<'_>,
-) -> Result<Value, RecordError> {
+) -> Result<Slot, RecordError> {
     let mut budget = run.budget.rule();
     let elements = nested_elements(&rule.source, source, nested.many, &mut budget);
     run.budget.spend(&budget, elements.is_ok());
@@ -352,9 +469,9 @@ fn run_nested(
         Err(over) => {
             run.fail(Run::over_budget(rule, prefix, over), false)?;
             return Ok(if nested.many {
-                Value::Array(Vec::new())
+                Slot::Many(Vec::new())
             } else {
-                nested.skeleton.clone()
+                Slot::Value(nested.skeleton.clone())
             });
         }
     };
@@ -363,10 +480,10 @@ fn run_nested(
         run.budget
             .hold(nested.skeleton_bytes)
             .map_err(|_| RecordError::TooLarge(run.limits.record_bytes()))?;
-        let mut item = nested.skeleton.clone();
         if element.is_object() {
-            run_rules(&nested.rules, element, &mut item, &prefix, run)?;
-        } else if !element.is_null() {
+            return Ok(Slot::One(run_rules(&nested.rules, element, &prefix, run)?));
+        }
+        if !element.is_null() {
             let e = FieldError {
                 target: prefix.trim_end_matches('.').to_owned(),
                 path: rule.source.describe(),
@@ -379,14 +496,14 @@ fn run_nested(
             };
             run.fail(e, false)?;
         }
-        Ok(item)
+        Ok(Slot::Value(nested.skeleton.clone()))
     };
     if nested.many {
         let mut items = Vec::with_capacity(elements.len());
         for (i, element) in elements.iter().enumerate() {
             items.push(map_one(element, format!("{target}[{i}]."), run)?);
         }
-        Ok(Value::Array(items))
+        Ok(Slot::Many(items))
     } else {
         let element = elements
             .into_iter()
@@ -589,33 +706,6 @@ fn fit(value: &Value, ty: &FieldType) -> Result<Option<Value>, String> {
         }
         (FieldType::Custom, Value::Object(_)) => Ok(None),
         _ => wrong(""),
-    }
-}
-
-/// Sets `value` at `keys` in `out`, creating objects on the way.
-fn set(out: &mut Value, keys: &[String], value: Value) {
-    let mut node = out;
-    for key in &keys[..keys.len() - 1] {
-        let map = node
-            .as_object_mut()
-            .expect("targets resolve through objects");
-        // The skeleton has every key of the model: find it before making a new one.
-        if !map.contains_key(key) {
-            map.insert(key.clone(), Value::Object(Map::new()));
-        }
-        node = map.get_mut(key).expect("inserted above");
-        if node.is_null() {
-            *node = Value::Object(Map::new());
-        }
-    }
-    if let Some(map) = node.as_object_mut() {
-        let last = &keys[keys.len() - 1];
-        match map.get_mut(last) {
-            Some(slot) => *slot = value,
-            None => {
-                map.insert(last.clone(), value);
-            }
-        }
     }
 }
 

@@ -29,7 +29,7 @@ use super::plugin_log::{MAX_QUEUED_PLUGIN_LOG_LINES, PLUGIN_LOG_KEEP, PluginLogE
 use super::upstream::UpstreamError;
 use crate::store::{Connection, Store, now};
 use crate::webhook::{EventType, Webhooks};
-use crosswalk_core::mapping::{Batch, RecordError};
+use crosswalk_core::mapping::{Batch, RecordError, Unified};
 use crosswalk_core::model::Entity;
 use crosswalk_plugin_host::{CallOutcome, LogLevel};
 
@@ -350,11 +350,11 @@ impl Monitor {
     /// logged as mapping errors, failed plugin calls as plugin errors; a plugin that
     /// starts failing raises `plugin.failing` once. Nothing is written here: the
     /// entries and events are queued for the monitor's writer.
-    pub fn mapped(
+    pub fn mapped<R: Unified>(
         &self,
         c: &Connection,
         entity: Entity,
-        batch: &Batch,
+        batch: &Batch<R>,
         ids: &[Option<String>],
         request_id: Option<&str>,
     ) {
@@ -388,11 +388,11 @@ impl Monitor {
 
     /// What mapping a page of records gave, to be recorded: the error log entries,
     /// the plugins that started failing, and the counts for the connection's health.
-    fn review(
+    fn review<R: Unified>(
         &self,
         c: &Connection,
         entity: Entity,
-        batch: &Batch,
+        batch: &Batch<R>,
         ids: &[Option<String>],
         request_id: Option<&str>,
     ) -> Review {
@@ -429,14 +429,11 @@ impl Monitor {
             mapping_errors += 1;
             if problems.len() < MAPPING_ERRORS_PER_READ {
                 // The caller's id for the record (its upstream key), else its unified id.
-                let id = ids.get(i).cloned().flatten().or_else(|| {
-                    let record = result.as_ref().ok()?;
-                    match record.get("id")? {
-                        Value::String(s) => Some(s.clone()),
-                        Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    }
-                });
+                let id = ids
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| result.as_ref().ok()?.id());
                 problems.push(entry(ErrorKind::Mapping, message, id, plugin));
             }
         }

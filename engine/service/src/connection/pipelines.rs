@@ -19,9 +19,8 @@ use crosswalk_plugin_host::{Limits, PluginError, PluginHost, PluginSet, PoolErro
 pub struct Pipeline {
     /// The mapping version (0: the system's default, never changed).
     pub version: u64,
-    /// The resolved mapping, with origins, as `GET …/mappings/{entity}` shows it.
-    pub resolved: ResolvedMapping,
-    /// The compiled plan.
+    /// The compiled plan (sharing the rules it has in common with the system's
+    /// default mapping with every other connection's).
     pub plan: Plan,
     /// The way back, for writes: the inverted rules and the read-only targets.
     pub write: crosswalk_core::mapping::WritePlan,
@@ -29,6 +28,19 @@ pub struct Pipeline {
     pub overrides: OverrideSpec,
     /// The plugins bound to this version.
     pub plugins: Vec<PluginBinding>,
+}
+
+impl Pipeline {
+    /// The resolved mapping, with origins, as `GET …/mappings/{entity}` shows it:
+    /// resolved again from the overrides, rather than kept for every connection.
+    pub fn resolved(&self) -> ResolvedMapping {
+        crosswalk_systems::resolve(
+            self.plan.system(),
+            self.plan.entity(),
+            Some(&self.overrides),
+        )
+        .expect("the overrides resolved when the pipeline compiled")
+    }
 }
 
 /// Why a change was refused. Nothing was stored or published.
@@ -150,9 +162,20 @@ pub struct Pipelines {
     /// What mapping may take, given to every plan compiled here.
     limits: MapLimits,
     slots: RwLock<HashMap<Key, Arc<Slot>>>,
+    /// Each system's default pipeline of an entity, compiled once: the pipeline of
+    /// every connection that has no version of its own, and the base whose compiled
+    /// rules the others share.
+    defaults: Mutex<HashMap<(String, Entity), DefaultPipeline>>,
     /// Orders the changes of stored versions that no longer compile (which have no
     /// slot to hold the change lock).
     unloadable: Mutex<()>,
+}
+
+/// A system's default mapping of an entity, resolved and compiled.
+#[derive(Clone)]
+struct DefaultPipeline {
+    resolved: Arc<ResolvedMapping>,
+    pipeline: Arc<Pipeline>,
 }
 
 /// One (connection, entity): its published pipeline, and a lock that orders changes so
@@ -175,6 +198,7 @@ impl Pipelines {
             quotas: Quotas::DEFAULT,
             limits: MapLimits::DEFAULT,
             slots: RwLock::new(HashMap::new()),
+            defaults: Mutex::new(HashMap::new()),
             unloadable: Mutex::new(()),
         }
     }
@@ -309,7 +333,7 @@ impl Pipelines {
                 }
                 Err(StoreError::VersionMoved { last, .. }) if !reloaded => {
                     reloaded = true;
-                    slot.current.store(Arc::new(self.load(connection, entity)?));
+                    slot.current.store(self.load(connection, entity)?);
                     if let Some(expected) = expected {
                         return Err(ChangeError::VersionMismatch {
                             expected,
@@ -501,7 +525,7 @@ impl Pipelines {
         if last <= held.version {
             return Ok(Some(held));
         }
-        let loaded = Arc::new(self.load(&slot.connection, entity)?);
+        let loaded = self.load(&slot.connection, entity)?;
         if loaded.version <= held.version {
             return Ok(Some(held));
         }
@@ -577,7 +601,7 @@ impl Pipelines {
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         let slot = slots.entry(key).or_insert_with(|| {
             Arc::new(Slot {
-                current: ArcSwap::from_pointee(pipeline),
+                current: ArcSwap::new(pipeline),
                 changing: Mutex::new(()),
                 connection: connection.clone(),
             })
@@ -585,17 +609,49 @@ impl Pipelines {
         Ok(Arc::clone(slot))
     }
 
-    /// The stored current version, compiled (or the default).
-    fn load(&self, connection: &Connection, entity: Entity) -> Result<Pipeline, ChangeError> {
+    /// The stored current version, compiled (or the default, shared).
+    fn load(&self, connection: &Connection, entity: Entity) -> Result<Arc<Pipeline>, ChangeError> {
         match wait(self.store.mapping_history(&connection.id, entity))?.pop() {
             Some(MappingVersion {
                 version,
                 overrides,
                 plugins,
                 ..
-            }) => self.compile(connection, entity, &overrides, &plugins, version),
-            None => self.compile(connection, entity, &OverrideSpec::default(), &[], 0),
+            }) => self
+                .compile(connection, entity, &overrides, &plugins, version)
+                .map(Arc::new),
+            None => Ok(self.default(connection, entity)?.pipeline),
         }
+    }
+
+    /// The system's default pipeline of `entity`, compiled the first time it is asked
+    /// for.
+    fn default(
+        &self,
+        connection: &Connection,
+        entity: Entity,
+    ) -> Result<DefaultPipeline, ChangeError> {
+        let key = (connection.system.as_str().to_owned(), entity);
+        let mut defaults = self.defaults.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(default) = defaults.get(&key) {
+            return Ok(default.clone());
+        }
+        let resolved = crosswalk_systems::resolve(connection.system.as_str(), entity, None)?;
+        let set = PluginSet::new();
+        let plan = Plan::compile(&resolved, &set)?.with_limits(self.limits);
+        let write = crosswalk_systems::write_plan(&resolved, &set)?;
+        let default = DefaultPipeline {
+            resolved: Arc::new(resolved),
+            pipeline: Arc::new(Pipeline {
+                version: 0,
+                plan,
+                write,
+                overrides: OverrideSpec::default(),
+                plugins: Vec::new(),
+            }),
+        };
+        defaults.insert(key, default.clone());
+        Ok(default)
     }
 
     fn compile(
@@ -619,12 +675,14 @@ impl Pipelines {
         }
         let resolved =
             crosswalk_systems::resolve(connection.system.as_str(), entity, Some(overrides))?;
-        let plan = Plan::compile(&resolved, &set)?.with_limits(self.limits);
+        let base = self.default(connection, entity)?;
+        let plan =
+            Plan::compile_over(&resolved, &set, Some((&base.resolved, &base.pipeline.plan)))?
+                .with_limits(self.limits);
         let write = crosswalk_systems::write_plan(&resolved, &set)?;
         Ok(Pipeline {
             version,
             write,
-            resolved,
             plan,
             overrides: overrides.clone(),
             plugins: plugins.to_vec(),

@@ -45,8 +45,8 @@ pub fn record_error(e: &RecordError, index: usize) -> Value {
 
 /// The first record of a batch that the records before it pushed past
 /// `max_answer_bytes`, as the answer's error: the whole answer cannot be given.
-pub fn answer_full<'a>(
-    mut records: impl Iterator<Item = &'a Result<Value, RecordError>>,
+pub fn answer_full<'a, R: 'a>(
+    mut records: impl Iterator<Item = &'a Result<R, RecordError>>,
 ) -> Result<(), ApiError> {
     match records.find_map(|r| match r {
         Err(e @ RecordError::AnswerFull(_)) => Some(e),
@@ -83,6 +83,24 @@ pub fn json(value: &impl Serialize, limit: Limit) -> Result<Response, ApiError> 
         Err(e) if e.is_io() => Err(too_large(limit)),
         Err(e) => Err(ApiError::internal(&e)),
     }
+}
+
+/// A JSON answer that `write` writes as text (records already JSON, copied in): a 422
+/// naming `limit` instead when it is larger.
+pub fn json_text(limit: Limit, write: impl FnOnce(&mut Vec<u8>)) -> Result<Response, ApiError> {
+    let mut out = Vec::with_capacity(1024);
+    write(&mut out);
+    if out.len() as u64 > limit.max {
+        return Err(too_large(limit));
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        out,
+    )
+        .into_response())
 }
 
 #[cfg(test)]

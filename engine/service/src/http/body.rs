@@ -15,6 +15,15 @@ use super::{ApiError, ErrorCode};
 pub(super) fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
+    parsed_body(body, from_json)
+}
+
+/// A body read by `parse` (the 400 names the line and column of invalid JSON; the 413
+/// a body over the limit).
+pub(super) fn parsed_body<T>(
+    body: Result<Bytes, BytesRejection>,
+    parse: impl FnOnce(&[u8]) -> Result<T, serde_json::Error>,
+) -> Result<T, ApiError> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -26,7 +35,7 @@ pub(super) fn json_body<T: serde::de::DeserializeOwned>(
             ApiError::bad_request(e.body_text())
         }
     })?;
-    from_json(&bytes).map_err(|e| {
+    parse(&bytes).map_err(|e| {
         ApiError::bad_request(format!("the body is not valid: {e}"))
             .details(json!({"line": e.line(), "column": e.column()}))
     })

@@ -715,9 +715,10 @@ pub struct MappingAnswer<'a> {
 /// A mapping as the mapping endpoints answer it, with its version in the header too,
 /// and as its entity tag (`ETag: "3"`), which `If-Match` takes back.
 fn mapping_response(pipeline: &crate::connection::Pipeline) -> Response {
+    let resolved = pipeline.resolved();
     let body = MappingAnswer {
         version: pipeline.version,
-        mapping: &pipeline.resolved,
+        mapping: &resolved,
         plugins: &pipeline.plugins,
         read_only: pipeline.write.read_only(),
         write_refused: pipeline.write.refused(),

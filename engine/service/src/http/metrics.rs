@@ -185,7 +185,7 @@ impl Metrics {
     }
 
     /// A mapped batch of a connection: its records and its plugin calls.
-    pub fn batch(&self, connection: &str, entity: Entity, batch: &Batch) {
+    pub fn batch<R>(&self, connection: &str, entity: Entity, batch: &Batch<R>) {
         let failed = batch.records.iter().filter(|r| r.is_err()).count() as u64;
         let ok = batch.records.len() as u64 - failed;
         self.records(connection, entity, ok, failed);

@@ -374,7 +374,7 @@ async fn native_payload(
     // A plugin's own error is the write's 422 (a value it cannot take, from the
     // caller); traps, timeouts and broken limits are the plugin's failures and count
     // for the connection's health as in reads.
-    let calls = crosswalk_core::mapping::Batch {
+    let calls = crosswalk_core::mapping::Batch::<Value> {
         records: Vec::new(),
         field_errors: Vec::new(),
         log: written.log,

@@ -9,10 +9,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::answer;
-use super::body::json_body;
+use super::body::parsed_body;
 use super::connections::{connection, entity};
 use super::mappings::with_version;
 use super::work::plugin_grant;
@@ -104,7 +103,8 @@ pub(super) async fn transform(
     let body = Bytes::from_request(request, &state).await;
     let small = body.as_ref().is_ok_and(|b| b.len() <= INLINE_BYTES);
     let pipeline_calls_plugins = pipeline.plan.calls_plugins();
-    let payload: Value = json_body(body)?;
+    // Only what the mapping reads is built (the plan's selective reader).
+    let payload = parsed_body(body, |text| pipeline.plan.parse_source(text, options))?;
     let metrics = Arc::clone(&state.inner.metrics);
     let monitor = Arc::clone(state.inner.records.monitor());
     let request_id = request_id.map(|r| r.0.0);
@@ -119,8 +119,10 @@ pub(super) async fn transform(
             Payload::Many(rs) => (false, rs),
         };
         let batch = match &grant {
-            Some(grant) => pipeline.plan.map_batch_granted(&records, options, grant),
-            None => pipeline.plan.map_batch(&records, options),
+            Some(grant) => pipeline
+                .plan
+                .map_batch_to_json_granted(&records, options, grant),
+            None => pipeline.plan.map_batch_to_json(&records, options),
         };
         metrics.batch(&c.id, entity, &batch);
         // Nobody reads the answer of a cancelled request, and what cancelling did to
@@ -128,21 +130,33 @@ pub(super) async fn transform(
         if !grant.as_ref().is_some_and(|g| g.cancel().is_cancelled()) {
             monitor.mapped(&c, entity, &batch, &[], request_id.as_deref());
         }
-        // Serialised once, within `max_answer_bytes`.
+        // The records are JSON text already: the answer copies them, within
+        // `max_answer_bytes`.
         if one {
             match batch.records.into_iter().next().expect("one record") {
-                Ok(record) => answer::json(&json!({"data": record}), limit),
+                Ok(record) => answer::json_text(limit, |out| {
+                    out.extend_from_slice(b"{\"data\":");
+                    out.extend_from_slice(record.json().as_bytes());
+                    out.push(b'}');
+                }),
                 Err(e) => Err(answer::record_failed(&e)),
             }
         } else {
             answer::answer_full(batch.records.iter()).and_then(|()| {
-                let results: Vec<Value> = batch
-                    .records
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, r)| r.unwrap_or_else(|e| answer::record_error(&e, i)))
-                    .collect();
-                answer::json(&json!({"data": results}), limit)
+                answer::json_text(limit, |out| {
+                    out.extend_from_slice(b"{\"data\":[");
+                    for (i, r) in batch.records.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        match r {
+                            Ok(record) => out.extend_from_slice(record.json().as_bytes()),
+                            Err(e) => serde_json::to_writer(&mut *out, &answer::record_error(e, i))
+                                .expect("an error serializes"),
+                        }
+                    }
+                    out.extend_from_slice(b"]}");
+                })
             })
         }
     };

@@ -202,6 +202,16 @@ pub enum Operand {
 }
 
 impl Transform {
+    /// Calls `read` with each path the step reads in the record (an operand's, a
+    /// template's placeholders), besides its input.
+    pub(crate) fn paths(&self, read: &mut dyn FnMut(&Path)) {
+        match self {
+            Transform::Multiply(Operand::Path(p)) | Transform::Divide(Operand::Path(p)) => read(p),
+            Transform::Template(t) => t.paths(read),
+            _ => {}
+        }
+    }
+
     /// Compiles one step; the error says what is wrong with it, for the caller to wrap
     /// with the target.
     pub fn compile(

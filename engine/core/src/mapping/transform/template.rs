@@ -57,6 +57,15 @@ impl Template {
         })
     }
 
+    /// Calls `read` with each placeholder's path.
+    pub(super) fn paths(&self, read: &mut dyn FnMut(&Path)) {
+        for part in &self.parts {
+            if let Part::Path(p) = part {
+                read(p);
+            }
+        }
+    }
+
     pub(super) fn compile(args: Option<&Value>) -> Result<Self, String> {
         let Some(Value::String(text)) = args else {
             return Err(
