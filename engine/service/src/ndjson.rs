@@ -60,7 +60,7 @@ impl Splitter {
     /// Takes the next piece of the body. A line longer than the limit is an error line
     /// that ends the body: the lines before it are still there to be taken.
     pub fn push(&mut self, mut data: Bytes) -> Result<(), ErrorBody> {
-        while let Some(at) = data.iter().position(|&b| b == b'\n') {
+        while let Some(at) = memchr::memchr(b'\n', &data) {
             let piece = data.split_to(at + 1);
             self.number += 1;
             let line = if self.pending.is_empty() {

@@ -27,8 +27,9 @@
 //! A payload may be a collection in its envelope (`{"d": {"results": […]}}`, `{"value":
 //! […]}`, `{"member": […]}`, a plain array) or one record, and which one it is depends
 //! on every member name at the top (see [`Payload::unwrap`](super::Payload::unwrap)).
-//! The projection of a payload therefore keeps the names of unread members at the top
-//! and inside `d`, with `null` for their values, and projects the records that the
+//! The projection of a payload therefore keeps, at the top and inside `d`, the
+//! envelopes' own names and the first other name it does not read, with `null` for
+//! their values (enough for the same answer), and projects the records that the
 //! envelopes hold as it projects a record. No path can see those `null`s: a path that
 //! reads a member keeps it, and one that could enumerate members keeps the whole node.
 
@@ -54,7 +55,8 @@ pub struct Projection {
 struct Node {
     /// The whole value is read.
     all: bool,
-    /// An unread member keeps its name, with `null`: at the envelope's levels.
+    /// Unread members leave a trace of their names, with `null`: at the envelope's
+    /// levels, whose names tell a collection from a record (see [`KeySeed`]).
     keep_names: bool,
     /// The members read, for an object.
     members: Vec<(Box<str>, Node)>,
@@ -360,7 +362,12 @@ impl<'de> Visitor<'de> for Seed<'_> {
         // come (names kept or read under a wildcard may still add some).
         let mut out = Map::with_capacity(node.members.len());
         let mut first = true;
-        while let Some(key) = map.next_key_seed(KeySeed { node, first })? {
+        let mut other_named = false;
+        while let Some(key) = map.next_key_seed(KeySeed {
+            node,
+            first,
+            other_named,
+        })? {
             match key {
                 // A number, as serde_json hands it out with `arbitrary_precision`.
                 Key::Number => {
@@ -379,6 +386,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
                 }
                 Key::Named(name) => {
                     map.next_value::<IgnoredAny>()?;
+                    other_named |= !envelope_name(&name);
                     out.insert(name, Value::Null);
                 }
                 Key::Unread => {
@@ -406,10 +414,27 @@ enum Key {
 }
 
 /// Classifies a member name without allocating it, unless it is kept.
+///
+/// Where names are kept, an envelope's own names are kept, and of the others only the
+/// first: what [`Payload::unwrap`](super::Payload::unwrap) asks of the names (only
+/// `d`? only envelope names besides the records?) has the same answer with one of
+/// them as with all, and a record does not pay for a name it does not read.
 struct KeySeed<'n> {
     node: &'n Node,
     /// The first member of an object, where serde_json puts its number marker.
     first: bool,
+    /// A name that is not an envelope's was kept already.
+    other_named: bool,
+}
+
+/// A name an envelope may have besides its records (`envelope_name` of the others is
+/// `false`): OData V2's `d`, `results`, `__count`, `__next`; OData V4's `value` and
+/// `@odata.*`; Maximo's `member`, `href`, `responseInfo`.
+fn envelope_name(name: &str) -> bool {
+    matches!(
+        name,
+        "d" | "results" | "__count" | "__next" | "value" | "member" | "href" | "responseInfo"
+    ) || name.starts_with("@odata.")
 }
 
 /// serde_json's marker of a number under `arbitrary_precision` (`serde_json::number::TOKEN`).
@@ -437,7 +462,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
             Ok(Key::Number)
         } else if self.node.each.is_some() {
             Ok(Key::Each(name.to_owned()))
-        } else if self.node.keep_names {
+        } else if self.node.keep_names && (!self.other_named || envelope_name(name)) {
             Ok(Key::Named(name.to_owned()))
         } else {
             Ok(Key::Unread)
@@ -487,7 +512,8 @@ mod tests {
             &p,
             r#"{"Id": {"x": [1, 2.50]}, "Big": [{"a": 1}, "s\u00e9"], "V": {"Name": "n", "Other": 1}}"#,
         );
-        // The top keeps every name (an envelope is told by them), unread ones null.
+        // The top keeps a trace of the names it does not read (an envelope is told by
+        // them): the envelope's, and the first of the others, null.
         assert_eq!(
             record,
             json(r#"{"Id": {"x": [1, 2.50]}, "Big": null, "V": {"Name": "n"}}"#)
@@ -533,6 +559,28 @@ mod tests {
         );
         let plain = parse(&p, r#"[{"Id": "1", "X": 2}]"#);
         assert_eq!(plain, serde_json::json!([{"Id": "1"}]));
+        // A record with a `value` array and names of its own is a record, read as
+        // the whole of it is read.
+        for text in [
+            r#"{"value": [{"Id": "2"}], "Name": "x", "Other": 2, "Id": "1"}"#,
+            r#"{"d": {"results": [], "Name": "x", "Other": 2}}"#,
+            r#"{"member": [], "href": "h", "@odata.context": "c"}"#,
+            r#"{"member": [{"Id": "1", "X": 1}], "href": "h"}"#,
+        ] {
+            let whole = crate::mapping::Payload::unwrap(json(text));
+            let read = crate::mapping::Payload::unwrap(parse(&p, text));
+            assert_eq!(
+                matches!(whole, crate::mapping::Payload::One(_)),
+                matches!(read, crate::mapping::Payload::One(_)),
+                "{text}"
+            );
+        }
+        // (`value` is read, as an envelope's records would be.)
+        let record = parse(&p, r#"{"Id": "1", "A": 1, "B": 2, "value": 3}"#);
+        assert_eq!(
+            record,
+            serde_json::json!({"Id": "1", "A": null, "value": 3})
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The service's metrics, rendered at `/metrics` in Prometheus' text format (0.0.4).
 //!
-//! The families are `prometheus-client`'s: atomic counters and histograms, one series
-//! per set of label values, kept in a registry that encodes them. Requests are counted
+//! The families are `prometheus-client`'s, one series per set of label values, kept in
+//! a registry that encodes them: its atomic counters, and [`AtomicHistogram`], a
+//! histogram of atomic buckets (the crate's own takes a lock per observation, which
+//! every request of a route would go through). Requests are counted
 //! by the middleware in `http::observe`; mapped records and plugin calls by the
 //! handlers that map, with the connection's id as a label; plugin log lines by the
 //! connections' monitor, read when rendered.
@@ -18,6 +20,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -26,9 +29,10 @@ use crosswalk_core::mapping::Batch;
 use crosswalk_core::model::Entity;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode_registry;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 /// The upper bounds of the latency histogram's buckets, in seconds.
@@ -44,7 +48,7 @@ pub struct Metrics {
     /// `crosswalk_http_requests_total`.
     requests: Family<RequestLabels, Counter>,
     /// `crosswalk_http_request_duration_seconds`.
-    durations: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    durations: Family<RequestLabels, AtomicHistogram, fn() -> AtomicHistogram>,
     /// `crosswalk_records_mapped_total`.
     records: Family<RecordLabels, Counter>,
     /// `crosswalk_plugin_calls_total`.
@@ -93,8 +97,77 @@ struct ChangeLabels {
     entity: &'static str,
 }
 
-fn latency_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS)
+fn latency_histogram() -> AtomicHistogram {
+    AtomicHistogram::new(&LATENCY_BUCKETS)
+}
+
+/// A histogram whose observations are atomic additions: no lock, so that the requests
+/// of one route, on every worker, do not queue to be counted.
+#[derive(Debug)]
+pub struct AtomicHistogram {
+    /// Each bucket's upper bound and the observations over the bound before it and
+    /// at or under its own (summed when encoded), the last one `+Inf`.
+    buckets: Box<[(f64, AtomicU64)]>,
+    count: AtomicU64,
+    /// The sum of the observations, as `f64` bits.
+    sum: AtomicU64,
+}
+
+impl AtomicHistogram {
+    /// Buckets with these upper bounds, in increasing order, and `+Inf`.
+    pub fn new(bounds: &[f64]) -> AtomicHistogram {
+        let buckets = bounds
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .map(|b| (b, AtomicU64::new(0)))
+            .collect();
+        AtomicHistogram {
+            buckets,
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+
+    /// Counts one observation.
+    pub fn observe(&self, v: f64) {
+        if let Some((_, n)) = self.buckets.iter().find(|(bound, _)| v <= *bound) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        // Relaxed: a scrape may see the count and the sum of slightly different
+        // moments, as with any histogram read while it is written.
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + v).to_bits())
+            });
+    }
+}
+
+impl TypedMetric for AtomicHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for AtomicHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        // Each bucket's own count: the encoder sums them into `le` counts.
+        let buckets: Vec<(f64, u64)> = self
+            .buckets
+            .iter()
+            .map(|(bound, n)| (*bound, n.load(Ordering::Relaxed)))
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(
+            f64::from_bits(self.sum.load(Ordering::Relaxed)),
+            self.count.load(Ordering::Relaxed),
+            &buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }
 
 impl Default for Metrics {
@@ -107,7 +180,7 @@ impl Metrics {
     /// Empty families, registered.
     pub fn new() -> Metrics {
         let requests = Family::default();
-        let durations = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let durations = Family::new_with_constructor(latency_histogram as fn() -> AtomicHistogram);
         let records = Family::default();
         let plugin_calls = Family::default();
         let changes = Family::default();
@@ -339,6 +412,32 @@ mod tests {
         ] {
             assert!(text.lines().any(|x| x == line), "no `{line}` in\n{text}");
         }
+    }
+
+    /// Observations from many threads at once are all counted, in their buckets and
+    /// in the sum.
+    #[test]
+    fn the_histogram_counts_every_observation_without_a_lock() {
+        let h = Arc::new(AtomicHistogram::new(&[1.0, 2.0]));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let h = Arc::clone(&h);
+                std::thread::spawn(move || {
+                    for i in 0..1000 {
+                        h.observe(if i % 2 == 0 { 0.5 } else { 1.5 });
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let counts: Vec<u64> = h
+            .buckets
+            .iter()
+            .map(|(_, n)| n.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(counts, [2000, 2000, 0]);
+        assert_eq!(h.count.load(Ordering::Relaxed), 4000);
+        assert_eq!(f64::from_bits(h.sum.load(Ordering::Relaxed)), 4000.0);
     }
 
     #[test]

@@ -69,9 +69,7 @@ impl DateTimeArgs {
             Some(Moment::Local(dt)) => self.local(dt)?,
             Some(Moment::Date(d)) => self.local(d.and_hms_opt(0, 0, 0).expect("midnight"))?,
         };
-        Ok(Value::String(
-            utc.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        ))
+        Ok(Value::String(rfc3339(&utc)))
     }
 
     fn local(&self, dt: chrono::NaiveDateTime) -> Result<chrono::DateTime<Utc>, String> {
@@ -98,10 +96,66 @@ fn parse_offset(tz: &str) -> Option<FixedOffset> {
     FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ`, written without a format pattern for the whole seconds of
+/// years 0 to 9999 that nearly every value is; otherwise chrono's RFC 3339 with the
+/// fraction of a second that there is (`SecondsFormat::AutoSi`).
+fn rfc3339(utc: &chrono::DateTime<Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    let year = utc.year();
+    if utc.nanosecond() != 0 || !(0..=9999).contains(&year) {
+        return utc.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+    }
+    let year = year as u32;
+    let mut out = String::with_capacity(20);
+    let mut push = |n: u32, after: Option<char>| {
+        out.push(char::from(b'0' + (n / 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+        out.extend(after);
+    };
+    push(year / 100, None);
+    push(year % 100, Some('-'));
+    push(utc.month(), Some('-'));
+    push(utc.day(), Some('T'));
+    push(utc.hour(), Some(':'));
+    push(utc.minute(), Some(':'));
+    push(utc.second(), Some('Z'));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
     use serde_json::{Value, json};
+
+    /// The digits written by hand are chrono's, from the first second of year 0 to the
+    /// last of 9999, and chrono writes the rest.
+    #[test]
+    fn whole_seconds_are_written_as_chrono_writes_them() {
+        use chrono::{SecondsFormat, TimeZone, Utc};
+        let first = Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap().timestamp();
+        let last = Utc
+            .with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+            .unwrap()
+            .timestamp();
+        let step = (last - first) / 100_003;
+        let mut at = first;
+        while at <= last {
+            for t in [at, at + 1, at + 59] {
+                let utc = Utc.timestamp_opt(t, 0).unwrap();
+                assert_eq!(
+                    super::rfc3339(&utc),
+                    utc.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+                );
+            }
+            at += step;
+        }
+        let last = Utc.timestamp_opt(last, 0).unwrap();
+        assert_eq!(super::rfc3339(&last), "9999-12-31T23:59:59Z");
+        let fraction = Utc.timestamp_opt(0, 5_000_000).unwrap();
+        assert_eq!(super::rfc3339(&fraction), "1970-01-01T00:00:00.005Z");
+        let beyond = Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(super::rfc3339(&beyond), "+10000-01-01T00:00:00Z");
+    }
 
     #[test]
     fn to_utc() {
