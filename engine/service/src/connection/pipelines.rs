@@ -4,13 +4,15 @@
 //! the next version, published; then the history beyond the versions kept is pruned.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use arc_swap::ArcSwap;
 
 use crate::quota::{LimitExceeded, Quotas};
 use crate::store::{Connection, MappingVersion, PluginBinding, Store, StoreError, wait};
-use crosswalk_core::mapping::{MapLimits, OverrideSpec, Plan, ResolvedMapping, SpecErrors};
+use crosswalk_core::mapping::{
+    MapLimits, OverrideSpec, Plan, ResolvedMapping, SpecErrors, WritePlan,
+};
 use crosswalk_core::model::Entity;
 use crosswalk_plugin_host::{Limits, PluginError, PluginHost, PluginSet, PoolError};
 
@@ -22,8 +24,13 @@ pub struct Pipeline {
     /// The compiled plan (sharing the rules it has in common with the system's
     /// default mapping with every other connection's).
     pub plan: Plan,
-    /// The way back, for writes: the inverted rules and the read-only targets.
-    pub write: crosswalk_core::mapping::WritePlan,
+    /// The way back, for writes: the inverted rules and the read-only targets. Derived
+    /// (and checked) when the pipeline compiles, then kept only where it calls
+    /// plugins; others derive it again on their first write or `GET` of the mapping,
+    /// since most connections are only read from.
+    write: OnceLock<WritePlan>,
+    /// The plugins the pipeline was compiled with, to derive `write` with.
+    set: PluginSet,
     /// The connection's overrides this version holds.
     pub overrides: OverrideSpec,
     /// The plugins bound to this version.
@@ -40,6 +47,36 @@ impl Pipeline {
             Some(&self.overrides),
         )
         .expect("the overrides resolved when the pipeline compiled")
+    }
+
+    /// The way back, for writes: the inverted rules and the read-only targets.
+    pub fn write(&self) -> &WritePlan {
+        self.write.get_or_init(|| {
+            crosswalk_systems::write_plan(&self.resolved(), &self.set)
+                .expect("the write plan was derived when the pipeline compiled")
+        })
+    }
+
+    fn new(
+        version: u64,
+        plan: Plan,
+        write: WritePlan,
+        set: PluginSet,
+        overrides: OverrideSpec,
+        plugins: Vec<PluginBinding>,
+    ) -> Pipeline {
+        let kept = OnceLock::new();
+        if write.calls_plugins() {
+            let _ = kept.set(write);
+        }
+        Pipeline {
+            version,
+            plan,
+            write: kept,
+            set,
+            overrides,
+            plugins,
+        }
     }
 }
 
@@ -570,7 +607,10 @@ impl Pipelines {
             .collect::<Result<_, _>>()
             .unwrap_or_default();
         pool.check_share(pipeline.plan.plugin_demand(), &limits)?;
-        pool.check_share(pipeline.write.plugin_demand(), &[])
+        if pipeline.plugins.is_empty() {
+            return Ok(());
+        }
+        pool.check_share(pipeline.write().plugin_demand(), &[])
     }
 
     /// Prunes the history beyond the versions kept. The change is stored and published
@@ -642,13 +682,14 @@ impl Pipelines {
         let write = crosswalk_systems::write_plan(&resolved, &set)?;
         let default = DefaultPipeline {
             resolved: Arc::new(resolved),
-            pipeline: Arc::new(Pipeline {
-                version: 0,
+            pipeline: Arc::new(Pipeline::new(
+                0,
                 plan,
                 write,
-                overrides: OverrideSpec::default(),
-                plugins: Vec::new(),
-            }),
+                set,
+                OverrideSpec::default(),
+                Vec::new(),
+            )),
         };
         defaults.insert(key, default.clone());
         Ok(default)
@@ -680,13 +721,14 @@ impl Pipelines {
             Plan::compile_over(&resolved, &set, Some((&base.resolved, &base.pipeline.plan)))?
                 .with_limits(self.limits);
         let write = crosswalk_systems::write_plan(&resolved, &set)?;
-        Ok(Pipeline {
+        Ok(Pipeline::new(
             version,
-            write,
             plan,
-            overrides: overrides.clone(),
-            plugins: plugins.to_vec(),
-        })
+            write,
+            set,
+            overrides.clone(),
+            plugins.to_vec(),
+        ))
     }
 }
 
@@ -782,6 +824,48 @@ mod tests {
             before.plan.map_record(&source, options).unwrap()["custom_fields"],
             json!({})
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Connections without a version of their own share the system's default
+    /// pipeline; one with an override has its own, which derives its write plan when
+    /// first asked (it is not kept from the compile).
+    #[test]
+    fn connections_share_the_default_pipeline_until_they_change_it() {
+        let (pipelines, connection, dir) = setup("shared");
+        let tenant = connection.tenant_id.clone();
+        let other = wait(pipelines.store.create_connection(
+            &tenant,
+            crosswalk_systems::SystemId::SapS4Hana,
+            "SAP 2",
+            Mode::Sandbox,
+            None,
+        ))
+        .unwrap();
+        let one = pipelines
+            .current(&connection, Entity::PurchaseOrder)
+            .unwrap();
+        let two = pipelines.current(&other, Entity::PurchaseOrder).unwrap();
+        assert!(Arc::ptr_eq(&one, &two));
+        let custom = overrides("overrides:\n  - {target: custom_fields.marker, const: m}\n");
+        let changed = pipelines
+            .change(&other, Entity::PurchaseOrder, None, "key_1", put(custom))
+            .unwrap()
+            .pipeline;
+        assert!(!Arc::ptr_eq(&changed, &one));
+        assert!(changed.write.get().is_none(), "kept from the compile");
+        let read_only = changed.write().read_only();
+        assert!(
+            read_only.iter().any(|r| r.target == "custom_fields.marker"),
+            "{read_only:?}"
+        );
+        // The first connection still maps with the default.
+        assert!(Arc::ptr_eq(
+            &pipelines
+                .current(&connection, Entity::PurchaseOrder)
+                .unwrap(),
+            &one
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -451,23 +451,23 @@ impl Records {
         entity: Entity,
         id: &str,
     ) -> Result<RecordKey, RecordsError> {
-        if pipeline.write.id_sources().is_empty() {
+        if pipeline.write().id_sources().is_empty() {
             return upstream
                 .key_of(entity, id, None)
                 .map_err(|error| RecordsError::Upstream { entity, error });
         }
         let unified = serde_json::json!({ "id": id });
-        let native = if pipeline.write.calls_plugins() {
+        let native = if pipeline.write().calls_plugins() {
             let grant = self
                 .pipelines
                 .host()
                 .pool()
-                .grant(&c.tenant_id, pipeline.write.plugin_demand())
+                .grant(&c.tenant_id, pipeline.write().plugin_demand())
                 .await?;
             let _cancel = grant.cancel_on_drop();
             let pipeline = Arc::clone(pipeline);
             tokio::task::spawn_blocking(move || {
-                pipeline.write.write_granted(&unified, &grant).native
+                pipeline.write().write_granted(&unified, &grant).native
             })
             .await
             .map_err(|e| RecordsError::Task {
@@ -475,7 +475,7 @@ impl Records {
                 message: e.to_string(),
             })?
         } else {
-            pipeline.write.to_native(&unified)
+            pipeline.write().to_native(&unified)
         };
         let native = native.map_err(|_| RecordsError::NotFound {
             connection: c.id.clone(),
@@ -605,7 +605,7 @@ impl Records {
             // other fields of the id as the payload has them.
             None => upstream.create(entity, native).await.map(|key| {
                 let also = pipeline
-                    .write
+                    .write()
                     .id_sources()
                     .into_iter()
                     .filter(|field| field != key_field)

@@ -720,8 +720,8 @@ fn mapping_response(pipeline: &crate::connection::Pipeline) -> Response {
         version: pipeline.version,
         mapping: &resolved,
         plugins: &pipeline.plugins,
-        read_only: pipeline.write.read_only(),
-        write_refused: pipeline.write.refused(),
+        read_only: pipeline.write().read_only(),
+        write_refused: pipeline.write().refused(),
     };
     let mut response = with_version(Json(body).into_response(), pipeline.version);
     response.headers_mut().insert(

@@ -358,17 +358,17 @@ async fn native_payload(
     record: &Value,
     request_id: Option<&RequestId>,
 ) -> Result<Value, ApiError> {
-    if !pipeline.write.calls_plugins() {
+    if !pipeline.write().calls_plugins() {
         return pipeline
-            .write
+            .write()
             .to_native(record)
             .map_err(|errors| unwritable(entity, &errors));
     }
-    let grant = plugin_grant(state, &c.tenant_id, pipeline.write.plugin_demand()).await?;
+    let grant = plugin_grant(state, &c.tenant_id, pipeline.write().plugin_demand()).await?;
     let _cancel = grant.cancel_on_drop();
     let (pipeline, record) = (Arc::clone(pipeline), record.clone());
     let written =
-        tokio::task::spawn_blocking(move || pipeline.write.write_granted(&record, &grant))
+        tokio::task::spawn_blocking(move || pipeline.write().write_granted(&record, &grant))
             .await
             .map_err(|e| ApiError::internal(&e))?;
     // A plugin's own error is the write's 422 (a value it cannot take, from the
