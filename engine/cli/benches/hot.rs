@@ -199,6 +199,19 @@ fn records(c: &mut Criterion) {
     c.bench_function("map_record/sap_purchase_order", |b| {
         b.iter(|| black_box(plan.map_record(black_box(&record), MapOptions::default())))
     });
+    // What a single-record transform does with its body: the text (pretty-printed,
+    // as the HTTP benchmark sends it) read by the plan's reader, mapped, written.
+    let text = serde_json::to_vec_pretty(&record).unwrap();
+    c.bench_function("transform/sap_purchase_order_text", |b| {
+        b.iter(|| {
+            let options = MapOptions::default();
+            let source = plan.parse_source(black_box(&text), options).unwrap();
+            black_box(plan.map_batch_to_json(std::slice::from_ref(&source), options))
+        })
+    });
+    c.bench_function("parse/sap_purchase_order_text_whole", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<serde_json::Value>(black_box(&text)).unwrap()))
+    });
 }
 
 criterion_group!(
