@@ -146,13 +146,16 @@ impl Path {
     ///
     /// ```
     /// use crosswalk_core::path::{Access, Path};
-    /// let reach = Path::parse("$.d.results[0].Plant")?.reach();
+    /// let path = Path::parse("$.d.results[0].Plant")?;
+    /// let reach = path.reach();
     /// assert_eq!(reach.steps, [Access::Member("d"), Access::Member("results"), Access::Element, Access::Member("Plant")]);
     /// assert!(reach.singular && !reach.root);
-    /// let reach = Path::parse("$.items[*].id")?.reach();
+    /// let path = Path::parse("$.items[*].id")?;
+    /// let reach = path.reach();
     /// assert_eq!(reach.steps, [Access::Member("items"), Access::Each, Access::Member("id")]);
     /// assert!(!reach.singular && reach.complete);
-    /// let reach = Path::parse("$.items[?@.qty > $.min].id")?.reach();
+    /// let path = Path::parse("$.items[?@.qty > $.min].id")?;
+    /// let reach = path.reach();
     /// assert_eq!(reach.steps, [Access::Member("items")]);
     /// assert!(!reach.complete && reach.root);
     /// # Ok::<(), crosswalk_core::path::PathError>(())
