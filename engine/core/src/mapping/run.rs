@@ -25,7 +25,7 @@ use super::output::{self, Fields, Record, Slot};
 use super::compile::{Nested, Plan, Rule, Source, is_currency, is_date, is_datetime};
 use super::error::{FieldCause, FieldError, RecordError, quote, type_name};
 use super::limits::{MapLimits, json_size};
-use super::transform::{Ctx, PluginCall, StepFailure, Transform, is_integer, number};
+use super::transform::{Carried, Ctx, PluginCall, StepFailure, Transform, is_integer, number};
 use crate::model::FieldType;
 use crate::path::{Budget, OverBudget, RecordBudget};
 use crate::plugin::{CallCounts, Capacity, PluginError, Session};
@@ -568,7 +568,7 @@ fn run_rule(
     let mut budget = run.budget.rule();
     let selected = select(&rule.source, source, &mut budget);
     run.budget.spend(&budget, selected.is_ok());
-    let mut value = match selected {
+    let value = match selected {
         Ok(value) => value,
         Err(over) => {
             run.fail(Run::over_budget(rule, prefix, over), rule.required)?;
@@ -595,10 +595,11 @@ fn run_rule(
         record: source,
         session: &mut *run.session,
     };
+    let mut carried = Carried::Json(value);
     for (i, t) in rule.transforms.iter().enumerate() {
-        let kept = (keeps_inputs && i > 0).then(|| value.clone());
-        match t.apply(value, &mut ctx) {
-            Ok(v) => value = v,
+        let kept = (keeps_inputs && i > 0).then(|| carried.clone().into_value());
+        match t.apply_carried(carried, &mut ctx) {
+            Ok(v) => carried = v,
             Err(failure) => {
                 let input = kept.or_else(|| {
                     let start = select(&rule.source, source, &mut run.budget.rule()).ok()?;
@@ -617,6 +618,7 @@ fn run_rule(
             }
         }
     }
+    let mut value = carried.into_value();
     if value.is_null()
         && let Some(d) = &rule.default
     {

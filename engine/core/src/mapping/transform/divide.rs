@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use super::{Ctx, Operand, TransformDef, expected, number};
+use super::{Ctx, Operand, TransformDef, expected, json_number, normalise};
 
 pub(super) const DEF: TransformDef = TransformDef {
     name: "divide",
@@ -31,10 +31,16 @@ pub(super) fn apply(value: Value, by: &Operand, ctx: &mut Ctx<'_>) -> Result<Val
     let Some(x) = value.as_f64() else {
         return Err(expected("a number (use to_number first for text)", &value));
     };
+    Ok(of(x, by, ctx)?.map_or(Value::Null, json_number))
+}
+
+/// `x` divided by the divisor, [`normalise`]d; `None` when the divisor's path gives
+/// nothing.
+pub(super) fn of(x: f64, by: &Operand, ctx: &Ctx<'_>) -> Result<Option<f64>, String> {
     match by.value(ctx)? {
-        None => Ok(Value::Null),
+        None => Ok(None),
         Some(0.0) => Err("the divisor is zero".into()),
-        Some(d) => number(x / d),
+        Some(d) => normalise(x / d).map(Some),
     }
 }
 

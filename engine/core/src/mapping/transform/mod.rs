@@ -492,11 +492,21 @@ fn object_args<T: DeserializeOwned>(args: &Value) -> Result<T, String> {
 /// A JSON number from an `f64`: whole numbers become integers (`100.000` → `100`), and
 /// binary noise past ten decimals is dropped (`0.1 * 3` → `0.3`).
 pub(crate) fn number(f: f64) -> Result<Value, String> {
+    normalise(f).map(json_number)
+}
+
+/// What [`number`] makes of an `f64`, still an `f64`: a whole number as it is (`-0` as
+/// `0`), binary noise past ten decimals dropped, and an infinite or NaN result an error.
+///
+/// The JSON number [`json_number`] writes of it reads back as this same `f64` (a whole
+/// number below 2⁵³ is exact, and JSON's shortest form of any other `f64` reads back
+/// as it), so numeric steps may hand it on as it is ([`Carried::Number`]).
+pub(crate) fn normalise(f: f64) -> Result<f64, String> {
     if !f.is_finite() {
         return Err("the result is not a finite number".into());
     }
-    if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
-        return Ok(Value::Number(Number::from(f as i64)));
+    if f.fract() == 0.0 && f.abs() < EXACT {
+        return Ok((f as i64) as f64);
     }
     // Only where ten decimals are within f64's precision; larger values stay as they are.
     let cleaned = if f.abs() < 1e5 {
@@ -504,10 +514,66 @@ pub(crate) fn number(f: f64) -> Result<Value, String> {
     } else {
         f
     };
-    let cleaned = if cleaned.fract() == 0.0 { f } else { cleaned };
-    Number::from_f64(cleaned)
-        .map(Value::Number)
-        .ok_or_else(|| "the result is not a finite number".into())
+    Ok(if cleaned.fract() == 0.0 { f } else { cleaned })
+}
+
+/// 2⁵³: whole numbers below it are exact in an `f64`, and are written as integers.
+const EXACT: f64 = 9_007_199_254_740_992.0;
+
+/// A [`normalise`]d number as JSON.
+fn json_number(f: f64) -> Value {
+    if f.fract() == 0.0 && f.abs() < EXACT {
+        Value::Number(Number::from(f as i64))
+    } else {
+        // Normalised numbers are finite, so this is never null.
+        Number::from_f64(f).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// A value between two steps of a rule: JSON, or the number a numeric step gave, which
+/// the numeric steps after it (`to_number`, `multiply`, `divide`, `round`) take as it
+/// is instead of having it written as JSON text and read back. It is the same number
+/// either way (see [`normalise`]); only the last step's is written.
+#[derive(Debug, Clone)]
+pub(crate) enum Carried {
+    Json(Value),
+    Number(f64),
+}
+
+impl Carried {
+    /// The value as JSON.
+    pub(crate) fn into_value(self) -> Value {
+        match self {
+            Carried::Json(v) => v,
+            Carried::Number(f) => json_number(f),
+        }
+    }
+}
+
+impl Transform {
+    /// [`Transform::apply`] on a [`Carried`] value: numeric steps on a number keep it
+    /// an `f64`; any other step gets it as JSON.
+    pub(crate) fn apply_carried(
+        &self,
+        value: Carried,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Carried, StepFailure> {
+        let number = |n: Result<Option<f64>, String>| match n {
+            Ok(Some(f)) => Ok(Carried::Number(f)),
+            Ok(None) => Ok(Carried::Json(Value::Null)),
+            Err(m) => Err(StepFailure::Refused(m)),
+        };
+        match (self, value) {
+            (Transform::ToNumber, Carried::Number(f)) => Ok(Carried::Number(f)),
+            (Transform::ToNumber, Carried::Json(text @ Value::String(_))) => {
+                number(to_number::read(&text).and_then(|n| n.map(normalise).transpose()))
+            }
+            (Transform::Multiply(by), Carried::Number(f)) => number(multiply::of(f, by, ctx)),
+            (Transform::Divide(by), Carried::Number(f)) => number(divide::of(f, by, ctx)),
+            (Transform::Round(r), Carried::Number(f)) => number(r.of(f).map(Some)),
+            (_, value) => self.apply(value.into_value(), ctx).map(Carried::Json),
+        }
+    }
 }
 
 /// Whether a number is an integer, of any length: source systems' ids and counts can
@@ -563,7 +629,7 @@ pub(crate) mod testing {
         }
     }
 
-    fn compile(step: Value) -> Transform {
+    pub fn compile(step: Value) -> Transform {
         Transform::compile(&TransformStep(step), &mut NoPlugins).unwrap_or_else(|e| panic!("{e:?}"))
     }
 
@@ -681,5 +747,78 @@ mod tests {
         assert!(number(f64::INFINITY).is_err());
         assert_eq!(number(1e300), Ok(json!(1e300)));
         assert_eq!(number(123456.789), Ok(json!(123456.789)));
+        assert_eq!(number(-0.0), Ok(json!(0)));
+    }
+
+    /// A normalised number written as JSON reads back as itself, so numeric steps can
+    /// hand each other the `f64`.
+    #[test]
+    fn normalised_numbers_read_back_as_themselves() {
+        let mut x: f64 = 0.1;
+        for f in [
+            0.0,
+            -0.0,
+            1.0,
+            0.3,
+            1e300,
+            -2.5e-7,
+            123456.789,
+            9.007_199_254_740_993e15,
+            1.0 / 3.0,
+        ]
+        .into_iter()
+        .chain(std::iter::from_fn(|| {
+            x = x * 7.3 + 0.013;
+            (x < 1e12).then_some(x)
+        })) {
+            let normal = normalise(f).expect("finite");
+            let written = json_number(normal);
+            assert_eq!(written.as_f64(), Some(normal), "{f} → {written}");
+            assert_eq!(number(f), Ok(written));
+        }
+    }
+
+    /// A rule's numeric steps on carried numbers give what they give on JSON.
+    #[test]
+    fn carried_numbers_give_the_json_steps_results() {
+        let record = json!({"per": "3", "none": null});
+        let chains = [
+            json!(["to_number", {"divide": {"by_path": "$.per"}}, {"multiply": 7}, {"round": 2}]),
+            json!(["to_number", {"multiply": {"by_path": "$.none"}}, "to_number"]),
+            json!(["to_number", {"divide": 3}, "to_string"]),
+            json!(["to_number", "to_number", {"round": 4}]),
+        ];
+        for chain in chains {
+            for input in [
+                json!("10.00"),
+                json!(" 2.5- "),
+                json!(""),
+                json!(4),
+                json!("x"),
+            ] {
+                let steps: Vec<Transform> = chain
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .cloned()
+                    .map(compile)
+                    .collect();
+                let mut session = crate::plugin::Session::new(&[]);
+                let mut ctx = Ctx {
+                    record: &record,
+                    session: &mut session,
+                };
+                let json = steps
+                    .iter()
+                    .try_fold(input.clone(), |v, t| t.apply(v, &mut ctx));
+                let carried = steps
+                    .iter()
+                    .try_fold(Carried::Json(input.clone()), |v, t| {
+                        t.apply_carried(v, &mut ctx)
+                    })
+                    .map(Carried::into_value);
+                assert_eq!(carried, json, "{chain} on {input}");
+            }
+        }
     }
 }

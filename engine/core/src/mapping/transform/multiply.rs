@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::{Ctx, Operand, TransformDef, expected, number};
+use super::{Ctx, Operand, TransformDef, expected, json_number, normalise};
 
 pub(super) const DEF: TransformDef = TransformDef {
     name: "multiply",
@@ -20,9 +20,14 @@ pub(super) fn apply(value: Value, by: &Operand, ctx: &mut Ctx<'_>) -> Result<Val
     let Some(x) = value.as_f64() else {
         return Err(expected("a number (use to_number first for text)", &value));
     };
+    Ok(of(x, by, ctx)?.map_or(Value::Null, json_number))
+}
+
+/// `x` times the factor, [`normalise`]d; `None` when the factor's path gives nothing.
+pub(super) fn of(x: f64, by: &Operand, ctx: &Ctx<'_>) -> Result<Option<f64>, String> {
     match by.value(ctx)? {
-        None => Ok(Value::Null),
-        Some(factor) => number(x * factor),
+        None => Ok(None),
+        Some(factor) => normalise(x * factor).map(Some),
     }
 }
 

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{TransformDef, expected, number, object_args};
+use super::{TransformDef, expected, json_number, normalise, object_args};
 
 pub(super) const DEF: TransformDef = TransformDef {
     name: "round",
@@ -53,10 +53,15 @@ impl Round {
         let Some(x) = value.as_f64() else {
             return Err(expected("a number (use to_number first for text)", &value));
         };
+        self.of(x).map(json_number)
+    }
+
+    /// `x` rounded, [`normalise`]d.
+    pub(super) fn of(&self, x: f64) -> Result<f64, String> {
         let scale = 10f64.powi(self.digits as i32);
         // Remove binary noise first, so that 1.005 (stored as 1.00499…) rounds up.
         let scaled = ((x * scale) * 1e6).round() / 1e6;
-        number(scaled.round() / scale)
+        normalise(scaled.round() / scale)
     }
 }
 
