@@ -2165,6 +2165,8 @@ async fn composite_ids_find_and_update_their_own_records_upstream() {
     assert_eq!(got["data"]["title"], first["title"]);
     let (status, _) = s.get(&one("NOSUCHSITE")).await;
     assert_eq!(status, 404);
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An SAP vendor's id is its supplier number, which can differ from its business
@@ -2232,6 +2234,8 @@ async fn sap_vendors_are_found_by_their_supplier_number() {
     );
     let (status, _) = s.get(&format!("{vendors}/NOSUCHSUPPLIER")).await;
     assert_eq!(status, 404);
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

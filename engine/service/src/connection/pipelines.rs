@@ -49,12 +49,26 @@ impl Pipeline {
         .expect("the overrides resolved when the pipeline compiled")
     }
 
-    /// The way back, for writes: the inverted rules and the read-only targets.
+    /// The way back, for writes: the inverted rules and the read-only targets. Derived
+    /// the first time, then kept: a connection written to is written to again.
     pub fn write(&self) -> &WritePlan {
-        self.write.get_or_init(|| {
-            crosswalk_systems::write_plan(&self.resolved(), &self.set)
-                .expect("the write plan was derived when the pipeline compiled")
-        })
+        self.write.get_or_init(|| self.derive_write())
+    }
+
+    /// What `look` reads of the way back, without keeping it when it was not kept
+    /// already: a mapping's answer (to a `GET` or a `PUT`) shows the read-only targets,
+    /// and that should not make a connection hold a write plan (13 KiB for SAP's
+    /// purchase orders) it may never write with.
+    pub fn with_write<R>(&self, look: impl FnOnce(&WritePlan) -> R) -> R {
+        match self.write.get() {
+            Some(kept) => look(kept),
+            None => look(&self.derive_write()),
+        }
+    }
+
+    fn derive_write(&self) -> WritePlan {
+        crosswalk_systems::write_plan(&self.resolved(), &self.set)
+            .expect("the write plan was derived when the pipeline compiled")
     }
 
     fn new(
@@ -854,11 +868,15 @@ mod tests {
             .pipeline;
         assert!(!Arc::ptr_eq(&changed, &one));
         assert!(changed.write.get().is_none(), "kept from the compile");
-        let read_only = changed.write().read_only();
+        // A look at the way back (a mapping's answer) leaves it unkept; a write keeps it.
+        let read_only = changed.with_write(|w| w.read_only().to_vec());
         assert!(
             read_only.iter().any(|r| r.target == "custom_fields.marker"),
             "{read_only:?}"
         );
+        assert!(changed.write.get().is_none(), "kept by a look");
+        assert_eq!(changed.write().read_only(), read_only);
+        assert!(changed.write.get().is_some(), "kept for the next write");
         // The first connection still maps with the default.
         assert!(Arc::ptr_eq(
             &pipelines

@@ -716,14 +716,17 @@ pub struct MappingAnswer<'a> {
 /// and as its entity tag (`ETag: "3"`), which `If-Match` takes back.
 fn mapping_response(pipeline: &crate::connection::Pipeline) -> Response {
     let resolved = pipeline.resolved();
-    let body = MappingAnswer {
-        version: pipeline.version,
-        mapping: &resolved,
-        plugins: &pipeline.plugins,
-        read_only: pipeline.write().read_only(),
-        write_refused: pipeline.write().refused(),
-    };
-    let mut response = with_version(Json(body).into_response(), pipeline.version);
+    let body = pipeline.with_write(|write| {
+        Json(MappingAnswer {
+            version: pipeline.version,
+            mapping: &resolved,
+            plugins: &pipeline.plugins,
+            read_only: write.read_only(),
+            write_refused: write.refused(),
+        })
+        .into_response()
+    });
+    let mut response = with_version(body, pipeline.version);
     response.headers_mut().insert(
         axum::http::header::ETAG,
         HeaderValue::from_str(&format!("\"{}\"", pipeline.version)).expect("digits"),
