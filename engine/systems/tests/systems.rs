@@ -509,30 +509,98 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// The benchmarks compare crosswalk with the same mappings written as jq programs
-/// (`bench/jq/`): they must give the same records, on every sample of their entity.
-#[test]
-fn the_benchmarks_jq_programs_give_crosswalks_records() {
-    let tools: Vec<&str> = ["jq", "jaq"]
-        .into_iter()
-        .filter(|tool| {
-            std::process::Command::new(tool)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .collect();
-    if !tools.contains(&"jq") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "jq is required in CI (.ci/run installs it)"
-        );
-        eprintln!("skipped: jq is not installed (bench/run and .ci/run install it)");
-        return;
+/// A peer of the benchmarks that runs a mapping written in its own language over NDJSON
+/// on stdin, writing a record a line: the command, and the folder of its programs.
+struct Peer {
+    name: &'static str,
+    /// The command, before the program's path.
+    command: fn() -> std::process::Command,
+    programs: &'static str,
+    extension: &'static str,
+}
+
+/// Where `.ci/run` and `bench/run` install the `jsonata` package: the build cache.
+fn jsonata_modules() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/crosswalk/target")
+        },
+        PathBuf::from,
+    );
+    target.join("bench-peers/jsonata/node_modules")
+}
+
+/// The peers installed here: jq (required in CI: `.ci/run` installs it), jaq, and the
+/// JSONata runner on Node with the `jsonata` package that `.ci/run` and `bench/run`
+/// install into the build cache (required in CI too).
+fn peers() -> Vec<Peer> {
+    let works = |tool: &str, arg: &str| {
+        std::process::Command::new(tool)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let in_ci = std::env::var_os("CI").is_some();
+    let mut peers = Vec::new();
+    for (tool, command) in [
+        ("jq", (|| jq_command("jq")) as fn() -> std::process::Command),
+        ("jaq", || jq_command("jaq")),
+    ] {
+        if works(tool, "--version") {
+            peers.push(Peer {
+                name: tool,
+                command,
+                programs: "bench/jq",
+                extension: "jq",
+            });
+        } else if tool == "jq" {
+            assert!(!in_ci, "jq is required in CI (.ci/run installs it)");
+            eprintln!("skipped jq: it is not installed (bench/run and .ci/run install it)");
+        }
     }
+    let modules = jsonata_modules();
+    if works("node", "--version") && modules.join("jsonata").is_dir() {
+        peers.push(Peer {
+            name: "JSONata",
+            command: || {
+                let mut node = std::process::Command::new("node");
+                node.env("NODE_PATH", jsonata_modules())
+                    .arg(repo().join("bench/peers/jsonata/run.js"));
+                node
+            },
+            programs: "bench/jsonata",
+            extension: "jsonata",
+        });
+    } else {
+        assert!(
+            !in_ci,
+            "Node.js and the jsonata package in {} are required in CI (.ci/run installs them)",
+            modules.display()
+        );
+        eprintln!(
+            "skipped JSONata: Node.js or the jsonata package in {} is missing (bench/run and .ci/run install it)",
+            modules.display()
+        );
+    }
+    peers
+}
+
+fn jq_command(tool: &str) -> std::process::Command {
+    let mut jq = std::process::Command::new(tool);
+    jq.arg("-c").arg("-f");
+    jq
+}
+
+/// The benchmarks compare crosswalk with the same mappings written in its peers'
+/// languages (`bench/jq/`, `bench/jsonata/`): they must give the same records, on every
+/// sample of their entity.
+#[test]
+fn the_benchmarks_peer_programs_give_crosswalks_records() {
+    let peers = peers();
     for (system, entity, program) in [
-        ("sap-s4hana", Entity::PurchaseOrder, "sap-purchase-order.jq"),
-        ("ibm-maximo", Entity::WorkOrder, "maximo-work-order.jq"),
+        ("sap-s4hana", Entity::PurchaseOrder, "sap-purchase-order"),
+        ("ibm-maximo", Entity::WorkOrder, "maximo-work-order"),
     ] {
         let plan = systems::plan(system, entity, None).unwrap();
         let dir = repo()
@@ -552,15 +620,14 @@ fn the_benchmarks_jq_programs_give_crosswalks_records() {
                 .iter()
                 .map(|r| plan.map_record(r, MapOptions::default()).unwrap())
                 .collect();
-            for tool in &tools {
-                let mut child = std::process::Command::new(tool)
-                    .arg("-c")
-                    .arg("-f")
-                    .arg(repo().join("bench/jq").join(program))
+            for peer in &peers {
+                let program = format!("{}/{program}.{}", peer.programs, peer.extension);
+                let mut child = (peer.command)()
+                    .arg(repo().join(&program))
                     .stdin(std::process::Stdio::piped())
                     .stdout(std::process::Stdio::piped())
                     .spawn()
-                    .unwrap();
+                    .unwrap_or_else(|e| panic!("{}: {e}", peer.name));
                 use std::io::Write as _;
                 child
                     .stdin
@@ -569,7 +636,11 @@ fn the_benchmarks_jq_programs_give_crosswalks_records() {
                     .write_all(input.as_bytes())
                     .unwrap();
                 let out = child.wait_with_output().unwrap();
-                assert!(out.status.success(), "{tool} failed on {name}");
+                assert!(
+                    out.status.success(),
+                    "{} with {program} failed on {name}",
+                    peer.name
+                );
                 let theirs: Vec<Value> = String::from_utf8(out.stdout)
                     .unwrap()
                     .lines()
@@ -577,15 +648,17 @@ fn the_benchmarks_jq_programs_give_crosswalks_records() {
                     .collect();
                 assert!(
                     theirs.len() == ours.len() && theirs.iter().zip(&ours).all(|(a, b)| same(a, b)),
-                    "{tool} with bench/jq/{program} on {name}:\n{theirs:?}\n{ours:?}"
+                    "{} with {program} on {name}:\n{theirs:?}\n{ours:?}",
+                    peer.name
                 );
             }
             checked += 1;
         }
         assert!(checked >= 4, "only {checked} samples of {system} {entity}");
+        let names: Vec<&str> = peers.iter().map(|p| p.name).collect();
         println!(
-            "bench/jq/{program}: the same records as crosswalk on {checked} samples ({})",
-            tools.join(", ")
+            "{program}: the same records as crosswalk on {checked} samples ({})",
+            names.join(", ")
         );
     }
 }
