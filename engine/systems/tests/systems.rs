@@ -598,6 +598,10 @@ fn jq_command(tool: &str) -> std::process::Command {
 #[test]
 fn the_benchmarks_peer_programs_give_crosswalks_records() {
     let peers = peers();
+    if peers.is_empty() {
+        eprintln!("skipped: no peer of the benchmarks is installed");
+        return;
+    }
     for (system, entity, program) in [
         ("sap-s4hana", Entity::PurchaseOrder, "sap-purchase-order"),
         ("ibm-maximo", Entity::WorkOrder, "maximo-work-order"),
